@@ -1,0 +1,53 @@
+//! The command line: one subcommand per operational role.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// `mogothrow77 --version`: version, commit and schema level.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MOGOTHROW77_GIT_COMMIT"),
+    ", schema level ",
+    env!("MOGOTHROW77_SCHEMA_LEVEL"),
+    ")"
+);
+
+#[derive(Debug, Parser)]
+#[command(name = "mogothrow77", version = VERSION, about = "Mogothrow77 records appliance")]
+pub struct Cli {
+    /// Configuration file [default: /etc/mogothrow77/config.toml when present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (HTTPS API and console) until SIGTERM.
+    Serve,
+    /// Apply pending database migrations.
+    Migrate {
+        /// List pending migrations without applying them; exit 1 if any.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Validate the configuration, reach the database, check schema
+    /// compatibility and print the effective configuration (secrets redacted).
+    Check,
+    /// Print the version, git commit and the schema level this binary knows.
+    Version,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,491 @@
+//! Configuration: built-in defaults < config file < `MOGOTHROW77_…` environment.
+//!
+//! Loading never half-succeeds: every problem is collected and reported with
+//! the key, where it was set (`file:line`, the environment variable, or the
+//! built-in default) and what is expected.
+
+mod locate;
+pub mod secret;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::{Figment, Metadata, Source};
+use serde::{Deserialize, Serialize};
+
+pub use secret::{check_private_file, PrivateFileError, Secret};
+
+/// Where packages install the configuration file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/mogothrow77/config.toml";
+/// Prefix of configuration environment variables; nested keys use `__`.
+pub const ENV_PREFIX: &str = "MOGOTHROW77_";
+/// The commented defaults file is the reference for every key.
+pub const DEFAULTS_TOML: &str = include_str!("../../config.default.toml");
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    pub state_dir: PathBuf,
+    pub service: ServiceConfig,
+    pub tls: TlsConfig,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub user: String,
+    pub group: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub enabled: bool,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub hostnames: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub header_read_timeout_secs: u64,
+    pub tls_handshake_timeout_secs: u64,
+    pub body_limit_bytes: usize,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: Option<Secret>,
+    pub url_file: Option<PathBuf>,
+    pub migration_url: Option<Secret>,
+    pub migration_url_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub auto_migrate: bool,
+    pub pool_size: usize,
+    pub connect_timeout_secs: u64,
+    pub postgres_bin_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: LogLevel,
+}
+
+/// Which PostgreSQL the appliance uses.
+#[derive(Debug, Clone)]
+pub enum DatabaseTarget {
+    /// A cluster the appliance creates and supervises under `state_dir`.
+    Managed { bin_dir: Option<PathBuf> },
+    /// An existing server. `migration_url` is the schema owner's connection;
+    /// `None` means migrations use `url` too.
+    External {
+        url: Secret,
+        migration_url: Option<Secret>,
+    },
+}
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The effective configuration (secrets redacted when serialized).
+    pub config: Config,
+    /// The configuration file that was read, if any.
+    pub file: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub database: DatabaseTarget,
+}
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key, e.g. `tls.key_file`.
+    pub key: String,
+    /// Where the value came from: `FILE:LINE`, `FILE`, `env MOGOTHROW77_…`,
+    /// or `built-in default`.
+    pub source: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` ({}): {}", self.key, self.source, self.message)
+    }
+}
+
+/// The configuration cannot be used; every problem found is listed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration:")?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    fn one(key: &str, source: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            problems: vec![Problem {
+                key: key.to_string(),
+                source: source.into(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the configuration. `file` is `--config`; it must exist. Without it,
+    /// [`DEFAULT_CONFIG_PATH`] is read when present.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let file = match file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError::one(
+                        "--config",
+                        "command line",
+                        format!("{} does not exist or is not a file", path.display()),
+                    ));
+                }
+                Some(path.to_path_buf())
+            }
+            None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.is_file()),
+        };
+        let file_text = match &file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::one(
+                    "--config",
+                    path.display().to_string(),
+                    format!("cannot read the file: {e}"),
+                )
+            })?),
+            None => None,
+        };
+        let mut figment = Figment::from(Toml::string(DEFAULTS_TOML));
+        if let Some(path) = &file {
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        let sources = Sources {
+            figment: &figment,
+            file_text: file_text.as_deref(),
+        };
+        let config: Config = figment
+            .extract()
+            .map_err(|e| sources.describe_figment_error(e))?;
+        validate(config, file, &sources)
+    }
+}
+
+/// Renders where a key's value came from.
+struct Sources<'a> {
+    figment: &'a Figment,
+    file_text: Option<&'a str>,
+}
+
+impl Sources<'_> {
+    fn describe(&self, metadata: Option<&Metadata>, key: &str) -> String {
+        let Some(md) = metadata else {
+            return "built-in default".to_string();
+        };
+        match &md.source {
+            Some(Source::File(path)) => {
+                match self.file_text.and_then(|t| locate::line_of_key(t, key)) {
+                    Some(line) => format!("{}:{line}", path.display()),
+                    None => path.display().to_string(),
+                }
+            }
+            Some(Source::Code(_)) | Some(Source::Custom(_)) | None
+                if md.name.contains("environment") =>
+            {
+                let parts: Vec<&str> = key.split('.').collect();
+                format!(
+                    "environment variable {}{}",
+                    ENV_PREFIX,
+                    parts.join("__").to_uppercase()
+                )
+            }
+            _ => "built-in default".to_string(),
+        }
+    }
+
+    fn of_key(&self, key: &str) -> String {
+        self.describe(self.figment.find_metadata(key), key)
+    }
+
+    fn describe_figment_error(&self, error: figment::Error) -> ConfigError {
+        use figment::error::Kind;
+        let mut problems = Vec::new();
+        for e in error {
+            let mut path = e.path.clone();
+            let message = match &e.kind {
+                Kind::UnknownField(field, expected) => {
+                    if path.last() != Some(field) {
+                        path.push(field.clone());
+                    }
+                    format!("unknown key; expected one of: {}", expected.join(", "))
+                }
+                Kind::MissingField(field) => {
+                    if path.last().map(|s| s.as_str()) != Some(field) {
+                        path.push(field.to_string());
+                    }
+                    "missing key".to_string()
+                }
+                Kind::InvalidType(actual, expected) => {
+                    format!("expected {expected}, found {actual}")
+                }
+                Kind::InvalidValue(actual, expected) => {
+                    format!("expected {expected}, found {actual}")
+                }
+                Kind::UnknownVariant(found, expected) => format!(
+                    "unknown value `{found}`; expected one of: {}",
+                    expected.join(", ")
+                ),
+                other => other.to_string(),
+            };
+            let key = path.join(".");
+            let source = match &e.metadata {
+                Some(md) => self.describe(Some(md), &key),
+                None => self.of_key(&key),
+            };
+            problems.push(Problem {
+                key,
+                source,
+                message,
+            });
+        }
+        ConfigError { problems }
+    }
+}
+
+fn validate(
+    config: Config,
+    file: Option<PathBuf>,
+    sources: &Sources<'_>,
+) -> Result<Settings, ConfigError> {
+    let mut problems = Vec::new();
+    let mut problem = |key: &str, message: String| {
+        problems.push(Problem {
+            key: key.to_string(),
+            source: sources.of_key(key),
+            message,
+        });
+    };
+
+    let listen = match config.listen.parse::<SocketAddr>() {
+        Ok(addr) if addr.port() != 0 => Some(addr),
+        _ => {
+            problem(
+                "listen",
+                format!(
+                    "`{}` is not an address and port; expected IP:PORT with a port \
+                     from 1 to 65535, e.g. 0.0.0.0:8443",
+                    config.listen
+                ),
+            );
+            None
+        }
+    };
+    if !config.state_dir.is_absolute() {
+        problem(
+            "state_dir",
+            format!(
+                "`{}` is not an absolute path; expected e.g. /var/lib/mogothrow77",
+                config.state_dir.display()
+            ),
+        );
+    }
+    for (key, value) in [
+        ("service.user", &config.service.user),
+        ("service.group", &config.service.group),
+    ] {
+        if value.is_empty() {
+            problem(key, "must not be empty".to_string());
+        }
+    }
+    match (&config.tls.cert_file, &config.tls.key_file) {
+        (Some(_), None) => problem(
+            "tls.key_file",
+            "missing: tls.cert_file is set, so the key must be set too".to_string(),
+        ),
+        (None, Some(_)) => problem(
+            "tls.cert_file",
+            "missing: tls.key_file is set, so the certificate must be set too".to_string(),
+        ),
+        (Some(_), Some(key)) if config.tls.enabled => {
+            if let Err(e) = check_private_file(key) {
+                problem("tls.key_file", e.to_string());
+            }
+        }
+        _ => {}
+    }
+    if config.tls.hostnames.is_empty() || config.tls.hostnames.iter().any(|h| h.is_empty()) {
+        problem(
+            "tls.hostnames",
+            "expected a list of one or more non-empty host names".to_string(),
+        );
+    }
+    for (key, value) in [
+        (
+            "http.header_read_timeout_secs",
+            config.http.header_read_timeout_secs,
+        ),
+        (
+            "http.tls_handshake_timeout_secs",
+            config.http.tls_handshake_timeout_secs,
+        ),
+        (
+            "database.connect_timeout_secs",
+            config.database.connect_timeout_secs,
+        ),
+    ] {
+        if !(1..=3600).contains(&value) {
+            problem(key, format!("{value} is out of range; expected 1 to 3600"));
+        }
+    }
+    if config.http.shutdown_grace_secs > 3600 {
+        problem(
+            "http.shutdown_grace_secs",
+            format!(
+                "{} is out of range; expected 0 to 3600",
+                config.http.shutdown_grace_secs
+            ),
+        );
+    }
+    if !(1024..=1 << 30).contains(&config.http.body_limit_bytes) {
+        problem(
+            "http.body_limit_bytes",
+            format!(
+                "{} is out of range; expected 1024 to 1073741824",
+                config.http.body_limit_bytes
+            ),
+        );
+    }
+    if !(1..=1000).contains(&config.database.pool_size) {
+        problem(
+            "database.pool_size",
+            format!(
+                "{} is out of range; expected 1 to 1000",
+                config.database.pool_size
+            ),
+        );
+    }
+
+    let db = &config.database;
+    let mut secret =
+        |key: &str, inline: &Option<Secret>, path: &Option<PathBuf>| -> Option<Secret> {
+            match (inline, path) {
+                (Some(_), Some(_)) => {
+                    problem(key, format!("set either {key} or {key}_file, not both"));
+                    None
+                }
+                (Some(value), None) => Some(value.clone()),
+                (None, Some(path)) => match secret::read_secret_file(path) {
+                    Ok(value) => Some(value),
+                    Err(e) => {
+                        problem(&format!("{key}_file"), e.to_string());
+                        None
+                    }
+                },
+                (None, None) => None,
+            }
+        };
+    let url = secret("database.url", &db.url, &db.url_file);
+    let migration_url = secret(
+        "database.migration_url",
+        &db.migration_url,
+        &db.migration_url_file,
+    );
+    for (key, value) in [
+        ("database.url", &url),
+        ("database.migration_url", &migration_url),
+    ] {
+        if let Some(value) = value {
+            if let Err(e) = value.expose().parse::<tokio_postgres::Config>() {
+                // The parser's message never contains the URL itself.
+                problem(
+                    key,
+                    format!(
+                        "not a valid PostgreSQL connection string ({e}); expected \
+                         postgresql://USER@HOST[:PORT]/DBNAME[?sslmode=require]"
+                    ),
+                );
+            }
+        }
+    }
+    if migration_url.is_some() && url.is_none() {
+        problem(
+            "database.migration_url",
+            "set without database.url; the managed database needs neither".to_string(),
+        );
+    }
+    if let Some(ca) = &db.ca_file {
+        if !ca.is_file() {
+            problem(
+                "database.ca_file",
+                format!("{} does not exist or is not a file", ca.display()),
+            );
+        }
+    }
+
+    if !problems.is_empty() {
+        return Err(ConfigError { problems });
+    }
+    let database = match url {
+        Some(url) => DatabaseTarget::External { url, migration_url },
+        None => DatabaseTarget::Managed {
+            bin_dir: config.database.postgres_bin_dir.clone(),
+        },
+    };
+    let Some(listen) = listen else {
+        return Err(ConfigError { problems });
+    };
+    Ok(Settings {
+        config,
+        file,
+        listen,
+        database,
+    })
+}
+
+impl Settings {
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn effective_toml(&self) -> String {
+        toml::to_string_pretty(&self.config)
+            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}

@@ -1,0 +1,562 @@
+//! The managed PostgreSQL cluster: created with the system's `initdb` under
+//! `<state_dir>/postgres`, run as a supervised child on a unix socket only,
+//! restarted with backoff if it dies, shut down fast when the appliance stops.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
+
+use super::{describe_pg_error, Connections};
+
+/// Roles and database the appliance creates in its managed cluster.
+pub const OWNER_ROLE: &str = "mogothrow77_owner";
+pub const APP_ROLE: &str = "mogothrow77_app";
+pub const DATABASE: &str = "mogothrow77";
+/// Unix socket paths are limited to 107 bytes.
+const MAX_SOCKET_PATH: usize = 107;
+const PORT: u16 = 5432;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManagedError {
+    #[error(
+        "PostgreSQL server binaries (initdb, postgres) were not found {searched}. \
+         Install them: `apt-get install postgresql` (Debian/Ubuntu) or \
+         `dnf install postgresql-server` (RHEL family); or set database.postgres_bin_dir; \
+         or use an external database with database.url"
+    )]
+    BinariesMissing { searched: String },
+    #[error(
+        "the managed database in {data_dir} was created by PostgreSQL {recorded}, but only \
+         PostgreSQL {found} is installed. Install PostgreSQL {recorded} again, or upgrade the \
+         cluster as described in docs/runbooks/postgresql-major-upgrade.md"
+    )]
+    MajorVersionChanged {
+        data_dir: String,
+        recorded: String,
+        found: String,
+    },
+    #[error(
+        "the socket path {path} is {len} bytes, over the 107-byte limit; choose a shorter state_dir"
+    )]
+    SocketPathTooLong { path: String, len: usize },
+    #[error("cannot prepare {path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("initdb failed ({status}): {output}")]
+    Initdb { status: String, output: String },
+    #[error("PostgreSQL did not start: {0}")]
+    Start(String),
+    #[error("cannot create the appliance's roles and database: {0}")]
+    Bootstrap(String),
+}
+
+impl ManagedError {
+    /// True when a system component is missing (exit 5).
+    pub fn is_missing_component(&self) -> bool {
+        matches!(
+            self,
+            ManagedError::BinariesMissing { .. } | ManagedError::MajorVersionChanged { .. }
+        )
+    }
+}
+
+/// A PostgreSQL installation: its `bin` directory and major version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgBinaries {
+    pub bin_dir: PathBuf,
+    pub major: String,
+}
+
+impl PgBinaries {
+    fn at(dir: &Path) -> Option<PgBinaries> {
+        let postgres = dir.join("postgres");
+        if !dir.join("initdb").is_file() || !postgres.is_file() {
+            return None;
+        }
+        let out = std::process::Command::new(&postgres)
+            .arg("--version")
+            .output()
+            .ok()?;
+        // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+        let text = String::from_utf8_lossy(&out.stdout);
+        let version = text.split_whitespace().nth(2)?;
+        let major = version.split('.').next()?.to_string();
+        Some(PgBinaries {
+            bin_dir: dir.to_path_buf(),
+            major,
+        })
+    }
+}
+
+/// Every PostgreSQL installation found, in search order: `pg_config --bindir`,
+/// `PATH`, then `/usr/lib/postgresql/*/bin` (highest major first).
+pub fn discover(configured: Option<&Path>) -> (Vec<PgBinaries>, String) {
+    if let Some(dir) = configured {
+        return (
+            PgBinaries::at(dir).into_iter().collect(),
+            format!("in {} (database.postgres_bin_dir)", dir.display()),
+        );
+    }
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Ok(out) = std::process::Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+    {
+        if out.status.success() {
+            dirs.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let major = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            Some((major, e.path().join("bin")))
+        })
+        .collect();
+    versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
+    dirs.extend(versioned.into_iter().map(|(_, d)| d));
+    let mut found: Vec<PgBinaries> = Vec::new();
+    for dir in dirs {
+        // Resolve symlinks (e.g. /usr/local/bin/postgres) to the real install.
+        let real = std::fs::canonicalize(dir.join("postgres"))
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or(dir);
+        if let Some(b) = PgBinaries::at(&real) {
+            if !found.contains(&b) {
+                found.push(b);
+            }
+        }
+    }
+    (
+        found,
+        "via pg_config, in PATH or in /usr/lib/postgresql/*/bin".to_string(),
+    )
+}
+
+/// Chooses the binaries for a data directory: its recorded major version when
+/// it exists, else the highest installed major version.
+pub fn choose(
+    found: &[PgBinaries],
+    searched: &str,
+    data_dir: &Path,
+) -> Result<PgBinaries, ManagedError> {
+    if found.is_empty() {
+        return Err(ManagedError::BinariesMissing {
+            searched: searched.to_string(),
+        });
+    }
+    match std::fs::read_to_string(data_dir.join("PG_VERSION")) {
+        Ok(recorded) => {
+            let recorded = recorded.trim().to_string();
+            found
+                .iter()
+                .find(|b| b.major == recorded)
+                .cloned()
+                .ok_or_else(|| ManagedError::MajorVersionChanged {
+                    data_dir: data_dir.display().to_string(),
+                    recorded,
+                    found: found
+                        .iter()
+                        .map(|b| b.major.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+        }
+        Err(_) => found
+            .iter()
+            .max_by_key(|b| b.major.parse::<u32>().unwrap_or(0))
+            .cloned()
+            .ok_or_else(|| ManagedError::BinariesMissing {
+                searched: searched.to_string(),
+            }),
+    }
+}
+
+/// Paths of the managed cluster under the state directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub data_dir: PathBuf,
+    pub socket_dir: PathBuf,
+}
+
+impl Layout {
+    pub fn new(state_dir: &Path) -> Result<Layout, ManagedError> {
+        let socket_dir = state_dir.join("run");
+        let socket = socket_dir.join(format!(".s.PGSQL.{PORT}"));
+        let len = socket.as_os_str().len();
+        if len > MAX_SOCKET_PATH {
+            return Err(ManagedError::SocketPathTooLong {
+                path: socket.display().to_string(),
+                len,
+            });
+        }
+        Ok(Layout {
+            data_dir: state_dir.join("postgres"),
+            socket_dir,
+        })
+    }
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ManagedError + '_ {
+    move |e| ManagedError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// The managed cluster, prepared (binaries chosen, initialised) but not running.
+pub struct ManagedPostgres {
+    pub binaries: PgBinaries,
+    pub layout: Layout,
+    os_user: String,
+}
+
+impl ManagedPostgres {
+    /// Finds the binaries and runs `initdb` on first use. Runs as the service
+    /// user (PostgreSQL refuses to run as root).
+    pub async fn prepare(
+        state_dir: &Path,
+        configured_bin_dir: Option<&Path>,
+    ) -> Result<ManagedPostgres, ManagedError> {
+        let layout = Layout::new(state_dir)?;
+        let (found, searched) = discover(configured_bin_dir);
+        let binaries = choose(&found, &searched, &layout.data_dir)?;
+        let os_user = nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .ok_or_else(|| ManagedError::Start("the current user has no name".to_string()))?;
+        let socket_dir = &layout.socket_dir;
+        std::fs::create_dir_all(socket_dir).map_err(io_err(socket_dir))?;
+        set_mode(socket_dir, 0o700)?;
+        let pg = ManagedPostgres {
+            binaries,
+            layout,
+            os_user,
+        };
+        if !pg.layout.data_dir.join("PG_VERSION").is_file() {
+            pg.initdb().await?;
+        }
+        pg.write_access_rules()?;
+        Ok(pg)
+    }
+
+    async fn initdb(&self) -> Result<(), ManagedError> {
+        let data = &self.layout.data_dir;
+        // A half-initialised directory from an interrupted initdb is removed.
+        if data.exists() {
+            std::fs::remove_dir_all(data).map_err(io_err(data))?;
+        }
+        tracing::info!(
+            data_dir = %data.display(),
+            version = %self.binaries.major,
+            "creating the managed PostgreSQL cluster"
+        );
+        let out = Command::new(self.binaries.bin_dir.join("initdb"))
+            .arg("-D")
+            .arg(data)
+            .args([
+                "--encoding=UTF8",
+                "--locale=C",
+                "--auth-local=peer",
+                "--auth-host=reject",
+            ])
+            .arg(format!("--username={}", self.os_user))
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| ManagedError::Initdb {
+                status: "not started".to_string(),
+                output: e.to_string(),
+            })?;
+        if !out.status.success() {
+            return Err(ManagedError::Initdb {
+                status: out.status.to_string(),
+                output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Only the service user may connect, over the socket, as itself or as
+    /// the appliance's two roles.
+    fn write_access_rules(&self) -> Result<(), ManagedError> {
+        let data = &self.layout.data_dir;
+        let hba = data.join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "# Managed by mogothrow77: rewritten at every start.\n\
+             local all all peer map=appliance\n",
+        )
+        .map_err(io_err(&hba))?;
+        let ident = data.join("pg_ident.conf");
+        let user = &self.os_user;
+        std::fs::write(
+            &ident,
+            format!(
+                "# Managed by mogothrow77: rewritten at every start.\n\
+                 appliance {user} {user}\n\
+                 appliance {user} {OWNER_ROLE}\n\
+                 appliance {user} {APP_ROLE}\n"
+            ),
+        )
+        .map_err(io_err(&ident))?;
+        Ok(())
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(self.binaries.bin_dir.join("postgres"));
+        cmd.arg("-D").arg(&self.layout.data_dir);
+        let socket_dir = self.layout.socket_dir.display().to_string();
+        for (key, value) in [
+            ("listen_addresses", ""),
+            ("unix_socket_directories", socket_dir.as_str()),
+            ("unix_socket_permissions", "0700"),
+            ("port", "5432"),
+            // The systemd sandbox forbids writable-executable memory.
+            ("jit", "off"),
+            ("shared_buffers", "64MB"),
+            ("max_connections", "100"),
+            ("logging_collector", "off"),
+            ("log_destination", "stderr"),
+            ("log_line_prefix", ""),
+        ] {
+            cmd.arg("-c").arg(format!("{key}={value}"));
+        }
+        cmd.env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            // Own process group: a terminal's Ctrl-C reaches the appliance
+            // only, which drains before stopping PostgreSQL.
+            .process_group(0)
+            .kill_on_drop(false);
+        cmd
+    }
+
+    fn connection(&self, user: &str, database: &str) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host_path(&self.layout.socket_dir)
+            .port(PORT)
+            .user(user)
+            .dbname(database)
+            .application_name("mogothrow77")
+            .connect_timeout(Duration::from_secs(5));
+        c
+    }
+
+    /// Connection settings for the appliance's roles.
+    pub fn connections(&self, connect_timeout: Duration) -> Result<Connections, super::DbError> {
+        let mut app = self.connection(APP_ROLE, DATABASE);
+        let mut owner = self.connection(OWNER_ROLE, DATABASE);
+        app.connect_timeout(connect_timeout);
+        owner.connect_timeout(connect_timeout);
+        Ok(Connections {
+            app,
+            owner,
+            shared_role: false,
+            tls: super::tls_connector(None)?,
+            connect_timeout,
+        })
+    }
+
+    /// Starts PostgreSQL, waits until it accepts connections, creates the
+    /// roles and database if needed, and supervises it from then on.
+    pub async fn start(self) -> Result<Supervisor, ManagedError> {
+        let pg = Arc::new(self);
+        let mut child = spawn(&pg)?;
+        wait_accepting(&pg, &mut child).await?;
+        bootstrap(&pg).await?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(supervise(pg.clone(), child, stop_rx));
+        Ok(Supervisor { stop_tx, task })
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), ManagedError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err(path))
+}
+
+fn spawn(pg: &ManagedPostgres) -> Result<Child, ManagedError> {
+    let mut child = pg
+        .command()
+        .spawn()
+        .map_err(|e| ManagedError::Start(format!("cannot run postgres: {e}")))?;
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::info!(target: "postgres", "{line}");
+            }
+        });
+    }
+    Ok(child)
+}
+
+async fn wait_accepting(pg: &ManagedPostgres, child: &mut Child) -> Result<(), ManagedError> {
+    let config = pg.connection(&pg.os_user, "postgres");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| ManagedError::Start(e.to_string()))?
+        {
+            return Err(ManagedError::Start(format!(
+                "postgres exited during start-up ({status}); its log lines above say why"
+            )));
+        }
+        match config.connect(NoTls).await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() > deadline => {
+                return Err(ManagedError::Start(format!(
+                    "not accepting connections after 60 s: {}",
+                    describe_pg_error(&e)
+                )))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Connects over the unix socket (no TLS on a local socket).
+async fn connect_socket(
+    config: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, ManagedError> {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| ManagedError::Bootstrap(describe_pg_error(&e)))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Creates the owner and application roles and the database (idempotent).
+async fn bootstrap(pg: &ManagedPostgres) -> Result<(), ManagedError> {
+    let err = |e: tokio_postgres::Error| ManagedError::Bootstrap(describe_pg_error(&e));
+    let admin = connect_socket(&pg.connection(&pg.os_user, "postgres")).await?;
+    admin
+        .batch_execute(&format!(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{OWNER_ROLE}') THEN
+                 CREATE ROLE {OWNER_ROLE} LOGIN;
+               END IF;
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                 CREATE ROLE {APP_ROLE} LOGIN;
+               END IF;
+             END $$;"
+        ))
+        .await
+        .map_err(err)?;
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DATABASE])
+        .await
+        .map_err(err)?
+        .is_some();
+    if !exists {
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {DATABASE} OWNER {OWNER_ROLE} ENCODING 'UTF8' TEMPLATE template0"
+            ))
+            .await
+            .map_err(err)?;
+    }
+    let db = connect_socket(&pg.connection(&pg.os_user, DATABASE)).await?;
+    db.batch_execute(&format!(
+        "REVOKE ALL ON DATABASE {DATABASE} FROM PUBLIC;
+         GRANT CONNECT, TEMPORARY ON DATABASE {DATABASE} TO {APP_ROLE};
+         ALTER SCHEMA public OWNER TO {OWNER_ROLE};
+         REVOKE ALL ON SCHEMA public FROM PUBLIC;
+         GRANT USAGE ON SCHEMA public TO {APP_ROLE};
+         ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} IN SCHEMA public
+           GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE};
+         ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} IN SCHEMA public
+           GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE};"
+    ))
+    .await
+    .map_err(err)?;
+    Ok(())
+}
+
+/// Handle to the supervised PostgreSQL.
+pub struct Supervisor {
+    stop_tx: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Supervisor {
+    /// Fast shutdown: PostgreSQL rolls back open transactions and exits cleanly.
+    pub async fn stop(self) {
+        let _ = self.stop_tx.send(true);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "PostgreSQL supervisor ended abnormally");
+        }
+    }
+}
+
+async fn supervise(pg: Arc<ManagedPostgres>, child: Child, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_secs(1);
+    let mut child = Some(child);
+    loop {
+        let started = Instant::now();
+        if let Some(running) = child.as_mut() {
+            tokio::select! {
+                status = running.wait() => {
+                    let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                    if started.elapsed() > Duration::from_secs(60) {
+                        backoff = Duration::from_secs(1);
+                    }
+                    tracing::error!(%status, retry_in_secs = backoff.as_secs(), "managed PostgreSQL exited; restarting");
+                }
+                _ = stop.changed() => {
+                    shutdown_child(running).await;
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+        child = match spawn(&pg) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot restart managed PostgreSQL");
+                None
+            }
+        };
+    }
+}
+
+async fn shutdown_child(child: &mut Child) {
+    let Some(pid) = child.id() else { return };
+    let pid = Pid::from_raw(pid as i32);
+    // SIGINT: PostgreSQL's "fast" shutdown.
+    let _ = kill(pid, Signal::SIGINT);
+    match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+        Ok(_) => tracing::info!("managed PostgreSQL stopped"),
+        Err(_) => {
+            tracing::warn!("managed PostgreSQL did not stop in 30 s; sending SIGQUIT");
+            let _ = kill(pid, Signal::SIGQUIT);
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! PostgreSQL: connection settings for the application and migration roles,
+//! the connection pool, and TLS to external servers.
+
+pub mod managed;
+pub mod migrate;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use rustls::pki_types::CertificateDer;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::config::{DatabaseTarget, Settings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid database connection string for {role}: {reason}")]
+    BadUrl { role: &'static str, reason: String },
+    #[error("cannot load the database CA certificates from {path}: {reason}")]
+    CaFile { path: String, reason: String },
+    #[error("cannot create the connection pool: {0}")]
+    Pool(String),
+    #[error("database unreachable: {0}")]
+    Unreachable(String),
+}
+
+/// Connection settings for both roles the appliance uses.
+#[derive(Clone)]
+pub struct Connections {
+    /// The application role: everything but migrations.
+    pub app: tokio_postgres::Config,
+    /// The schema owner: migrations.
+    pub owner: tokio_postgres::Config,
+    /// True when migrations use the application role's own connection
+    /// (external mode without `database.migration_url`).
+    pub shared_role: bool,
+    pub tls: MakeRustlsConnect,
+    pub connect_timeout: Duration,
+}
+
+impl Connections {
+    /// Settings for an external database from the configuration.
+    pub fn external(settings: &Settings) -> Result<Connections, DbError> {
+        let DatabaseTarget::External { url, migration_url } = &settings.database else {
+            return Err(DbError::BadUrl {
+                role: "application",
+                reason: "no database.url configured".to_string(),
+            });
+        };
+        let parse = |role: &'static str, url: &str| {
+            url.parse::<tokio_postgres::Config>()
+                .map_err(|e| DbError::BadUrl {
+                    role,
+                    reason: e.to_string(),
+                })
+        };
+        let timeout = Duration::from_secs(settings.config.database.connect_timeout_secs);
+        let mut app = parse("application", url.expose())?;
+        let mut owner = match migration_url {
+            Some(m) => parse("migrations", m.expose())?,
+            None => app.clone(),
+        };
+        for c in [&mut app, &mut owner] {
+            c.connect_timeout(timeout);
+            c.application_name("mogothrow77");
+        }
+        Ok(Connections {
+            app,
+            owner,
+            shared_role: migration_url.is_none(),
+            tls: tls_connector(settings.config.database.ca_file.as_deref())?,
+            connect_timeout: timeout,
+        })
+    }
+
+    /// A pool of application-role connections. Connections are made lazily:
+    /// creating the pool never touches the network.
+    pub fn pool(&self, size: usize) -> Result<Pool, DbError> {
+        let manager = Manager::from_config(
+            self.app.clone(),
+            self.tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        Pool::builder(manager)
+            .max_size(size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(self.connect_timeout))
+            .create_timeout(Some(self.connect_timeout))
+            .recycle_timeout(Some(self.connect_timeout))
+            .build()
+            .map_err(|e| DbError::Pool(e.to_string()))
+    }
+
+    /// One connection as the schema owner, for migrations.
+    pub async fn connect_owner(&self) -> Result<tokio_postgres::Client, DbError> {
+        connect(&self.owner, &self.tls).await
+    }
+
+    /// One connection as the application role.
+    pub async fn connect_app(&self) -> Result<tokio_postgres::Client, DbError> {
+        connect(&self.app, &self.tls).await
+    }
+}
+
+/// Connects and drives the connection on a background task.
+pub async fn connect(
+    config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
+) -> Result<tokio_postgres::Client, DbError> {
+    let (client, connection) = config
+        .connect(tls.clone())
+        .await
+        .map_err(|e| DbError::Unreachable(describe_pg_error(&e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "database connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// A PostgreSQL error as one line, with the server's message when there is one.
+pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+/// TLS to the database: `database.ca_file` when set, else the system store.
+/// Whether TLS is used follows the URL's `sslmode` (disable, prefer, require);
+/// when used, the server certificate is always verified.
+fn tls_connector(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, DbError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| DbError::CaFile {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice())
+                .filter_map(Result::ok)
+                .collect();
+            if certs.is_empty() {
+                return Err(DbError::CaFile {
+                    path: path.display().to_string(),
+                    reason: "no PEM certificate found".to_string(),
+                });
+            }
+            roots.add_parsable_certificates(certs);
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| DbError::Pool(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}

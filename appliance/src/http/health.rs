@@ -1,0 +1,74 @@
+//! `/healthz` (alive), `/readyz` (database reachable and schema compatible)
+//! and `/metrics`.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::AppState;
+use crate::db::describe_pg_error;
+use crate::db::migrate;
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let check = async {
+        let client = state
+            .pool
+            .get()
+            .await
+            .map_err(|e| format!("database unreachable: {e}"))?;
+        client
+            .simple_query("")
+            .await
+            .map_err(|e| format!("database unreachable: {}", describe_pg_error(&e)))?;
+        let status = migrate::status(&client)
+            .await
+            .map_err(|e| format!("cannot read the schema state: {e}"))?;
+        status
+            .check_serveable()
+            .map_err(|e| format!("schema incompatible: {e}"))
+    };
+    let outcome = match tokio::time::timeout(state.db_timeout, check).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "database did not answer within {} s",
+            state.db_timeout.as_secs()
+        )),
+    };
+    match outcome {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "reasons": [reason] })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let pool = state.pool.status();
+    state.metrics.pool_size.set(pool.size as i64);
+    state.metrics.pool_available.set(pool.available as i64);
+    state.metrics.pool_waiting.set(pool.waiting as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}

@@ -1,0 +1,45 @@
+//! HTTP: the router, its middleware and the TLS-terminating server.
+
+pub mod error;
+mod headers;
+mod health;
+mod observe;
+pub mod request_id;
+pub mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use deadpool_postgres::Pool;
+
+use crate::metrics::Metrics;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub metrics: Arc<Metrics>,
+    /// Bound for database checks made on behalf of a request.
+    pub db_timeout: Duration,
+}
+
+/// The whole application: every route, then the middleware every request
+/// passes through (outermost last): body limit, metrics and access log,
+/// security headers, request id.
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    let metrics = state.metrics.clone();
+    let routes = Router::new()
+        .merge(health::router())
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            observe::middleware,
+        ));
+    headers::apply(routes).layer(axum::middleware::from_fn(request_id::middleware))
+}

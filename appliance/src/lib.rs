@@ -1,0 +1,16 @@
+//! Mogothrow77: the records appliance server. `docs/ARCHITECTURE.md` maps
+//! the modules.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod exit;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod privileges;
+pub mod serve;
+pub mod startup;
+pub mod systemd;
+pub mod tls;

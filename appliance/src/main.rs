@@ -1,0 +1,54 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use mogothrow77::cli::{Cli, Command};
+use mogothrow77::config::Settings;
+use mogothrow77::exit::Exit;
+use mogothrow77::{commands, logging, serve};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Config
+            } else {
+                Exit::Ok
+            }
+            .into();
+        }
+    };
+    if let Command::Version = cli.command {
+        return commands::version().into();
+    }
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mogothrow77: {e}");
+            return Exit::Config.into();
+        }
+    };
+    logging::init(&settings.config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mogothrow77: cannot start the async runtime: {e}");
+            return Exit::Failure.into();
+        }
+    };
+    let exit = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve::run(settings).await,
+            Command::Migrate { check } => commands::migrate(settings, check).await,
+            Command::Check => commands::check(settings).await,
+            Command::Version => commands::version(),
+        }
+    });
+    // Do not wait for detached tasks (log forwarders, idle connections).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    exit.into()
+}

@@ -1,0 +1,223 @@
+//! `mogothrow77 serve`: bind, become the service user, TLS, database,
+//! migrations, then serve until SIGTERM/SIGINT and drain.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::Settings;
+use crate::db::migrate;
+use crate::exit::Exit;
+use crate::http::{self, server, AppState};
+use crate::metrics::Metrics;
+use crate::startup::{self, StartError};
+use crate::{systemd, tls};
+
+pub async fn run(settings: Settings) -> Exit {
+    let started = Instant::now();
+    match serve(settings, started).await {
+        Ok(exit) => exit,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("mogothrow77: {e}");
+            e.exit()
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
+    let err = |e: std::io::Error| StartError::Bind {
+        addr: addr.to_string(),
+        reason: e.to_string(),
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    Ok(listener)
+}
+
+async fn serve(settings: Settings, started: Instant) -> Result<Exit, StartError> {
+    let config = &settings.config;
+    // Bind first: a port below 1024 needs root, which is dropped next.
+    let listener = bind(settings.listen)?;
+    let account = startup::become_service_user(&settings)?;
+    if account.is_some() {
+        tracing::info!(
+            user = %config.service.user,
+            group = %config.service.group,
+            "dropped root privileges"
+        );
+    }
+
+    let tls = if config.tls.enabled {
+        let paths = match (&config.tls.cert_file, &config.tls.key_file) {
+            (Some(cert), Some(key)) => tls::CertPaths {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => {
+                let paths = tls::self_signed_paths(&config.state_dir);
+                if tls::ensure_self_signed(&paths, &config.tls.hostnames)? {
+                    tracing::info!(
+                        cert = %paths.cert.display(),
+                        hostnames = ?config.tls.hostnames,
+                        "generated a self-signed certificate"
+                    );
+                }
+                paths
+            }
+        };
+        let resolver = Arc::new(tls::CertResolver::new(paths)?);
+        tracing::info!(sha256 = %resolver.fingerprint(), "TLS certificate loaded");
+        Some(resolver)
+    } else {
+        tracing::warn!("TLS is disabled (tls.enabled = false): serving plain HTTP");
+        None
+    };
+
+    systemd::status("opening the database");
+    let database = startup::open_database(&settings, true).await?;
+    let result = serve_with_database(&settings, listener, tls, &database, started).await;
+    database.close().await;
+    result
+}
+
+async fn serve_with_database(
+    settings: &Settings,
+    listener: std::net::TcpListener,
+    tls: Option<Arc<tls::CertResolver>>,
+    database: &startup::Database,
+    started: Instant,
+) -> Result<Exit, StartError> {
+    let config = &settings.config;
+    let connections = &database.connections;
+
+    systemd::status("checking the schema");
+    let mut owner = connections.connect_owner().await?;
+    if config.database.auto_migrate {
+        let applied = migrate::migrate(&mut owner).await?;
+        for m in &applied {
+            tracing::info!(migration = %m, "applied migration");
+        }
+    }
+    let status = migrate::status(&owner).await?;
+    status
+        .check_serveable()
+        .map_err(migrate::MigrateError::from)?;
+    drop(owner);
+    if connections.shared_role {
+        tracing::warn!(
+            "database.migration_url is not set: migrations and the application share one role"
+        );
+    }
+
+    let pool = connections.pool(config.database.pool_size)?;
+    // Fail fast (exit 4) when the application role cannot connect.
+    drop(pool.get().await.map_err(|e| {
+        StartError::Db(crate::db::DbError::Unreachable(format!(
+            "the application role cannot connect: {e}"
+        )))
+    })?);
+    let state = AppState {
+        pool,
+        metrics: Metrics::new(),
+        db_timeout: Duration::from_secs(config.database.connect_timeout_secs),
+    };
+    let app = http::router(state, config.http.body_limit_bytes);
+    let listener = TcpListener::from_std(listener).map_err(|e| StartError::Bind {
+        addr: settings.listen.to_string(),
+        reason: e.to_string(),
+    })?;
+    let addr = listener.local_addr().map_err(|e| StartError::Bind {
+        addr: settings.listen.to_string(),
+        reason: e.to_string(),
+    })?;
+
+    let mut term = signal(SignalKind::terminate()).map_err(|e| StartError::Other(e.to_string()))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| StartError::Other(e.to_string()))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| StartError::Other(e.to_string()))?;
+
+    let limits = server::Limits {
+        header_read_timeout: Duration::from_secs(config.http.header_read_timeout_secs),
+        tls_handshake_timeout: Duration::from_secs(config.http.tls_handshake_timeout_secs),
+        shutdown_grace: Duration::from_secs(config.http.shutdown_grace_secs),
+    };
+    let server_config = match &tls {
+        Some(resolver) => Some(tls::server_config(resolver.clone())?),
+        None => None,
+    };
+    let serving = Arc::new(AtomicBool::new(true));
+    let shutdown = {
+        let serving = serving.clone();
+        let tls = tls.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                    _ = hup.recv() => reload_tls(tls.as_deref()),
+                }
+            }
+            serving.store(false, Ordering::SeqCst);
+            systemd::stopping();
+            tracing::info!("shutting down: draining in-flight requests");
+        }
+    };
+    if let Some(interval) = systemd::watchdog_interval() {
+        let serving = serving.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tick.tick().await;
+                if !serving.load(Ordering::SeqCst) {
+                    break;
+                }
+                systemd::watchdog();
+            }
+        });
+    }
+
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let host = config
+        .tls
+        .hostnames
+        .first()
+        .map(String::as_str)
+        .unwrap_or("localhost");
+    let url = format!("{scheme}://{host}:{}/", addr.port());
+    tracing::info!(
+        %addr,
+        %url,
+        startup_ms = started.elapsed().as_millis() as u64,
+        version = env!("CARGO_PKG_VERSION"),
+        "ready"
+    );
+    systemd::ready(&format!("serving on {addr}"));
+    let drain = server::serve(listener, server_config, app, limits, shutdown).await;
+    if drain == server::Drain::TimedOut {
+        tracing::warn!(
+            grace_secs = config.http.shutdown_grace_secs,
+            "shutdown grace period ended with requests still in flight"
+        );
+    }
+    tracing::info!("stopped");
+    Ok(Exit::Ok)
+}
+
+fn reload_tls(resolver: Option<&tls::CertResolver>) {
+    let Some(resolver) = resolver else {
+        tracing::info!("SIGHUP: TLS is disabled, nothing to reload");
+        return;
+    };
+    match resolver.reload() {
+        Ok(fingerprint) => {
+            tracing::info!(sha256 = %fingerprint, "SIGHUP: TLS certificate reloaded")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: cannot reload the TLS certificate; keeping the current one")
+        }
+    }
+}

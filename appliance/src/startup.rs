@@ -1,0 +1,138 @@
+//! Start-up steps shared by `serve`, `migrate` and `check`: becoming the
+//! service user, opening the database (managed or external), and the typed
+//! error that decides the exit code.
+
+use std::path::Path;
+
+use crate::config::{DatabaseTarget, Settings};
+use crate::db::managed::{ManagedError, ManagedPostgres, Supervisor};
+use crate::db::migrate::MigrateError;
+use crate::db::{Connections, DbError};
+use crate::exit::Exit;
+use crate::privileges::{self, PrivilegeError, ServiceAccount};
+use crate::tls::TlsError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Privileges(#[from] PrivilegeError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: String, reason: String },
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error("managed database: {0}")]
+    Managed(#[from] ManagedError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl StartError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            StartError::Privileges(_) | StartError::Tls(_) => Exit::Config,
+            StartError::Bind { .. } | StartError::Other(_) => Exit::Failure,
+            StartError::Managed(e) if e.is_missing_component() => Exit::MissingComponent,
+            StartError::Managed(ManagedError::SocketPathTooLong { .. }) => Exit::Config,
+            StartError::Managed(ManagedError::Start(_) | ManagedError::Bootstrap(_)) => {
+                Exit::DatabaseUnreachable
+            }
+            StartError::Managed(_) => Exit::Failure,
+            StartError::Db(DbError::Unreachable(_)) => Exit::DatabaseUnreachable,
+            StartError::Db(DbError::BadUrl { .. } | DbError::CaFile { .. }) => Exit::Config,
+            StartError::Db(DbError::Pool(_)) => Exit::Failure,
+            StartError::Migrate(MigrateError::Incompatible(_)) => Exit::SchemaIncompatible,
+            StartError::Migrate(MigrateError::Database { .. }) => Exit::DatabaseUnreachable,
+            StartError::Migrate(_) => Exit::Failure,
+        }
+    }
+}
+
+/// Prepares the state directory and, when running as root, drops to the
+/// service account for good. Returns the account when privileges were dropped.
+pub fn become_service_user(settings: &Settings) -> Result<Option<ServiceAccount>, StartError> {
+    let state_dir = &settings.config.state_dir;
+    privileges::set_umask();
+    if !privileges::is_root() {
+        privileges::prepare_dir(state_dir, None)?;
+        return Ok(None);
+    }
+    let account = privileges::lookup(
+        &settings.config.service.user,
+        &settings.config.service.group,
+    )?;
+    privileges::prepare_dir(state_dir, Some(&account))?;
+    // State written by an earlier run as root (or restored from backup as root)
+    // must belong to the service user; PostgreSQL refuses a data directory it
+    // does not own.
+    privileges::chown_tree(state_dir, &account)?;
+    privileges::drop_to(&account)?;
+    Ok(Some(account))
+}
+
+/// The database, opened.
+pub struct Database {
+    pub connections: Connections,
+    /// Present when this process started and supervises the managed cluster.
+    pub supervisor: Option<Supervisor>,
+}
+
+impl Database {
+    pub async fn close(self) {
+        if let Some(s) = self.supervisor {
+            s.stop().await;
+        }
+    }
+}
+
+/// Opens the configured database. In managed mode, `start_managed` starts
+/// the cluster when it is not already running (serve, migrate); otherwise
+/// (check) a cluster that is not running is reported as unreachable.
+pub async fn open_database(
+    settings: &Settings,
+    start_managed: bool,
+) -> Result<Database, StartError> {
+    let timeout = std::time::Duration::from_secs(settings.config.database.connect_timeout_secs);
+    match &settings.database {
+        DatabaseTarget::External { .. } => Ok(Database {
+            connections: Connections::external(settings)?,
+            supervisor: None,
+        }),
+        DatabaseTarget::Managed { bin_dir } => {
+            let pg =
+                ManagedPostgres::prepare(&settings.config.state_dir, bin_dir.as_deref()).await?;
+            let connections = pg.connections(timeout)?;
+            if running(&connections).await {
+                return Ok(Database {
+                    connections,
+                    supervisor: None,
+                });
+            }
+            if !start_managed {
+                return Err(StartError::Db(DbError::Unreachable(format!(
+                    "the managed PostgreSQL in {} is not running; it runs while `mogothrow77 serve` runs",
+                    pg.layout.data_dir.display()
+                ))));
+            }
+            let supervisor = pg.start().await?;
+            Ok(Database {
+                connections,
+                supervisor: Some(supervisor),
+            })
+        }
+    }
+}
+
+async fn running(connections: &Connections) -> bool {
+    let socket = connections.owner.get_hosts().iter().find_map(|h| match h {
+        tokio_postgres::config::Host::Unix(p) => Some(p.join(".s.PGSQL.5432")),
+        _ => None,
+    });
+    match socket {
+        Some(path) if Path::new(&path).exists() => connections.connect_owner().await.is_ok(),
+        _ => false,
+    }
+}

@@ -1,0 +1,191 @@
+//! TLS for the HTTPS listener: certificate files or a generated self-signed
+//! certificate, and a resolver whose certificate is swapped on SIGHUP without
+//! touching open connections.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rustls::crypto::ring::sign::any_supported_type;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+
+use crate::config::{check_private_file, PrivateFileError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path} holds no PEM certificate; expected a PEM certificate chain, leaf first")]
+    NoCertificate { path: String },
+    #[error("{path} holds no PEM private key; expected a PKCS#8, PKCS#1 or SEC1 PEM key")]
+    NoKey { path: String },
+    #[error("the private key in {path} is not usable: {reason}")]
+    BadKey { path: String, reason: String },
+    #[error("the key file is not private: {0}")]
+    KeyPermissions(#[from] PrivateFileError),
+    #[error("cannot generate the self-signed certificate: {0}")]
+    Generate(String),
+    #[error("cannot write {path}: {reason}")]
+    Write { path: String, reason: String },
+}
+
+/// Where the certificate and key come from.
+#[derive(Debug, Clone)]
+pub struct CertPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Reads a certificate chain and key into a rustls `CertifiedKey`.
+pub fn load_certified_key(paths: &CertPaths) -> Result<CertifiedKey, TlsError> {
+    check_private_file(&paths.key)?;
+    let read = |p: &Path| {
+        fs::read(p).map_err(|e| TlsError::Read {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        })
+    };
+    let cert_pem = read(&paths.cert)?;
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .filter_map(Result::ok)
+        .collect();
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: paths.cert.display().to_string(),
+        });
+    }
+    let key_pem = read(&paths.key)?;
+    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .ok()
+        .flatten()
+        .ok_or_else(|| TlsError::NoKey {
+            path: paths.key.display().to_string(),
+        })?;
+    let signing_key = any_supported_type(&key).map_err(|e| TlsError::BadKey {
+        path: paths.key.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(CertifiedKey::new(certs, signing_key))
+}
+
+/// SHA-256 fingerprint of the leaf certificate, as colon-separated hex.
+pub fn fingerprint(key: &CertifiedKey) -> String {
+    let Some(leaf) = key.cert.first() else {
+        return String::new();
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, leaf.as_ref());
+    digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Paths of the generated certificate under the state directory.
+pub fn self_signed_paths(state_dir: &Path) -> CertPaths {
+    let dir = state_dir.join("tls");
+    CertPaths {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    }
+}
+
+/// Generates a self-signed certificate for `hostnames` unless one exists.
+/// Returns true when a new certificate was written.
+pub fn ensure_self_signed(paths: &CertPaths, hostnames: &[String]) -> Result<bool, TlsError> {
+    if paths.cert.is_file() && paths.key.is_file() {
+        return Ok(false);
+    }
+    let cert = rcgen::generate_simple_self_signed(hostnames.to_vec())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    if let Some(dir) = paths.key.parent() {
+        fs::create_dir_all(dir).map_err(|e| TlsError::Write {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    write_file(&paths.key, cert.key_pair.serialize_pem().as_bytes(), 0o600)?;
+    write_file(&paths.cert, cert.cert.pem().as_bytes(), 0o644)?;
+    Ok(true)
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
+    let err = |e: std::io::Error| TlsError::Write {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    fs::rename(&tmp, path).map_err(err)
+}
+
+/// Serves the current certificate; [`CertResolver::reload`] swaps it.
+#[derive(Debug)]
+pub struct CertResolver {
+    paths: CertPaths,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertResolver {
+    pub fn new(paths: CertPaths) -> Result<Self, TlsError> {
+        let key = load_certified_key(&paths)?;
+        Ok(CertResolver {
+            paths,
+            current: RwLock::new(Arc::new(key)),
+        })
+    }
+
+    /// Re-reads the files. On error the old certificate stays in use.
+    pub fn reload(&self) -> Result<String, TlsError> {
+        let key = Arc::new(load_certified_key(&self.paths)?);
+        let fp = fingerprint(&key);
+        match self.current.write() {
+            Ok(mut guard) => *guard = key,
+            Err(poisoned) => *poisoned.into_inner() = key,
+        }
+        Ok(fp)
+    }
+
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.current())
+    }
+
+    fn current(&self) -> Arc<CertifiedKey> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+/// The rustls server configuration: TLS 1.2+, HTTP/1.1.
+pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Generate(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
