@@ -277,7 +277,11 @@ impl Sources<'_> {
                 ),
                 other => other.to_string(),
             };
-            let key = path.join(".");
+            let key = if path.is_empty() {
+                "(whole file)".to_string()
+            } else {
+                path.join(".")
+            };
             let source = match &e.metadata {
                 Some(md) => self.describe(Some(md), &key),
                 None => self.of_key(&key),
@@ -307,13 +311,13 @@ fn validate(
     };
 
     let listen = match config.listen.parse::<SocketAddr>() {
-        Ok(addr) if addr.port() != 0 => Some(addr),
+        Ok(addr) => Some(addr),
         _ => {
             problem(
                 "listen",
                 format!(
                     "`{}` is not an address and port; expected IP:PORT with a port \
-                     from 1 to 65535, e.g. 0.0.0.0:8443",
+                     up to 65535, e.g. 0.0.0.0:8443 (port 0 picks a free port)",
                     config.listen
                 ),
             );

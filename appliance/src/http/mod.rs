@@ -1,5 +1,6 @@
 //! HTTP: the router, its middleware and the TLS-terminating server.
 
+mod body_limit;
 pub mod error;
 mod headers;
 mod health;
@@ -15,6 +16,7 @@ use axum::Router;
 use deadpool_postgres::Pool;
 
 use crate::metrics::Metrics;
+use body_limit::BodyLimit;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -36,7 +38,10 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            BodyLimit(body_limit),
+            body_limit::middleware,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             observe::middleware,

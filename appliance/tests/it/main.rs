@@ -1,1 +1,12 @@
+//! Integration tests: the real binary, real PostgreSQL, real sockets.
+//! One test binary (see docs/ARCHITECTURE.md); add modules, not binaries.
 
+mod harness;
+
+mod config_errors;
+mod http_surface;
+mod lifecycle;
+mod managed;
+mod readiness;
+mod schema;
+mod secrets;

@@ -1,0 +1,124 @@
+//! Bad configuration stops start-up with exit 2 (or 5 for missing system
+//! components) and a message naming the key, its source and what is expected.
+
+use crate::harness::app::AppConfig;
+use crate::harness::chmod;
+
+#[test]
+fn unknown_key_in_file_names_key_and_line() {
+    let config = AppConfig::new("[tls]\nhostnames = [\"localhost\"]\ncert_fiel = \"/x\"\n");
+    let out = config.run(&["check"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+    assert!(out.stderr.contains("`tls.cert_fiel`"), "{}", out.stderr);
+    assert!(out.stderr.contains("unknown key"), "{}", out.stderr);
+    // listen, state_dir, [tls], hostnames, cert_fiel: line 5.
+    let location = format!("{}:5", config.config_path.display());
+    assert!(out.stderr.contains(&location), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cert_file"),
+        "lists the expected keys: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn unknown_environment_variable_is_named() {
+    let config = AppConfig::new("").env("MOGOTHROW77_DATABASE__POOL_SIZ", "3");
+    let out = config.run(&["check"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+    assert!(out.stderr.contains("`database.pool_siz`"), "{}", out.stderr);
+}
+
+#[test]
+fn bad_port_from_environment_names_the_variable() {
+    let config = AppConfig::new("").env("MOGOTHROW77_LISTEN", "0.0.0.0:99999");
+    let out = config.run(&["serve"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+    assert!(out.stderr.contains("`listen`"), "{}", out.stderr);
+    assert!(out.stderr.contains("MOGOTHROW77_LISTEN"), "{}", out.stderr);
+    assert!(out.stderr.contains("up to 65535"), "{}", out.stderr);
+}
+
+#[test]
+fn bad_value_type_is_explained() {
+    let config = AppConfig::new("[database]\npool_size = \"many\"\n");
+    let out = config.run(&["check"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+    assert!(
+        out.stderr.contains("`database.pool_size`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(":4)"), "names the line: {}", out.stderr);
+}
+
+#[test]
+fn world_readable_key_file_is_refused() {
+    let config = AppConfig::new("");
+    let (cert, key) = (config.path("cert.pem"), config.path("key.pem"));
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    std::fs::write(&cert, generated.cert.pem()).expect("write");
+    std::fs::write(&key, generated.key_pair.serialize_pem()).expect("write");
+    chmod(&key, 0o644);
+    let config = config
+        .env("MOGOTHROW77_TLS__CERT_FILE", &cert.display().to_string())
+        .env("MOGOTHROW77_TLS__KEY_FILE", &key.display().to_string());
+    let out = config.run(&["serve"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+    assert!(out.stderr.contains("`tls.key_file`"), "{}", out.stderr);
+    assert!(out.stderr.contains("mode 0644"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("chmod 600"),
+        "says what to do: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn missing_postgres_binaries_exit_5_with_install_hint() {
+    let config = AppConfig::new("");
+    let empty = config.path("no-postgres-here");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let config = config.env(
+        "MOGOTHROW77_DATABASE__POSTGRES_BIN_DIR",
+        &empty.display().to_string(),
+    );
+    let out = config.run(&["serve"]);
+    assert_eq!(out.code(), Some(5), "{}", out.all());
+    assert!(
+        out.stderr.contains("apt-get install postgresql"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn missing_config_file_is_a_usage_error() {
+    let config = AppConfig::new("");
+    let out = std::process::Command::new(crate::harness::app::BIN)
+        .args(["--config", "/nonexistent/config.toml", "check"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/config.toml"));
+    drop(config);
+}
+
+#[test]
+fn version_prints_commit_and_schema_level() {
+    let out = std::process::Command::new(crate::harness::app::BIN)
+        .arg("--version")
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+    assert!(text.contains("commit "), "{text}");
+    assert!(text.contains("schema level "), "{text}");
+    let sub = std::process::Command::new(crate::harness::app::BIN)
+        .arg("version")
+        .output()
+        .expect("run");
+    assert_eq!(String::from_utf8_lossy(&sub.stdout), format!("{text}"));
+}

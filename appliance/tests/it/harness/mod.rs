@@ -1,0 +1,50 @@
+//! Test harness: throwaway PostgreSQL clusters, the real `mogothrow77`
+//! binary as a child process, and a small HTTPS client that reports the
+//! server's certificate.
+
+pub mod app;
+pub mod client;
+pub mod pg;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// True when the tests run as root (as CI does): the server then drops to
+/// the `mogothrow77` service user, and files handed to it must be its own.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// uid and gid of the service user, when running as root.
+pub fn service_account() -> Option<(u32, u32)> {
+    if !is_root() {
+        return None;
+    }
+    let user = nix::unistd::User::from_name("mogothrow77")
+        .ok()
+        .flatten()
+        .expect("running as root: the mogothrow77 user must exist (scripts/test creates it)");
+    Some((user.uid.as_raw(), user.gid.as_raw()))
+}
+
+/// Makes `path` owned by the user the server will run as.
+pub fn give_to_service_user(path: &Path) {
+    if let Some((uid, gid)) = service_account() {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("chown");
+    }
+}
+
+pub fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A temporary directory others may traverse (the server drops privileges
+/// and must reach its state directory inside it).
+pub fn open_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("m77-")
+        .tempdir()
+        .expect("tempdir");
+    chmod(dir.path(), 0o755);
+    dir
+}

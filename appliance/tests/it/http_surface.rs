@@ -1,0 +1,135 @@
+//! What every response carries: security headers, request ids, JSON errors;
+//! and the metrics endpoint.
+
+use crate::harness::app::AppConfig;
+use crate::harness::client;
+use crate::harness::pg::shared;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_carry_security_headers_request_ids_and_json_errors() {
+    let db = shared().create_database().await;
+    let config = AppConfig::external(&shared().dsn(&db), "");
+    let mut app = config.spawn();
+    let addr = app.wait_ready();
+
+    let health = client::get(addr, "/healthz").await.expect("healthz");
+    assert_eq!(health.status, 200);
+    for (name, expected) in [
+        ("strict-transport-security", "max-age="),
+        ("content-security-policy", "frame-ancestors 'none'"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+    ] {
+        let value = health.header(name).unwrap_or_default();
+        assert!(value.contains(expected), "{name}: {value:?}");
+    }
+    let generated = health.header("x-request-id").expect("request id generated");
+    assert!(generated.len() >= 16);
+
+    let echoed = client::get_with(addr, "/healthz", &[("X-Request-Id", "trace-abc.123")])
+        .await
+        .expect("healthz");
+    assert_eq!(echoed.header("x-request-id"), Some("trace-abc.123"));
+    let hostile = client::get_with(addr, "/healthz", &[("X-Request-Id", "<script>")])
+        .await
+        .expect("healthz");
+    assert_ne!(hostile.header("x-request-id"), Some("<script>"));
+
+    let missing = client::get_with(addr, "/no/such/thing", &[("X-Request-Id", "req-404")])
+        .await
+        .expect("404");
+    assert_eq!(missing.status, 404);
+    let body = missing.json();
+    assert_eq!(body["code"], "not_found");
+    assert_eq!(body["request_id"], "req-404");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(missing.header("content-security-policy").is_some());
+
+    let metrics = client::get(addr, "/metrics").await.expect("metrics");
+    assert_eq!(metrics.status, 200);
+    for series in [
+        "mogothrow77_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}",
+        "mogothrow77_http_request_duration_seconds_bucket",
+        "mogothrow77_http_requests_in_flight",
+        "mogothrow77_db_pool_connections",
+        "mogothrow77_db_pool_available",
+        "mogothrow77_db_pool_waiting",
+        "mogothrow77_build_info{version=",
+    ] {
+        assert!(
+            metrics.body.contains(series),
+            "{series} missing:\n{}",
+            metrics.body
+        );
+    }
+    let access = app.wait_event("request", std::time::Duration::from_secs(5));
+    assert!(access["request_id"].is_string() && access["status"].is_number());
+    assert!(app.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_http_only_when_tls_is_disabled() {
+    let db = shared().create_database().await;
+    let tls_on = AppConfig::external(&shared().dsn(&db), "");
+    let mut app = tls_on.spawn();
+    let addr = app.wait_ready();
+    assert!(
+        client::get_plain(addr, "/healthz")
+            .await
+            .map(|r| r.status != 200)
+            .unwrap_or(true),
+        "plain HTTP must not be served when TLS is on"
+    );
+    assert!(app.stop().success());
+
+    let tls_off =
+        AppConfig::external(&shared().dsn(&db), "").env("MOGOTHROW77_TLS__ENABLED", "false");
+    let mut app = tls_off.spawn();
+    let addr = app.wait_ready();
+    let r = client::get_plain(addr, "/healthz").await.expect("plain");
+    assert_eq!(r.status, 200);
+    assert!(app.output().contains("TLS is disabled"));
+    assert!(app.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_bodies_get_413_and_idle_connections_are_closed() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncReadExt;
+
+    let db = shared().create_database().await;
+    let config = AppConfig::external(&shared().dsn(&db), "")
+        .env("MOGOTHROW77_HTTP__BODY_LIMIT_BYTES", "2048")
+        .env("MOGOTHROW77_HTTP__HEADER_READ_TIMEOUT_SECS", "1");
+    let mut app = config.spawn();
+    let addr = app.wait_ready();
+
+    let big = client::send_raw(
+        addr,
+        b"POST /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4096\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("413");
+    assert_eq!(big.status, 413, "{}", big.body);
+    assert_eq!(big.json()["code"], "payload_too_large");
+    assert!(big.json()["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("2048")));
+
+    // A connection that never sends a request head is closed by the server.
+    let mut idle = client::connect_tls(addr).await.expect("connect");
+    let start = Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "expected the server to close the idle connection, got {read:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(app.stop().success());
+}

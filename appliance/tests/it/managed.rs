@@ -1,0 +1,58 @@
+//! Managed mode: with no database URL the appliance creates, runs and
+//! stops its own PostgreSQL cluster under the state directory.
+
+use std::time::Duration;
+
+use crate::harness::app::AppConfig;
+use crate::harness::client;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn managed_cluster_is_created_served_and_stopped() {
+    let config = AppConfig::new("");
+    let mut app = config.spawn();
+    let addr = app.wait_ready();
+    let state = config.state_dir();
+
+    let ready = client::get(addr, "/readyz").await.expect("readyz");
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert!(state.join("postgres/PG_VERSION").is_file());
+    assert!(state.join("run/.s.PGSQL.5432").exists(), "unix socket");
+    let pid_file = state.join("postgres/postmaster.pid");
+    let pid_text = std::fs::read_to_string(&pid_file).expect("postmaster.pid");
+    // Line 5 of postmaster.pid is the socket directory, line 6 the TCP
+    // listen address: empty, no TCP.
+    let lines: Vec<&str> = pid_text.lines().collect();
+    assert_eq!(lines.get(5).map(|l| l.trim()), Some(""), "{pid_text}");
+    // The self-signed certificate's key is private.
+    let key_mode = std::fs::metadata(state.join("tls/key.pem")).expect("key");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key_mode.permissions()) & 0o777,
+        0o600
+    );
+    let generated = app.wait_event(
+        "generated a self-signed certificate",
+        Duration::from_secs(1),
+    );
+    assert!(generated["cert"]
+        .as_str()
+        .is_some_and(|c| c.ends_with("tls/cert.pem")));
+    let loaded = app.wait_event("TLS certificate loaded", Duration::from_secs(1));
+    assert_eq!(loaded["sha256"].as_str(), ready.cert_sha256.as_deref());
+
+    assert!(app.stop().success(), "{}", app.output());
+    assert!(
+        !pid_file.exists(),
+        "PostgreSQL shut down cleanly with the appliance"
+    );
+
+    // Second start reuses the cluster and the certificate.
+    let mut again = config.spawn();
+    let addr = again.wait_ready();
+    let ready2 = client::get(addr, "/readyz").await.expect("readyz");
+    assert_eq!(ready2.status, 200);
+    assert_eq!(ready2.cert_sha256, ready.cert_sha256, "certificate reused");
+    assert!(!again
+        .output()
+        .contains("creating the managed PostgreSQL cluster"));
+    assert!(again.stop().success());
+}

@@ -1,0 +1,58 @@
+//! `/readyz` follows the database: 200 when reachable, 503 with a reason
+//! while it is down, 200 again when it returns, without a restart.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::app::AppConfig;
+use crate::harness::client;
+use crate::harness::pg::PgCluster;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_follows_the_database() {
+    // A private cluster: this test stops it.
+    let mut cluster = PgCluster::start();
+    let db = cluster.create_database().await;
+    let config = AppConfig::external(&cluster.dsn(&db), "");
+    let mut app = config.spawn();
+    let addr = app.wait_ready();
+
+    let ready = client::get(addr, "/readyz").await.expect("readyz");
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.json()["status"], "ready");
+
+    cluster.stop();
+    let down = client::get(addr, "/readyz").await.expect("readyz");
+    assert_eq!(down.status, 503, "{}", down.body);
+    let body = down.json();
+    assert_eq!(body["status"], "unavailable");
+    let reason = body["reasons"][0].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("database"), "{reason}");
+    // Liveness does not depend on the database.
+    assert_eq!(
+        client::get(addr, "/healthz").await.expect("healthz").status,
+        200
+    );
+
+    cluster.run();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = client::get(addr, "/readyz").await.expect("readyz");
+        if r.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {}: {}", r.status, r.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(app.stop().success(), "{}", app.output());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_database_at_start_exits_4() {
+    let config = AppConfig::external(
+        "host=/nonexistent-socket-dir user=postgres dbname=postgres",
+        "",
+    );
+    let out = config.run(&["serve"]);
+    assert_eq!(out.code(), Some(4), "{}", out.all());
+    assert!(out.stderr.contains("unreachable"), "{}", out.stderr);
+}
