@@ -69,6 +69,12 @@ pub fn prepare_dir(dir: &Path, owner: Option<&ServiceAccount>) -> Result<(), Pri
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).map_err(|e| err(&e))
 }
 
+/// The owner of `path`, when it exists.
+pub fn owner(path: &Path) -> Option<Uid> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| Uid::from_raw(m.uid()))
+}
+
 /// Hands every file under `dir` to the account (for state written by an
 /// earlier run as root).
 pub fn chown_tree(dir: &Path, account: &ServiceAccount) -> Result<(), PrivilegeError> {

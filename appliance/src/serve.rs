@@ -1,6 +1,7 @@
 //! `mogothrow77 serve`: bind, become the service user, TLS, database,
 //! migrations, then serve until SIGTERM/SIGINT and drain.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -196,6 +197,9 @@ async fn serve_with_database(
         "ready"
     );
     systemd::ready(&format!("serving on {addr}"));
+    if std::io::stderr().is_terminal() {
+        eprintln!("\n  Mogothrow77 is ready: {url}\n  (health: {url}readyz; stop with Ctrl-C)\n");
+    }
     let drain = server::serve(listener, server_config, app, limits, shutdown).await;
     if drain == server::Drain::TimedOut {
         tracing::warn!(

@@ -64,11 +64,13 @@ pub fn become_service_user(settings: &Settings) -> Result<Option<ServiceAccount>
         &settings.config.service.user,
         &settings.config.service.group,
     )?;
-    privileges::prepare_dir(state_dir, Some(&account))?;
-    // State written by an earlier run as root (or restored from backup as root)
-    // must belong to the service user; PostgreSQL refuses a data directory it
-    // does not own.
-    privileges::chown_tree(state_dir, &account)?;
+    // State written by an earlier run as root (or restored from a backup as
+    // root) must belong to the service user; PostgreSQL refuses a data
+    // directory it does not own. Only walked when the top is not yet theirs.
+    if privileges::owner(state_dir) != Some(account.uid) {
+        privileges::prepare_dir(state_dir, Some(&account))?;
+        privileges::chown_tree(state_dir, &account)?;
+    }
     privileges::drop_to(&account)?;
     Ok(Some(account))
 }

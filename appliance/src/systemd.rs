@@ -28,12 +28,15 @@ pub fn watchdog() {
     notify(&[NotifyState::Watchdog]);
 }
 
-/// How often to send `WATCHDOG=1`: half of `WATCHDOG_USEC`, when set for us.
+/// How often to send `WATCHDOG=1`: half of `WATCHDOG_USEC`, when set for
+/// this process. As with libsystemd's `sd_watchdog_enabled`, an absent
+/// `WATCHDOG_PID` means "this process".
 pub fn watchdog_interval() -> Option<Duration> {
-    let mut usec = 0;
-    if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
-        Some(Duration::from_micros(usec / 2))
-    } else {
-        None
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
     }
+    (usec > 0).then(|| Duration::from_micros(usec / 2))
 }

@@ -338,7 +338,10 @@ impl ManagedPostgres {
         ] {
             cmd.arg("-c").arg(format!("{key}={value}"));
         }
+        // PostgreSQL must not talk to systemd on the appliance's behalf.
         cmd.env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

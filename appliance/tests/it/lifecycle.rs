@@ -109,7 +109,9 @@ async fn notify_socket_gets_ready_and_stopping() {
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
-    let config = config.env("NOTIFY_SOCKET", &socket_path.display().to_string());
+    let config = config
+        .env("NOTIFY_SOCKET", &socket_path.display().to_string())
+        .env("WATCHDOG_USEC", "400000");
     let mut app = config.spawn();
     app.wait_ready();
 
@@ -134,6 +136,9 @@ async fn notify_socket_gets_ready_and_stopping() {
         before_ready.last().is_some_and(|m| m.contains("STATUS=")),
         "READY carries a status: {before_ready:?}"
     );
+    // Half of WATCHDOG_USEC: a keep-alive every 200 ms while serving.
+    receive_until("WATCHDOG=1");
+    receive_until("WATCHDOG=1");
     app.signal(Signal::SIGTERM);
     receive_until("STOPPING=1");
     assert!(app.wait_exit(Duration::from_secs(20)).success());

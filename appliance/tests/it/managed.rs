@@ -56,3 +56,70 @@ async fn managed_cluster_is_created_served_and_stopped() {
         .contains("creating the managed PostgreSQL cluster"));
     assert!(again.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_postgres_is_restarted_without_restarting_the_appliance() {
+    use std::time::Instant;
+
+    let config = AppConfig::new("");
+    let mut app = config.spawn();
+    let addr = app.wait_ready();
+    let pid_file = config.state_dir().join("postgres/postmaster.pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("postmaster.pid")
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill postgres");
+    app.wait_event(
+        "managed PostgreSQL exited; restarting",
+        Duration::from_secs(10),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = client::get(addr, "/readyz").await.expect("readyz");
+        if r.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready again: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let new_pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("postmaster.pid")
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("pid");
+    assert_ne!(pid, new_pid, "a new postmaster runs");
+    assert!(app.stop().success(), "{}", app.output());
+}
+
+#[test]
+fn a_cluster_from_another_major_version_is_refused() {
+    let config = AppConfig::new("");
+    let data = config.state_dir().join("postgres");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::write(data.join("PG_VERSION"), "9\n").expect("write");
+    let out = config.run(&["serve"]);
+    assert_eq!(out.code(), Some(5), "{}", out.all());
+    assert!(
+        out.stderr.contains("created by PostgreSQL 9"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("docs/runbooks/postgresql-major-upgrade.md"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        data.join("PG_VERSION").is_file(),
+        "the old cluster is left alone"
+    );
+}
