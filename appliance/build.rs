@@ -1,5 +1,5 @@
 //! Build script:
-//! - records the git commit the binary was built from (`MOGOTHROW77_GIT_COMMIT`);
+//! - records the git commit the binary was built from (`APPLIANCE_GIT_COMMIT`);
 //! - checks every migration is named `V<n>__<name>.sql` and declares its kind
 //!   (`-- kind: expand` or `-- kind: contract`) on its first line, so a migration
 //!   without a declaration can never ship.
@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn main() {
-    let commit = std::env::var("MOGOTHROW77_GIT_COMMIT")
+    let commit = std::env::var("APPLIANCE_GIT_COMMIT")
         .ok()
         .filter(|c| !c.is_empty())
         .or_else(|| {
@@ -20,8 +20,8 @@ fn main() {
                 .map(|s| s.trim().to_string())
         })
         .unwrap_or_else(|| "unknown".to_string());
-    println!("cargo:rustc-env=MOGOTHROW77_GIT_COMMIT={commit}");
-    println!("cargo:rerun-if-env-changed=MOGOTHROW77_GIT_COMMIT");
+    println!("cargo:rustc-env=APPLIANCE_GIT_COMMIT={commit}");
+    println!("cargo:rerun-if-env-changed=APPLIANCE_GIT_COMMIT");
     println!("cargo:rerun-if-changed=../.git/HEAD");
     println!("cargo:rerun-if-changed=../.git/refs/heads");
     println!("cargo:rerun-if-changed=../migrations");
@@ -60,7 +60,7 @@ fn main() {
             ));
         }
     }
-    println!("cargo:rustc-env=MOGOTHROW77_SCHEMA_LEVEL={level}");
+    println!("cargo:rustc-env=APPLIANCE_SCHEMA_LEVEL={level}");
     if !problems.is_empty() {
         panic!("invalid migrations:\n  {}", problems.join("\n  "));
     }

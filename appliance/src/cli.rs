@@ -8,9 +8,9 @@ use clap::{Parser, Subcommand};
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
-    env!("MOGOTHROW77_GIT_COMMIT"),
+    env!("APPLIANCE_GIT_COMMIT"),
     ", schema level ",
-    env!("MOGOTHROW77_SCHEMA_LEVEL"),
+    env!("APPLIANCE_SCHEMA_LEVEL"),
     ")"
 );
 

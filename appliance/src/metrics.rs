@@ -89,7 +89,7 @@ impl Metrics {
         build
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").to_string(),
-                commit: env!("MOGOTHROW77_GIT_COMMIT").to_string(),
+                commit: env!("APPLIANCE_GIT_COMMIT").to_string(),
             })
             .set(1);
         registry.register("build_info", "Version and commit of this binary", build);

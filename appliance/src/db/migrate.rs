@@ -269,18 +269,57 @@ pub async fn status(client: &Client) -> Result<SchemaStatus, MigrateError> {
             );
         }
     }
-    let applied_versions: BTreeSet<i32> = applied.keys().copied().collect();
-    Ok(SchemaStatus {
-        pending: known
-            .iter()
-            .filter(|m| !applied_versions.contains(&m.version))
-            .cloned()
-            .collect(),
-        binary_level: known.last().map(|m| m.version).unwrap_or(0),
-        known_names: known.into_iter().map(|m| (m.version, m.name)).collect(),
-        applied,
-        kinds,
-    })
+    SchemaStatus::new(applied, kinds, known)
+}
+
+/// The joined statement `/readyz` runs: applied migrations with their kinds.
+const READINESS_SQL: &str = "SELECT h.version, h.name, k.kind \
+     FROM refinery_schema_history h LEFT JOIN mogothrow77_migration_kinds k USING (version)";
+
+/// The schema state in one prepared, cached statement, for the readiness
+/// probe on a pooled connection (the tables exist once the server serves).
+pub async fn status_for_readiness(
+    client: &deadpool_postgres::Client,
+) -> Result<SchemaStatus, MigrateError> {
+    let statement = client
+        .prepare_cached(READINESS_SQL)
+        .await
+        .map_err(db_err("preparing the schema state query"))?;
+    let rows = client
+        .query(&statement, &[])
+        .await
+        .map_err(db_err("reading the schema state"))?;
+    let mut applied = BTreeMap::new();
+    let mut kinds = BTreeMap::new();
+    for row in rows {
+        let version: i32 = row.get(0);
+        applied.insert(version, row.get::<_, String>(1));
+        if let Some(kind) = row.get::<_, Option<String>>(2) {
+            kinds.insert(version, Kind::parse(&kind).unwrap_or(Kind::Contract));
+        }
+    }
+    SchemaStatus::new(applied, kinds, known()?)
+}
+
+impl SchemaStatus {
+    fn new(
+        applied: BTreeMap<i32, String>,
+        kinds: BTreeMap<i32, Kind>,
+        known: Vec<KnownMigration>,
+    ) -> Result<SchemaStatus, MigrateError> {
+        let applied_versions: BTreeSet<i32> = applied.keys().copied().collect();
+        Ok(SchemaStatus {
+            pending: known
+                .iter()
+                .filter(|m| !applied_versions.contains(&m.version))
+                .cloned()
+                .collect(),
+            binary_level: known.last().map(|m| m.version).unwrap_or(0),
+            known_names: known.into_iter().map(|m| (m.version, m.name)).collect(),
+            applied,
+            kinds,
+        })
+    }
 }
 
 /// Applies pending migrations as the schema owner, under an advisory lock so
