@@ -6,7 +6,8 @@
 //! - `/healthz` and `/readyz` under `wrk` on loopback (requests/s, p50, p95,
 //!   p99), against `pgbench` running the SQL `/readyz` runs, at the same
 //!   concurrency.
-//! Needs `wrk` and PostgreSQL's `pgbench` (scripts/bench installs them).
+//!
+//! Needs `wrk` and PostgreSQL's `pgbench`: `apt-get install wrk postgresql`.
 
 #[path = "../tests/it/harness/mod.rs"]
 #[allow(dead_code)]
@@ -69,7 +70,10 @@ fn startup(config: &AppConfig) -> (f64, f64) {
     let mut buf = [0u8; 1024];
     let ready_ms = loop {
         let n = socket.recv(&mut buf).expect("READY=1 within 30 s");
-        if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1") {
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "READY=1")
+        {
             break start.elapsed().as_secs_f64() * 1000.0;
         }
     };
@@ -114,7 +118,11 @@ fn wrk(url: &str, dir: &std::path::Path) -> Load {
     let script = dir.join("report.lua");
     std::fs::write(&script, WRK_SCRIPT).expect("write lua");
     let out = Command::new("wrk")
-        .args(["-t2", &format!("-c{CONNECTIONS}"), &format!("-d{LOAD_SECS}s")])
+        .args([
+            "-t2",
+            &format!("-c{CONNECTIONS}"),
+            &format!("-d{LOAD_SECS}s"),
+        ])
         .arg("-s")
         .arg(&script)
         .arg(url)
@@ -125,7 +133,10 @@ fn wrk(url: &str, dir: &std::path::Path) -> Load {
         .lines()
         .find_map(|l| l.strip_prefix("RESULT "))
         .unwrap_or_else(|| panic!("wrk printed no result:\n{text}"));
-    let f: Vec<f64> = line.split_whitespace().map(|v| v.parse().unwrap_or(f64::NAN)).collect();
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(f64::NAN))
+        .collect();
     assert_eq!(f[4], 0.0, "wrk saw errors against {url}:\n{text}");
     Load {
         rps: f[0],
@@ -194,7 +205,10 @@ fn main() {
     let (b50, _, _) = summary(baseline);
     let (m50, _, mmax) = summary(rss);
     println!("exec -> READY=1      median {r50:.1} ms  p95 {r95:.1} ms  max {rmax:.1} ms  (target <= 150 ms)");
-    println!("reference: exec of `mogothrow77 version`  median {b50:.1} ms  -> ratio {:.1}x", r50 / b50);
+    println!(
+        "reference: exec of `mogothrow77 version`  median {b50:.1} ms  -> ratio {:.1}x",
+        r50 / b50
+    );
     println!("idle RSS after 1 s   median {m50:.1} MiB  max {mmax:.1} MiB  (target <= 30 MiB)");
 
     println!("\n## Load on loopback: wrk -t2 -c{CONNECTIONS} -d{LOAD_SECS}s (HTTPS)");

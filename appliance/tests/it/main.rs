@@ -4,6 +4,7 @@
 mod harness;
 
 mod config_errors;
+mod database_tls;
 mod http_surface;
 mod lifecycle;
 mod managed;

@@ -19,6 +19,9 @@ pub struct PgCluster {
     socket_dir: PathBuf,
     bin: PathBuf,
     server: Option<Child>,
+    /// Extra `-c` settings (e.g. TCP and TLS).
+    settings: String,
+    tcp_port: Option<u16>,
 }
 
 fn bin_dir() -> PathBuf {
@@ -48,6 +51,55 @@ fn as_pg_user(cmd: &mut Command) -> &mut Command {
 
 impl PgCluster {
     pub fn start() -> PgCluster {
+        let mut cluster = PgCluster::init();
+        cluster.run();
+        cluster
+    }
+
+    /// A cluster that also listens on 127.0.0.1 with TLS on, presenting
+    /// `cert_pem`/`key_pem`.
+    pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> PgCluster {
+        let mut cluster = PgCluster::init();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let (cert, key) = (
+            cluster.data.join("server.crt"),
+            cluster.data.join("server.key"),
+        );
+        std::fs::write(&cert, cert_pem).expect("cert");
+        std::fs::write(&key, key_pem).expect("key");
+        chmod(&key, 0o600);
+        if is_root() {
+            let nobody = nix::unistd::User::from_name("nobody")
+                .ok()
+                .flatten()
+                .expect("nobody");
+            for f in [&cert, &key] {
+                std::os::unix::fs::chown(f, Some(nobody.uid.as_raw()), None).expect("chown");
+            }
+        }
+        cluster.settings = format!(
+            "-c listen_addresses=127.0.0.1 -c port={port} -c ssl=on \
+             -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
+        );
+        cluster.tcp_port = Some(port);
+        cluster.run();
+        cluster
+    }
+
+    /// A connection string over TCP (for TLS clusters).
+    pub fn tcp_dsn(&self, database: &str, extra: &str) -> String {
+        format!(
+            "host=localhost port={} user=postgres dbname={database} {extra}",
+            self.tcp_port.expect("a TCP cluster")
+        )
+    }
+
+    fn init() -> PgCluster {
         let dir = open_tempdir();
         let data = dir.path().join("data");
         let socket_dir = dir.path().join("sock");
@@ -77,22 +129,22 @@ impl PgCluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let mut cluster = PgCluster {
+        PgCluster {
             _dir: dir,
             data,
             socket_dir,
             bin,
             server: None,
-        };
-        cluster.run();
-        cluster
+            settings: "-c listen_addresses=".to_string(),
+            tcp_port: None,
+        }
     }
 
     /// Starts the server. It stops when this process exits, even on a panic:
     /// a shell holds its stdin and stops PostgreSQL when the pipe closes.
     pub fn run(&mut self) {
         let script = format!(
-            "{postgres} -D {data} -c listen_addresses= -c unix_socket_directories={sock} \
+            "{postgres} -D {data} {settings} -c unix_socket_directories={sock} \
              -c unix_socket_permissions=0777 -c fsync=off -c full_page_writes=off \
              -c max_connections=300 -c shared_buffers=32MB -c log_min_messages=fatal & pid=$!; \
              read _; kill -INT $pid; wait $pid; [ -e {keep} ] || rm -rf {root}",
@@ -101,6 +153,7 @@ impl PgCluster {
             postgres = self.bin.join("postgres").display(),
             data = self.data.display(),
             sock = self.socket_dir.display(),
+            settings = self.settings,
         );
         let child = as_pg_user(Command::new("sh").arg("-c").arg(script))
             .stdin(Stdio::piped())
@@ -120,7 +173,9 @@ impl PgCluster {
     }
 
     fn accepting(&self) -> bool {
+        let port = self.tcp_port.unwrap_or(5432).to_string();
         let out = Command::new(self.bin.join("pg_isready"))
+            .args(["-p", &port])
             .arg("-h")
             .arg(&self.socket_dir)
             .arg("-q")
@@ -150,8 +205,9 @@ impl PgCluster {
     /// A connection string (key=value form) for `database`.
     pub fn dsn(&self, database: &str) -> String {
         format!(
-            "host={} user=postgres dbname={database}",
-            self.socket_dir.display()
+            "host={} port={} user=postgres dbname={database}",
+            self.socket_dir.display(),
+            self.tcp_port.unwrap_or(5432)
         )
     }
 
