@@ -4,7 +4,7 @@ use crate::cli::VERSION;
 use crate::config::Settings;
 use crate::db::migrate::{self, MigrateError};
 use crate::exit::Exit;
-use crate::startup::{self, StartError};
+use crate::startup::{self, Purpose, StartError};
 
 pub fn version() -> Exit {
     println!("mogothrow77 {VERSION}");
@@ -15,7 +15,7 @@ pub fn version() -> Exit {
 pub async fn migrate(settings: Settings, check_only: bool) -> Exit {
     let result = async {
         startup::become_service_user(&settings)?;
-        let database = startup::open_database(&settings, true).await?;
+        let database = startup::open_database(&settings, Purpose::Migrate).await?;
         let outcome = run_migrate(&database, check_only).await;
         database.close().await;
         outcome
@@ -65,8 +65,8 @@ pub async fn check(settings: Settings) -> Exit {
     print!("{}", settings.effective_toml());
     let result = async {
         startup::become_service_user(&settings)?;
-        let database = startup::open_database(&settings, false).await?;
-        let outcome = run_check(&database).await;
+        let database = startup::open_database(&settings, Purpose::Check).await?;
+        let outcome = run_check(&database, settings.config.database.auto_migrate).await;
         database.close().await;
         outcome
     }
@@ -83,11 +83,18 @@ pub async fn check(settings: Settings) -> Exit {
     }
 }
 
-async fn run_check(database: &startup::Database) -> Result<(), StartError> {
+async fn run_check(database: &startup::Database, auto_migrate: bool) -> Result<(), StartError> {
     let app = database.connections.connect_app().await?;
     println!("ok    database reachable as the application role");
+    crate::db::check_server_version(&app).await?;
+    println!("ok    PostgreSQL version supported");
     let status = migrate::status(&app).await?;
-    status.check_runnable().map_err(MigrateError::from)?;
+    if auto_migrate {
+        status.check_runnable()
+    } else {
+        status.check_serveable()
+    }
+    .map_err(MigrateError::from)?;
     println!(
         "ok    schema compatible (applied {}, pending {}, needs binary level >= {}, this binary {})",
         status.applied.len(),
@@ -97,7 +104,7 @@ async fn run_check(database: &startup::Database) -> Result<(), StartError> {
     );
     if !status.pending.is_empty() {
         println!(
-            "note  {} migration(s) pending: `serve` applies them when database.auto_migrate is true",
+            "note  {} migration(s) pending: `serve` applies them (database.auto_migrate is true)",
             status.pending.len()
         );
     }

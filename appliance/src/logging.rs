@@ -15,9 +15,14 @@ pub fn init(config: &LogConfig) {
         LogLevel::Debug => Level::DEBUG,
         LogLevel::Trace => Level::TRACE,
     };
-    // Dependencies log at warn and above unless asked for more.
+    // Dependencies log at warn and above, unless debug or trace is asked for.
+    let dependencies = if level >= Level::DEBUG {
+        level
+    } else {
+        level.min(Level::WARN)
+    };
     let filter = Targets::new()
-        .with_default(level.min(Level::WARN))
+        .with_default(dependencies)
         .with_target("mogothrow77", level)
         .with_target("access", level)
         .with_target("postgres", level);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::config::Settings;
 use crate::db::migrate;
@@ -40,8 +40,52 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
     Ok(listener)
 }
 
+/// SIGTERM/SIGINT (stop) and SIGHUP (reload), installed before anything
+/// else so that a signal during start-up is never fatal by default.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+enum SignalEvent {
+    Shutdown,
+    Reload,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, StartError> {
+        let install = |kind| {
+            signal(kind)
+                .map_err(|e| StartError::Other(format!("cannot install signal handlers: {e}")))
+        };
+        Ok(Signals {
+            term: install(SignalKind::terminate())?,
+            int: install(SignalKind::interrupt())?,
+            hup: install(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> SignalEvent {
+        tokio::select! {
+            _ = self.term.recv() => SignalEvent::Shutdown,
+            _ = self.int.recv() => SignalEvent::Shutdown,
+            _ = self.hup.recv() => SignalEvent::Reload,
+        }
+    }
+
+    /// True when SIGTERM/SIGINT arrived (during start-up); does not wait.
+    fn shutdown_requested(&mut self) -> bool {
+        use std::task::{Context, Poll, Waker};
+        let mut cx = Context::from_waker(Waker::noop());
+        matches!(self.term.poll_recv(&mut cx), Poll::Ready(_))
+            || matches!(self.int.poll_recv(&mut cx), Poll::Ready(_))
+    }
+}
+
 async fn serve(settings: Settings, started: Instant) -> Result<Exit, StartError> {
     let config = &settings.config;
+    let signals = Signals::install()?;
     // Bind first: a port below 1024 needs root, which is dropped next.
     let listener = bind(settings.listen)?;
     let account = startup::become_service_user(&settings)?;
@@ -80,8 +124,8 @@ async fn serve(settings: Settings, started: Instant) -> Result<Exit, StartError>
     };
 
     systemd::status("opening the database");
-    let database = startup::open_database(&settings, true).await?;
-    let result = serve_with_database(&settings, listener, tls, &database, started).await;
+    let database = startup::open_database(&settings, startup::Purpose::Serve).await?;
+    let result = serve_with_database(&settings, listener, tls, &database, signals, started).await;
     database.close().await;
     result
 }
@@ -91,6 +135,7 @@ async fn serve_with_database(
     listener: std::net::TcpListener,
     tls: Option<Arc<tls::CertResolver>>,
     database: &startup::Database,
+    mut signals: Signals,
     started: Instant,
 ) -> Result<Exit, StartError> {
     let config = &settings.config;
@@ -117,11 +162,14 @@ async fn serve_with_database(
 
     let pool = connections.pool(config.database.pool_size)?;
     // Fail fast (exit 4) when the application role cannot connect.
-    drop(pool.get().await.map_err(|e| {
+    let probe = pool.get().await.map_err(|e| {
         StartError::Db(crate::db::DbError::Unreachable(format!(
-            "the application role cannot connect: {e}"
+            "the application role cannot connect: {}",
+            crate::db::describe_pool_error(&e)
         )))
-    })?);
+    })?;
+    crate::db::check_server_version(&probe).await?;
+    drop(probe);
     let state = AppState {
         pool,
         metrics: Metrics::new(),
@@ -137,10 +185,6 @@ async fn serve_with_database(
         reason: e.to_string(),
     })?;
 
-    let mut term = signal(SignalKind::terminate()).map_err(|e| StartError::Other(e.to_string()))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| StartError::Other(e.to_string()))?;
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| StartError::Other(e.to_string()))?;
-
     let limits = server::Limits {
         header_read_timeout: Duration::from_secs(config.http.header_read_timeout_secs),
         tls_handshake_timeout: Duration::from_secs(config.http.tls_handshake_timeout_secs),
@@ -151,16 +195,17 @@ async fn serve_with_database(
         None => None,
     };
     let serving = Arc::new(AtomicBool::new(true));
+    if signals.shutdown_requested() {
+        tracing::info!("stop requested during start-up; not serving");
+        systemd::stopping();
+        return Ok(Exit::Ok);
+    }
     let shutdown = {
         let serving = serving.clone();
         let tls = tls.clone();
         async move {
-            loop {
-                tokio::select! {
-                    _ = term.recv() => break,
-                    _ = int.recv() => break,
-                    _ = hup.recv() => reload_tls(tls.as_deref()),
-                }
+            while let SignalEvent::Reload = signals.next().await {
+                reload_tls(tls.as_deref());
             }
             serving.store(false, Ordering::SeqCst);
             systemd::stopping();

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::config::{DatabaseTarget, Settings};
-use crate::db::managed::{ManagedError, ManagedPostgres, Supervisor};
+use crate::db::managed::{ClusterLock, ManagedError, ManagedPostgres, Supervisor};
 use crate::db::migrate::MigrateError;
 use crate::db::{Connections, DbError};
 use crate::exit::Exit;
@@ -44,8 +44,8 @@ impl StartError {
             StartError::Db(DbError::Unreachable(_)) => Exit::DatabaseUnreachable,
             StartError::Db(DbError::BadUrl { .. } | DbError::CaFile { .. }) => Exit::Config,
             StartError::Db(DbError::Pool(_)) => Exit::Failure,
+            StartError::Db(DbError::ServerTooOld { .. }) => Exit::MissingComponent,
             StartError::Migrate(MigrateError::Incompatible(_)) => Exit::SchemaIncompatible,
-            StartError::Migrate(MigrateError::Database { .. }) => Exit::DatabaseUnreachable,
             StartError::Migrate(_) => Exit::Failure,
         }
     }
@@ -80,6 +80,7 @@ pub struct Database {
     pub connections: Connections,
     /// Present when this process started and supervises the managed cluster.
     pub supervisor: Option<Supervisor>,
+    _lock: Option<ClusterLock>,
 }
 
 impl Database {
@@ -90,42 +91,87 @@ impl Database {
     }
 }
 
-/// Opens the configured database. In managed mode, `start_managed` starts
-/// the cluster when it is not already running (serve, migrate); otherwise
-/// (check) a cluster that is not running is reported as unreachable.
-pub async fn open_database(
-    settings: &Settings,
-    start_managed: bool,
-) -> Result<Database, StartError> {
+/// Who opens the database, which decides what may happen to a managed cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `serve`: owns the cluster. Creates it on first use, starts and
+    /// supervises it, and takes over one left running by a dead earlier run.
+    Serve,
+    /// `migrate`: uses the running cluster, or starts one for its own run.
+    Migrate,
+    /// `check`: uses the running cluster; never creates or starts one.
+    Check,
+}
+
+/// Opens the configured database for `purpose`.
+pub async fn open_database(settings: &Settings, purpose: Purpose) -> Result<Database, StartError> {
     let timeout = std::time::Duration::from_secs(settings.config.database.connect_timeout_secs);
-    match &settings.database {
-        DatabaseTarget::External { .. } => Ok(Database {
+    let DatabaseTarget::Managed { bin_dir } = &settings.database else {
+        return Ok(Database {
             connections: Connections::external(settings)?,
             supervisor: None,
-        }),
-        DatabaseTarget::Managed { bin_dir } => {
-            let pg =
-                ManagedPostgres::prepare(&settings.config.state_dir, bin_dir.as_deref()).await?;
-            let connections = pg.connections(timeout)?;
-            if running(&connections).await {
-                return Ok(Database {
-                    connections,
-                    supervisor: None,
-                });
+            _lock: None,
+        });
+    };
+    // Room for the pool, a migration connection and an admin's psql.
+    let max_connections = settings.config.database.pool_size + 10;
+    let pg = ManagedPostgres::prepare(
+        &settings.config.state_dir,
+        bin_dir.as_deref(),
+        max_connections,
+    )
+    .await?;
+    let connections = pg.connections(timeout)?;
+    let lock = ClusterLock::try_acquire(&pg.layout)?;
+    let running = running(&connections).await;
+    let not_running = |why: &str| {
+        StartError::Db(DbError::Unreachable(format!(
+            "the managed PostgreSQL in {} is not running{why}; it runs while `mogothrow77 serve` runs",
+            pg.layout.data_dir.display()
+        )))
+    };
+    let (lock, use_running) = match (purpose, lock) {
+        (Purpose::Serve, None) => {
+            return Err(StartError::Other(format!(
+                "another `mogothrow77 serve` is running with state_dir {}",
+                settings.config.state_dir.display()
+            )))
+        }
+        (Purpose::Serve, Some(lock)) => {
+            if running {
+                pg.stop_orphan().await?;
             }
-            if !start_managed {
-                return Err(StartError::Db(DbError::Unreachable(format!(
-                    "the managed PostgreSQL in {} is not running; it runs while `mogothrow77 serve` runs",
-                    pg.layout.data_dir.display()
-                ))));
-            }
-            let supervisor = pg.start().await?;
-            Ok(Database {
+            (lock, false)
+        }
+        // `serve` holds the lock: use its cluster.
+        (Purpose::Migrate | Purpose::Check, None) if running => {
+            return Ok(Database {
                 connections,
-                supervisor: Some(supervisor),
+                supervisor: None,
+                _lock: None,
             })
         }
+        (Purpose::Migrate | Purpose::Check, None) => {
+            return Err(not_running(" (another mogothrow77 process is starting it)"))
+        }
+        (Purpose::Migrate | Purpose::Check, Some(lock)) if running => (lock, true),
+        (Purpose::Check, Some(_)) => return Err(not_running("")),
+        (Purpose::Migrate, Some(lock)) => (lock, false),
+    };
+    if use_running {
+        return Ok(Database {
+            connections,
+            supervisor: None,
+            _lock: Some(lock),
+        });
     }
+    pg.initialise().await?;
+    let supervisor = pg.start().await?;
+    Ok(Database {
+        connections,
+        supervisor: Some(supervisor),
+        _lock: Some(lock),
+    })
 }
 
 async fn running(connections: &Connections) -> bool {

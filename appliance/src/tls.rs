@@ -30,6 +30,8 @@ pub enum TlsError {
     KeyPermissions(#[from] PrivateFileError),
     #[error("cannot generate the self-signed certificate: {0}")]
     Generate(String),
+    #[error("cannot build the TLS configuration: {0}")]
+    Config(String),
     #[error("cannot write {path}: {reason}")]
     Write { path: String, reason: String },
 }
@@ -70,7 +72,15 @@ pub fn load_certified_key(paths: &CertPaths) -> Result<CertifiedKey, TlsError> {
         path: paths.key.display().to_string(),
         reason: e.to_string(),
     })?;
-    Ok(CertifiedKey::new(certs, signing_key))
+    let certified = CertifiedKey::new(certs, signing_key);
+    certified.keys_match().map_err(|e| TlsError::BadKey {
+        path: paths.key.display().to_string(),
+        reason: format!(
+            "it does not belong to the certificate in {} ({e})",
+            paths.cert.display()
+        ),
+    })?;
+    Ok(certified)
 }
 
 /// SHA-256 fingerprint of the leaf certificate, as colon-separated hex.
@@ -183,7 +193,7 @@ pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, T
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Generate(e.to_string()))?
+        .map_err(|e| TlsError::Config(e.to_string()))?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -434,18 +434,60 @@ fn validate(
         &db.migration_url,
         &db.migration_url_file,
     );
-    for (key, value) in [
-        ("database.url", &url),
-        ("database.migration_url", &migration_url),
+    for (key, value, from_file) in [
+        ("database.url", &url, db.url_file.is_some()),
+        (
+            "database.migration_url",
+            &migration_url,
+            db.migration_url_file.is_some(),
+        ),
     ] {
+        let key = if from_file {
+            format!("{key}_file")
+        } else {
+            key.to_string()
+        };
+        let key = key.as_str();
         if let Some(value) = value {
-            if let Err(e) = value.expose().parse::<tokio_postgres::Config>() {
+            if let Err(e) =
+                crate::db::normalize_sslmode(value.expose()).parse::<tokio_postgres::Config>()
+            {
                 // The parser's message never contains the URL itself.
                 problem(
                     key,
                     format!(
                         "not a valid PostgreSQL connection string ({e}); expected \
                          postgresql://USER@HOST[:PORT]/DBNAME[?sslmode=require]"
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(path) = &file {
+        let readable_by_others = std::fs::metadata(path)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o004 != 0)
+            .unwrap_or(false);
+        let has_password = |value: &Option<Secret>| {
+            value.as_ref().is_some_and(|v| {
+                crate::db::normalize_sslmode(v.expose())
+                    .parse::<tokio_postgres::Config>()
+                    .is_ok_and(|c| c.get_password().is_some())
+            })
+        };
+        for (key, inline_password) in [
+            ("database.url", has_password(&db.url)),
+            ("database.migration_url", has_password(&db.migration_url)),
+        ] {
+            if inline_password
+                && readable_by_others
+                && sources.of_key(key).starts_with(&path.display().to_string())
+            {
+                problem(
+                    key,
+                    format!(
+                        "holds a password in {}, which others can read; move it to {key}_file \
+                         (a file only the service can read) or `chmod o-r` the config file",
+                        path.display()
                     ),
                 );
             }

@@ -7,6 +7,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -223,14 +224,17 @@ pub struct ManagedPostgres {
     pub binaries: PgBinaries,
     pub layout: Layout,
     os_user: String,
+    max_connections: usize,
 }
 
 impl ManagedPostgres {
-    /// Finds the binaries and runs `initdb` on first use. Runs as the service
-    /// user (PostgreSQL refuses to run as root).
+    /// Finds the binaries and lays out the directories; changes nothing in
+    /// the cluster. Runs as the service user (PostgreSQL refuses to run as
+    /// root). `max_connections` is sized from the pool.
     pub async fn prepare(
         state_dir: &Path,
         configured_bin_dir: Option<&Path>,
+        max_connections: usize,
     ) -> Result<ManagedPostgres, ManagedError> {
         let layout = Layout::new(state_dir)?;
         let (found, searched) = discover(configured_bin_dir);
@@ -247,12 +251,23 @@ impl ManagedPostgres {
             binaries,
             layout,
             os_user,
+            max_connections,
         };
-        if !pg.layout.data_dir.join("PG_VERSION").is_file() {
-            pg.initdb().await?;
-        }
-        pg.write_access_rules()?;
         Ok(pg)
+    }
+
+    /// True once `initdb` has completed.
+    pub fn is_initialised(&self) -> bool {
+        self.layout.data_dir.join("PG_VERSION").is_file()
+    }
+
+    /// Runs `initdb` on first use and (re)writes the access rules. Call
+    /// only while holding the [`ClusterLock`].
+    pub async fn initialise(&self) -> Result<(), ManagedError> {
+        if !self.is_initialised() {
+            self.initdb().await?;
+        }
+        self.write_access_rules()
     }
 
     async fn initdb(&self) -> Result<(), ManagedError> {
@@ -323,6 +338,7 @@ impl ManagedPostgres {
         let mut cmd = Command::new(self.binaries.bin_dir.join("postgres"));
         cmd.arg("-D").arg(&self.layout.data_dir);
         let socket_dir = self.layout.socket_dir.display().to_string();
+        let max_connections = self.max_connections.to_string();
         for (key, value) in [
             ("listen_addresses", ""),
             ("unix_socket_directories", socket_dir.as_str()),
@@ -331,7 +347,7 @@ impl ManagedPostgres {
             // The systemd sandbox forbids writable-executable memory.
             ("jit", "off"),
             ("shared_buffers", "64MB"),
-            ("max_connections", "100"),
+            ("max_connections", max_connections.as_str()),
             ("logging_collector", "off"),
             ("log_destination", "stderr"),
             ("log_line_prefix", ""),
@@ -383,8 +399,16 @@ impl ManagedPostgres {
     pub async fn start(self) -> Result<Supervisor, ManagedError> {
         let pg = Arc::new(self);
         let mut child = spawn(&pg)?;
-        wait_accepting(&pg, &mut child).await?;
-        bootstrap(&pg).await?;
+        let started = async {
+            wait_accepting(&pg, &mut child).await?;
+            bootstrap(&pg).await
+        }
+        .await;
+        if let Err(e) = started {
+            // Never leave an unsupervised PostgreSQL behind.
+            shutdown_child(&mut child).await;
+            return Err(e);
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let task = tokio::spawn(supervise(pg.clone(), child, stop_rx));
         Ok(Supervisor { stop_tx, task })
@@ -405,11 +429,24 @@ fn spawn(pg: &ManagedPostgres) -> Result<Child, ManagedError> {
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                tracing::info!(target: "postgres", "{line}");
+                log_postgres_line(&line);
             }
         });
     }
     Ok(child)
+}
+
+/// PostgreSQL's own severity decides the log level of its lines.
+fn log_postgres_line(line: &str) {
+    let severity = line.split(':').next().unwrap_or_default().trim();
+    match severity {
+        "PANIC" | "FATAL" | "ERROR" => tracing::error!(target: "postgres", "{line}"),
+        "WARNING" => tracing::warn!(target: "postgres", "{line}"),
+        "DEBUG1" | "DEBUG2" | "DEBUG3" | "DEBUG4" | "DEBUG5" => {
+            tracing::debug!(target: "postgres", "{line}")
+        }
+        _ => tracing::info!(target: "postgres", "{line}"),
+    }
 }
 
 async fn wait_accepting(pg: &ManagedPostgres, child: &mut Child) -> Result<(), ManagedError> {
@@ -496,6 +533,70 @@ async fn bootstrap(pg: &ManagedPostgres) -> Result<(), ManagedError> {
     .await
     .map_err(err)?;
     Ok(())
+}
+
+/// Held by the process that supervises the cluster (`serve`, or `migrate`
+/// when it had to start the cluster): an exclusive `flock` on
+/// `<state_dir>/run/serve.lock`, released when the process exits, however it
+/// exits.
+pub struct ClusterLock {
+    _lock: Flock<std::fs::File>,
+}
+
+impl ClusterLock {
+    /// `Ok(None)` when another process holds it.
+    pub fn try_acquire(layout: &Layout) -> Result<Option<ClusterLock>, ManagedError> {
+        let path = layout.socket_dir.join("serve.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(ClusterLock { _lock: lock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(ManagedError::Io {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl ManagedPostgres {
+    /// Stops a cluster left running by an appliance that died without
+    /// stopping it (killed, crashed): fast shutdown, then it can be started
+    /// again under supervision. Call only while holding the [`ClusterLock`].
+    pub async fn stop_orphan(&self) -> Result<(), ManagedError> {
+        let pid_file = self.layout.data_dir.join("postmaster.pid");
+        let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+        else {
+            return Ok(());
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).contains("postgres") {
+            return Ok(());
+        }
+        tracing::warn!(
+            pid,
+            "stopping a managed PostgreSQL left running by an earlier run"
+        );
+        let pid = Pid::from_raw(pid);
+        let _ = kill(pid, Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while kill(pid, None).is_ok() {
+            if Instant::now() > deadline {
+                return Err(ManagedError::Start(format!(
+                    "PostgreSQL {pid} left by an earlier run did not stop within 60 s"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
 }
 
 /// Handle to the supervised PostgreSQL.

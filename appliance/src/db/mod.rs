@@ -24,6 +24,30 @@ pub enum DbError {
     Pool(String),
     #[error("database unreachable: {0}")]
     Unreachable(String),
+    #[error(
+        "PostgreSQL {found} is too old: Mogothrow77 needs PostgreSQL {MIN_SERVER_MAJOR} or newer; \
+         upgrade the database server"
+    )]
+    ServerTooOld { found: String },
+}
+
+/// The oldest PostgreSQL major version supported.
+pub const MIN_SERVER_MAJOR: u32 = 13;
+
+/// Refuses a server older than [`MIN_SERVER_MAJOR`].
+pub async fn check_server_version(client: &tokio_postgres::Client) -> Result<(), DbError> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version_num')::int, current_setting('server_version')",
+            &[],
+        )
+        .await
+        .map_err(|e| DbError::Unreachable(describe_pg_error(&e)))?;
+    let number: i32 = row.get(0);
+    if (number / 10000) < MIN_SERVER_MAJOR as i32 {
+        return Err(DbError::ServerTooOld { found: row.get(1) });
+    }
+    Ok(())
 }
 
 /// Connection settings for both roles the appliance uses.
@@ -50,7 +74,8 @@ impl Connections {
             });
         };
         let parse = |role: &'static str, url: &str| {
-            url.parse::<tokio_postgres::Config>()
+            normalize_sslmode(url)
+                .parse::<tokio_postgres::Config>()
                 .map_err(|e| DbError::BadUrl {
                     role,
                     reason: e.to_string(),
@@ -138,6 +163,23 @@ pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
             text
         }
     }
+}
+
+/// A pool error as one line, with the server's message when there is one.
+pub fn describe_pool_error(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(pg) => describe_pg_error(pg),
+        other => other.to_string(),
+    }
+}
+
+/// tokio-postgres knows `sslmode` disable, prefer and require; libpq's
+/// `verify-ca` and `verify-full` mean "require, and verify", which is what
+/// `require` does here (the server certificate and host name are always
+/// verified), so they are accepted as `require`.
+pub fn normalize_sslmode(url: &str) -> String {
+    url.replace("sslmode=verify-full", "sslmode=require")
+        .replace("sslmode=verify-ca", "sslmode=require")
 }
 
 /// TLS to the database: `database.ca_file` when set, else the system store.

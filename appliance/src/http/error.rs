@@ -74,7 +74,7 @@ impl IntoResponse for ErrorBody {
 pub async fn not_found() -> ErrorBody {
     ErrorBody::new(
         ErrorCode::NotFound,
-        "no such endpoint; see /api/v1/openapi.json for the API",
+        "no such endpoint; check the path and the API version in the URL",
     )
 }
 

@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::AppState;
+use crate::db::describe_pool_error;
 use crate::db::migrate;
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -21,7 +22,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
             .pool
             .get()
             .await
-            .map_err(|e| format!("database unreachable: {e}"))?;
+            .map_err(|e| format!("database unreachable: {}", describe_pool_error(&e)))?;
         let status = migrate::status_for_readiness(&client)
             .await
             .map_err(|e| format!("cannot read the schema state: {e}"))?;

@@ -123,3 +123,92 @@ fn a_cluster_from_another_major_version_is_refused() {
         "the old cluster is left alone"
     );
 }
+
+fn postmaster_pid(state: &std::path::Path) -> Option<i32> {
+    std::fs::read_to_string(state.join("postgres/postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_server_per_state_dir_and_a_dead_servers_cluster_is_taken_over() {
+    let config = AppConfig::new("");
+    let state = config.state_dir();
+
+    // check before anything exists creates nothing.
+    let early = config.run(&["check"]);
+    assert_eq!(early.code(), Some(4), "{}", early.all());
+    assert!(
+        !state.join("postgres/PG_VERSION").exists(),
+        "check created a cluster"
+    );
+
+    let mut first = config.spawn();
+    first.wait_ready();
+    // A second server on the same state directory is refused.
+    let second = config.run(&["serve"]);
+    assert_eq!(second.code(), Some(1), "{}", second.all());
+    assert!(
+        second
+            .stderr
+            .contains("another `mogothrow77 serve` is running"),
+        "{}",
+        second.stderr
+    );
+    // Admin commands use the running cluster.
+    let check = config.run(&["check"]);
+    assert_eq!(check.code(), Some(0), "{}", check.all());
+
+    // The appliance dies without stopping PostgreSQL.
+    let orphan = postmaster_pid(&state).expect("postmaster pid");
+    first.signal(nix::sys::signal::Signal::SIGKILL);
+    first.wait_exit(Duration::from_secs(10));
+    assert!(alive(orphan), "PostgreSQL outlives a killed appliance");
+
+    let mut next = config.spawn();
+    let addr = next.wait_ready();
+    next.wait_event(
+        "stopping a managed PostgreSQL left running by an earlier run",
+        Duration::from_secs(1),
+    );
+    assert!(!alive(orphan), "the orphan was stopped");
+    let supervised = postmaster_pid(&state).expect("new postmaster");
+    assert_ne!(supervised, orphan);
+    assert_eq!(
+        client::get(addr, "/readyz").await.expect("readyz").status,
+        200
+    );
+    assert!(next.stop().success(), "{}", next.output());
+    assert!(!alive(supervised), "stopped with the appliance");
+}
+
+#[test]
+fn sigterm_during_start_up_exits_cleanly_without_leaving_postgres() {
+    let config = AppConfig::new("");
+    let mut app = config.spawn();
+    // Handlers are installed before the certificate is generated.
+    app.wait_event(
+        "generated a self-signed certificate",
+        Duration::from_secs(30),
+    );
+    app.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = app.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{}", app.output());
+    assert!(
+        app.output().contains("stop requested during start-up"),
+        "{}",
+        app.output()
+    );
+    assert!(
+        postmaster_pid(&config.state_dir()).is_none_or(|pid| !alive(pid)),
+        "no PostgreSQL left running"
+    );
+}

@@ -102,6 +102,13 @@ async fn pending_migrations_with_auto_migrate_off_exit_3() {
     let out = config.run(&["serve"]);
     assert_eq!(out.code(), Some(3), "{}", out.all());
     assert!(out.stderr.contains("mogothrow77 migrate"), "{}", out.stderr);
+    let check = config.run(&["check"]);
+    assert_eq!(
+        check.code(),
+        Some(3),
+        "check agrees with serve: {}",
+        check.all()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -30,6 +30,22 @@ async fn secrets_stay_out_of_logs_and_check_output() {
         )
         .env("MOGOTHROW77_LOG__LEVEL", "trace");
 
+    // A password inline in a config file others can read is refused.
+    let refused = config.run(&["check"]);
+    assert_eq!(refused.code(), Some(2), "{}", refused.all());
+    assert!(
+        refused.stderr.contains("`database.url`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("database.url_file"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.all().contains(SECRET), "{}", refused.all());
+    chmod(&config.config_path, 0o600);
+
     let check = config.run(&["check"]);
     assert_eq!(check.code(), Some(0), "{}", check.all());
     assert!(check.stdout.contains("[redacted]"), "{}", check.stdout);
