@@ -32,6 +32,7 @@ pub async fn migrate(settings: Settings, check_only: bool) -> Exit {
 
 async fn run_migrate(database: &startup::Database, check_only: bool) -> Result<Exit, StartError> {
     let mut owner = database.connections.connect_owner().await?;
+    crate::db::check_server_version(&owner).await?;
     if check_only {
         let status = migrate::status(&owner).await?;
         status.check_runnable().map_err(MigrateError::from)?;

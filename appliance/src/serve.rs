@@ -105,10 +105,20 @@ async fn serve(settings: Settings, started: Instant) -> Result<Exit, StartError>
             },
             _ => {
                 let paths = tls::self_signed_paths(&config.state_dir);
-                if tls::ensure_self_signed(&paths, &config.tls.hostnames)? {
+                // The host's own name is always included, so the certificate
+                // fits the URL an admin is most likely to type.
+                let mut hostnames = config.tls.hostnames.clone();
+                if let Some(host) = nix::unistd::gethostname()
+                    .ok()
+                    .and_then(|h| h.into_string().ok())
+                    .filter(|h| !h.is_empty() && !hostnames.contains(h))
+                {
+                    hostnames.push(host);
+                }
+                if tls::ensure_self_signed(&paths, &hostnames)? {
                     tracing::info!(
                         cert = %paths.cert.display(),
-                        hostnames = ?config.tls.hostnames,
+                        hostnames = ?hostnames,
                         "generated a self-signed certificate"
                     );
                 }
@@ -143,6 +153,7 @@ async fn serve_with_database(
 
     systemd::status("checking the schema");
     let mut owner = connections.connect_owner().await?;
+    crate::db::check_server_version(&owner).await?;
     if config.database.auto_migrate {
         let applied = migrate::migrate(&mut owner).await?;
         for m in &applied {
@@ -168,7 +179,6 @@ async fn serve_with_database(
             crate::db::describe_pool_error(&e)
         )))
     })?;
-    crate::db::check_server_version(&probe).await?;
     drop(probe);
     let state = AppState {
         pool,

@@ -133,7 +133,7 @@ pub async fn open_database(settings: &Settings, purpose: Purpose) -> Result<Data
     let (lock, use_running) = match (purpose, lock) {
         (Purpose::Serve, None) => {
             return Err(StartError::Other(format!(
-                "another `mogothrow77 serve` is running with state_dir {}",
+                "another mogothrow77 process (`serve`, or `migrate` running the cluster) is using state_dir {}",
                 settings.config.state_dir.display()
             )))
         }

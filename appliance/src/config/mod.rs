@@ -181,7 +181,8 @@ impl Settings {
                         format!("{} does not exist or is not a file", path.display()),
                     ));
                 }
-                Some(path.to_path_buf())
+                // Absolute, so messages and permission checks name one file.
+                Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()))
             }
             None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.is_file()),
         };

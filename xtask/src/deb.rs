@@ -1,0 +1,261 @@
+//! The Debian package, staged file by file and built with `dpkg-deb`.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::CommandFactory;
+
+use crate::reproducible::{clamp_mtimes, run, run_capture, source_date_epoch, Result};
+
+const PACKAGE: &str = "mogothrow77";
+/// Debian revision of the package; bump when only the packaging changes.
+const REVISION: &str = "1";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn packaging() -> PathBuf {
+    workspace().join("appliance/packaging")
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
+    move |e| format!("{}: {e}", path.display())
+}
+
+/// Copies `from` to `stage/to` with `mode`, creating directories.
+fn install(from: &Path, stage: &Path, to: &str, mode: u32) -> Result<()> {
+    let bytes = fs::read(from).map_err(io(from))?;
+    write(stage, to, &bytes, mode)
+}
+
+fn write(stage: &Path, to: &str, bytes: &[u8], mode: u32) -> Result<()> {
+    let dest = stage.join(to.trim_start_matches('/'));
+    if let Some(dir) = dest.parent() {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    fs::write(&dest, bytes).map_err(io(&dest))?;
+    fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).map_err(io(&dest))
+}
+
+/// `gzip -9n`: no name or time stored, so the output depends on the input only.
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut child = Command::new("gzip")
+        .args(["-9n", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run gzip: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("gzip stdin")?;
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().map_err(|e| format!("gzip: {e}"))?;
+    writer
+        .join()
+        .map_err(|_| "gzip writer panicked".to_string())?
+        .map_err(|e| format!("gzip: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("gzip failed: {}", out.status));
+    }
+    Ok(out.stdout)
+}
+
+/// The man page, rendered from the CLI definition.
+fn man_page() -> Result<Vec<u8>> {
+    let command = mogothrow77::cli::Cli::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command)
+        .render(&mut out)
+        .map_err(|e| format!("cannot render the man page: {e}"))?;
+    Ok(out)
+}
+
+pub fn write_man_page(dir: &Path) -> Result<PathBuf> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join("mogothrow77.1");
+    fs::write(&path, man_page()?).map_err(io(&path))?;
+    Ok(path)
+}
+
+/// The newest glibc symbol version the binary needs, e.g. "2.34".
+fn glibc_requirement(binary: &Path) -> Result<String> {
+    let symbols = run_capture(Command::new("objdump").arg("-T").arg(binary))?;
+    let mut newest: Option<(u32, u32)> = None;
+    for token in symbols.split(|c: char| c.is_whitespace() || c == '(' || c == ')') {
+        if let Some(version) = token.strip_prefix("GLIBC_") {
+            let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+            let v = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+            newest = newest.max(Some(v));
+        }
+    }
+    newest
+        .map(|(a, b)| format!("{a}.{b}"))
+        .ok_or_else(|| format!("{} links no glibc symbols", binary.display()))
+}
+
+fn installed_size_kib(stage: &Path) -> Result<u64> {
+    fn walk(p: &Path, total: &mut u64) -> Result<()> {
+        for entry in fs::read_dir(p).map_err(io(p))?.flatten() {
+            let meta = entry.metadata().map_err(io(&entry.path()))?;
+            if meta.is_dir() {
+                *total += 4096;
+                walk(&entry.path(), total)?;
+            } else {
+                *total += meta.len().div_ceil(1024) * 1024;
+            }
+        }
+        Ok(())
+    }
+    let mut total = 0;
+    walk(stage, &mut total)?;
+    Ok(total.div_ceil(1024))
+}
+
+fn md5sums(stage: &Path) -> Result<String> {
+    let mut files = Vec::new();
+    fn walk(root: &Path, p: &Path, files: &mut Vec<String>) -> Result<()> {
+        for entry in fs::read_dir(p).map_err(io(p))?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, files)?;
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                files.push(rel.display().to_string());
+            }
+        }
+        Ok(())
+    }
+    walk(stage, stage, &mut files)?;
+    files.sort();
+    let mut out = String::new();
+    for file in files {
+        let sum = run_capture(Command::new("md5sum").arg(&file).current_dir(stage))?;
+        out.push_str(&sum);
+    }
+    Ok(out)
+}
+
+/// Builds `mogothrow77_<version>-<rev>_amd64.deb` in `out`.
+pub fn build(binary: &Path, out: &Path) -> Result<PathBuf> {
+    let version = format!("{}-{REVISION}", env!("CARGO_PKG_VERSION"));
+    let epoch = source_date_epoch()?;
+    let packaging = packaging();
+    let stage = out.join(format!("{PACKAGE}-deb-stage"));
+    if stage.exists() {
+        fs::remove_dir_all(&stage).map_err(io(&stage))?;
+    }
+    fs::create_dir_all(&stage).map_err(io(&stage))?;
+
+    install(binary, &stage, "/usr/bin/mogothrow77", 0o755)?;
+    install(
+        &packaging.join("mogothrow77.service"),
+        &stage,
+        "/usr/lib/systemd/system/mogothrow77.service",
+        0o644,
+    )?;
+    install(
+        &packaging.join("sysusers.conf"),
+        &stage,
+        "/usr/lib/sysusers.d/mogothrow77.conf",
+        0o644,
+    )?;
+    install(
+        &packaging.join("config.toml"),
+        &stage,
+        "/etc/mogothrow77/config.toml",
+        0o644,
+    )?;
+    let doc = "/usr/share/doc/mogothrow77";
+    install(
+        &packaging.join("debian/copyright"),
+        &stage,
+        &format!("{doc}/copyright"),
+        0o644,
+    )?;
+    let changelog = fs::read(packaging.join("debian/changelog")).map_err(io(&packaging))?;
+    write(
+        &stage,
+        &format!("{doc}/changelog.Debian.gz"),
+        &gzip(&changelog)?,
+        0o644,
+    )?;
+    for name in ["configuration.md", "operations.md"] {
+        let path = workspace().join("docs").join(name);
+        let text = fs::read(&path).map_err(io(&path))?;
+        write(&stage, &format!("{doc}/{name}.gz"), &gzip(&text)?, 0o644)?;
+    }
+    write(
+        &stage,
+        "/usr/share/man/man1/mogothrow77.1.gz",
+        &gzip(&man_page()?)?,
+        0o644,
+    )?;
+
+    let md5 = md5sums(&stage)?;
+    let control = format!(
+        "Package: {PACKAGE}\n\
+         Version: {version}\n\
+         Architecture: amd64\n\
+         Maintainer: Mogothrow77 developers <release@mogothrow77.invalid>\n\
+         Installed-Size: {size}\n\
+         Depends: libc6 (>= {glibc}), libgcc-s1 (>= 4.2), systemd | systemd-standalone-sysusers, procps\n\
+         Recommends: postgresql\n\
+         Section: database\n\
+         Priority: optional\n\
+         Description: on-premises records appliance\n \
+         Mogothrow77 keeps structured records in typed collections and serves\n \
+         them through a versioned REST API and a web console, over PostgreSQL.\n \
+         .\n \
+         This package runs it as a sandboxed systemd service. Without a\n \
+         configured database it creates and supervises its own PostgreSQL\n \
+         cluster (from the recommended postgresql package), and serves HTTPS\n \
+         on port 8443 with a generated self-signed certificate.\n",
+        size = installed_size_kib(&stage)?,
+        glibc = glibc_requirement(binary)?,
+    );
+    write(&stage, "/DEBIAN/control", control.as_bytes(), 0o644)?;
+    write(&stage, "/DEBIAN/md5sums", md5.as_bytes(), 0o644)?;
+    write(
+        &stage,
+        "/DEBIAN/conffiles",
+        b"/etc/mogothrow77/config.toml\n",
+        0o644,
+    )?;
+    for script in ["postinst", "prerm", "postrm"] {
+        install(
+            &packaging.join("debian").join(script),
+            &stage,
+            &format!("/DEBIAN/{script}"),
+            0o755,
+        )?;
+    }
+    // Directories: 0755, as dpkg expects.
+    set_dir_modes(&stage)?;
+    clamp_mtimes(&stage, epoch)?;
+
+    let deb = out.join(format!("{PACKAGE}_{version}_amd64.deb"));
+    run(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Zxz", "-z9", "--build"])
+        .arg(&stage)
+        .arg(&deb)
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        // Standard output carries only the package path.
+        .stdout(std::process::Stdio::from(std::io::stderr())))?;
+    fs::remove_dir_all(&stage).map_err(io(&stage))?;
+    Ok(deb)
+}
+
+fn set_dir_modes(dir: &Path) -> Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(io(dir))?;
+    for entry in fs::read_dir(dir).map_err(io(dir))?.flatten() {
+        if entry.path().is_dir() {
+            set_dir_modes(&entry.path())?;
+        }
+    }
+    Ok(())
+}
