@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -193,7 +194,7 @@ fn tls_connector(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, DbError> {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-            let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice())
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
                 .filter_map(Result::ok)
                 .collect();
             if certs.is_empty() {
