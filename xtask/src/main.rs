@@ -4,7 +4,12 @@
 //! - `deb --binary BIN --out DIR`: the Debian package, built with
 //!   `dpkg-deb` from `appliance/packaging/`, reproducibly (file times from
 //!   `SOURCE_DATE_EPOCH`, or the commit time; root-owned entries).
+//! - `bundle --deb DEB [--debian-packages DIR] --key KEY --out DIR`: the
+//!   signed offline bundle (see `offline-bundle/`).
+//! - `verify-bundle BUNDLE --public-key PUB [--dest DIR]`: check (and unpack)
+//!   a bundle with the reader the installer uses.
 
+mod bundle;
 mod deb;
 mod reproducible;
 
@@ -24,6 +29,31 @@ struct Args {
 enum Command {
     /// Write the mogothrow77(1) man page into DIR.
     Man { dir: PathBuf },
+    /// Build the signed offline bundle.
+    Bundle {
+        /// The appliance's .deb.
+        #[arg(long)]
+        deb: PathBuf,
+        /// Directory of Debian 12 packages to include (PostgreSQL and what it
+        /// needs on a minimal host).
+        #[arg(long)]
+        debian_packages: Option<PathBuf>,
+        /// minisign secret key file (unencrypted; from the release secret
+        /// store, never from git).
+        #[arg(long, env = "MOGOTHROW77_SIGNING_KEY_FILE")]
+        key: PathBuf,
+        /// Directory for the bundle.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a bundle against a minisign public key; unpack it with --dest.
+    VerifyBundle {
+        bundle: PathBuf,
+        #[arg(long)]
+        public_key: PathBuf,
+        #[arg(long)]
+        dest: Option<PathBuf>,
+    },
     /// Build the .deb from a release binary.
     Deb {
         /// The release binary to package.
@@ -42,6 +72,23 @@ fn main() -> ExitCode {
         Command::Deb { binary, out } => {
             deb::build(&binary, &out).map(|p| println!("{}", p.display()))
         }
+        Command::Bundle {
+            deb,
+            debian_packages,
+            key,
+            out,
+        } => bundle::build(bundle::BundleArgs {
+            deb: &deb,
+            debian_packages: debian_packages.as_deref(),
+            key: &key,
+            out: &out,
+        })
+        .map(|p| println!("{}", p.display())),
+        Command::VerifyBundle {
+            bundle,
+            public_key,
+            dest,
+        } => bundle::verify(&bundle, &public_key, dest.as_deref()).map(|s| println!("{s}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,47 +1,30 @@
 #!/usr/bin/env bash
-# Real install test of the .deb: a debootstrapped Debian 12 booted with
-# systemd as PID 1 (systemd-nspawn) and the network off (--private-network).
-# Inside, a test unit installs the package, waits for the service to become
-# active (Type=notify: only after READY=1), calls /readyz over TLS, runs
-# `mogothrow77 check`, reloads, scores the sandbox with
-# `systemd-analyze security`, stops, restarts, and purges. The host then
-# checks every result line. Exits non-zero on any failure.
+# Real install test from the offline bundle: a minimal Debian 12 (rootfs.sh)
+# booted with systemd as PID 1 (systemd-nspawn) and the network off
+# (--private-network). Inside, a test unit points apt at the unpacked
+# bundle's packages only, installs mogothrow77 (which brings PostgreSQL from
+# the bundle), waits for the service to become active (Type=notify: only
+# after READY=1), calls /readyz over TLS, runs `mogothrow77 check`, reloads,
+# scores the sandbox with `systemd-analyze security`, stops, restarts, and
+# purges. The host then checks every result line; non-zero on any failure.
 #
-# usage: deb-install-in-nspawn.sh PACKAGE.deb
-# MOGOTHROW77_ROOTFS_CACHE: where the pristine rootfs is kept between runs
-#   (default /var/tmp/mogothrow77-rootfs/bookworm); it is created when absent.
+# usage: deb-install-in-nspawn.sh UNPACKED_BUNDLE_DIR
 set -euo pipefail
 
-deb=$(readlink -f "$1")
-# A typical Debian 12 server: systemd, procps, PostgreSQL (the package
-# recommends it), curl for the test itself.
-include=systemd,systemd-sysv,dbus,procps,postgresql,curl,ca-certificates
-cache=${MOGOTHROW77_ROOTFS_CACHE:-/var/tmp/mogothrow77-rootfs/bookworm-$(echo "$include" | md5sum | cut -c1-8)}
+bundle=$(readlink -f "$1")
+here=$(dirname "$(readlink -f "$0")")
 max_exposure=1.5
-
-for tool in debootstrap systemd-nspawn; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install debootstrap systemd-container" >&2; exit 2; }
-done
-
-if [ ! -e "$cache/.complete" ]; then
-  echo "==> debootstrap bookworm into $cache (one time)"
-  rm -rf "$cache.tmp"
-  mkdir -p "$(dirname "$cache")"
-  debootstrap --variant=minbase --include="$include" bookworm "$cache.tmp" http://deb.debian.org/debian >"$cache.log" 2>&1 \
-    || { tail -20 "$cache.log" >&2; exit 1; }
-  # The distribution's own cluster is not what is tested here.
-  ln -sf /dev/null "$cache.tmp/etc/systemd/system/postgresql.service"
-  touch "$cache.tmp/.complete"
-  rm -rf "$cache"
-  mv "$cache.tmp" "$cache"
-fi
+[ -f "$bundle/packages/debian12/Packages" ] || { echo "$bundle is not an unpacked offline bundle" >&2; exit 2; }
+command -v systemd-nspawn >/dev/null || { echo "missing systemd-nspawn: apt-get install systemd-container" >&2; exit 2; }
+cache=$("$here/rootfs.sh")
 
 work=$(mktemp -d /var/tmp/m77-nspawn.XXXXXX)
 cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 cp -a "$cache" "$work/root"
 root=$work/root
-cp "$deb" "$root/root/package.deb"
+mkdir -p "$root/root/bundle"
+cp -a "$bundle/packages/debian12/." "$root/root/bundle/"
 
 cat >"$root/root/install-test.sh" <<'EOF'
 #!/bin/bash
@@ -59,7 +42,12 @@ wait_active() {
   return 1
 }
 
-check install dpkg -i /root/package.deb
+# The unpacked bundle as the only package source: no network.
+echo 'deb [trusted=yes] file:/root/bundle ./' >/etc/apt/sources.list.d/mogothrow77-bundle.list
+apt_offline="-o Dir::Etc::SourceList=/etc/apt/sources.list.d/mogothrow77-bundle.list -o Dir::Etc::SourceParts=-"
+check apt-update-from-bundle apt-get $apt_offline update
+check install-from-bundle env DEBIAN_FRONTEND=noninteractive apt-get $apt_offline install -y mogothrow77
+check postgresql-from-bundle test -x /usr/lib/postgresql/15/bin/initdb
 check service-active wait_active
 check readyz-over-tls sh -c 'curl -sk --max-time 10 https://localhost:8443/readyz | grep -q "\"status\":\"ready\""'
 check readyz-tls-only sh -c '! curl -s --max-time 5 http://localhost:8443/readyz'

@@ -1,0 +1,361 @@
+//! The offline bundle: the .deb, the Debian packages PostgreSQL needs on a
+//! minimal Debian 12 (with an apt index, so `apt-get install` works with no
+//! network), docs, and a CycloneDX SBOM; signed with minisign.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use offline_bundle::{write_bundle, BundleFile, BundleInfo, Limits};
+use serde_json::{json, Value};
+
+use crate::reproducible::{run_capture, source_date_epoch, Result};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
+    move |e| format!("{}: {e}", path.display())
+}
+
+/// One Debian package's control fields we need.
+struct DebInfo {
+    package: String,
+    version: String,
+    architecture: String,
+    control: String,
+}
+
+fn deb_info(path: &Path) -> Result<DebInfo> {
+    let control = run_capture(Command::new("dpkg-deb").arg("-f").arg(path))?;
+    let field = |name: &str| {
+        control
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::to_string)
+            .ok_or_else(|| format!("{}: no {name} field", path.display()))
+    };
+    Ok(DebInfo {
+        package: field("Package")?,
+        version: field("Version")?,
+        architecture: field("Architecture")?,
+        control,
+    })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An apt `Packages` index for the bundled packages, so an air-gapped host can
+/// `apt-get install` from the unpacked bundle with dependencies resolved.
+fn packages_index(debs: &[(String, PathBuf, DebInfo)]) -> Result<String> {
+    let mut out = String::new();
+    for (name, path, info) in debs {
+        let bytes = fs::read(path).map_err(io(path))?;
+        let filename = name.rsplit('/').next().unwrap_or(name);
+        out.push_str(info.control.trim_end());
+        out.push_str(&format!(
+            "\nFilename: ./{filename}\nSize: {}\nSHA256: {}\n\n",
+            bytes.len(),
+            sha256_hex(&bytes)
+        ));
+    }
+    Ok(out)
+}
+
+/// CycloneDX 1.5: the Rust crates compiled into the binaries and the
+/// bundled Debian packages.
+fn sbom(version: &str, epoch: u64, debs: &[(String, PathBuf, DebInfo)]) -> Result<String> {
+    let metadata = run_capture(
+        Command::new("cargo")
+            .args([
+                "metadata",
+                "--locked",
+                "--format-version",
+                "1",
+                "--filter-platform",
+                "x86_64-unknown-linux-gnu",
+            ])
+            .current_dir(workspace()),
+    )?;
+    let metadata: Value =
+        serde_json::from_str(&metadata).map_err(|e| format!("cargo metadata: {e}"))?;
+    // Only what the shipped binary links: resolve from the mogothrow77 package.
+    let mut wanted = BTreeMap::new();
+    let packages: BTreeMap<String, &Value> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some((p["id"].as_str()?.to_string(), p)))
+        .collect();
+    let nodes: BTreeMap<String, &Value> = metadata["resolve"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| Some((n["id"].as_str()?.to_string(), n)))
+        .collect();
+    let root = packages
+        .iter()
+        .find(|(_, p)| p["name"] == "mogothrow77")
+        .map(|(id, _)| id.clone())
+        .ok_or("cargo metadata has no mogothrow77 package")?;
+    let mut stack = vec![root];
+    while let Some(id) = stack.pop() {
+        if wanted.insert(id.clone(), ()).is_some() {
+            continue;
+        }
+        for dep in nodes
+            .get(&id)
+            .and_then(|n| n["deps"].as_array())
+            .into_iter()
+            .flatten()
+        {
+            let normal = dep["dep_kinds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|k| k["kind"].is_null() || k["kind"] == "build");
+            if normal {
+                if let Some(pkg) = dep["pkg"].as_str() {
+                    stack.push(pkg.to_string());
+                }
+            }
+        }
+    }
+    let mut components: Vec<Value> = Vec::new();
+    for id in wanted.keys() {
+        let Some(p) = packages.get(id) else { continue };
+        let (name, ver) = (
+            p["name"].as_str().unwrap_or(""),
+            p["version"].as_str().unwrap_or(""),
+        );
+        if name == "mogothrow77" {
+            continue;
+        }
+        let mut c = json!({
+            "type": "library",
+            "bom-ref": format!("pkg:cargo/{name}@{ver}"),
+            "name": name,
+            "version": ver,
+            "purl": format!("pkg:cargo/{name}@{ver}"),
+        });
+        if let Some(license) = p["license"].as_str() {
+            c["licenses"] = json!([{ "expression": license }]);
+        }
+        components.push(c);
+    }
+    for (_, _, info) in debs {
+        let purl = format!(
+            "pkg:deb/debian/{}@{}?arch={}&distro=debian-12",
+            info.package, info.version, info.architecture
+        );
+        components.push(json!({
+            "type": "application",
+            "bom-ref": purl,
+            "name": info.package,
+            "version": info.version,
+            "purl": purl,
+        }));
+    }
+    let sbom = json!({
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "version": 1,
+        "metadata": {
+            "timestamp": rfc3339(epoch),
+            "component": {
+                "type": "application",
+                "bom-ref": format!("pkg:generic/mogothrow77@{version}"),
+                "name": "mogothrow77",
+                "version": version,
+            },
+        },
+        "components": components,
+    });
+    serde_json::to_string_pretty(&sbom).map_err(|e| e.to_string())
+}
+
+fn rfc2822(epoch: u64) -> String {
+    run_capture(Command::new("date").args(["-u", "-R", "-d", &format!("@{epoch}")]))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn rfc3339(epoch: u64) -> String {
+    run_capture(Command::new("date").args([
+        "-u",
+        "-d",
+        &format!("@{epoch}"),
+        "+%Y-%m-%dT%H:%M:%SZ",
+    ]))
+    .map(|s| s.trim().to_string())
+    .unwrap_or_default()
+}
+
+/// Signs with the minisign CLI and a secret key file (never in git: from
+/// the release machine's secret store, or a throwaway key in tests).
+fn minisign_sign(key: &Path, comment: &str, data: &[u8]) -> std::result::Result<String, String> {
+    let dir = std::env::temp_dir().join(format!("m77-sign-{}", std::process::id()));
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let file = dir.join("manifest.json");
+    fs::write(&file, data).map_err(|e| e.to_string())?;
+    let out = Command::new("minisign")
+        .arg("-S")
+        .arg("-s")
+        .arg(key)
+        .arg("-m")
+        .arg(&file)
+        .args(["-t", comment])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run minisign (apt-get install minisign): {e}"))?;
+    let result = if out.status.success() {
+        fs::read_to_string(dir.join("manifest.json.minisig")).map_err(|e| e.to_string())
+    } else {
+        Err(format!(
+            "minisign -S failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    };
+    let _ = fs::remove_dir_all(&dir);
+    result
+}
+
+pub struct BundleArgs<'a> {
+    pub deb: &'a Path,
+    pub debian_packages: Option<&'a Path>,
+    pub key: &'a Path,
+    pub out: &'a Path,
+}
+
+/// Builds `mogothrow77-<version>-offline.zip` in `out`.
+pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
+    let version = env!("CARGO_PKG_VERSION");
+    let epoch = source_date_epoch()?;
+    let commit = run_capture(Command::new("git").args(["rev-parse", "--short=12", "HEAD"]))
+        .map(|c| c.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string());
+    let staging = args.out.join("bundle-stage");
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    }
+    fs::create_dir_all(&staging).map_err(io(&staging))?;
+
+    // packages/debian12/: the appliance's package, the Debian packages
+    // PostgreSQL needs on a minimal Debian 12, and an apt index over them, so
+    // `apt-get install mogothrow77` works from the unpacked bundle offline.
+    let mut debs: Vec<PathBuf> = vec![args.deb.to_path_buf()];
+    if let Some(dir) = args.debian_packages {
+        let mut more: Vec<PathBuf> = fs::read_dir(dir)
+            .map_err(io(dir))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+            .collect();
+        more.sort();
+        debs.extend(more);
+    }
+    let mut indexed = Vec::new();
+    for deb in debs {
+        let file_name = deb
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .ok_or_else(|| format!("{} has no file name", deb.display()))?;
+        let info = deb_info(&deb)?;
+        indexed.push((format!("packages/debian12/{file_name}"), deb, info));
+    }
+    let index_text = packages_index(&indexed)?;
+    let index = staging.join("Packages");
+    fs::write(&index, &index_text).map_err(io(&index))?;
+    // A flat repository's Release file. It is unsigned: the bundle's own
+    // signature covers it, and hosts add the source with [trusted=yes].
+    let release = staging.join("Release");
+    fs::write(
+        &release,
+        format!(
+            "Origin: mogothrow77\nLabel: mogothrow77 {version} offline bundle\n\
+             Date: {}\nSHA256:\n {} {} Packages\n",
+            rfc2822(epoch),
+            sha256_hex(index_text.as_bytes()),
+            index_text.len()
+        ),
+    )
+    .map_err(io(&release))?;
+    let mut files = vec![
+        BundleFile {
+            path: "packages/debian12/Packages".to_string(),
+            source: index,
+        },
+        BundleFile {
+            path: "packages/debian12/Release".to_string(),
+            source: release,
+        },
+    ];
+    for (name, path, _) in &indexed {
+        files.push(BundleFile {
+            path: name.clone(),
+            source: path.clone(),
+        });
+    }
+    let debian: Vec<_> = indexed.into_iter().skip(1).collect();
+
+    let sbom_path = staging.join("sbom.cdx.json");
+    fs::write(&sbom_path, sbom(version, epoch, &debian)?).map_err(io(&sbom_path))?;
+    files.push(BundleFile {
+        path: "sbom.cdx.json".to_string(),
+        source: sbom_path,
+    });
+    for doc in [
+        "install.md",
+        "configuration.md",
+        "operations.md",
+        "runbooks/database-unreachable.md",
+        "runbooks/postgresql-major-upgrade.md",
+    ] {
+        files.push(BundleFile {
+            path: format!("docs/{doc}"),
+            source: workspace().join("docs").join(doc),
+        });
+    }
+
+    let out = args.out.join(format!("mogothrow77-{version}-offline.zip"));
+    let comment = format!("mogothrow77 {version} offline bundle, commit {commit}");
+    let info = BundleInfo {
+        product: "mogothrow77".to_string(),
+        version: version.to_string(),
+        commit,
+        created: epoch,
+    };
+    write_bundle(&out, &info, &files, &|m| {
+        minisign_sign(args.key, &comment, m)
+    })
+    .map_err(|e| e.to_string())?;
+    fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    Ok(out)
+}
+
+/// Verifies a bundle with the reader the installer uses, unpacking it to
+/// `dest` when given.
+pub fn verify(bundle: &Path, public_key: &Path, dest: Option<&Path>) -> Result<String> {
+    let key = minisign_verify::PublicKey::from_file(public_key)
+        .map_err(|e| format!("{}: {e}", public_key.display()))?;
+    let verified = offline_bundle::open(bundle, &[key], dest, &Limits::default())
+        .map_err(|e| e.to_string())?;
+    let total: u64 = verified.manifest.files.iter().map(|f| f.size).sum();
+    Ok(format!(
+        "verified {} {}: {} files, {total} bytes",
+        verified.manifest.product,
+        verified.manifest.version,
+        verified.manifest.files.len()
+    ))
+}
