@@ -1,22 +1,33 @@
 #!/usr/bin/env bash
-# Real install test from the offline bundle: a minimal Debian 12 (rootfs.sh)
-# booted with systemd as PID 1 (systemd-nspawn) and the network off
-# (--private-network). Inside, a test unit points apt at the unpacked
-# bundle's packages only, installs mogothrow77 (which brings PostgreSQL from
-# the bundle), waits for the service to become active (Type=notify: only
-# after READY=1), calls /readyz over TLS, runs `mogothrow77 check`, reloads,
-# scores the sandbox with `systemd-analyze security`, stops, restarts, and
-# purges. The host then checks every result line; non-zero on any failure.
+# Real install test: a minimal Debian (rootfs.sh) booted with systemd as
+# PID 1 (systemd-nspawn) and the network off (--private-network). Inside, a
+# test unit installs mogothrow77 with apt from one of two sources:
+#   bundle DIR  - Debian 12 with the unpacked offline bundle as the only apt
+#                 source (PostgreSQL comes from the bundle);
+#   deb FILE    - another release (e.g. Debian 11, for the portable binary)
+#                 with its own PostgreSQL preinstalled and the .deb alone.
+# Then it waits for the service to become active (Type=notify: only after
+# READY=1), calls /readyz over TLS, runs `mogothrow77 check`, reloads, scores
+# the sandbox with `systemd-analyze security`, stops, restarts and purges.
+# The host checks every result line; non-zero on any failure.
 #
-# usage: deb-install-in-nspawn.sh UNPACKED_BUNDLE_DIR
+# usage: deb-install-in-nspawn.sh bundle UNPACKED_BUNDLE_DIR
+#        deb-install-in-nspawn.sh deb PACKAGE.deb SUITE
 set -euo pipefail
 
-bundle=$(readlink -f "$1")
+mode=$1
+source=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
 max_exposure=1.5
-[ -f "$bundle/packages/debian12/Packages" ] || { echo "$bundle is not an unpacked offline bundle" >&2; exit 2; }
 command -v systemd-nspawn >/dev/null || { echo "missing systemd-nspawn: apt-get install systemd-container" >&2; exit 2; }
-cache=$("$here/rootfs.sh")
+case "$mode" in
+  bundle)
+    [ -f "$source/packages/debian12/Packages" ] || { echo "$source is not an unpacked offline bundle" >&2; exit 2; }
+    cache=$("$here/rootfs.sh" bookworm) ;;
+  deb)
+    cache=$("$here/rootfs.sh" "${3:?suite}" postgresql) ;;
+  *) echo "usage: $0 bundle DIR | deb FILE SUITE" >&2; exit 2 ;;
+esac
 
 work=$(mktemp -d /var/tmp/m77-nspawn.XXXXXX)
 cleanup() { rm -rf "$work"; }
@@ -24,7 +35,13 @@ trap cleanup EXIT
 cp -a "$cache" "$work/root"
 root=$work/root
 mkdir -p "$root/root/bundle"
-cp -a "$bundle/packages/debian12/." "$root/root/bundle/"
+if [ "$mode" = bundle ]; then
+  cp -a "$source/packages/debian12/." "$root/root/bundle/"
+  echo 'deb [trusted=yes] file:/root/bundle ./' >"$root/root/apt-sources.list"
+else
+  cp "$source" "$root/root/bundle/"
+  : >"$root/root/apt-sources.list"
+fi
 
 cat >"$root/root/install-test.sh" <<'EOF'
 #!/bin/bash
@@ -42,12 +59,16 @@ wait_active() {
   return 1
 }
 
-# The unpacked bundle as the only package source: no network.
-echo 'deb [trusted=yes] file:/root/bundle ./' >/etc/apt/sources.list.d/mogothrow77-bundle.list
-apt_offline="-o Dir::Etc::SourceList=/etc/apt/sources.list.d/mogothrow77-bundle.list -o Dir::Etc::SourceParts=-"
-check apt-update-from-bundle apt-get $apt_offline update
-check install-from-bundle env DEBIAN_FRONTEND=noninteractive apt-get $apt_offline install -y mogothrow77
-check postgresql-from-bundle test -x /usr/lib/postgresql/15/bin/initdb
+# No network: the bundle (or the lone .deb) is the only package source.
+apt_offline="-o Dir::Etc::SourceList=/root/apt-sources.list -o Dir::Etc::SourceParts=-"
+if [ -s /root/apt-sources.list ]; then
+  check apt-update-from-bundle apt-get $apt_offline update
+  check install-from-bundle env DEBIAN_FRONTEND=noninteractive apt-get $apt_offline install -y mogothrow77
+else
+  check install-deb env DEBIAN_FRONTEND=noninteractive apt-get $apt_offline install -y /root/bundle/*.deb
+fi
+check postgresql-installed sh -c 'ls /usr/lib/postgresql/*/bin/initdb'
+grep PRETTY_NAME /etc/os-release >>"$out"
 check service-active wait_active
 check readyz-over-tls sh -c 'curl -sk --max-time 10 https://localhost:8443/readyz | grep -q "\"status\":\"ready\""'
 check readyz-tls-only sh -c '! curl -s --max-time 5 http://localhost:8443/readyz'

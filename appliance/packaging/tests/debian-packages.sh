@@ -7,7 +7,7 @@
 set -euo pipefail
 out=$(readlink -f "$1")
 here=$(dirname "$(readlink -f "$0")")
-rootfs=$("$here/rootfs.sh")
+rootfs=$("$here/rootfs.sh" bookworm)
 work=$(mktemp -d /var/tmp/m77-debs.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp -a "$rootfs" "$work/root"

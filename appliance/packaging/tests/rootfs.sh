@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Prints the path of a pristine minimal Debian 12 root filesystem (systemd,
-# procps, curl; no PostgreSQL), creating it with debootstrap on first use.
-# It stands in for a freshly installed Debian 12 server in the packaging
-# tests. MOGOTHROW77_ROOTFS_CACHE overrides where it is kept.
+# Prints the path of a pristine minimal Debian root filesystem, creating it
+# with debootstrap on first use. It stands in for a freshly installed server
+# in the packaging tests.
+#
+# usage: rootfs.sh [SUITE [EXTRA_PACKAGES]]   (default: bookworm, none)
+# Always included: systemd, procps, curl. MOGOTHROW77_ROOTFS_CACHE sets the
+# directory the root filesystems are kept in (default /var/tmp/mogothrow77-rootfs).
 set -euo pipefail
-include=systemd,systemd-sysv,dbus,procps,curl,ca-certificates
-cache=${MOGOTHROW77_ROOTFS_CACHE:-/var/tmp/mogothrow77-rootfs/bookworm-$(echo "$include" | md5sum | cut -c1-8)}
+suite=${1:-bookworm}
+include=systemd,systemd-sysv,dbus,procps,curl,ca-certificates${2:+,$2}
+base=${MOGOTHROW77_ROOTFS_CACHE:-/var/tmp/mogothrow77-rootfs}
+cache=$base/$suite-$(echo "$include" | md5sum | cut -c1-8)
 if [ ! -e "$cache/.complete" ]; then
   command -v debootstrap >/dev/null || { echo "missing debootstrap: apt-get install debootstrap" >&2; exit 2; }
-  echo "==> debootstrap bookworm into $cache (one time)" >&2
+  echo "==> debootstrap $suite into $cache (one time)" >&2
   rm -rf "$cache.tmp"
-  mkdir -p "$(dirname "$cache")"
-  debootstrap --variant=minbase --include="$include" bookworm "$cache.tmp" \
+  mkdir -p "$base"
+  debootstrap --variant=minbase --include="$include" "$suite" "$cache.tmp" \
     http://deb.debian.org/debian >"$cache.log" 2>&1 || { tail -20 "$cache.log" >&2; exit 1; }
   rm -f "$cache.tmp"/var/cache/apt/archives/*.deb
   touch "$cache.tmp/.complete"
