@@ -233,6 +233,7 @@ fn minisign_sign(key: &Path, comment: &str, data: &[u8]) -> std::result::Result<
 
 pub struct BundleArgs<'a> {
     pub deb: &'a Path,
+    pub rpm: Option<&'a Path>,
     pub debian_packages: Option<&'a Path>,
     pub key: &'a Path,
     pub out: &'a Path,
@@ -308,6 +309,17 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
         });
     }
     let debian: Vec<_> = indexed.into_iter().skip(1).collect();
+    // packages/el8/: the .rpm for RHEL-family hosts (8 and newer).
+    if let Some(rpm) = args.rpm {
+        let name = rpm
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .ok_or_else(|| format!("{} has no file name", rpm.display()))?;
+        files.push(BundleFile {
+            path: format!("packages/el8/{name}"),
+            source: rpm.to_path_buf(),
+        });
+    }
 
     let sbom_path = staging.join("sbom.cdx.json");
     fs::write(&sbom_path, sbom(version, epoch, &debian)?).map_err(io(&sbom_path))?;

@@ -14,14 +14,14 @@ const PACKAGE: &str = "mogothrow77";
 /// Debian revision of the package; bump when only the packaging changes.
 const REVISION: &str = "1";
 
-fn workspace() -> PathBuf {
+pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
 }
 
-fn packaging() -> PathBuf {
+pub fn packaging() -> PathBuf {
     workspace().join("appliance/packaging")
 }
 
@@ -84,7 +84,7 @@ pub fn write_man_page(dir: &Path) -> Result<PathBuf> {
 }
 
 /// The newest glibc symbol version the binary needs, e.g. "2.34".
-fn glibc_requirement(binary: &Path) -> Result<String> {
+pub fn glibc_requirement(binary: &Path) -> Result<String> {
     let symbols = run_capture(Command::new("objdump").arg("-T").arg(binary))?;
     let mut newest: Option<(u32, u32)> = None;
     for token in symbols.split(|c: char| c.is_whitespace() || c == '(' || c == ')') {
@@ -140,6 +140,43 @@ fn md5sums(stage: &Path) -> Result<String> {
     Ok(out)
 }
 
+/// The files every package installs: binary, systemd unit, sysusers.d
+/// entry, the configuration (no secrets), docs and the man page.
+pub fn stage_payload(stage: &Path, binary: &Path) -> Result<()> {
+    let packaging = packaging();
+    install(binary, stage, "/usr/bin/mogothrow77", 0o755)?;
+    install(
+        &packaging.join("mogothrow77.service"),
+        stage,
+        "/usr/lib/systemd/system/mogothrow77.service",
+        0o644,
+    )?;
+    install(
+        &packaging.join("sysusers.conf"),
+        stage,
+        "/usr/lib/sysusers.d/mogothrow77.conf",
+        0o644,
+    )?;
+    install(
+        &packaging.join("config.toml"),
+        stage,
+        "/etc/mogothrow77/config.toml",
+        0o644,
+    )?;
+    let doc = "/usr/share/doc/mogothrow77";
+    for name in ["configuration.md", "operations.md"] {
+        let path = workspace().join("docs").join(name);
+        let text = fs::read(&path).map_err(io(&path))?;
+        write(stage, &format!("{doc}/{name}.gz"), &gzip(&text)?, 0o644)?;
+    }
+    write(
+        stage,
+        "/usr/share/man/man1/mogothrow77.1.gz",
+        &gzip(&man_page()?)?,
+        0o644,
+    )
+}
+
 /// Builds `mogothrow77_<version>-<rev>_amd64.deb` in `out`.
 pub fn build(binary: &Path, out: &Path) -> Result<PathBuf> {
     let version = format!("{}-{REVISION}", env!("CARGO_PKG_VERSION"));
@@ -151,25 +188,7 @@ pub fn build(binary: &Path, out: &Path) -> Result<PathBuf> {
     }
     fs::create_dir_all(&stage).map_err(io(&stage))?;
 
-    install(binary, &stage, "/usr/bin/mogothrow77", 0o755)?;
-    install(
-        &packaging.join("mogothrow77.service"),
-        &stage,
-        "/usr/lib/systemd/system/mogothrow77.service",
-        0o644,
-    )?;
-    install(
-        &packaging.join("sysusers.conf"),
-        &stage,
-        "/usr/lib/sysusers.d/mogothrow77.conf",
-        0o644,
-    )?;
-    install(
-        &packaging.join("config.toml"),
-        &stage,
-        "/etc/mogothrow77/config.toml",
-        0o644,
-    )?;
+    stage_payload(&stage, binary)?;
     let doc = "/usr/share/doc/mogothrow77";
     install(
         &packaging.join("debian/copyright"),
@@ -182,17 +201,6 @@ pub fn build(binary: &Path, out: &Path) -> Result<PathBuf> {
         &stage,
         &format!("{doc}/changelog.Debian.gz"),
         &gzip(&changelog)?,
-        0o644,
-    )?;
-    for name in ["configuration.md", "operations.md"] {
-        let path = workspace().join("docs").join(name);
-        let text = fs::read(&path).map_err(io(&path))?;
-        write(&stage, &format!("{doc}/{name}.gz"), &gzip(&text)?, 0o644)?;
-    }
-    write(
-        &stage,
-        "/usr/share/man/man1/mogothrow77.1.gz",
-        &gzip(&man_page()?)?,
         0o644,
     )?;
 
@@ -250,7 +258,7 @@ pub fn build(binary: &Path, out: &Path) -> Result<PathBuf> {
     Ok(deb)
 }
 
-fn set_dir_modes(dir: &Path) -> Result<()> {
+pub fn set_dir_modes(dir: &Path) -> Result<()> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(io(dir))?;
     for entry in fs::read_dir(dir).map_err(io(dir))?.flatten() {
         if entry.path().is_dir() {

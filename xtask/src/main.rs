@@ -4,6 +4,8 @@
 //! - `deb --binary BIN --out DIR`: the Debian package, built with
 //!   `dpkg-deb` from `appliance/packaging/`, reproducibly (file times from
 //!   `SOURCE_DATE_EPOCH`, or the commit time; root-owned entries).
+//! - `rpm --binary BIN --out DIR`: the RPM package (same payload), built
+//!   with `rpmbuild`, reproducibly.
 //! - `bundle --deb DEB [--debian-packages DIR] --key KEY --out DIR`: the
 //!   signed offline bundle (see `offline-bundle/`).
 //! - `verify-bundle BUNDLE --public-key PUB [--dest DIR]`: check (and unpack)
@@ -12,6 +14,7 @@
 mod bundle;
 mod deb;
 mod reproducible;
+mod rpm;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +37,9 @@ enum Command {
         /// The appliance's .deb.
         #[arg(long)]
         deb: PathBuf,
+        /// The appliance's .rpm.
+        #[arg(long)]
+        rpm: Option<PathBuf>,
         /// Directory of Debian 12 packages to include (PostgreSQL and what it
         /// needs on a minimal host).
         #[arg(long)]
@@ -54,6 +60,15 @@ enum Command {
         #[arg(long)]
         dest: Option<PathBuf>,
     },
+    /// Build the .rpm from a release binary.
+    Rpm {
+        /// The release binary to package.
+        #[arg(long)]
+        binary: PathBuf,
+        /// Directory for the .rpm.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Build the .deb from a release binary.
     Deb {
         /// The release binary to package.
@@ -69,16 +84,21 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Man { dir } => deb::write_man_page(&dir).map(|p| println!("{}", p.display())),
+        Command::Rpm { binary, out } => {
+            rpm::build(&binary, &out).map(|p| println!("{}", p.display()))
+        }
         Command::Deb { binary, out } => {
             deb::build(&binary, &out).map(|p| println!("{}", p.display()))
         }
         Command::Bundle {
             deb,
+            rpm,
             debian_packages,
             key,
             out,
         } => bundle::build(bundle::BundleArgs {
             deb: &deb,
+            rpm: rpm.as_deref(),
             debian_packages: debian_packages.as_deref(),
             key: &key,
             out: &out,
