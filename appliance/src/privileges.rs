@@ -57,6 +57,8 @@ pub fn lookup(user: &str, group: &str) -> Result<ServiceAccount, PrivilegeError>
 }
 
 /// Creates `dir` (mode 0750) and, when an account is given, hands it over.
+/// An existing directory someone else owns (e.g. a volume mounted for a
+/// non-root container) is used as it is: only its owner may chmod it.
 pub fn prepare_dir(dir: &Path, owner: Option<&ServiceAccount>) -> Result<(), PrivilegeError> {
     let err = |e: &dyn std::fmt::Display| PrivilegeError::Directory {
         path: dir.display().to_string(),
@@ -66,7 +68,11 @@ pub fn prepare_dir(dir: &Path, owner: Option<&ServiceAccount>) -> Result<(), Pri
     if let Some(account) = owner {
         chown(dir, Some(account.uid), Some(account.gid)).map_err(|e| err(&e))?;
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).map_err(|e| err(&e))
+    if self::owner(dir) == Some(geteuid()) {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
+            .map_err(|e| err(&e))?;
+    }
+    Ok(())
 }
 
 /// The owner of `path`, when it exists.

@@ -152,24 +152,29 @@ async fn serve_with_database(
     let connections = &database.connections;
 
     systemd::status("checking the schema");
-    let mut owner = connections.connect_owner().await?;
-    crate::db::check_server_version(&owner).await?;
+    // The schema owner is only needed to migrate: with auto_migrate off
+    // (e.g. migrations run by a separate job) serve never holds its
+    // credentials' privileges.
     if config.database.auto_migrate {
+        let mut owner = connections.connect_owner().await?;
+        crate::db::check_server_version(&owner).await?;
         let applied = migrate::migrate(&mut owner).await?;
         for m in &applied {
             tracing::info!(migration = %m, "applied migration");
         }
+        if connections.shared_role {
+            tracing::warn!(
+                "database.migration_url is not set: migrations and the application share one role"
+            );
+        }
     }
-    let status = migrate::status(&owner).await?;
+    let app = connections.connect_app().await?;
+    crate::db::check_server_version(&app).await?;
+    let status = migrate::status(&app).await?;
     status
         .check_serveable()
         .map_err(migrate::MigrateError::from)?;
-    drop(owner);
-    if connections.shared_role {
-        tracing::warn!(
-            "database.migration_url is not set: migrations and the application share one role"
-        );
-    }
+    drop(app);
 
     let pool = connections.pool(config.database.pool_size)?;
     // Fail fast (exit 4) when the application role cannot connect.

@@ -149,3 +149,20 @@ async fn two_servers_racing_on_an_empty_database_migrate_once() {
     assert!(a.stop().success());
     assert!(b.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_auto_migrate_off_serve_never_connects_as_the_schema_owner() {
+    let db = shared().create_database().await;
+    let migrator = AppConfig::external(&shared().dsn(&db), "");
+    assert_eq!(migrator.run(&["migrate"]).code(), Some(0));
+    // The owner's connection string points nowhere: serve must not need it.
+    let config = AppConfig::external(
+        &shared().dsn(&db),
+        "auto_migrate = false\nmigration_url = \"host=/nonexistent-owner-socket user=owner dbname=x\"\n",
+    );
+    let mut app = config.spawn();
+    let addr = app.wait_ready();
+    let ready = client::get(addr, "/readyz").await.expect("readyz");
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert!(app.stop().success(), "{}", app.output());
+}
