@@ -1,0 +1,290 @@
+"""Lints and renders the chart with helm-python-sdk (Helm's own library, no
+helm binary), checks that every bad-*.yaml is rejected, writes the manifests of
+every good-*.yaml to OUT/<case>/ for kubernetes-validate, and asserts the
+properties the chart promises. Run by validate.sh: check_chart.py CHART OUT
+"""
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import helm_python as helm
+import yaml
+
+CHART = Path(sys.argv[1])
+OUT = Path(sys.argv[2])
+TESTS = CHART / "tests"
+# Every MOGOTHROW77_* variable the server knows is listed in the docs; an
+# unknown one stops the server with exit 2.
+DOCS = CHART.parent / "docs" / "configuration.md"
+
+failures = []
+
+
+def check(ok, what):
+    print(("ok    " if ok else "FAIL  ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def load(path):
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def known_env_names():
+    if not DOCS.is_file():
+        return None
+    return set(re.findall(r"`(MOGOTHROW77_[A-Z0-9_]+)`", DOCS.read_text()))
+
+
+def render(values):
+    with helm.Chart.load(CHART) as chart:
+        chart.validate_schema(values)
+        return chart.render(values, name="demo", namespace="prod")
+
+
+def pod_checks(case, kind, obj, values, configmap):
+    """Checks shared by the server Deployment and the migration Job."""
+    spec = obj["spec"]["template"]["spec"]
+    sc = values["securityContext"]
+    psc = spec.get("securityContext", {})
+    (ct,) = spec["containers"]
+    csc = ct.get("securityContext", {})
+    where = f"{case}: {kind}"
+    check(
+        psc.get("runAsNonRoot") is True and csc.get("runAsNonRoot") is True,
+        f"{where} runAsNonRoot true",
+    )
+    check(
+        (psc.get("runAsUser"), psc.get("runAsGroup"), psc.get("fsGroup"))
+        == (sc["runAsUser"], sc["runAsGroup"], sc["fsGroup"]),
+        f"{where} runAsUser/runAsGroup/fsGroup = {sc['runAsUser']}/{sc['runAsGroup']}/{sc['fsGroup']}",
+    )
+    check(csc.get("readOnlyRootFilesystem") is True, f"{where} readOnlyRootFilesystem true")
+    check(csc.get("allowPrivilegeEscalation") is False, f"{where} allowPrivilegeEscalation false")
+    check(csc.get("capabilities", {}).get("drop") == ["ALL"], f"{where} capabilities drop ALL")
+    check(
+        psc.get("seccompProfile", {}).get("type") == "RuntimeDefault"
+        and csc.get("seccompProfile", {}).get("type") == "RuntimeDefault",
+        f"{where} seccompProfile RuntimeDefault",
+    )
+    check(spec.get("automountServiceAccountToken") is False, f"{where} no service account token")
+
+    # Secret volumes: 0440 (288), never the default 0644.
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    secret_vols = [v for v in volumes.values() if "secret" in v]
+    check(
+        bool(secret_vols)
+        and all(
+            v["secret"].get("defaultMode") == 288
+            and all(i.get("mode", 288) == 288 for i in v["secret"].get("items", []))
+            for v in secret_vols
+        ),
+        f"{where} {len(secret_vols)} secret volume(s) with defaultMode 0440 (288)",
+    )
+    check(
+        not any("projected" in v or "configMap" in v for v in volumes.values()),
+        f"{where} no other file volumes",
+    )
+
+    # Environment: ConfigMap (Deployment) or inline (Job); secrets never as values.
+    env = dict(configmap) if any("configMapRef" in e for e in ct.get("envFrom", [])) else {}
+    from_refs = [e["name"] for e in ct.get("env", []) if "valueFrom" in e]
+    check(not from_refs, f"{where} no env var is read from a Secret (found: {from_refs or 'none'})")
+    env.update({e["name"]: e.get("value", "") for e in ct.get("env", [])})
+    leaked = [
+        k for k, v in env.items()
+        if re.search(r"postgres(ql)?://|\bpassword=|\bhost=", str(v), re.I)
+        or k in ("MOGOTHROW77_DATABASE__URL", "MOGOTHROW77_DATABASE__MIGRATION_URL")
+    ]
+    check(not leaked, f"{where} no env var carries a database URL (found: {leaked or 'none'})")
+    known = known_env_names()
+    if known is not None:
+        unknown = sorted(set(env) - known)
+        check(not unknown, f"{where} every MOGOTHROW77_* variable is a documented key (unknown: {unknown or 'none'})")
+
+    # Every *_FILE variable names a file projected from a mounted Secret.
+    mounts = {m["name"]: m["mountPath"] for m in ct.get("volumeMounts", [])}
+    files = {}
+    for name, v in volumes.items():
+        if "secret" in v and name in mounts:
+            for item in v["secret"].get("items", []):
+                files[f"{mounts[name]}/{item['path']}"] = (v["secret"]["secretName"], item["key"])
+    for k in sorted(env):
+        if k.endswith("_FILE"):
+            check(env[k] in files, f"{where} {k}={env[k]} is mounted from Secret {files.get(env[k])}")
+    check("MOGOTHROW77_DATABASE__URL_FILE" in env, f"{where} gets DATABASE__URL_FILE")
+    # Least privilege: only the migration Job gets the schema owner's secret.
+    wants_owner = kind == "Job"
+    check(
+        ("MOGOTHROW77_DATABASE__MIGRATION_URL_FILE" in env) == wants_owner,
+        f"{where} gets DATABASE__MIGRATION_URL_FILE iff it migrates ({wants_owner})",
+    )
+    owner_secret = values["database"]["migrationUrlSecret"]["name"]
+    mounted_secrets = {v["secret"]["secretName"] for v in volumes.values() if "secret" in v}
+    if not wants_owner and owner_secret != values["database"]["urlSecret"]["name"]:
+        check(owner_secret not in mounted_secrets, f"{where} does not mount the owner's Secret {owner_secret}")
+    db_ca = bool(values["database"].get("caSecret", {}).get("name"))
+    check(("MOGOTHROW77_DATABASE__CA_FILE" in env) == db_ca, f"{where} DATABASE__CA_FILE set iff caSecret.name ({db_ca})")
+
+    # state_dir: inside a writable emptyDir.
+    state_dir = env.get("MOGOTHROW77_STATE_DIR", "")
+    empty_mounts = [mounts[n] for n, v in volumes.items() if "emptyDir" in v and n in mounts]
+    check(
+        any(state_dir.startswith(m.rstrip("/") + "/") for m in empty_mounts),
+        f"{where} state_dir {state_dir} lies inside an emptyDir mount {empty_mounts}",
+    )
+    return ct, env
+
+
+def check_case(path):
+    case = path.stem
+    values_in = load(path)
+    report = helm.lint(str(CHART), values_in, strict=True, kube_version="v1.30.0")
+    problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
+    check(not problems, f"{case}: helm lint --strict (kube 1.30.0) {problems or 'clean'}")
+
+    with helm.Chart.load(CHART) as chart:
+        values = chart.merge_values(values_in)
+    out = render(values_in)
+    objs = {}
+    case_dir = OUT / case
+    case_dir.mkdir(parents=True)
+    for template, text in out.items():
+        if template.endswith("NOTES.txt"):
+            check("kubectl" in text, f"{case}: NOTES.txt rendered")
+            continue
+        if not text.strip():
+            continue
+        (case_dir / os.path.basename(template)).write_text(text)
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                objs[(doc["kind"], doc["metadata"]["name"])] = doc
+    by_kind = {}
+    for (kind, _), doc in objs.items():
+        by_kind.setdefault(kind, []).append(doc)
+    print(f"      {case}: rendered {', '.join(sorted(k for k, _ in objs))}")
+
+    need = ["helm.sh/chart", "app.kubernetes.io/name", "app.kubernetes.io/instance",
+            "app.kubernetes.io/version", "app.kubernetes.io/managed-by"]
+    unlabelled = [d["kind"] for d in objs.values() if not all(k in d["metadata"].get("labels", {}) for k in need)]
+    check(not unlabelled, f"{case}: every object has the standard labels (missing on: {unlabelled or 'none'})")
+
+    (cm,) = by_kind["ConfigMap"]
+    data = cm["data"]
+    check(data.get("MOGOTHROW77_DATABASE__AUTO_MIGRATE") == "false", f"{case}: serve runs with AUTO_MIGRATE=false")
+    check(data.get("MOGOTHROW77_LISTEN") == "0.0.0.0:8443", f"{case}: listen 0.0.0.0:8443")
+    check(data.get("MOGOTHROW77_LOG__FORMAT") == values["log"]["format"], f"{case}: log format {values['log']['format']}")
+
+    # Migration Job: a pre-install/pre-upgrade hook running `migrate`.
+    (job,) = by_kind["Job"]
+    ann = job["metadata"].get("annotations", {})
+    check(ann.get("helm.sh/hook") == "pre-install,pre-upgrade", f"{case}: Job is a pre-install,pre-upgrade hook")
+    check(
+        set(ann.get("helm.sh/hook-delete-policy", "").split(",")) == {"before-hook-creation", "hook-succeeded"},
+        f"{case}: Job hook-delete-policy before-hook-creation,hook-succeeded",
+    )
+    check(job["spec"].get("backoffLimit", 6) <= 3, f"{case}: Job backoffLimit {job['spec'].get('backoffLimit')} (small)")
+    check(job["spec"]["template"]["spec"].get("restartPolicy") == "Never", f"{case}: Job restartPolicy Never")
+    jct, _ = pod_checks(case, "Job", job, values, data)
+    check(jct.get("args") == ["migrate"], f"{case}: Job runs `mogothrow77 migrate`")
+    job_sa = job["spec"]["template"]["spec"].get("serviceAccountName")
+    created_sas = [sa["metadata"]["name"] for sa in by_kind.get("ServiceAccount", [])]
+    check(job_sa not in created_sas, f"{case}: Job uses no ServiceAccount the release creates after the hook ({job_sa or 'default'})")
+
+    # Server Deployment.
+    (dep,) = by_kind["Deployment"]
+    check(dep["spec"]["replicas"] == values["replicas"], f"{case}: Deployment replicas {values['replicas']}")
+    ct, env = pod_checks(case, "Deployment", dep, values, data)
+    check(ct.get("args") == ["serve"], f"{case}: Deployment runs `mogothrow77 serve`")
+    app_version = load(CHART / "Chart.yaml")["appVersion"]
+    tag = values["image"]["tag"] or app_version
+    check(ct["image"] == f"{values['image']['repository']}:{tag}", f"{case}: image {ct['image']}")
+    tls = values["tls"]["enabled"]
+    scheme = "HTTPS" if tls else "HTTP"
+    probes = {p: ct.get(p, {}).get("httpGet", {}) for p in ("startupProbe", "readinessProbe", "livenessProbe")}
+    check(probes["readinessProbe"].get("path") == "/readyz", f"{case}: readinessProbe GET /readyz")
+    check(probes["livenessProbe"].get("path") == "/healthz", f"{case}: livenessProbe GET /healthz")
+    check(probes["startupProbe"].get("path") == "/healthz", f"{case}: startupProbe GET /healthz")
+    check(all(p.get("scheme") == scheme for p in probes.values()), f"{case}: probes use {scheme}")
+    check(
+        ct["readinessProbe"]["timeoutSeconds"] > values["database"]["connectTimeoutSecs"],
+        f"{case}: readiness timeout exceeds database.connectTimeoutSecs",
+    )
+    check(data.get("MOGOTHROW77_TLS__ENABLED") == ("true" if tls else "false"), f"{case}: TLS__ENABLED={str(tls).lower()}")
+    check(
+        ("MOGOTHROW77_TLS__CERT_FILE" in env and "MOGOTHROW77_TLS__KEY_FILE" in env) == tls,
+        f"{case}: TLS cert/key files {'mounted' if tls else 'absent'}",
+    )
+    pod = dep["spec"]["template"]
+    check("checksum/config" in pod["metadata"].get("annotations", {}), f"{case}: pods roll when the ConfigMap changes")
+    check(
+        pod["spec"]["terminationGracePeriodSeconds"] > values["http"]["shutdownGraceSecs"],
+        f"{case}: terminationGracePeriodSeconds exceeds http.shutdownGraceSecs",
+    )
+    server_labels = pod["metadata"]["labels"]
+    job_labels = job["spec"]["template"]["metadata"]["labels"]
+
+    def selects(selector, labels):
+        return all(labels.get(k) == v for k, v in selector.items())
+
+    (svc,) = by_kind["Service"]
+    check(svc["spec"]["ports"][0]["port"] == values["service"]["port"], f"{case}: Service port {values['service']['port']}")
+    check(
+        selects(svc["spec"]["selector"], server_labels) and not selects(svc["spec"]["selector"], job_labels),
+        f"{case}: Service selects server pods, not migration pods",
+    )
+    want_pdb = values["podDisruptionBudget"]["enabled"] and values["replicas"] > 1
+    pdbs = by_kind.get("PodDisruptionBudget", [])
+    check(len(pdbs) == int(want_pdb), f"{case}: PodDisruptionBudget {'rendered' if want_pdb else 'absent'} (replicas {values['replicas']})")
+    for pdb in pdbs:
+        sel = pdb["spec"]["selector"]["matchLabels"]
+        check(selects(sel, server_labels) and not selects(sel, job_labels), f"{case}: PDB selects server pods only")
+    if values["serviceAccount"]["create"]:
+        (sa,) = by_kind["ServiceAccount"]
+        check(sa.get("automountServiceAccountToken") is False, f"{case}: ServiceAccount automountServiceAccountToken false")
+        check(pod["spec"]["serviceAccountName"] == sa["metadata"]["name"], f"{case}: Deployment uses the ServiceAccount")
+    else:
+        check("ServiceAccount" not in by_kind, f"{case}: no ServiceAccount created")
+
+
+def check_rejected(path):
+    values = load(path)
+    try:
+        render(values)
+    except helm.HelmError as e:
+        first = str(e).strip().splitlines()
+        check(True, f"{path.stem}: rejected ({type(e).__name__}: {' '.join(first[-1:]).strip()})")
+    else:
+        check(False, f"{path.stem}: should have been rejected by values.schema.json")
+
+
+def main():
+    schema = CHART / "values.schema.json"
+    doc = json.loads(schema.read_text())
+    check(
+        doc.get("$schema") == "http://json-schema.org/draft-07/schema#" and doc.get("additionalProperties") is False,
+        "values.schema.json is draft-07 and rejects unknown top-level keys",
+    )
+    good = sorted(TESTS.glob("good-*.yaml"))
+    bad = sorted(TESTS.glob("bad-*.yaml"))
+    check(len(good) >= 4 and len(bad) >= 1, f"{len(good)} good and {len(bad)} bad values files")
+    try:
+        render({})
+    except helm.HelmError:
+        check(True, "values.yaml alone is rejected (database and TLS Secrets must be named)")
+    else:
+        check(False, "values.yaml alone should be rejected (required Secrets unset)")
+    for path in bad:
+        check_rejected(path)
+    for path in good:
+        check_case(path)
+    if failures:
+        print(f"{len(failures)} check(s) failed", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
