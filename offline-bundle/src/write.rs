@@ -31,7 +31,10 @@ pub struct BundleInfo {
 
 /// Already-compressed formats are stored; everything else is deflated.
 fn compression(path: &str) -> CompressionMethod {
-    const PACKED: [&str; 8] = [".deb", ".rpm", ".zip", ".gz", ".tgz", ".xz", ".zst", ".bz2"];
+    // An OCI archive is a tar of gzipped layers: storing it costs nothing.
+    const PACKED: [&str; 9] = [
+        ".deb", ".rpm", ".zip", ".gz", ".tgz", ".xz", ".zst", ".bz2", "-oci.tar",
+    ];
     if PACKED.iter().any(|ext| path.ends_with(ext)) {
         CompressionMethod::Stored
     } else {

@@ -10,18 +10,8 @@ use std::process::Command;
 use offline_bundle::{write_bundle, BundleFile, BundleInfo, Limits};
 use serde_json::{json, Value};
 
+use crate::paths::{io, workspace};
 use crate::reproducible::{run_capture, source_date_epoch, Result};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
-    move |e| format!("{}: {e}", path.display())
-}
 
 /// One Debian package's control fields we need.
 struct DebInfo {
@@ -234,6 +224,7 @@ fn minisign_sign(key: &Path, comment: &str, data: &[u8]) -> std::result::Result<
 pub struct BundleArgs<'a> {
     pub deb: &'a Path,
     pub rpm: Option<&'a Path>,
+    pub oci: Option<&'a Path>,
     pub debian_packages: Option<&'a Path>,
     pub key: &'a Path,
     pub out: &'a Path,
@@ -309,15 +300,17 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
         });
     }
     let debian: Vec<_> = indexed.into_iter().skip(1).collect();
-    // packages/el8/: the .rpm for RHEL-family hosts (8 and newer).
-    if let Some(rpm) = args.rpm {
-        let name = rpm
+    // packages/el8/: the .rpm for RHEL-family hosts (8 and newer);
+    // images/: the OCI image archive (load with skopeo or podman).
+    for (dir, artifact) in [("packages/el8", args.rpm), ("images", args.oci)] {
+        let Some(artifact) = artifact else { continue };
+        let name = artifact
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
-            .ok_or_else(|| format!("{} has no file name", rpm.display()))?;
+            .ok_or_else(|| format!("{} has no file name", artifact.display()))?;
         files.push(BundleFile {
-            path: format!("packages/el8/{name}"),
-            source: rpm.to_path_buf(),
+            path: format!("{dir}/{name}"),
+            source: artifact.to_path_buf(),
         });
     }
 

@@ -8,26 +8,12 @@ use std::process::Command;
 
 use clap::CommandFactory;
 
+use crate::paths::{io, packaging, workspace};
 use crate::reproducible::{clamp_mtimes, run, run_capture, source_date_epoch, Result};
 
 const PACKAGE: &str = "mogothrow77";
 /// Debian revision of the package; bump when only the packaging changes.
 const REVISION: &str = "1";
-
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-pub fn packaging() -> PathBuf {
-    workspace().join("appliance/packaging")
-}
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
-    move |e| format!("{}: {e}", path.display())
-}
 
 /// Copies `from` to `stage/to` with `mode`, creating directories.
 fn install(from: &Path, stage: &Path, to: &str, mode: u32) -> Result<()> {

@@ -8,11 +8,15 @@
 //!   with `rpmbuild`, reproducibly.
 //! - `bundle --deb DEB [--debian-packages DIR] --key KEY --out DIR`: the
 //!   signed offline bundle (see `offline-bundle/`).
+//! - `oci --binary BIN --out DIR [--deb-cache DIR]`: the OCI image archive
+//!   (an OCI image layout in one tar), assembled without a container engine.
 //! - `verify-bundle BUNDLE --public-key PUB [--dest DIR]`: check (and unpack)
 //!   a bundle with the reader the installer uses.
 
 mod bundle;
 mod deb;
+mod oci;
+mod paths;
 mod reproducible;
 mod rpm;
 
@@ -40,6 +44,9 @@ enum Command {
         /// The appliance's .rpm.
         #[arg(long)]
         rpm: Option<PathBuf>,
+        /// The OCI image archive.
+        #[arg(long)]
+        oci: Option<PathBuf>,
         /// Directory of Debian 12 packages to include (PostgreSQL and what it
         /// needs on a minimal host).
         #[arg(long)]
@@ -78,6 +85,19 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Build the OCI image archive from a release binary.
+    Oci {
+        /// The release binary to package (the glibc 2.28 portable build).
+        #[arg(long)]
+        binary: PathBuf,
+        /// Directory for the archive.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the Debian packages for the layer are kept (default
+        /// target/oci-debs); downloaded with apt-get when missing.
+        #[arg(long)]
+        deb_cache: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -90,15 +110,22 @@ fn main() -> ExitCode {
         Command::Deb { binary, out } => {
             deb::build(&binary, &out).map(|p| println!("{}", p.display()))
         }
+        Command::Oci {
+            binary,
+            out,
+            deb_cache,
+        } => oci::build(&binary, &out, deb_cache.as_deref()).map(|p| println!("{}", p.display())),
         Command::Bundle {
             deb,
             rpm,
+            oci,
             debian_packages,
             key,
             out,
         } => bundle::build(bundle::BundleArgs {
             deb: &deb,
             rpm: rpm.as_deref(),
+            oci: oci.as_deref(),
             debian_packages: debian_packages.as_deref(),
             key: &key,
             out: &out,

@@ -6,17 +6,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::deb::{glibc_requirement, packaging, set_dir_modes, stage_payload};
+use crate::deb::{glibc_requirement, set_dir_modes, stage_payload};
+use crate::paths::{io, packaging};
 use crate::reproducible::{clamp_mtimes, run, source_date_epoch, Result};
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
-    move |e| format!("{}: {e}", path.display())
-}
 
 /// Builds `mogothrow77-<version>-1.x86_64.rpm` in `out`.
 pub fn build(binary: &Path, out: &Path) -> Result<PathBuf> {
     let version = env!("CARGO_PKG_VERSION");
     let epoch = source_date_epoch()?;
+    // rpmbuild runs its scriptlets elsewhere: every path it gets is absolute.
+    let out = &fs::canonicalize(out).map_err(io(out))?;
     let top = out.join("rpmbuild");
     if top.exists() {
         fs::remove_dir_all(&top).map_err(io(&top))?;

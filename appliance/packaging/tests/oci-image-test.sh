@@ -29,7 +29,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "missing: ${missing[*]}; install with: apt-get install -y podman runc skopeo umoci curl jq postgresql" >&2
   exit 2
 fi
-runtime=${OCI_RUNTIME:-$(command -v runc >/dev/null && echo runc || true)}
+runtime=${OCI_RUNTIME:-}
+if [ -z "$runtime" ] && command -v runc >/dev/null; then runtime=runc; fi
 podman_() { podman ${runtime:+--runtime "$runtime"} "$@"; }
 
 start=$SECONDS
@@ -118,6 +119,7 @@ runuser -u nobody -- "$pg_bin/pg_ctl" -D "$work/pg/data" -w -t 30 -l "$work/pg/l
   start >/dev/null || { cat "$work/pg/log" >&2; die "PostgreSQL did not start"; }
 db_url=postgresql://postgres@127.0.0.1:$pg_port/postgres
 
+# shellcheck disable=SC2054 # the commas are mount options
 run_args=(--network=host --read-only
   # U: owned by the image's user (podman 4.3 rejects tmpfs uid=/gid=).
   --tmpfs /var/lib/mogothrow77:rw,mode=0700,U
@@ -158,7 +160,9 @@ awk '/^Gid:/ { for (i = 2; i <= 5; i++) if ($i != u) exit 1 }' u="$uid" <<<"$sta
   die "the server does not run as gid $uid: $(grep '^Gid:' <<<"$status")"
 grep -Eq '^CapEff:\s+0+$' <<<"$status" || die "the server has capabilities: $(grep '^CapEff:' <<<"$status")"
 grep -Eq '^NoNewPrivs:\s+1$' <<<"$status" || die "no_new_privs is not set"
-podman logs "$name" 2>/dev/null | head -1 | jq -e . >/dev/null || die "the log is not JSON lines"
+# Into a file first: `head` closing a pipe early would fail the pipeline.
+podman logs "$name" >"$work/serve.log" 2>/dev/null || die "cannot read the container's log"
+head -1 "$work/serve.log" | jq -e . >/dev/null || die "the log is not JSON lines: $(head -1 "$work/serve.log")"
 
 step "podman stop (SIGTERM)"
 podman_ stop -t 30 "$name" >/dev/null || die "podman stop failed"
