@@ -65,7 +65,7 @@ fn packages_index(debs: &[(String, PathBuf, DebInfo)]) -> Result<String> {
 
 /// CycloneDX 1.5: the Rust crates compiled into the binaries and the
 /// bundled Debian packages.
-fn sbom(version: &str, epoch: u64, debs: &[(String, PathBuf, DebInfo)]) -> Result<String> {
+fn sbom(version: &str, epoch: u64, debs: &[(&DebInfo, &str)]) -> Result<String> {
     let metadata = run_capture(
         Command::new("cargo")
             .args([
@@ -144,17 +144,18 @@ fn sbom(version: &str, epoch: u64, debs: &[(String, PathBuf, DebInfo)]) -> Resul
         }
         components.push(c);
     }
-    for (_, _, info) in debs {
+    for (info, shipped_in) in debs {
         let purl = format!(
             "pkg:deb/debian/{}@{}?arch={}&distro=debian-12",
             info.package, info.version, info.architecture
         );
         components.push(json!({
             "type": "application",
-            "bom-ref": purl,
+            "bom-ref": format!("{purl}#{shipped_in}"),
             "name": info.package,
             "version": info.version,
             "purl": purl,
+            "properties": [{ "name": "mogothrow77:shipped-in", "value": shipped_in }],
         }));
     }
     let sbom = json!({
@@ -221,7 +222,28 @@ fn minisign_sign(key: &Path, comment: &str, data: &[u8]) -> std::result::Result<
     result
 }
 
+/// The chart's files, minus its tests (what `.helmignore` leaves out).
+fn chart_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io(dir))?.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name == "tests" || name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            out.extend(chart_files(&path)?);
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 pub struct BundleArgs<'a> {
+    /// The Debian packages the OCI image's layer was made from (for the SBOM).
+    pub oci_debs: Option<&'a Path>,
     pub deb: &'a Path,
     pub rpm: Option<&'a Path>,
     pub oci: Option<&'a Path>,
@@ -314,8 +336,40 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
         });
     }
 
+    // helm/mogothrow77/: the chart, as `helm install` takes a directory.
+    let chart = workspace().join("helm-chart");
+    for file in chart_files(&chart)? {
+        let rel = file
+            .strip_prefix(&chart)
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .to_string();
+        files.push(BundleFile {
+            path: format!("helm/mogothrow77/{rel}"),
+            source: file,
+        });
+    }
+
+    let mut image_debs = Vec::new();
+    if let Some(dir) = args.oci_debs {
+        let mut debs: Vec<PathBuf> = fs::read_dir(dir)
+            .map_err(io(dir))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+            .collect();
+        debs.sort();
+        for deb in debs {
+            image_debs.push(deb_info(&deb)?);
+        }
+    }
+    let mut listed: Vec<(&DebInfo, &str)> = debian
+        .iter()
+        .map(|(_, _, info)| (info, "packages/debian12"))
+        .collect();
+    listed.extend(image_debs.iter().map(|info| (info, "images")));
     let sbom_path = staging.join("sbom.cdx.json");
-    fs::write(&sbom_path, sbom(version, epoch, &debian)?).map_err(io(&sbom_path))?;
+    fs::write(&sbom_path, sbom(version, epoch, &listed)?).map_err(io(&sbom_path))?;
     files.push(BundleFile {
         path: "sbom.cdx.json".to_string(),
         source: sbom_path,

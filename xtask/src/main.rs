@@ -47,6 +47,9 @@ enum Command {
         /// The OCI image archive.
         #[arg(long)]
         oci: Option<PathBuf>,
+        /// The Debian packages the image's layer was made from (listed in the SBOM).
+        #[arg(long)]
+        oci_debs: Option<PathBuf>,
         /// Directory of Debian 12 packages to include (PostgreSQL and what it
         /// needs on a minimal host).
         #[arg(long)]
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
             deb,
             rpm,
             oci,
+            oci_debs,
             debian_packages,
             key,
             out,
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
             deb: &deb,
             rpm: rpm.as_deref(),
             oci: oci.as_deref(),
+            oci_debs: oci_debs.as_deref(),
             debian_packages: debian_packages.as_deref(),
             key: &key,
             out: &out,
