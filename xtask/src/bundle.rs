@@ -374,6 +374,13 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
         path: "sbom.cdx.json".to_string(),
         source: sbom_path,
     });
+    // The compatibility data the upgrade tool and installer read.
+    for name in ["compat.toml", "compat-matrix.md"] {
+        files.push(BundleFile {
+            path: name.to_string(),
+            source: workspace().join(name),
+        });
+    }
     for doc in [
         "install.md",
         "configuration.md",

@@ -1,6 +1,8 @@
 //! Build and release automation: `cargo xtask <command>`.
 //!
 //! - `man DIR`: the `mogothrow77(1)` man page, generated from the CLI.
+//! - `compat-matrix`: regenerate `compat-matrix.md` from `compat.toml` and
+//!   the migrations' kinds (refused while they disagree).
 //! - `deb --binary BIN --out DIR`: the Debian package, built with
 //!   `dpkg-deb` from `appliance/packaging/`, reproducibly (file times from
 //!   `SOURCE_DATE_EPOCH`, or the commit time; root-owned entries).
@@ -70,6 +72,9 @@ enum Command {
         #[arg(long)]
         dest: Option<PathBuf>,
     },
+    /// Regenerate compat-matrix.md from compat.toml and the migrations
+    /// (after checking they agree).
+    CompatMatrix,
     /// Build the .rpm from a release binary.
     Rpm {
         /// The release binary to package.
@@ -103,10 +108,31 @@ enum Command {
     },
 }
 
+fn compat_matrix() -> reproducible::Result<PathBuf> {
+    let root = paths::workspace();
+    let data = compat::CompatData::load(&root.join("compat.toml")).map_err(|e| e.to_string())?;
+    let migrations =
+        compat::Migrations::load(&root.join("migrations")).map_err(|e| e.to_string())?;
+    let current = compat::Version::parse(env!("CARGO_PKG_VERSION"))
+        .ok_or("the workspace version is not MAJOR.MINOR.PATCH")?;
+    let problems = compat::check(&data, &migrations, current);
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+        return Err(format!(
+            "compat.toml disagrees with the migrations:\n{}",
+            lines.join("\n")
+        ));
+    }
+    let out = root.join("compat-matrix.md");
+    std::fs::write(&out, compat::render_matrix(&data, &migrations)).map_err(paths::io(&out))?;
+    Ok(out)
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Man { dir } => deb::write_man_page(&dir).map(|p| println!("{}", p.display())),
+        Command::CompatMatrix => compat_matrix().map(|p| println!("{}", p.display())),
         Command::Rpm { binary, out } => {
             rpm::build(&binary, &out).map(|p| println!("{}", p.display()))
         }
