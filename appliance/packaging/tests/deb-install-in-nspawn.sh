@@ -92,6 +92,10 @@ exposure=$(sed -n 's/.*Overall exposure level for mogothrow77.service: \([0-9.]*
 echo "exposure ${exposure:-unknown}" >>"$out"
 check stop-clean sh -c 'systemctl stop mogothrow77 && [ "$(systemctl show -p Result --value mogothrow77)" = success ] && [ ! -e /var/lib/mogothrow77/postgres/postmaster.pid ]'
 check restart-keeps-data sh -c 'systemctl start mogothrow77 && for i in $(seq 1 120); do [ "$(systemctl is-active mogothrow77)" = active ] && break; sleep 0.5; done; curl -sk --max-time 10 https://localhost:8443/readyz | grep -q ready'
+# The upgrade tool reinstalls with MOGOTHROW77_NO_START=1 and starts the
+# service itself: the maintainer scripts must leave it stopped.
+check no-start-flag sh -c 'systemctl stop mogothrow77 && MOGOTHROW77_NO_START=1 dpkg -i /root/bundle/mogothrow77_*.deb && sleep 1 && ! systemctl is-active --quiet mogothrow77'
+check reinstall-starts sh -c 'dpkg -i /root/bundle/mogothrow77_*.deb && for i in $(seq 1 120); do [ "$(systemctl is-active mogothrow77)" = active ] && exit 0; sleep 0.5; done; exit 1'
 check purge sh -c 'dpkg --purge mogothrow77 && [ ! -e /usr/lib/systemd/system/mogothrow77.service ] && [ ! -e /etc/mogothrow77 ]'
 check purge-keeps-data test -e /var/lib/mogothrow77/postgres/PG_VERSION
 check no-process-left sh -c '! systemctl is-active --quiet mogothrow77'
