@@ -1,0 +1,309 @@
+//! `check BUNDLE`: verify, then decide whether this host may upgrade to the
+//! bundle's release, and print the plan. Nothing on the host changes.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use compat::{CompatData, Version};
+use minisign_verify::PublicKey;
+use offline_bundle::Limits;
+
+use crate::{host, Exit};
+
+/// Where packages install the vendor's release public key.
+pub const DEFAULT_PUBLIC_KEY: &str = "/etc/mogothrow77/release-keys/mogothrow77.pub";
+
+pub struct Inputs {
+    pub bundle: PathBuf,
+    pub public_keys: Vec<PathBuf>,
+    pub installed: PathBuf,
+    pub os_release: PathBuf,
+}
+
+/// Why an upgrade is refused; each names what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocker {
+    Downgrade {
+        installed: Version,
+        target: Version,
+    },
+    SameVersion(Version),
+    UnsupportedSource {
+        installed: Version,
+        target: Version,
+        supported: Vec<Version>,
+    },
+    RequiredStops {
+        installed: Version,
+        target: Version,
+        stops: Vec<Version>,
+    },
+    UnsupportedOs {
+        os: String,
+        supported: Vec<String>,
+    },
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |v: &[Version]| {
+            v.iter()
+                .map(Version::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Blocker::Downgrade { installed, target } => write!(
+                f,
+                "{target} is older than the installed {installed}: downgrades are not supported \
+                 (roll back with `mogothrow77-upgrade rollback` instead)"
+            ),
+            Blocker::SameVersion(v) => write!(f, "{v} is already installed"),
+            Blocker::UnsupportedSource {
+                installed,
+                target,
+                supported,
+            } => write!(
+                f,
+                "{target} does not upgrade from {installed}; it upgrades from: {}",
+                if supported.is_empty() {
+                    "no earlier release".to_string()
+                } else {
+                    list(supported)
+                }
+            ),
+            Blocker::RequiredStops {
+                installed,
+                target,
+                stops,
+            } => write!(
+                f,
+                "{installed} → {target} must stop at {} first: upgrade to {} with its bundle, \
+                 let it run, then upgrade to {target} (see compat-matrix.md)",
+                list(stops),
+                stops.first().map(Version::to_string).unwrap_or_default()
+            ),
+            Blocker::UnsupportedOs { os, supported } => write!(
+                f,
+                "this host runs {os}, which the release does not support; supported: {}",
+                supported.join(", ")
+            ),
+        }
+    }
+}
+
+/// The decision for one host.
+#[derive(Debug)]
+pub struct Plan {
+    pub installed: Option<Version>,
+    pub target: Version,
+    pub blockers: Vec<Blocker>,
+}
+
+/// Decides from the bundle's compatibility data alone.
+pub fn decide(
+    data: &CompatData,
+    target: Version,
+    installed: Option<Version>,
+    os: &str,
+) -> Result<Plan, String> {
+    let release = data.release(target).ok_or_else(|| {
+        format!("the bundle's compat.toml has no entry for its own release {target}")
+    })?;
+    let mut blockers = Vec::new();
+    if let Some(installed) = installed {
+        if installed > target {
+            blockers.push(Blocker::Downgrade { installed, target });
+        } else if installed == target {
+            blockers.push(Blocker::SameVersion(target));
+        } else if !release.upgrade_from.contains(&installed) {
+            blockers.push(Blocker::UnsupportedSource {
+                installed,
+                target,
+                supported: release.upgrade_from.clone(),
+            });
+        } else if let Some(stop) = release.required_stops.iter().find(|s| s.from == installed) {
+            if !stop.via.is_empty() {
+                blockers.push(Blocker::RequiredStops {
+                    installed,
+                    target,
+                    stops: stop.via.clone(),
+                });
+            }
+        }
+    }
+    if !release.os.iter().any(|o| o == os) {
+        blockers.push(Blocker::UnsupportedOs {
+            os: os.to_string(),
+            supported: release.os.clone(),
+        });
+    }
+    Ok(Plan {
+        installed,
+        target,
+        blockers,
+    })
+}
+
+fn refuse(message: impl fmt::Display) -> Exit {
+    println!("REFUSED  {message}");
+    println!("nothing was changed");
+    Exit::Refused
+}
+
+pub fn run(inputs: &Inputs) -> Exit {
+    let mut keys = Vec::new();
+    for path in &inputs.public_keys {
+        match PublicKey::from_file(path) {
+            Ok(key) => keys.push(key),
+            Err(e) => {
+                println!("cannot read the trusted public key {}: {e}", path.display());
+                return Exit::Usage;
+            }
+        }
+    }
+    let unpacked = match tempfile::Builder::new()
+        .prefix("mogothrow77-upgrade-")
+        .tempdir()
+    {
+        Ok(dir) => dir,
+        Err(e) => return refuse(format!("cannot create a scratch directory: {e}")),
+    };
+    let dest = unpacked.path().join("bundle");
+    let verified =
+        match offline_bundle::open(&inputs.bundle, &keys, Some(&dest), &Limits::default()) {
+            Ok(v) => v,
+            Err(e) => return refuse(format!("bundle {}: {e}", inputs.bundle.display())),
+        };
+    println!(
+        "ok       bundle {} {} (commit {}): signature and {} file digests verified",
+        verified.manifest.product,
+        verified.manifest.version,
+        verified.manifest.commit,
+        verified.manifest.files.len()
+    );
+    let Some(target) = Version::parse(&verified.manifest.version) else {
+        return refuse(format!(
+            "the bundle's version {:?} is not MAJOR.MINOR.PATCH",
+            verified.manifest.version
+        ));
+    };
+    let data = match CompatData::load(&dest.join("compat.toml")) {
+        Ok(d) => d,
+        Err(e) => return refuse(format!("the bundle's compatibility data: {e}")),
+    };
+    let installed = match host::installed_version(&inputs.installed) {
+        Ok(v) => v,
+        Err(e) => return refuse(e),
+    };
+    let os = match host::os_name(&inputs.os_release) {
+        Ok(os) => os,
+        Err(e) => return refuse(e),
+    };
+    let plan = match decide(&data, target, installed, &os) {
+        Ok(p) => p,
+        Err(e) => return refuse(e),
+    };
+    print_plan(&plan, &os, &dest);
+    if plan.blockers.is_empty() {
+        Exit::Done
+    } else {
+        for b in &plan.blockers {
+            println!("REFUSED  {b}");
+        }
+        println!("nothing was changed");
+        Exit::Refused
+    }
+}
+
+fn print_plan(plan: &Plan, os: &str, unpacked: &Path) {
+    match plan.installed {
+        Some(v) => println!("ok       installed: {v}; target: {}", plan.target),
+        None => println!(
+            "ok       nothing installed yet; target: {} (use mogothrow77-install)",
+            plan.target
+        ),
+    }
+    println!("ok       host OS: {os}");
+    if !plan.blockers.is_empty() {
+        return;
+    }
+    let package = if unpacked.join("packages/debian12").is_dir() {
+        "the .deb"
+    } else {
+        "the package"
+    };
+    println!("plan:");
+    for step in [
+        "back up the database and /etc/mogothrow77 to <state_dir>/backups/ and test-restore it",
+        "stop the service (it drains in-flight requests)",
+        "run the new release's forward-only migrations",
+        &format!("install {package} with MOGOTHROW77_NO_START=1, keeping the previous release for rollback"),
+        "start the service and wait for READY, /readyz and the target version",
+    ] {
+        println!("  - {step}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> CompatData {
+        let release = |v: &str, level: u32, from: &str, stops: &str| {
+            format!(
+                "[[release]]\nversion = \"{v}\"\nschema_level = {level}\nupgrade_from = [{from}]\n\
+                 required_stops = [{stops}]\npostgresql = [15]\nos = [\"debian-12\"]\n\
+                 kubernetes = {{ min = \"1.27\", max = \"1.30\" }}\n"
+            )
+        };
+        let text = [
+            release("1.0.0", 1, "", ""),
+            release("1.1.0", 2, "\"1.0.0\"", ""),
+            release(
+                "1.2.0",
+                3,
+                "\"1.0.0\", \"1.1.0\"",
+                "{ from = \"1.0.0\", via = [\"1.1.0\"] }",
+            ),
+        ]
+        .join("\n");
+        CompatData::parse(&text, "test").expect("parse")
+    }
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).expect("version")
+    }
+
+    #[test]
+    fn decisions() {
+        let d = data();
+        assert!(decide(&d, v("1.1.0"), Some(v("1.0.0")), "debian-12")
+            .expect("plan")
+            .blockers
+            .is_empty());
+        assert!(decide(&d, v("1.2.0"), Some(v("1.1.0")), "debian-12")
+            .expect("plan")
+            .blockers
+            .is_empty());
+        assert!(decide(&d, v("1.0.0"), None, "debian-12")
+            .expect("plan")
+            .blockers
+            .is_empty());
+        let stop = decide(&d, v("1.2.0"), Some(v("1.0.0")), "debian-12").expect("plan");
+        assert_eq!(
+            stop.blockers,
+            vec![Blocker::RequiredStops {
+                installed: v("1.0.0"),
+                target: v("1.2.0"),
+                stops: vec![v("1.1.0")]
+            }]
+        );
+        assert!(stop.blockers[0].to_string().contains("must stop at 1.1.0"));
+        let down = decide(&d, v("1.0.0"), Some(v("1.1.0")), "debian-12").expect("plan");
+        assert!(matches!(down.blockers[0], Blocker::Downgrade { .. }));
+        let os = decide(&d, v("1.1.0"), Some(v("1.0.0")), "rhel-7").expect("plan");
+        assert!(matches!(&os.blockers[0], Blocker::UnsupportedOs { os, .. } if os == "rhel-7"));
+        assert!(decide(&d, v("9.9.9"), None, "debian-12").is_err());
+    }
+}
