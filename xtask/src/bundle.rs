@@ -11,7 +11,7 @@ use offline_bundle::{write_bundle, BundleFile, BundleInfo, Limits};
 use serde_json::{json, Value};
 
 use crate::paths::{io, workspace};
-use crate::reproducible::{run_capture, source_date_epoch, Result};
+use crate::reproducible::{rfc3339, run_capture, sha256_hex, source_date_epoch, Result};
 
 /// One Debian package's control fields we need.
 struct DebInfo {
@@ -36,14 +36,6 @@ fn deb_info(path: &Path) -> Result<DebInfo> {
         architecture: field("Architecture")?,
         control,
     })
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// An apt `Packages` index for the bundled packages, so an air-gapped host can
@@ -180,17 +172,6 @@ fn rfc2822(epoch: u64) -> String {
     run_capture(Command::new("date").args(["-u", "-R", "-d", &format!("@{epoch}")]))
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
-}
-
-fn rfc3339(epoch: u64) -> String {
-    run_capture(Command::new("date").args([
-        "-u",
-        "-d",
-        &format!("@{epoch}"),
-        "+%Y-%m-%dT%H:%M:%SZ",
-    ]))
-    .map(|s| s.trim().to_string())
-    .unwrap_or_default()
 }
 
 /// Signs with the minisign CLI and a secret key file (never in git: from

@@ -1,7 +1,6 @@
 //! The Debian package, staged file by file and built with `dpkg-deb`.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,7 +8,7 @@ use std::process::Command;
 use clap::CommandFactory;
 
 use crate::paths::{io, packaging, workspace};
-use crate::reproducible::{clamp_mtimes, run, run_capture, source_date_epoch, Result};
+use crate::reproducible::{clamp_mtimes, gzip, run, run_capture, source_date_epoch, Result};
 
 const PACKAGE: &str = "mogothrow77";
 /// Debian revision of the package; bump when only the packaging changes.
@@ -28,28 +27,6 @@ fn write(stage: &Path, to: &str, bytes: &[u8], mode: u32) -> Result<()> {
     }
     fs::write(&dest, bytes).map_err(io(&dest))?;
     fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).map_err(io(&dest))
-}
-
-/// `gzip -9n`: no name or time stored, so the output depends on the input only.
-fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut child = Command::new("gzip")
-        .args(["-9n", "-c"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run gzip: {e}"))?;
-    let mut stdin = child.stdin.take().ok_or("gzip stdin")?;
-    let input = bytes.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().map_err(|e| format!("gzip: {e}"))?;
-    writer
-        .join()
-        .map_err(|_| "gzip writer panicked".to_string())?
-        .map_err(|e| format!("gzip: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("gzip failed: {}", out.status));
-    }
-    Ok(out.stdout)
 }
 
 /// The man page, rendered from the CLI definition.

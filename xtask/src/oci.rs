@@ -14,12 +14,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use flate2::{Compression, GzBuilder};
 use serde_json::{json, Value};
 use tar::{EntryType, Header};
 
 use crate::paths::{io, workspace};
-use crate::reproducible::{run, run_capture, source_date_epoch, Result};
+use crate::reproducible::{gzip, rfc3339, run, run_capture, sha256_hex, source_date_epoch, Result};
 
 const NAME: &str = "mogothrow77";
 const USER_ID: u32 = 10001;
@@ -161,46 +160,6 @@ fn append(
             builder.append_link(&mut header, path, target)
         }
     }
-}
-
-/// gzip with a fixed header: no file name, mtime 0, OS "unknown".
-fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
-    use std::io::Write;
-    let mut encoder = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(Vec::new(), Compression::best());
-    encoder.write_all(bytes).map_err(|e| format!("gzip: {e}"))?;
-    encoder.finish().map_err(|e| format!("gzip: {e}"))
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (proleptic Gregorian).
-fn rfc3339(epoch: u64) -> String {
-    let (days, secs) = (epoch / 86_400, epoch % 86_400);
-    // Howard Hinnant's civil_from_days, for days >= 0.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
 }
 
 /// The Debian packages, from `cache` (downloaded with `apt-get download`
@@ -550,14 +509,6 @@ pub fn build(binary: &Path, out: &Path, deb_cache: Option<&Path>) -> Result<Path
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_formats_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
-    }
 
     #[test]
     fn tree_adds_parents_and_sorts() {
