@@ -103,11 +103,14 @@ fn md5sums(stage: &Path) -> Result<String> {
     Ok(out)
 }
 
-/// The files every package installs: binary, systemd unit, sysusers.d
+/// The files every package installs: the server and upgrade binaries, systemd unit, sysusers.d
 /// entry, the configuration (no secrets), docs and the man page.
 pub fn stage_payload(stage: &Path, binary: &Path) -> Result<()> {
     let packaging = packaging();
     install(binary, stage, "/usr/bin/mogothrow77", 0o755)?;
+    // The upgrade tool is built beside the server (same cargo invocation).
+    let upgrade = binary.with_file_name("mogothrow77-upgrade");
+    install(&upgrade, stage, "/usr/bin/mogothrow77-upgrade", 0o755)?;
     install(
         &packaging.join("mogothrow77.service"),
         stage,

@@ -11,8 +11,10 @@
 # the sandbox with `systemd-analyze security`, stops, restarts and purges.
 # The host checks every result line; non-zero on any failure.
 #
-# usage: deb-install-in-nspawn.sh bundle UNPACKED_BUNDLE_DIR
+# usage: deb-install-in-nspawn.sh bundle UNPACKED_BUNDLE_DIR [BUNDLE.zip PUBLIC_KEY]
 #        deb-install-in-nspawn.sh deb PACKAGE.deb SUITE
+# With the bundle's zip and its public key, the installed mogothrow77-upgrade
+# also checks that bundle on the host (same version: refused, exit 10).
 set -euo pipefail
 
 mode=$1
@@ -37,6 +39,10 @@ root=$work/root
 mkdir -p "$root/root/bundle"
 if [ "$mode" = bundle ]; then
   cp -a "$source/packages/debian12/." "$root/root/bundle/"
+  if [ -n "${3:-}" ]; then
+    cp "$3" "$root/root/offline.zip"
+    cp "$4" "$root/root/release.pub"
+  fi
   echo 'deb [trusted=yes] file:/root/bundle ./' >"$root/root/apt-sources.list"
 else
   cp "$source" "$root/root/bundle/"
@@ -85,6 +91,14 @@ postgres_child_of_service() {
 }
 check postgres-child-of-service postgres_child_of_service
 check admin-check mogothrow77 check
+if [ -f /root/offline.zip ]; then
+  upgrade_same_version() {
+    mogothrow77-upgrade check /root/offline.zip --public-key /root/release.pub >/root/upgrade-check.txt 2>&1
+    [ $? -eq 10 ] && grep -q "is already installed" /root/upgrade-check.txt \
+      && grep -q "signature and .* file digests verified" /root/upgrade-check.txt
+  }
+  check upgrade-check-same-version upgrade_same_version
+fi
 check config-private sh -c '[ "$(stat -c %a:%G /etc/mogothrow77/config.toml)" = 640:mogothrow77 ]'
 check reload sh -c 'systemctl reload mogothrow77 && sleep 1 && [ "$(systemctl is-active mogothrow77)" = active ]'
 systemd-analyze security --no-pager mogothrow77.service >/root/security.txt 2>&1
