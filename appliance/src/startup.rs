@@ -123,7 +123,7 @@ pub async fn open_database(settings: &Settings, purpose: Purpose) -> Result<Data
     .await?;
     let connections = pg.connections(timeout)?;
     let lock = ClusterLock::try_acquire(&pg.layout)?;
-    let running = running(&connections).await;
+    let running = running(&pg.layout.socket, &connections).await;
     let not_running = |why: &str| {
         StartError::Db(DbError::Unreachable(format!(
             "the managed PostgreSQL in {} is not running{why}; it runs while `mogothrow77 serve` runs",
@@ -174,13 +174,7 @@ pub async fn open_database(settings: &Settings, purpose: Purpose) -> Result<Data
     })
 }
 
-async fn running(connections: &Connections) -> bool {
-    let socket = connections.owner.get_hosts().iter().find_map(|h| match h {
-        tokio_postgres::config::Host::Unix(p) => Some(p.join(".s.PGSQL.5432")),
-        _ => None,
-    });
-    match socket {
-        Some(path) if Path::new(&path).exists() => connections.connect_owner().await.is_ok(),
-        _ => false,
-    }
+/// Whether a managed cluster answers on its socket.
+async fn running(socket: &Path, connections: &Connections) -> bool {
+    socket.exists() && connections.connect_owner().await.is_ok()
 }

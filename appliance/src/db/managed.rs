@@ -192,6 +192,8 @@ pub fn choose(
 pub struct Layout {
     pub data_dir: PathBuf,
     pub socket_dir: PathBuf,
+    /// The server's unix socket in `socket_dir`.
+    pub socket: PathBuf,
 }
 
 impl Layout {
@@ -208,6 +210,7 @@ impl Layout {
         Ok(Layout {
             data_dir: state_dir.join("postgres"),
             socket_dir,
+            socket,
         })
     }
 }
@@ -339,11 +342,12 @@ impl ManagedPostgres {
         cmd.arg("-D").arg(&self.layout.data_dir);
         let socket_dir = self.layout.socket_dir.display().to_string();
         let max_connections = self.max_connections.to_string();
+        let port = PORT.to_string();
         for (key, value) in [
             ("listen_addresses", ""),
             ("unix_socket_directories", socket_dir.as_str()),
             ("unix_socket_permissions", "0700"),
-            ("port", "5432"),
+            ("port", port.as_str()),
             // The systemd sandbox forbids writable-executable memory.
             ("jit", "off"),
             ("shared_buffers", "64MB"),
