@@ -40,6 +40,30 @@ pub enum Command {
     Check,
     /// Print the version, git commit and the schema level this binary knows.
     Version,
+    /// Administration of people and access.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Issue a new one-time first-admin setup link (only while no user
+    /// exists; earlier links stop working).
+    SetupToken,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain; name every modified or deleted
+    /// entry. Exit 0 when intact, 1 when tampered with.
+    Verify,
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
-//! The admin subcommands: `migrate`, `check`, `version`.
+//! The admin subcommands: `migrate`, `check`, `version`, `admin
+//! setup-token`, `audit verify`.
 
+use crate::audit::{self, Event, Outcome};
 use crate::cli::VERSION;
 use crate::config::Settings;
 use crate::db::migrate::{self, MigrateError};
 use crate::exit::Exit;
+use crate::identity::setup;
 use crate::startup::{self, Purpose, StartError};
 
 pub fn version() -> Exit {
@@ -117,4 +120,112 @@ async fn run_check(database: &startup::Database, auto_migrate: bool) -> Result<(
         );
     }
     Ok(())
+}
+
+/// Runs `f` with an application-role connection (the server, or in managed
+/// mode its running cluster); prints failures as `mogothrow77 <what>: …`.
+async fn with_app_connection<F>(settings: &Settings, what: &str, f: F) -> Exit
+where
+    F: AsyncFnOnce(&mut tokio_postgres::Client) -> Result<Exit, String>,
+{
+    let result = async {
+        startup::become_service_user(settings)?;
+        let database = startup::open_database(settings, Purpose::Check).await?;
+        let client = database.connections.connect_app().await;
+        let outcome = match client {
+            Ok(mut client) => Ok(f(&mut client).await),
+            Err(e) => Err(StartError::from(e)),
+        };
+        database.close().await;
+        outcome
+    }
+    .await;
+    match result {
+        Ok(Ok(exit)) => exit,
+        Ok(Err(message)) => {
+            eprintln!("mogothrow77 {what}: {message}");
+            Exit::Failure
+        }
+        Err(e) => {
+            eprintln!("mogothrow77 {what}: {e}");
+            e.exit()
+        }
+    }
+}
+
+/// The console's base URL from the configuration.
+fn base_url(settings: &Settings) -> String {
+    let config = &settings.config;
+    let scheme = if config.tls.enabled { "https" } else { "http" };
+    let host = config
+        .tls
+        .hostnames
+        .first()
+        .map(String::as_str)
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}:{}/", settings.listen.port())
+}
+
+/// `admin setup-token`: a new first-admin setup link.
+pub async fn setup_token(settings: Settings) -> Exit {
+    let url = base_url(&settings);
+    with_app_connection(&settings, "admin setup-token", async |client| {
+        let pg = |e: tokio_postgres::Error| crate::db::describe_pg_error(&e);
+        let Some(token) = setup::issue(client).await.map_err(pg)? else {
+            eprintln!(
+                "mogothrow77 admin setup-token: users exist already, so there is no first-admin \
+                 setup; an admin can create accounts in the console (Users)"
+            );
+            return Ok(Exit::Failure);
+        };
+        let tx = client.transaction().await.map_err(pg)?;
+        let ctx = audit::Context {
+            actor: "cli".to_string(),
+            ..Default::default()
+        };
+        audit::append(
+            &tx,
+            &ctx,
+            &Event::new("setup.token_issue", "", Outcome::Success),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(pg)?;
+        println!("{}", setup::link(&url, &token));
+        eprintln!(
+            "one-time link, valid {} hours; earlier links no longer work",
+            setup::VALIDITY_HOURS
+        );
+        Ok(Exit::Ok)
+    })
+    .await
+}
+
+/// `audit verify`: walks the hash chain.
+pub async fn audit_verify(settings: Settings) -> Exit {
+    with_app_connection(&settings, "audit verify", async |client| {
+        let report = audit::verify(client).await.map_err(|e| e.to_string())?;
+        if report.problems.is_empty() {
+            println!(
+                "ok    audit log intact: {} entries; head is entry {} with hash {}",
+                report.entries, report.head_seq, report.head_hash
+            );
+            println!(
+                "note  keep the head hash somewhere else: a later verify that shows an \
+                 older head, or another hash for it, means the log was rewritten"
+            );
+            return Ok(Exit::Ok);
+        }
+        for problem in &report.problems {
+            println!("FAIL  {problem}");
+        }
+        println!(
+            "FAIL  the audit log was tampered with: {} problem(s) in {} entries; see \
+             docs/runbooks/audit-log-tampered.md",
+            report.problems.len(),
+            report.entries
+        );
+        Ok(Exit::Failure)
+    })
+    .await
 }

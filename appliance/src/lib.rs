@@ -1,12 +1,16 @@
 //! Mogothrow77: the records appliance server. `docs/ARCHITECTURE.md` maps
 //! the modules.
 
+pub mod api;
+pub mod audit;
+pub mod authz;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
 pub mod exit;
 pub mod http;
+pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod privileges;

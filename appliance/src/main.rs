@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mogothrow77::cli::{Cli, Command};
+use mogothrow77::cli::{AdminCommand, AuditCommand, Cli, Command};
 use mogothrow77::config::Settings;
 use mogothrow77::exit::Exit;
 use mogothrow77::{commands, logging, serve};
@@ -46,6 +46,12 @@ fn main() -> ExitCode {
             Command::Migrate { check } => commands::migrate(settings, check).await,
             Command::Check => commands::check(settings).await,
             Command::Version => commands::version(),
+            Command::Admin {
+                command: AdminCommand::SetupToken,
+            } => commands::setup_token(settings).await,
+            Command::Audit {
+                command: AuditCommand::Verify,
+            } => commands::audit_verify(settings).await,
         }
     });
     // Do not wait for detached tasks (log forwarders, idle connections).

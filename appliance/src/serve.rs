@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use crate::api::ratelimit::RateLimiter;
 use crate::config::Settings;
 use crate::db::migrate;
 use crate::exit::Exit;
 use crate::http::{self, server, AppState};
+use crate::identity::keys::ServerKeys;
+use crate::identity::{setup, AuthSettings};
 use crate::metrics::Metrics;
 use crate::startup::{self, StartError};
 use crate::{systemd, tls};
@@ -184,13 +187,23 @@ async fn serve_with_database(
             crate::db::describe_pool_error(&e)
         )))
     })?;
+    let keys = ServerKeys::load(&probe).await.map_err(|e| {
+        StartError::Db(crate::db::DbError::Unreachable(format!(
+            "cannot load the server keys: {}",
+            crate::db::describe_pg_error(&e)
+        )))
+    })?;
     drop(probe);
     let state = AppState {
-        pool,
+        pool: pool.clone(),
         metrics: Metrics::new(),
         db_timeout: Duration::from_secs(config.database.connect_timeout_secs),
+        keys,
+        auth: AuthSettings::from_config(&config.auth),
+        rate_limiter: Arc::new(RateLimiter::new(config.api.rate_limit_per_minute)),
+        body_limit: config.http.body_limit_bytes,
     };
-    let app = http::router(state, config.http.body_limit_bytes);
+    let app = http::router(state);
     let listener = TcpListener::from_std(listener).map_err(|e| StartError::Bind {
         addr: settings.listen.to_string(),
         reason: e.to_string(),
@@ -249,6 +262,7 @@ async fn serve_with_database(
         .map(String::as_str)
         .unwrap_or("localhost");
     let url = format!("{scheme}://{host}:{}/", addr.port());
+    let setup_link = first_admin_setup_link(connections, &url).await;
     tracing::info!(
         %addr,
         %url,
@@ -259,7 +273,14 @@ async fn serve_with_database(
     systemd::ready(&format!("serving on {addr}"));
     if std::io::stderr().is_terminal() {
         eprintln!("\n  Mogothrow77 is ready: {url}\n  (health: {url}readyz; stop with Ctrl-C)\n");
+        if let Some(link) = &setup_link {
+            eprintln!(
+                "  Create the first admin (one-time link, valid {} hours):\n  {link}\n",
+                setup::VALIDITY_HOURS
+            );
+        }
     }
+    tokio::spawn(housekeeping(pool));
     let drain = server::serve(listener, server_config, app, limits, shutdown).await;
     if drain == server::Drain::TimedOut {
         tracing::warn!(
@@ -269,6 +290,63 @@ async fn serve_with_database(
     }
     tracing::info!("stopped");
     Ok(Exit::Ok)
+}
+
+/// While no user exists: a fresh one-time setup link, logged so that an
+/// admin finds it in the journal (`journalctl -u mogothrow77`).
+async fn first_admin_setup_link(connections: &crate::db::Connections, url: &str) -> Option<String> {
+    let issued = async {
+        let mut client = connections.connect_app().await.map_err(|e| e.to_string())?;
+        setup::issue(&mut client)
+            .await
+            .map_err(|e| crate::db::describe_pg_error(&e))
+    }
+    .await;
+    match issued {
+        Ok(Some(token)) => {
+            let link = setup::link(url, &token);
+            tracing::info!(
+                setup_link = %link,
+                valid_hours = setup::VALIDITY_HOURS,
+                "no admin exists yet: open the first-admin setup link (one-time; \
+                 `mogothrow77 admin setup-token` issues a new one)"
+            );
+            Some(link)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot issue the first-admin setup link");
+            None
+        }
+    }
+}
+
+/// Every ten minutes: forget expired sessions, setup tokens, sign-in
+/// counters and idempotency records. Any replica may do it; the deletes
+/// are idempotent.
+async fn housekeeping(pool: deadpool_postgres::Pool) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let Ok(client) = pool.get().await else {
+            continue;
+        };
+        let result = async {
+            client
+                .batch_execute(
+                    "DELETE FROM sessions WHERE expires_at < now(); \
+                     DELETE FROM setup_tokens WHERE expires_at < now(); \
+                     DELETE FROM login_throttle WHERE coalesce(locked_until, window_started_at) \
+                       < now() - interval '1 day';",
+                )
+                .await?;
+            crate::api::idempotency::sweep(&client).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %crate::db::describe_pg_error(&e), "housekeeping failed");
+        }
+    }
 }
 
 fn reload_tls(resolver: Option<&tls::CertResolver>) {

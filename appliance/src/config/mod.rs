@@ -33,7 +33,26 @@ pub struct Config {
     pub tls: TlsConfig,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub api: ApiConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub session_idle_minutes: u64,
+    pub session_absolute_hours: u64,
+    pub lockout_account_failures: u32,
+    pub lockout_address_failures: u32,
+    pub lockout_window_minutes: u64,
+    pub lockout_minutes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub rate_limit_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -399,6 +418,54 @@ fn validate(
                 config.http.body_limit_bytes
             ),
         );
+    }
+    for (key, value, range) in [
+        (
+            "auth.session_idle_minutes",
+            config.auth.session_idle_minutes,
+            1..=10080,
+        ),
+        (
+            "auth.session_absolute_hours",
+            config.auth.session_absolute_hours,
+            1..=720,
+        ),
+        (
+            "auth.lockout_window_minutes",
+            config.auth.lockout_window_minutes,
+            1..=1440,
+        ),
+        (
+            "auth.lockout_minutes",
+            config.auth.lockout_minutes,
+            1..=1440,
+        ),
+        (
+            "auth.lockout_account_failures",
+            u64::from(config.auth.lockout_account_failures),
+            1..=1000,
+        ),
+        (
+            "auth.lockout_address_failures",
+            u64::from(config.auth.lockout_address_failures),
+            1..=100000,
+        ),
+        (
+            "api.rate_limit_per_minute",
+            u64::from(config.api.rate_limit_per_minute),
+            1..=1_000_000,
+        ),
+    ] {
+        if !range.contains(&value) {
+            problem(
+                key,
+                format!(
+                    "{value} is out of range; expected {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+        }
     }
     if !(1..=1000).contains(&config.database.pool_size) {
         problem(

@@ -14,15 +14,105 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
+    /// The body is not valid JSON or does not have the expected shape.
+    InvalidRequest,
+    /// A field's value breaks a rule; `details.fields` names each.
+    ValidationFailed,
+    PasswordPolicy,
+    Unauthenticated,
+    Forbidden,
+    /// The route is for a person signed in with a browser session.
+    SessionRequired,
+    /// A state-changing browser request without the session's CSRF token.
+    CsrfFailed,
+    /// MFA is required for everyone and this user has not enrolled yet.
+    MfaEnrolmentRequired,
+    InvalidCredentials,
+    MfaRequired,
+    InvalidMfaCode,
+    AccountDisabled,
+    TooManyAttempts,
+    RateLimited,
+    Conflict,
+    UsernameTaken,
+    LastAdmin,
+    SetupComplete,
+    InvalidSetupToken,
+    InvalidCursor,
+    IdempotencyKeyReused,
+    IdempotencyInProgress,
+    InvalidIdempotencyKey,
+    UnsupportedMediaType,
+    DatabaseUnavailable,
+    Internal,
 }
 
 impl ErrorCode {
+    /// Every code, for the documentation test.
+    pub const ALL: [ErrorCode; 29] = [
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::InvalidRequest,
+        ErrorCode::ValidationFailed,
+        ErrorCode::PasswordPolicy,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::SessionRequired,
+        ErrorCode::CsrfFailed,
+        ErrorCode::MfaEnrolmentRequired,
+        ErrorCode::InvalidCredentials,
+        ErrorCode::MfaRequired,
+        ErrorCode::InvalidMfaCode,
+        ErrorCode::AccountDisabled,
+        ErrorCode::TooManyAttempts,
+        ErrorCode::RateLimited,
+        ErrorCode::Conflict,
+        ErrorCode::UsernameTaken,
+        ErrorCode::LastAdmin,
+        ErrorCode::SetupComplete,
+        ErrorCode::InvalidSetupToken,
+        ErrorCode::InvalidCursor,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::IdempotencyInProgress,
+        ErrorCode::InvalidIdempotencyKey,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::DatabaseUnavailable,
+        ErrorCode::Internal,
+    ];
+
     pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
         match self {
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            InvalidRequest | InvalidCursor | InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            ValidationFailed | PasswordPolicy => StatusCode::UNPROCESSABLE_ENTITY,
+            Unauthenticated | InvalidCredentials | MfaRequired | InvalidMfaCode => {
+                StatusCode::UNAUTHORIZED
+            }
+            Forbidden | SessionRequired | CsrfFailed | MfaEnrolmentRequired | AccountDisabled
+            | InvalidSetupToken => StatusCode::FORBIDDEN,
+            TooManyAttempts | RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Conflict
+            | UsernameTaken
+            | LastAdmin
+            | SetupComplete
+            | IdempotencyKeyReused
+            | IdempotencyInProgress => StatusCode::CONFLICT,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// The code as it appears in JSON.
+    pub fn as_str(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
     }
 }
 
@@ -83,4 +173,42 @@ pub async fn method_not_allowed() -> ErrorBody {
         ErrorCode::MethodNotAllowed,
         "this endpoint does not accept that HTTP method",
     )
+}
+
+/// A database failure inside a request: logged with its detail, answered
+/// without it (the message is for operators, not callers).
+impl From<tokio_postgres::Error> for ErrorBody {
+    fn from(e: tokio_postgres::Error) -> ErrorBody {
+        if e.is_closed() || e.as_db_error().is_none() {
+            tracing::error!(error = %crate::db::describe_pg_error(&e), "database unavailable during a request");
+            return ErrorBody::new(
+                ErrorCode::DatabaseUnavailable,
+                "the database is unavailable; try again shortly",
+            );
+        }
+        tracing::error!(error = %crate::db::describe_pg_error(&e), "database error during a request");
+        ErrorBody::new(
+            ErrorCode::Internal,
+            "the request failed inside the server; try again, and if it persists give an \
+             administrator the request id",
+        )
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ErrorBody {
+    fn from(e: deadpool_postgres::PoolError) -> ErrorBody {
+        tracing::error!(error = %crate::db::describe_pool_error(&e), "no database connection for a request");
+        ErrorBody::new(
+            ErrorCode::DatabaseUnavailable,
+            "the database is unavailable or busy; try again shortly",
+        )
+    }
+}
+
+impl From<crate::audit::AuditError> for ErrorBody {
+    fn from(e: crate::audit::AuditError) -> ErrorBody {
+        match e {
+            crate::audit::AuditError::Db(e) => e.into(),
+        }
+    }
 }

@@ -15,6 +15,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use deadpool_postgres::Pool;
 
+use crate::api::ratelimit::RateLimiter;
+use crate::identity::keys::ServerKeys;
+use crate::identity::AuthSettings;
 use crate::metrics::Metrics;
 use body_limit::BodyLimit;
 
@@ -25,15 +28,22 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Bound for database checks made on behalf of a request.
     pub db_timeout: Duration,
+    pub keys: ServerKeys,
+    pub auth: AuthSettings,
+    pub rate_limiter: Arc<RateLimiter>,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
 }
 
 /// The whole application: every route, then the middleware every request
 /// passes through (outermost last): body limit, metrics and access log,
 /// security headers, request id.
-pub fn router(state: AppState, body_limit: usize) -> Router {
+pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
+    let body_limit = state.body_limit;
     let routes = Router::new()
         .merge(health::router())
+        .merge(crate::api::router(state.clone()))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)

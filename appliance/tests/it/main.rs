@@ -3,9 +3,13 @@
 
 mod harness;
 
+mod api_conventions;
+mod audit_log;
+mod authz_matrix;
 mod config_errors;
 mod database_tls;
 mod http_surface;
+mod identity;
 mod lifecycle;
 mod managed;
 mod readiness;

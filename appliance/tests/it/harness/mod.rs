@@ -2,6 +2,7 @@
 //! binary as a child process, and a small HTTPS client that reports the
 //! server's certificate.
 
+pub mod api;
 pub mod app;
 pub mod client;
 pub mod pg;

@@ -1,0 +1,116 @@
+//! The system page's data (version, schema, health) and the installation's
+//! security settings.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Api, ApiJson, Ctx, Method};
+use crate::audit::{self, Event, Outcome};
+use crate::authz::{Access, Permission};
+use crate::db::migrate;
+use crate::http::error::ErrorBody;
+use crate::http::AppState;
+
+pub fn routes(api: Api) -> Api {
+    api.route(
+        Method::Get,
+        "/api/v1/system",
+        Access::Permission(Permission::SystemRead),
+        system,
+    )
+    .route(
+        Method::Get,
+        "/api/v1/settings/security",
+        Access::Permission(Permission::SettingsManage),
+        security_settings,
+    )
+    .route(
+        Method::Patch,
+        "/api/v1/settings/security",
+        Access::Permission(Permission::SettingsManage),
+        update_security_settings,
+    )
+}
+
+async fn system(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ErrorBody> {
+    let client = state.pool.get().await?;
+    let schema = migrate::status_for_readiness(&client).await;
+    let (applied_level, schema_ok, schema_message) = match &schema {
+        Ok(s) => (
+            s.applied.keys().max().copied().unwrap_or(0),
+            s.check_serveable().is_ok(),
+            s.check_serveable().err().map(|e| e.to_string()),
+        ),
+        Err(e) => (0, false, Some(e.to_string())),
+    };
+    let row = client
+        .query_one(
+            "SELECT instance_id::text, current_setting('server_version') FROM appliance_installation",
+            &[],
+        )
+        .await?;
+    let instance_id: String = row.get(0);
+    let postgres: String = row.get(1);
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "commit": env!("APPLIANCE_GIT_COMMIT"),
+        "instance_id": instance_id,
+        "schema": {
+            "binary_level": migrate::binary_level(),
+            "applied_level": applied_level,
+            "compatible": schema_ok,
+            "message": schema_message,
+        },
+        "database": { "reachable": true, "postgresql_version": postgres },
+    })))
+}
+
+async fn read_settings(client: &deadpool_postgres::Client) -> Result<serde_json::Value, ErrorBody> {
+    let row = client
+        .query_one("SELECT require_mfa FROM security_settings", &[])
+        .await?;
+    Ok(json!({ "require_mfa": row.get::<_, bool>(0) }))
+}
+
+async fn security_settings(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ErrorBody> {
+    let client = state.pool.get().await?;
+    Ok(Json(read_settings(&client).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecuritySettings {
+    require_mfa: Option<bool>,
+}
+
+async fn update_security_settings(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<SecuritySettings>,
+) -> Result<Json<serde_json::Value>, ErrorBody> {
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let before: bool = tx
+        .query_one("SELECT require_mfa FROM security_settings FOR UPDATE", &[])
+        .await?
+        .get(0);
+    let after = req.require_mfa.unwrap_or(before);
+    tx.execute(
+        "UPDATE security_settings SET require_mfa = $1, updated_at = now()",
+        &[&after],
+    )
+    .await?;
+    audit::append(
+        &tx,
+        &ctx.audit(),
+        &Event::new("settings.update", "settings:security", Outcome::Success)
+            .details(json!({ "require_mfa": { "from": before, "to": after } })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(read_settings(&client).await?))
+}

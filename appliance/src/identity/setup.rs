@@ -1,0 +1,82 @@
+//! The first-admin setup token: while no user exists, a one-time, expiring
+//! link lets one person create the first admin. Issuing a new token
+//! invalidates the earlier ones; using it invalidates all of them.
+
+use tokio_postgres::GenericClient;
+
+/// How long a setup link stays valid.
+pub const VALIDITY_HOURS: i32 = 24;
+
+/// True while the installation has no user at all.
+pub async fn required<C: GenericClient>(client: &C) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_one("SELECT NOT EXISTS (SELECT 1 FROM users)", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Issues a new token (invalidating earlier ones) when setup is still
+/// required; `None` when users exist.
+pub async fn issue(
+    client: &mut tokio_postgres::Client,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    // Serialize with a concurrent setup: the users check and the insert
+    // happen under the same lock the setup endpoint takes.
+    tx.execute("LOCK TABLE setup_tokens IN EXCLUSIVE MODE", &[])
+        .await?;
+    if !required(&tx).await? {
+        return Ok(None);
+    }
+    let token = super::random_secret();
+    tx.execute("DELETE FROM setup_tokens", &[]).await?;
+    tx.execute(
+        "INSERT INTO setup_tokens (token_digest, expires_at) \
+         VALUES ($1, now() + make_interval(hours => $2))",
+        &[&super::digest(&token), &VALIDITY_HOURS],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(token))
+}
+
+/// Why a setup attempt was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Users exist: setup is over.
+    Done,
+    /// Unknown, expired or already used token.
+    InvalidToken,
+}
+
+/// Inside the caller's transaction: checks and consumes the token. The
+/// caller then creates the admin in the same transaction.
+pub async fn consume(
+    tx: &tokio_postgres::Transaction<'_>,
+    token: &str,
+) -> Result<Result<(), Refusal>, tokio_postgres::Error> {
+    tx.execute("LOCK TABLE setup_tokens IN EXCLUSIVE MODE", &[])
+        .await?;
+    if !required(tx).await? {
+        return Ok(Err(Refusal::Done));
+    }
+    let used = tx
+        .execute(
+            "UPDATE setup_tokens SET used_at = now() \
+             WHERE token_digest = $1 AND used_at IS NULL AND expires_at > now()",
+            &[&super::digest(token)],
+        )
+        .await?;
+    if used != 1 {
+        return Ok(Err(Refusal::InvalidToken));
+    }
+    tx.execute("DELETE FROM setup_tokens WHERE used_at IS NULL", &[])
+        .await?;
+    Ok(Ok(()))
+}
+
+/// The link an admin opens; the token travels in the fragment, so it never
+/// reaches a server log or a proxy.
+pub fn link(base_url: &str, token: &str) -> String {
+    format!("{}setup#token={token}", base_url)
+}

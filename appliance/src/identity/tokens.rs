@@ -1,0 +1,113 @@
+//! API tokens: `m77_` followed by 43 characters of a 256-bit random secret.
+//! Only the SHA-256 digest is stored (the secret has full entropy, so a
+//! slow password hash would add cost on every request and no safety).
+//! A token carries a subset of its creator's permissions; what it may do is
+//! always narrowed by the owner's current role as well.
+
+use tokio_postgres::GenericClient;
+
+use crate::authz::{Credential, Permission, Principal, Role};
+
+pub const PREFIX: &str = "m77_";
+
+/// A token just created: the secret is shown to its owner once.
+pub struct NewToken {
+    pub id: i64,
+    pub secret: String,
+}
+
+/// Stable reasons a token request is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("a token cannot hold {0}: your role ({1}) does not have it")]
+    ExceedsRole(Permission, Role),
+    #[error("a token needs at least one permission")]
+    NoPermissions,
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+}
+
+pub async fn create<C: GenericClient>(
+    client: &C,
+    owner: &Principal,
+    name: &str,
+    permissions: &[Permission],
+    expires_in_days: Option<u32>,
+) -> Result<NewToken, TokenError> {
+    if permissions.is_empty() {
+        return Err(TokenError::NoPermissions);
+    }
+    if let Some(p) = permissions.iter().find(|p| !owner.role.allows(**p)) {
+        return Err(TokenError::ExceedsRole(*p, owner.role));
+    }
+    let mut names: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let secret = format!("{PREFIX}{}", super::random_secret());
+    let digest = super::digest(&secret);
+    let display_prefix: String = secret.chars().take(PREFIX.len() + 6).collect();
+    let days = expires_in_days
+        .map(i32::try_from)
+        .transpose()
+        .unwrap_or(Some(i32::MAX));
+    let row = client
+        .query_one(
+            "INSERT INTO api_tokens (user_id, name, prefix, secret_digest, permissions, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, now() + make_interval(days => $6)) RETURNING id",
+            &[&owner.user_id, &name, &display_prefix, &digest, &names, &days],
+        )
+        .await?;
+    Ok(NewToken {
+        id: row.get(0),
+        secret,
+    })
+}
+
+/// The principal behind a bearer token, when it is live, unexpired and
+/// its owner enabled. Touches `last_used_at` at most once a minute.
+pub async fn authenticate<C: GenericClient>(
+    client: &C,
+    secret: &str,
+) -> Result<Option<Principal>, tokio_postgres::Error> {
+    if !secret.starts_with(PREFIX) || secret.len() > 128 {
+        return Ok(None);
+    }
+    let digest = super::digest(secret);
+    let row = client
+        .query_opt(
+            "SELECT t.id, t.permissions, u.id, u.username, u.role, \
+                    t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds' \
+             FROM api_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.secret_digest = $1 AND t.revoked_at IS NULL \
+               AND (t.expires_at IS NULL OR t.expires_at > now()) AND NOT u.disabled",
+            &[&digest],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let id: i64 = row.get(0);
+    let names: Vec<String> = row.get(1);
+    let role: String = row.get(4);
+    let Ok(role) = role.parse::<Role>() else {
+        return Ok(None);
+    };
+    if row.get::<_, bool>(5) {
+        client
+            .execute(
+                "UPDATE api_tokens SET last_used_at = now() WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+    }
+    Ok(Some(Principal {
+        user_id: row.get(2),
+        username: row.get(3),
+        role,
+        credential: Credential::Token {
+            id,
+            // A name this binary does not know grants nothing.
+            permissions: names.iter().filter_map(|n| n.parse().ok()).collect(),
+        },
+    }))
+}
