@@ -1,6 +1,7 @@
 //! HTTP: the router, its middleware and the TLS-terminating server.
 
 mod body_limit;
+pub mod console;
 pub mod error;
 mod headers;
 mod health;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(health::router())
         .merge(crate::api::router(state.clone()))
+        .merge(console::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)

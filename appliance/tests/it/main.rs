@@ -7,6 +7,7 @@ mod api_conventions;
 mod audit_log;
 mod authz_matrix;
 mod config_errors;
+mod console;
 mod database_tls;
 mod http_surface;
 mod identity;

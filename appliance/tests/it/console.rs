@@ -1,0 +1,227 @@
+//! The web console in headless Chromium: first-admin setup, users, MFA
+//! enrolment and sign-in with a code from oathtool, an API token created
+//! and revoked, the audit page's filters. Every page is screenshotted,
+//! scanned with axe-core (no serious or critical violations) and checked
+//! for browser console errors (script errors, CSP violations, failed
+//! asset loads).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::harness::api::{setup_token, ApiClient, PASSWORD};
+use crate::harness::app::AppConfig;
+use crate::harness::browser::Browser;
+use crate::harness::pg::shared;
+
+/// axe-core's `axe.min.js`, installed by scripts/test with npm.
+fn axe_source() -> String {
+    let path = std::env::var("AXE_CORE_JS").unwrap_or_else(|_| {
+        panic!(
+            "AXE_CORE_JS is not set: point it at axe-core's axe.min.js (scripts/test installs \
+             axe-core with npm and sets it)"
+        )
+    });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+}
+
+fn oathtool(secret: &str, unix_time: u64) -> String {
+    let out = Command::new("oathtool")
+        .args(["--totp", "--base32", "--digits=6"])
+        .arg(format!("--now=@{unix_time}"))
+        .arg(secret)
+        .output()
+        .expect("oathtool is installed (apt-get install oathtool)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// Browser console entries that are not expected: anything but the
+/// network log lines for the API's deliberate 4xx answers.
+fn unexpected(entries: Vec<String>) -> Vec<String> {
+    entries
+        .into_iter()
+        .filter(|e| {
+            let expected_status = [401, 403, 409, 422, 429].iter().any(|s| {
+                e.contains(&format!("the server responded with a status of {s}"))
+                    && e.contains("/api/v1/")
+            });
+            !expected_status && (e.starts_with("SEVERE") || e.starts_with("WARNING"))
+        })
+        .collect()
+}
+
+struct Checks {
+    axe: String,
+    problems: Vec<String>,
+}
+
+impl Checks {
+    /// Screenshot, accessibility scan and console check of the page shown.
+    async fn page(&mut self, browser: &mut Browser, name: &str) {
+        let shot = browser.screenshot(name).await;
+        assert!(std::fs::metadata(&shot)
+            .map(|m| m.len() > 1000)
+            .unwrap_or(false));
+        for v in browser.axe(&self.axe).await {
+            self.problems.push(format!(
+                "{name}: accessibility: {} ({}): {} {}",
+                v["id"], v["impact"], v["help"], v["nodes"]
+            ));
+        }
+        for e in unexpected(browser.console_log().await) {
+            self.problems.push(format!("{name}: console: {e}"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_from_first_admin_to_audit_log() {
+    let db = shared().create_database().await;
+    let config = AppConfig::external(&shared().dsn(&db), "");
+    let mut app = config.spawn();
+    let addr = app.wait_ready();
+    let token = setup_token(&mut app);
+    let base = format!("https://localhost:{}", addr.port());
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    let _ = std::fs::remove_dir_all(&shots);
+    let mut b = Browser::start(&shots).await;
+    let mut checks = Checks {
+        axe: axe_source(),
+        problems: Vec::new(),
+    };
+
+    // A visit without a session lands on setup while no admin exists.
+    b.goto(&format!("{base}/system")).await;
+    b.page("setup").await;
+    // First-admin setup from the link.
+    b.goto(&format!("{base}/setup#token={token}")).await;
+    b.page("setup").await;
+    checks.page(&mut b, "setup").await;
+    b.type_into("#setup-username", "chief").await;
+    b.type_into("#setup-password", PASSWORD).await;
+    b.type_into("#setup-password-confirm", "a different one entirely")
+        .await;
+    b.click("#setup-form button[type=submit]").await;
+    b.wait_text("#setup-password-confirm-error", "differ").await;
+    b.type_into("#setup-password-confirm", PASSWORD).await;
+    b.click("#setup-form button[type=submit]").await;
+    b.page("system").await;
+    b.wait_text("#system-version", env!("CARGO_PKG_VERSION"))
+        .await;
+    b.wait_text("#system-schema", "compatible").await;
+    checks.page(&mut b, "system").await;
+
+    // Users: a weak password is explained inline; then a user is created.
+    b.click("nav a[href='/users']").await;
+    b.page("users").await;
+    b.type_into("#new-username", "erin").await;
+    b.click("#new-role option[value='editor']").await;
+    b.type_into("#new-password", "password123").await;
+    b.click("#user-create-form button[type=submit]").await;
+    b.wait_text("#new-password-error", "12").await;
+    b.type_into("#new-password", "orchid lantern drifts east")
+        .await;
+    b.click("#user-create-form button[type=submit]").await;
+    b.wait_text("tr[data-username='erin'] td[data-field='role']", "editor")
+        .await;
+    checks.page(&mut b, "users").await;
+
+    // My account: enrol TOTP with a code from an independent implementation.
+    b.click("nav a[href='/account']").await;
+    b.page("account").await;
+    checks.page(&mut b, "account").await;
+    b.click("#mfa-start").await;
+    let secret = b.text("#mfa-secret").await;
+    assert!(secret.len() >= 32, "{secret}");
+    let enrolled_at = now();
+    b.type_into("#mfa-code", &oathtool(&secret, enrolled_at))
+        .await;
+    b.click("#mfa-confirm-form button[type=submit]").await;
+    b.find("#recovery-codes li").await;
+    checks.page(&mut b, "account-mfa").await;
+
+    // An API token: shown once, works, then revoked in the console.
+    b.type_into("#token-name", "siem").await;
+    b.click("#perm-audit-read").await;
+    b.click("#token-create-form button[type=submit]").await;
+    let secret_token = b.text("#token-secret").await;
+    assert!(secret_token.starts_with("m77_"), "{secret_token}");
+    let api = ApiClient::with_token(addr, &secret_token);
+    assert_eq!(api.get("/api/v1/audit").await.status, 200);
+    b.click("#tokens-table tr[data-token-id] button[data-action='revoke']")
+        .await;
+    b.click("#tokens-table tr[data-token-id] button[data-action='confirm-revoke']")
+        .await;
+    b.wait_text(
+        "#tokens-table tr[data-token-id] td[data-field='status']",
+        "revoked",
+    )
+    .await;
+    assert_eq!(api.get("/api/v1/audit").await.status, 401);
+    checks.page(&mut b, "account-tokens").await;
+
+    // Sign out, then sign in with password and TOTP (the next step's code:
+    // the enrolment used the current one, and codes work once).
+    b.click("#signout").await;
+    b.page("login").await;
+    checks.page(&mut b, "login").await;
+    b.type_into("#login-username", "chief").await;
+    b.type_into("#login-password", PASSWORD).await;
+    b.click("#login-form button[type=submit]").await;
+    b.find("#login-totp").await;
+    checks.page(&mut b, "login-mfa").await;
+    b.type_into("#login-totp", "000000").await;
+    b.click("#login-form button[type=submit]").await;
+    b.wait_text("#alert", "code is wrong").await;
+    b.type_into("#login-totp", &oathtool(&secret, enrolled_at + 30))
+        .await;
+    b.click("#login-form button[type=submit]").await;
+    b.page("system").await;
+
+    // The audit page shows what happened, and its filters narrow it.
+    b.click("nav a[href='/audit']").await;
+    b.page("audit").await;
+    for action in [
+        "setup.complete",
+        "user.create",
+        "account.mfa_enable",
+        "token.create",
+        "token.revoke",
+    ] {
+        b.wait_text("#audit-table", action).await;
+    }
+    checks.page(&mut b, "audit").await;
+    b.type_into("#filter-action", "token.revoke").await;
+    b.click("#audit-filters button[type=submit]").await;
+    b.page("audit").await;
+    let rows = b
+        .script(
+            "return [...document.querySelectorAll('#audit-table tbody tr')].map(r => r.querySelector('[data-field=action]').textContent);",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(rows, serde_json::json!(["token.revoke"]), "filtered rows");
+    let url = b
+        .script("return location.search;", serde_json::json!([]))
+        .await;
+    assert_eq!(url, "?action=token.revoke", "the filter is in the URL");
+    b.type_into("#filter-actor", "nobody-did-this").await;
+    b.click("#audit-filters button[type=submit]").await;
+    b.page("audit").await;
+    b.find("#audit-empty").await;
+    checks.page(&mut b, "audit-empty").await;
+
+    assert!(
+        checks.problems.is_empty(),
+        "console problems (screenshots in {}):\n{}",
+        shots.display(),
+        checks.problems.join("\n")
+    );
+    assert!(app.stop().success());
+}
