@@ -140,6 +140,24 @@ CREATE TRIGGER audit_log_no_truncate
     BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_is_append_only();
 
+-- The head moves forward one entry per append, never back, and is never
+-- removed.
+CREATE FUNCTION audit_chain_head_moves_forward() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.id AND NEW.seq = OLD.seq + 1 THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'the audit chain head only moves forward, one entry per append'
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+CREATE TRIGGER audit_chain_head_forward_only
+    BEFORE UPDATE OR DELETE ON audit_chain_head
+    FOR EACH ROW EXECUTE FUNCTION audit_chain_head_moves_forward();
+CREATE TRIGGER audit_chain_head_no_truncate
+    BEFORE TRUNCATE ON audit_chain_head
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_chain_head_moves_forward();
+
 -- The application role got SELECT, INSERT, UPDATE, DELETE through default
 -- privileges; it may only read and append to the audit log.
 DO $$
@@ -149,12 +167,13 @@ BEGIN
     FOR grantee IN
         SELECT DISTINCT a.grantee::regrole
         FROM pg_class c, aclexplode(c.relacl) a
-        WHERE c.oid = 'audit_log'::regclass
+        WHERE c.oid IN ('audit_log'::regclass, 'audit_chain_head'::regclass)
           AND a.grantee <> 0
           AND a.grantee <> c.relowner
           AND a.privilege_type IN ('UPDATE', 'DELETE', 'TRUNCATE')
     LOOP
         EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM %s', grantee);
+        EXECUTE format('REVOKE DELETE, TRUNCATE ON audit_chain_head FROM %s', grantee);
     END LOOP;
 END;
 $$;

@@ -68,7 +68,7 @@ impl Event {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("cannot write the audit log: {0}")]
+    #[error("audit log database error: {0}")]
     Db(#[from] tokio_postgres::Error),
 }
 
@@ -177,6 +177,8 @@ pub enum Problem {
     Missing { from: i64, to: i64 },
     /// The newest entries are gone: the head says the log ends later.
     Truncated { last_present: i64, head: i64 },
+    /// Entries exist past the head: the head was moved back.
+    HeadBehind { last_present: i64, head: i64 },
 }
 
 impl std::fmt::Display for Problem {
@@ -198,6 +200,11 @@ impl std::fmt::Display for Problem {
                 f,
                 "entries {} to {head} were deleted from the end of the log",
                 last_present + 1
+            ),
+            Problem::HeadBehind { last_present, head } => write!(
+                f,
+                "the chain head names entry {head} as the newest, but entries up to {last_present} \
+                 exist: the head was moved back"
             ),
         }
     }
@@ -272,6 +279,11 @@ pub async fn verify(client: &tokio_postgres::Client) -> Result<Verification, Aud
     let last_present = expected_seq - 1;
     if last_present < head_seq {
         problems.push(Problem::Truncated {
+            last_present,
+            head: head_seq,
+        });
+    } else if last_present > head_seq {
+        problems.push(Problem::HeadBehind {
             last_present,
             head: head_seq,
         });

@@ -171,25 +171,23 @@ pub async fn setup_token(settings: Settings) -> Exit {
     let url = base_url(&settings);
     with_app_connection(&settings, "admin setup-token", async |client| {
         let pg = |e: tokio_postgres::Error| crate::db::describe_pg_error(&e);
-        let Some(token) = setup::issue(client).await.map_err(pg)? else {
+        let tx = client.transaction().await.map_err(pg)?;
+        let setup::Issued::New(token) = setup::issue(&tx, true).await.map_err(pg)? else {
             eprintln!(
                 "mogothrow77 admin setup-token: users exist already, so there is no first-admin \
                  setup; an admin can create accounts in the console (Users)"
             );
             return Ok(Exit::Failure);
         };
-        let tx = client.transaction().await.map_err(pg)?;
         let ctx = audit::Context {
             actor: "cli".to_string(),
             ..Default::default()
         };
-        audit::append(
-            &tx,
-            &ctx,
-            &Event::new("setup.token_issue", "", Outcome::Success),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let event = Event::new("setup.token_issue", "", Outcome::Success)
+            .details(serde_json::json!({ "by": "mogothrow77 admin setup-token" }));
+        audit::append(&tx, &ctx, &event)
+            .await
+            .map_err(|e| e.to_string())?;
         tx.commit().await.map_err(pg)?;
         println!("{}", setup::link(&url, &token));
         eprintln!(

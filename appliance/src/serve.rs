@@ -292,18 +292,34 @@ async fn serve_with_database(
     Ok(Exit::Ok)
 }
 
-/// While no user exists: a fresh one-time setup link, logged so that an
-/// admin finds it in the journal (`journalctl -u mogothrow77`).
+/// While no user exists: a one-time setup link, logged so that an admin
+/// finds it in the journal (`journalctl -u mogothrow77`). A link issued by
+/// an earlier start that is still valid is kept (and not repeated: only
+/// its digest is stored).
 async fn first_admin_setup_link(connections: &crate::db::Connections, url: &str) -> Option<String> {
     let issued = async {
         let mut client = connections.connect_app().await.map_err(|e| e.to_string())?;
-        setup::issue(&mut client)
-            .await
-            .map_err(|e| crate::db::describe_pg_error(&e))
+        let pg = |e: tokio_postgres::Error| crate::db::describe_pg_error(&e);
+        let tx = client.transaction().await.map_err(pg)?;
+        let issued = setup::issue(&tx, false).await.map_err(pg)?;
+        if let setup::Issued::New(_) = &issued {
+            let ctx = crate::audit::Context {
+                actor: "system".to_string(),
+                ..Default::default()
+            };
+            let event =
+                crate::audit::Event::new("setup.token_issue", "", crate::audit::Outcome::Success)
+                    .details(serde_json::json!({ "by": "server start" }));
+            crate::audit::append(&tx, &ctx, &event)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok::<_, String>(issued)
     }
     .await;
     match issued {
-        Ok(Some(token)) => {
+        Ok(setup::Issued::New(token)) => {
             let link = setup::link(url, &token);
             tracing::info!(
                 setup_link = %link,
@@ -313,7 +329,14 @@ async fn first_admin_setup_link(connections: &crate::db::Connections, url: &str)
             );
             Some(link)
         }
-        Ok(None) => None,
+        Ok(setup::Issued::StillValid) => {
+            tracing::info!(
+                "no admin exists yet: the setup link logged by an earlier start is still valid; \
+                 `mogothrow77 admin setup-token` issues a new one"
+            );
+            None
+        }
+        Ok(setup::Issued::NotRequired) => None,
         Err(e) => {
             tracing::error!(error = %e, "cannot issue the first-admin setup link");
             None

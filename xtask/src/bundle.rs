@@ -366,6 +366,9 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
         "install.md",
         "configuration.md",
         "operations.md",
+        "security.md",
+        "api.md",
+        "runbooks/audit-log-tampered.md",
         "runbooks/database-unreachable.md",
         "runbooks/postgresql-major-upgrade.md",
     ] {

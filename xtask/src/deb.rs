@@ -130,7 +130,13 @@ pub fn stage_payload(stage: &Path, binary: &Path) -> Result<()> {
         0o644,
     )?;
     let doc = "/usr/share/doc/mogothrow77";
-    for name in ["configuration.md", "operations.md"] {
+    for name in [
+        "configuration.md",
+        "operations.md",
+        "security.md",
+        "api.md",
+        "runbooks/audit-log-tampered.md",
+    ] {
         let path = workspace().join("docs").join(name);
         let text = fs::read(&path).map_err(io(&path))?;
         write(stage, &format!("{doc}/{name}.gz"), &gzip(&text)?, 0o644)?;

@@ -9,13 +9,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::auth::{new_password_hash, with_cookie};
+use super::auth::{new_password_hash, too_many_attempts, with_cookie};
+use super::idempotency::one_time;
 use super::{blocking, invalid_field, parse_id, Api, ApiJson, Ctx, Method};
 use crate::audit::{self, Event, Outcome};
 use crate::authz::{Access, Permission, Principal};
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::http::AppState;
-use crate::identity::{password, sessions, tokens, totp, users};
+use crate::identity::{password, sessions, throttle, tokens, totp, users};
 
 pub fn routes(api: Api) -> Api {
     api.route(
@@ -63,18 +64,26 @@ pub fn routes(api: Api) -> Api {
 }
 
 /// Checks the caller's current password (re-authentication before a
-/// sensitive change).
+/// sensitive change). Wrong guesses count towards the account's sign-in
+/// lockout, so a stolen session cannot be used to guess the password.
 async fn check_current_password(
+    state: &AppState,
     client: &deadpool_postgres::Client,
     principal: &Principal,
     password: &str,
 ) -> Result<users::Credentials, ErrorBody> {
+    let key = throttle::account_key(&principal.username);
+    if let Some(retry_after) = throttle::locked(&***client, &[key.as_str()]).await? {
+        return Err(too_many_attempts(retry_after));
+    }
     let Some(creds) = users::credentials_by_id(&***client, principal.user_id).await? else {
         return Err(ErrorBody::new(ErrorCode::Unauthenticated, "sign in again"));
     };
     let hash = creds.password_hash.clone();
     let password = password.to_string();
     if !blocking(move || password::verify(&password, &hash).unwrap_or(false)).await? {
+        let limits = state.auth.throttle;
+        throttle::record_failure(&***client, &key, limits.account_failures, limits).await?;
         return Err(invalid_field(
             "current_password",
             "the current password is wrong",
@@ -120,7 +129,7 @@ async fn change_password(
 ) -> Result<Response, ErrorBody> {
     let principal = ctx.principal()?.clone();
     let mut client = state.pool.get().await?;
-    check_current_password(&client, &principal, &req.current_password).await?;
+    check_current_password(&state, &client, &principal, &req.current_password).await?;
     let user = users::get(&**client, principal.user_id)
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::Unauthenticated, "sign in again"))?;
@@ -148,10 +157,7 @@ async fn change_password(
     Ok(with_cookie(Json(json!({ "csrf_token": csrf })), cookie))
 }
 
-async fn start_totp(
-    State(state): State<AppState>,
-    ctx: Ctx,
-) -> Result<Json<serde_json::Value>, ErrorBody> {
+async fn start_totp(State(state): State<AppState>, ctx: Ctx) -> Result<Response, ErrorBody> {
     let principal = ctx.principal()?;
     let client = state.pool.get().await?;
     let secret = totp::TotpSecret::generate();
@@ -169,11 +175,11 @@ async fn start_totp(
     }
     let uri = totp::otpauth_uri(&secret, "Mogothrow77", &principal.username);
     let svg = totp::qr_svg(&uri).map_err(|e| ErrorBody::new(ErrorCode::Internal, e.to_string()))?;
-    Ok(Json(json!({
+    Ok(one_time(Json(json!({
         "secret": secret.to_base32(),
         "otpauth_uri": uri,
         "qr_svg": svg,
-    })))
+    }))))
 }
 
 #[derive(Deserialize)]
@@ -243,7 +249,7 @@ async fn confirm_totp(
     .await?;
     tx.commit().await?;
     Ok(with_cookie(
-        Json(json!({ "recovery_codes": codes, "csrf_token": csrf })),
+        one_time(Json(json!({ "recovery_codes": codes, "csrf_token": csrf }))),
         cookie,
     ))
 }
@@ -261,7 +267,7 @@ async fn disable_totp(
 ) -> Result<Response, ErrorBody> {
     let principal = ctx.principal()?.clone();
     let mut client = state.pool.get().await?;
-    check_current_password(&client, &principal, &req.current_password).await?;
+    check_current_password(&state, &client, &principal, &req.current_password).await?;
     let required: bool = client
         .query_one("SELECT require_mfa FROM security_settings", &[])
         .await?
@@ -392,6 +398,9 @@ async fn create_token(
     {
         Ok(t) => t,
         Err(tokens::TokenError::Db(e)) => return Err(e.into()),
+        Err(e @ tokens::TokenError::NoPermissions) => {
+            return Err(invalid_field("permissions", e.to_string()))
+        }
         Err(e) => {
             return Err(
                 ErrorBody::new(ErrorCode::Forbidden, e.to_string()).with_details(
@@ -416,15 +425,14 @@ async fn create_token(
     )
     .await?;
     tx.commit().await?;
-    Ok((
+    Ok(one_time((
         StatusCode::CREATED,
         Json(json!({
             "id": token.id,
             "token": token.secret,
             "note": "this is the only time the token is shown; store it in a secret store",
         })),
-    )
-        .into_response())
+    )))
 }
 
 async fn revoke_token(

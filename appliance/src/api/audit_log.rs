@@ -81,8 +81,14 @@ async fn list(
         }
     }
     for (field, value) in [("actor", &filter.actor), ("action", &filter.action)] {
-        if value.as_ref().is_some_and(|v| v.len() > 200) {
-            return Err(invalid_field(field, "at most 200 characters"));
+        if value
+            .as_ref()
+            .is_some_and(|v| v.len() > 200 || v.chars().any(char::is_control))
+        {
+            return Err(invalid_field(
+                field,
+                "at most 200 characters, no control characters",
+            ));
         }
     }
     let since = timestamp("since", &filter.since)?;

@@ -200,7 +200,7 @@ async fn login_failed(
     .await?;
     let audit_ctx = audit::Context {
         actor_id: user_id,
-        actor: username.chars().take(64).collect(),
+        actor: crate::identity::printable(username, 64),
         ..ctx.audit()
     };
     audit::append(
@@ -211,6 +211,19 @@ async fn login_failed(
     .await?;
     tx.commit().await?;
     Err(error)
+}
+
+/// 429 with `Retry-After` while an account name or address is locked.
+pub fn too_many_attempts(retry_after: u64) -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::TooManyAttempts,
+        format!(
+            "too many failed attempts for this account or from this address; try again in \
+             {retry_after} seconds"
+        ),
+    )
+    .with_details(json!({ "retry_after_seconds": retry_after }))
+    .retry_after(retry_after)
 }
 
 fn invalid_credentials() -> ErrorBody {
@@ -234,7 +247,7 @@ async fn login(
     {
         let tx = client.transaction().await?;
         let audit_ctx = audit::Context {
-            actor: username.chars().take(64).collect(),
+            actor: crate::identity::printable(&username, 64),
             ..ctx.audit()
         };
         audit::append(
@@ -244,18 +257,7 @@ async fn login(
         )
         .await?;
         tx.commit().await?;
-        let mut response = ErrorBody::new(
-            ErrorCode::TooManyAttempts,
-            format!(
-                "too many failed sign-ins for this account or from this address; try again in \
-                 {retry_after} seconds"
-            ),
-        )
-        .into_response();
-        if let Ok(v) = retry_after.to_string().parse() {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Ok(response);
+        return Err(too_many_attempts(retry_after));
     }
     let credentials = if users::check_username(&username).is_ok() && req.password.len() <= 1024 {
         users::credentials(&**client, &username).await?

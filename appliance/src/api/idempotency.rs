@@ -3,6 +3,9 @@
 //! effect. The same key with a different request is refused (409); a key
 //! whose first request is still running answers 409 with `Retry-After`.
 //! Records are per caller, kept 24 hours, in PostgreSQL (any replica).
+//! Responses that carry a one-time secret (a new API token, a TOTP secret,
+//! recovery codes) or set a cookie are never stored: a retry of such a
+//! request runs again.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -15,6 +18,17 @@ use crate::http::error::{ErrorBody, ErrorCode};
 use crate::http::AppState;
 
 pub const HEADER: &str = "idempotency-key";
+
+/// Marks a response that must not be kept for replay.
+#[derive(Debug, Clone, Copy)]
+pub struct OneTimeSecret;
+
+/// `response`, marked as holding a one-time secret.
+pub fn one_time(response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response.extensions_mut().insert(OneTimeSecret);
+    response
+}
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// How long a key is remembered.
 pub const RETENTION_HOURS: i32 = 24;
@@ -135,6 +149,20 @@ async fn run(
         };
         let content_type: Option<String> = row.get(2);
         let body: Option<Vec<u8>> = row.get(3);
+        // An error is rendered again, so it carries this request's id.
+        let replayed_error = (status >= 400)
+            .then(|| {
+                body.as_deref()
+                    .and_then(|b| serde_json::from_slice::<ErrorBody>(b).ok())
+            })
+            .flatten();
+        if let Some(error) = replayed_error {
+            let mut response = error.into_response();
+            response
+                .headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            return Ok(response);
+        }
         let mut response = (
             StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
             body.unwrap_or_default(),
@@ -158,8 +186,12 @@ async fn run(
         .get()
         .await
         .map_err(|e| ErrorBody::from(e).into_response())?;
-    // Server errors are not remembered: the client may retry them.
-    if parts.status.is_server_error() {
+    // Server errors are not remembered (the client may retry them), nor
+    // responses holding a one-time secret or a session cookie.
+    let keep = !parts.status.is_server_error()
+        && parts.extensions.get::<OneTimeSecret>().is_none()
+        && !parts.headers.contains_key(header::SET_COOKIE);
+    if !keep {
         client
             .execute(
                 "DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2",

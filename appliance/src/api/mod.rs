@@ -2,8 +2,8 @@
 //! its [`Access`]), authentication, authorization, rate limits,
 //! idempotency keys, and the extractors handlers share.
 //!
-//! A request's path: request id → access log/metrics → security headers →
-//! [`authenticate`] (cookie or bearer; CSRF) → [`ratelimit`] →
+//! A request's path: request id → security headers → access log/metrics →
+//! body limit → [`authenticate`] (cookie or bearer; CSRF) → [`ratelimit`] →
 //! [`idempotency`] → the route's [`authorize`] layer → handler.
 
 mod account;
@@ -164,10 +164,14 @@ fn foreign_origin(headers: &HeaderMap) -> bool {
 /// and stops cross-site and CSRF-less state changes.
 async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let headers = request.headers();
+    // Only the Bearer scheme is ours (case-insensitive, RFC 9110); another
+    // scheme (e.g. a proxy's Basic credentials) is not a token.
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.strip_prefix("Bearer ").unwrap_or("").trim().to_string());
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_string());
     let cookie = headers
         .get_all(header::COOKIE)
         .iter()
@@ -183,7 +187,10 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         };
         if let Some(secret) = bearer {
             match tokens::authenticate(&**client, &secret).await {
-                Ok(Some(p)) => caller.principal = Some(p),
+                Ok(Some((p, mfa_enrolment_pending))) => {
+                    caller.principal = Some(p);
+                    caller.mfa_enrolment_pending = mfa_enrolment_pending;
+                }
                 Ok(None) => {
                     return ErrorBody::new(
                         ErrorCode::Unauthenticated,

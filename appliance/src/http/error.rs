@@ -4,11 +4,11 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Stable error codes. Clients match on `code`; never rename one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     NotFound,
@@ -117,12 +117,17 @@ impl ErrorCode {
 }
 
 /// An error response body before the request id is known.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
+    #[serde(default)]
     pub request_id: String,
+    #[serde(default)]
     pub details: Value,
+    /// Sent as `Retry-After` (seconds) when set.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl ErrorBody {
@@ -132,7 +137,13 @@ impl ErrorBody {
             message: message.into(),
             request_id: String::new(),
             details: Value::Null,
+            retry_after: None,
         }
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -148,6 +159,11 @@ impl ErrorBody {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

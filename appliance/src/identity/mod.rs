@@ -32,6 +32,16 @@ pub fn random_secret() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes(32))
 }
 
+/// Untrusted text made safe to store and show: at most `max` characters,
+/// control characters (including NUL, which PostgreSQL text cannot hold)
+/// replaced with U+FFFD.
+pub fn printable(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
 /// SHA-256 of a high-entropy secret: what is stored instead of the secret.
 pub fn digest(secret: &str) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())

@@ -1,6 +1,6 @@
 //! The first-admin setup token: while no user exists, a one-time, expiring
-//! link lets one person create the first admin. Issuing a new token
-//! invalidates the earlier ones; using it invalidates all of them.
+//! link lets one person create the first admin. `admin setup-token`
+//! replaces earlier tokens; using one invalidates all of them.
 
 use tokio_postgres::GenericClient;
 
@@ -15,18 +15,44 @@ pub async fn required<C: GenericClient>(client: &C) -> Result<bool, tokio_postgr
     Ok(row.get(0))
 }
 
-/// Issues a new token (invalidating earlier ones) when setup is still
-/// required; `None` when users exist.
+/// What [`issue`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Issued {
+    /// Users exist: there is no setup.
+    NotRequired,
+    /// A link issued earlier is still valid and was kept.
+    StillValid,
+    /// A new token; earlier ones no longer work.
+    New(String),
+}
+
+/// Inside the caller's transaction (which also records the audit entry):
+/// issues a setup token while no user exists. With `replace` (the CLI)
+/// earlier tokens stop working; without it (a server starting) a valid one
+/// is kept, so a restart or another replica does not void the link an
+/// admin is about to open.
 pub async fn issue(
-    client: &mut tokio_postgres::Client,
-) -> Result<Option<String>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
+    tx: &tokio_postgres::Transaction<'_>,
+    replace: bool,
+) -> Result<Issued, tokio_postgres::Error> {
     // Serialize with a concurrent setup: the users check and the insert
     // happen under the same lock the setup endpoint takes.
     tx.execute("LOCK TABLE setup_tokens IN EXCLUSIVE MODE", &[])
         .await?;
-    if !required(&tx).await? {
-        return Ok(None);
+    if !required(tx).await? {
+        return Ok(Issued::NotRequired);
+    }
+    if !replace {
+        let valid: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM setup_tokens WHERE used_at IS NULL AND expires_at > now())",
+                &[],
+            )
+            .await?
+            .get(0);
+        if valid {
+            return Ok(Issued::StillValid);
+        }
     }
     let token = super::random_secret();
     tx.execute("DELETE FROM setup_tokens", &[]).await?;
@@ -36,8 +62,7 @@ pub async fn issue(
         &[&super::digest(&token), &VALIDITY_HOURS],
     )
     .await?;
-    tx.commit().await?;
-    Ok(Some(token))
+    Ok(Issued::New(token))
 }
 
 /// Why a setup attempt was refused.

@@ -16,16 +16,21 @@ pub struct Limits {
     pub lockout: Duration,
 }
 
+/// Names longer than any valid username are cut (they still count);
+/// control characters, which PostgreSQL text cannot hold, are replaced.
 pub fn account_key(username: &str) -> String {
-    format!("account:{}", username.to_lowercase())
+    format!(
+        "account:{}",
+        super::printable(&username.to_lowercase(), 128)
+    )
 }
 
 pub fn address_key(addr: &str) -> String {
     format!("address:{addr}")
 }
 
-/// Seconds until the first of `keys` unlocks, or `None` when none is
-/// locked.
+/// Seconds until every one of `keys` is unlocked again, or `None` when
+/// none is locked.
 pub async fn locked<C: GenericClient>(
     client: &C,
     keys: &[&str],

@@ -64,11 +64,13 @@ pub async fn create<C: GenericClient>(
 }
 
 /// The principal behind a bearer token, when it is live, unexpired and
-/// its owner enabled. Touches `last_used_at` at most once a minute.
+/// its owner enabled, and whether the owner still has to enrol in MFA
+/// (then the token, like a session, opens nothing until they do).
+/// Touches `last_used_at` at most once a minute.
 pub async fn authenticate<C: GenericClient>(
     client: &C,
     secret: &str,
-) -> Result<Option<Principal>, tokio_postgres::Error> {
+) -> Result<Option<(Principal, bool)>, tokio_postgres::Error> {
     if !secret.starts_with(PREFIX) || secret.len() > 128 {
         return Ok(None);
     }
@@ -76,7 +78,8 @@ pub async fn authenticate<C: GenericClient>(
     let row = client
         .query_opt(
             "SELECT t.id, t.permissions, u.id, u.username, u.role, \
-                    t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds' \
+                    t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds', \
+                    (SELECT require_mfa FROM security_settings) AND u.totp_secret IS NULL \
              FROM api_tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.secret_digest = $1 AND t.revoked_at IS NULL \
                AND (t.expires_at IS NULL OR t.expires_at > now()) AND NOT u.disabled",
@@ -100,7 +103,7 @@ pub async fn authenticate<C: GenericClient>(
             )
             .await?;
     }
-    Ok(Some(Principal {
+    let principal = Principal {
         user_id: row.get(2),
         username: row.get(3),
         role,
@@ -109,5 +112,6 @@ pub async fn authenticate<C: GenericClient>(
             // A name this binary does not know grants nothing.
             permissions: names.iter().filter_map(|n| n.parse().ok()).collect(),
         },
-    }))
+    };
+    Ok(Some((principal, row.get(6))))
 }

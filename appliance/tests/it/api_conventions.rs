@@ -98,10 +98,43 @@ async fn idempotency_keys_replay_the_first_response_and_refuse_another_body() {
     // Errors are remembered too (the client gets the same answer)...
     let dup = send(body.clone(), "k-2").await;
     assert_error(&dup, 409, "username_taken");
+    let replayed = send(body, "k-2").await;
+    assert_error(&replayed, 409, "username_taken");
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    // A replayed error carries the replay's own request id.
     assert_eq!(
-        send(body, "k-2").await.header("idempotent-replayed"),
-        Some("true")
+        replayed.json()["request_id"].as_str(),
+        replayed.header("x-request-id")
     );
+    assert_ne!(replayed.json()["request_id"], dup.json()["request_id"]);
+
+    // A response holding a one-time secret is never stored: a retry runs
+    // again (a second token) and the database keeps no copy.
+    let token_body = json!({ "name": "ci", "permissions": ["audit:read"] }).to_string();
+    let mut secrets = Vec::new();
+    for _ in 0..2 {
+        let r = admin
+            .call_raw(
+                "POST",
+                "/api/v1/me/tokens",
+                Some(&token_body),
+                &[("Idempotency-Key", "t-1")],
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        secrets.push(r.json()["token"].as_str().expect("token").to_string());
+    }
+    assert_ne!(secrets[0], secrets[1]);
+    let sql = site.sql().await;
+    let stored: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM idempotency_keys WHERE key = 't-1'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(stored, 0);
     // ...and keys are per caller: another user's "k-1" is theirs.
     let (_, other_admin) = site.user("ada", "admin").await;
     let r = other_admin

@@ -34,7 +34,8 @@ async fn sensitive_actions_are_recorded_and_listed_with_filters_and_cursors() {
             "auth.login",
             "auth.login",
             "user.create",
-            "setup.complete"
+            "setup.complete",
+            "setup.token_issue"
         ],
         "{}",
         all.body
@@ -75,6 +76,11 @@ async fn sensitive_actions_are_recorded_and_listed_with_filters_and_cursors() {
     );
     assert_error(
         &site.admin.get("/api/v1/audit?limit=5000").await,
+        422,
+        "validation_failed",
+    );
+    assert_error(
+        &site.admin.get("/api/v1/audit?actor=a%00b").await,
         422,
         "validation_failed",
     );
@@ -204,7 +210,7 @@ async fn the_application_role_can_only_append_and_verify_names_tampered_entries(
     let ok = verify();
     assert_eq!(ok.code(), Some(0), "{}", ok.all());
     assert!(
-        ok.stdout.contains("audit log intact: 4 entries"),
+        ok.stdout.contains("audit log intact: 5 entries"),
         "{}",
         ok.all()
     );
@@ -222,6 +228,11 @@ async fn the_application_role_can_only_append_and_verify_names_tampered_entries(
         "UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2",
         "DELETE FROM audit_log WHERE seq = 2",
         "TRUNCATE audit_log",
+        // The head only moves forward, one entry per append.
+        "UPDATE audit_chain_head SET seq = seq - 1",
+        "UPDATE audit_chain_head SET seq = seq + 5",
+        "DELETE FROM audit_chain_head",
+        "TRUNCATE audit_chain_head",
     ] {
         let e = as_app.execute(statement, &[]).await.expect_err(statement);
         assert_eq!(
@@ -273,7 +284,7 @@ async fn the_application_role_can_only_append_and_verify_names_tampered_entries(
     as_owner
         .batch_execute(
             "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only; \
-             DELETE FROM audit_log WHERE seq = 4; \
+             DELETE FROM audit_log WHERE seq = 5; \
              ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only;",
         )
         .await
@@ -281,7 +292,24 @@ async fn the_application_role_can_only_append_and_verify_names_tampered_entries(
     let out = verify();
     assert!(
         out.stdout
-            .contains("entry 4 was deleted from the end of the log"),
+            .contains("entry 5 was deleted from the end of the log"),
+        "{}",
+        out.all()
+    );
+
+    // Moving the head back (to hide the newest entries from a check that
+    // compares heads) shows as well.
+    as_owner
+        .batch_execute(
+            "ALTER TABLE audit_chain_head DISABLE TRIGGER audit_chain_head_forward_only; \
+             UPDATE audit_chain_head SET seq = 3; \
+             ALTER TABLE audit_chain_head ENABLE TRIGGER audit_chain_head_forward_only;",
+        )
+        .await
+        .expect("owner moves the head back");
+    let out = verify();
+    assert!(
+        out.stdout.contains("the head was moved back"),
         "{}",
         out.all()
     );

@@ -662,3 +662,115 @@ async fn when_admins_require_mfa_users_must_enrol_before_anything_else() {
         .await;
     assert_error(&r, 403, "forbidden");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_before_setup_keeps_the_link_valid() {
+    let db = shared().create_database().await;
+    let config = AppConfig::external(&shared().dsn(&db), "");
+    let mut app = config.spawn();
+    app.wait_ready();
+    let token = setup_token(&mut app);
+    assert!(app.stop().success());
+    let mut again = config.spawn();
+    let addr = again.wait_ready();
+    assert!(
+        again
+            .output()
+            .contains("the setup link logged by an earlier start is still valid"),
+        "{}",
+        again.output()
+    );
+    let r = ApiClient::anonymous(addr)
+        .post(
+            "/api/v1/setup",
+            json!({ "token": token, "username": "boss", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(again.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_sign_in_input_gets_clear_answers() {
+    let site = Site::start().await;
+    let anon = ApiClient::anonymous(site.addr);
+    let long = "x".repeat(20_000);
+    let r = anon
+        .post(
+            "/api/v1/auth/login",
+            json!({ "username": long, "password": long }),
+        )
+        .await;
+    assert_error(&r, 401, "invalid_credentials");
+    let r = anon
+        .post(
+            "/api/v1/auth/login",
+            json!({ "username": "a\u{0}b", "password": "x" }),
+        )
+        .await;
+    assert_error(&r, 401, "invalid_credentials");
+    // Another Authorization scheme (a proxy's Basic credentials) is not a
+    // token: the session cookie still counts.
+    let basic = site
+        .admin
+        .clone()
+        .header("Authorization", "Basic dXNlcjpwYXNz");
+    assert_eq!(basic.get("/api/v1/me").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guessing_the_current_password_from_a_session_locks_the_account() {
+    let site = Site::start().await;
+    let (_, user) = site.user("gus", "viewer").await;
+    for _ in 0..5 {
+        let r = user
+            .post(
+                "/api/v1/me/password",
+                json!({ "current_password": "a wrong guess here", "new_password": "amber kite over hills" }),
+            )
+            .await;
+        assert_error(&r, 422, "validation_failed");
+    }
+    let r = user
+        .post(
+            "/api/v1/me/password",
+            json!({ "current_password": PASSWORD, "new_password": "amber kite over hills" }),
+        )
+        .await;
+    assert_error(&r, 429, "too_many_attempts");
+    assert!(r.header("retry-after").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_take_lowercase_bearer_need_permissions_and_obey_required_mfa() {
+    let site = Site::start().await;
+    let (_, viewer) = site.user("tia", "viewer").await;
+    let r = viewer
+        .post(
+            "/api/v1/me/tokens",
+            json!({ "name": "none", "permissions": [] }),
+        )
+        .await;
+    assert_error(&r, 422, "validation_failed");
+    let r = viewer
+        .post(
+            "/api/v1/me/tokens",
+            json!({ "name": "reader", "permissions": ["system:read"] }),
+        )
+        .await;
+    let secret = r.json()["token"].as_str().expect("token").to_string();
+    let lower =
+        ApiClient::anonymous(site.addr).header("Authorization", &format!("bearer {secret}"));
+    assert_eq!(lower.get("/api/v1/system").await.status, 200);
+    // Once MFA is required, a token of someone who has not enrolled opens
+    // nothing either.
+    site.admin
+        .patch("/api/v1/settings/security", json!({ "require_mfa": true }))
+        .await;
+    let token = ApiClient::with_token(site.addr, &secret);
+    assert_error(
+        &token.get("/api/v1/system").await,
+        403,
+        "mfa_enrolment_required",
+    );
+}
