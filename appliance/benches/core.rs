@@ -5,7 +5,10 @@
 //!   against the exec time of `mogothrow77 version` (process start alone);
 //! - `/healthz` and `/readyz` under `wrk` on loopback (requests/s, p50, p95,
 //!   p99), against `pgbench` running the SQL `/readyz` runs, at the same
-//!   concurrency.
+//!   concurrency;
+//! - an API token check on the hot path: `GET /api/v1/setup` (one indexed
+//!   query) anonymously against the same request with a bearer token (one
+//!   more indexed query for the token), so the ratio isolates its cost.
 //!
 //! Needs `wrk` and PostgreSQL's `pgbench`: `apt-get install wrk postgresql`.
 
@@ -115,9 +118,17 @@ end
 "#;
 
 fn wrk(url: &str, dir: &std::path::Path) -> Load {
+    wrk_with(url, dir, &[])
+}
+
+fn wrk_with(url: &str, dir: &std::path::Path, headers: &[&str]) -> Load {
     let script = dir.join("report.lua");
     std::fs::write(&script, WRK_SCRIPT).expect("write lua");
-    let out = Command::new("wrk")
+    let mut cmd = Command::new("wrk");
+    for h in headers {
+        cmd.arg("-H").arg(h);
+    }
+    let out = cmd
         .args([
             "-t2",
             &format!("-c{CONNECTIONS}"),
@@ -187,7 +198,11 @@ fn main() {
     let cluster = PgCluster::start();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let db = runtime.block_on(cluster.create_database());
-    let config = AppConfig::external(&cluster.dsn(&db), "");
+    // The rate limit would throttle the load generator.
+    let config = AppConfig::external(
+        &cluster.dsn(&db),
+        "[api]\nrate_limit_per_minute = 1000000\n",
+    );
     let migrate = config.run(&["migrate"]);
     assert_eq!(migrate.code(), Some(0), "{}", migrate.all());
 
@@ -216,6 +231,14 @@ fn main() {
     let addr = app.wait_ready();
     let healthz = wrk(&format!("https://{addr}/healthz"), config.dir.path());
     let readyz = wrk(&format!("https://{addr}/readyz"), config.dir.path());
+    let token = runtime.block_on(api_token(&config, addr));
+    let anonymous = wrk(&format!("https://{addr}/api/v1/setup"), config.dir.path());
+    let bearer = format!("Authorization: Bearer {token}");
+    let with_token = wrk_with(
+        &format!("https://{addr}/api/v1/setup"),
+        config.dir.path(),
+        &[&bearer],
+    );
     let _ = app.stop();
     let tps = pgbench_readyz_sql(&cluster, &db, config.dir.path());
     for (name, l) in [("/healthz", &healthz), ("/readyz", &readyz)] {
@@ -228,4 +251,48 @@ fn main() {
         "reference: pgbench, /readyz's SQL, -c{CONNECTIONS} -j2: {tps:.0} tps -> /readyz at {:.2}x of it",
         readyz.rps / tps
     );
+    for (name, l) in [
+        ("GET /api/v1/setup anonymous", &anonymous),
+        ("GET /api/v1/setup with an API token", &with_token),
+    ] {
+        println!(
+            "{name:38} {:>9.0} req/s  p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms",
+            l.rps, l.p50_ms, l.p95_ms, l.p99_ms
+        );
+    }
+    println!(
+        "token check: {:.2}x the anonymous throughput, +{:.2} ms at p50",
+        with_token.rps / anonymous.rps,
+        with_token.p50_ms - anonymous.p50_ms
+    );
+}
+
+/// Creates the first admin through a setup link and an API token.
+async fn api_token(config: &AppConfig, addr: std::net::SocketAddr) -> String {
+    let issued = config.run(&["admin", "setup-token"]);
+    assert_eq!(issued.code(), Some(0), "{}", issued.all());
+    let setup = issued
+        .stdout
+        .trim()
+        .split_once("#token=")
+        .expect("a setup link")
+        .1
+        .to_string();
+    let mut admin = harness::api::ApiClient::anonymous(addr);
+    let r = admin
+        .post(
+            "/api/v1/setup",
+            serde_json::json!({ "token": setup, "username": "bench", "password": harness::api::PASSWORD }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    admin.adopt_session(&r);
+    let r = admin
+        .post(
+            "/api/v1/me/tokens",
+            serde_json::json!({ "name": "bench", "permissions": ["system:read"] }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["token"].as_str().expect("token").to_string()
 }

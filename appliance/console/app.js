@@ -277,7 +277,8 @@ async function setupView(main) {
   }
   const token = new URLSearchParams(location.hash.slice(1)).get('token');
   if (!token) {
-    append(main, h('p', {}, 'Open the one-time setup link the server printed when it started. For a new link, run ',
+    append(main, h('p', {}, 'Open the one-time setup link the server logged when it first started (in its terminal, or ',
+      h('code', {}, 'journalctl -u mogothrow77'), '). For a new link, run ',
       h('code', {}, 'mogothrow77 admin setup-token'), ' on the server.'));
     return;
   }
@@ -685,7 +686,7 @@ function sessionsSection() {
 }
 
 const AUDIT_ACTIONS = ['auth.login', 'auth.logout', 'auth.logout_everywhere', 'setup.complete', 'setup.token_issue',
-  'account.password_change', 'account.mfa_enable', 'account.mfa_disable', 'token.create', 'token.revoke',
+  'account.password_change', 'account.reauthenticate', 'account.mfa_enable', 'account.mfa_disable', 'token.create', 'token.revoke',
   'user.create', 'user.update', 'user.password_reset', 'user.sessions_revoke', 'user.mfa_reset', 'settings.update'];
 
 function toLocalInput(iso) {

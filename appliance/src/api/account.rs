@@ -68,6 +68,7 @@ pub fn routes(api: Api) -> Api {
 /// lockout, so a stolen session cannot be used to guess the password.
 async fn check_current_password(
     state: &AppState,
+    ctx: &Ctx,
     client: &deadpool_postgres::Client,
     principal: &Principal,
     password: &str,
@@ -83,12 +84,27 @@ async fn check_current_password(
     let password = password.to_string();
     if !blocking(move || password::verify(&password, &hash).unwrap_or(false)).await? {
         let limits = state.auth.throttle;
-        throttle::record_failure(&***client, &key, limits.account_failures, limits).await?;
+        let mut client = state.pool.get().await?;
+        let tx = client.transaction().await?;
+        throttle::record_failure(&*tx, &key, limits.account_failures, limits).await?;
+        audit::append(
+            &tx,
+            &ctx.audit(),
+            &Event::new(
+                "account.reauthenticate",
+                format!("user:{}", principal.user_id),
+                Outcome::Failure,
+            )
+            .details(json!({ "reason": "bad_password" })),
+        )
+        .await?;
+        tx.commit().await?;
         return Err(invalid_field(
             "current_password",
             "the current password is wrong",
         ));
     }
+    throttle::clear(&***client, &key).await?;
     Ok(creds)
 }
 
@@ -129,7 +145,7 @@ async fn change_password(
 ) -> Result<Response, ErrorBody> {
     let principal = ctx.principal()?.clone();
     let mut client = state.pool.get().await?;
-    check_current_password(&state, &client, &principal, &req.current_password).await?;
+    check_current_password(&state, &ctx, &client, &principal, &req.current_password).await?;
     let user = users::get(&**client, principal.user_id)
         .await?
         .ok_or_else(|| ErrorBody::new(ErrorCode::Unauthenticated, "sign in again"))?;
@@ -267,7 +283,7 @@ async fn disable_totp(
 ) -> Result<Response, ErrorBody> {
     let principal = ctx.principal()?.clone();
     let mut client = state.pool.get().await?;
-    check_current_password(&state, &client, &principal, &req.current_password).await?;
+    check_current_password(&state, &ctx, &client, &principal, &req.current_password).await?;
     let required: bool = client
         .query_one("SELECT require_mfa FROM security_settings", &[])
         .await?

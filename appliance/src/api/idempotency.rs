@@ -186,9 +186,11 @@ async fn run(
         .get()
         .await
         .map_err(|e| ErrorBody::from(e).into_response())?;
-    // Server errors are not remembered (the client may retry them), nor
+    // Server errors and 429s are not remembered (the client may retry
+    // them), nor
     // responses holding a one-time secret or a session cookie.
     let keep = !parts.status.is_server_error()
+        && parts.status != StatusCode::TOO_MANY_REQUESTS
         && parts.extensions.get::<OneTimeSecret>().is_none()
         && !parts.headers.contains_key(header::SET_COOKIE);
     if !keep {

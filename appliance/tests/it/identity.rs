@@ -739,6 +739,12 @@ async fn guessing_the_current_password_from_a_session_locks_the_account() {
         .await;
     assert_error(&r, 429, "too_many_attempts");
     assert!(r.header("retry-after").is_some());
+    let audited = site
+        .admin
+        .get("/api/v1/audit?action=account.reauthenticate&outcome=failure")
+        .await
+        .json();
+    assert_eq!(audited["items"].as_array().expect("items").len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread")]
