@@ -186,7 +186,7 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
             Err(e) => return ErrorBody::from(e).into_response(),
         };
         if let Some(secret) = bearer {
-            match tokens::authenticate(&**client, &secret).await {
+            match tokens::authenticate(&client, &secret).await {
                 Ok(Some((p, mfa_enrolment_pending))) => {
                     caller.principal = Some(p);
                     caller.mfa_enrolment_pending = mfa_enrolment_pending;
@@ -202,7 +202,7 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
                 Err(e) => return ErrorBody::from(e).into_response(),
             }
         } else if let Some(id) = cookie {
-            match sessions::authenticate(&**client, &state.keys, &id, state.auth.lifetimes).await {
+            match sessions::authenticate(&client, &state.keys, &id, state.auth.lifetimes).await {
                 Ok(Some(auth)) => {
                     if unsafe_method {
                         let sent = request

@@ -83,16 +83,17 @@ pub struct Authenticated {
 
 /// The principal behind a session cookie, when the session is live and its
 /// user enabled. Touches `last_seen_at` at most once a minute.
-pub async fn authenticate<C: GenericClient>(
-    client: &C,
+pub async fn authenticate(
+    client: &deadpool_postgres::Client,
     keys: &ServerKeys,
     session_id: &str,
     lifetimes: Lifetimes,
 ) -> Result<Option<Authenticated>, tokio_postgres::Error> {
     let digest = super::digest(session_id);
     let idle = lifetimes.idle.as_secs() as f64;
-    let row = client
-        .query_opt(
+    // On every browser request: a statement prepared once per connection.
+    let statement = client
+        .prepare_cached(
             "SELECT u.id, u.username, u.role, \
                     (SELECT require_mfa FROM security_settings) AND u.totp_secret IS NULL, \
                     s.last_seen_at < now() - interval '60 seconds' \
@@ -100,9 +101,9 @@ pub async fn authenticate<C: GenericClient>(
              WHERE s.id_digest = $1 AND s.expires_at > now() \
                AND s.last_seen_at > now() - make_interval(secs => $2) \
                AND NOT u.disabled",
-            &[&digest, &idle],
         )
         .await?;
+    let row = client.query_opt(&statement, &[&digest, &idle]).await?;
     let Some(row) = row else {
         return Ok(None);
     };

@@ -67,25 +67,26 @@ pub async fn create<C: GenericClient>(
 /// its owner enabled, and whether the owner still has to enrol in MFA
 /// (then the token, like a session, opens nothing until they do).
 /// Touches `last_used_at` at most once a minute.
-pub async fn authenticate<C: GenericClient>(
-    client: &C,
+pub async fn authenticate(
+    client: &deadpool_postgres::Client,
     secret: &str,
 ) -> Result<Option<(Principal, bool)>, tokio_postgres::Error> {
     if !secret.starts_with(PREFIX) || secret.len() > 128 {
         return Ok(None);
     }
     let digest = super::digest(secret);
-    let row = client
-        .query_opt(
+    // On every token request: a statement prepared once per connection.
+    let statement = client
+        .prepare_cached(
             "SELECT t.id, t.permissions, u.id, u.username, u.role, \
                     t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds', \
                     (SELECT require_mfa FROM security_settings) AND u.totp_secret IS NULL \
              FROM api_tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.secret_digest = $1 AND t.revoked_at IS NULL \
                AND (t.expires_at IS NULL OR t.expires_at > now()) AND NOT u.disabled",
-            &[&digest],
         )
         .await?;
+    let row = client.query_opt(&statement, &[&digest]).await?;
     let Some(row) = row else {
         return Ok(None);
     };
