@@ -111,6 +111,8 @@ function showError(error, fieldIds) {
     const id = fieldIds && fieldIds[f.field];
     if (id) { setFieldError(id, f.message); placed = true; }
   }
+  const notice = document.getElementById('notice');
+  if (notice) { notice.hidden = true; notice.textContent = ''; }
   const alert = document.getElementById('alert');
   if (alert) {
     const ref = error.requestId ? ` (request id ${error.requestId})` : '';
@@ -160,7 +162,17 @@ const views = {
   '/users': ['users', 'Users', usersView],
   '/account': ['account', 'My account', accountView],
   '/audit': ['audit', 'Audit log', auditView],
+  '/collections': ['collections', 'Collections', collectionsView],
 };
+
+// Pages with a collection name in the path.
+function route(path) {
+  if (views[path]) return views[path];
+  const m = /^\/collections\/([a-z][a-z0-9_]{0,62})(\/schema)?$/.exec(path);
+  if (m && m[2]) return ['schema', `Schema of ${m[1]}`, (main) => schemaView(main, m[1])];
+  if (m) return ['records', m[1], (main) => recordsView(main, m[1])];
+  return ['not-found', 'Not found', notFoundView];
+}
 
 function go(path) {
   history.pushState(null, '', path);
@@ -182,6 +194,7 @@ function renderNav() {
   const link = (href, text) => h('a', { href, 'data-link': true, 'aria-current': (here === href || (href === '/system' && here === '/')) ? 'page' : null }, text);
   nav.replaceChildren(h('ul', {},
     h('li', {}, link('/system', 'System')),
+    can('records:read') ? h('li', {}, link('/collections', 'Collections')) : null,
     can('users:read') ? h('li', {}, link('/users', 'Users')) : null,
     can('audit:read') ? h('li', {}, link('/audit', 'Audit log')) : null,
     h('li', {}, link('/account', 'My account')),
@@ -199,7 +212,7 @@ async function signOut() {
 async function render() {
   const main = document.getElementById('main');
   const path = location.pathname;
-  const [name, title, view] = views[path] || ['not-found', 'Not found', notFoundView];
+  const [name, title, view] = route(path);
   main.dataset.ready = 'false';
   main.dataset.page = name;
   main.setAttribute('aria-busy', 'true');
@@ -770,6 +783,436 @@ async function auditView(main) {
     });
     results.append(more);
   }
+}
+
+// ---- collections and records ------------------------------------------
+
+const FIELD_TYPES = ['text', 'integer', 'decimal', 'boolean', 'date', 'timestamp', 'enum', 'json'];
+const OPS_BY_TYPE = {
+  text: ['eq', 'ne', 'lt', 'lte', 'gt', 'gte', 'in', 'contains', 'prefix', 'is_null'],
+  integer: ['eq', 'ne', 'lt', 'lte', 'gt', 'gte', 'in', 'is_null'],
+  decimal: ['eq', 'ne', 'lt', 'lte', 'gt', 'gte', 'in', 'is_null'],
+  date: ['eq', 'ne', 'lt', 'lte', 'gt', 'gte', 'in', 'is_null'],
+  timestamp: ['eq', 'ne', 'lt', 'lte', 'gt', 'gte', 'in', 'is_null'],
+  boolean: ['eq', 'ne', 'is_null'],
+  enum: ['eq', 'ne', 'in', 'is_null'],
+  json: ['eq', 'contains', 'is_null'],
+};
+const OP_LABELS = {
+  eq: 'is', ne: 'is not', lt: 'less than', lte: 'at most', gt: 'greater than', gte: 'at least',
+  in: 'is one of (comma-separated)', contains: 'contains', prefix: 'starts with', is_null: 'is empty',
+};
+
+async function collectionsView(main) {
+  const list = h('div', { id: 'collections-list' });
+  const load = async () => {
+    const items = (await api('GET', '/api/v1/collections')).items;
+    if (items.length === 0) {
+      list.replaceChildren(h('p', { id: 'collections-empty', class: 'empty' },
+        can('collections:manage') ? 'No collections yet. Create the first one above.' : 'No collections yet. An administrator creates them.'));
+      return;
+    }
+    list.replaceChildren(h('table', { id: 'collections-table' },
+      h('caption', {}, `${items.length} collection${items.length === 1 ? '' : 's'}`),
+      h('thead', {}, h('tr', {}, ['Name', 'Title', 'Fields', 'Created'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, items.map((c) => h('tr', { 'data-collection': c.name },
+        h('th', { scope: 'row' }, h('a', { href: `/collections/${c.name}`, 'data-link': true }, c.name)),
+        h('td', {}, c.title || '—'),
+        h('td', {}, c.fields.map((f) => `${f.name} (${f.type})`).join(', ') || '—'),
+        h('td', {}, formatTime(c.created_at)))))));
+  };
+  if (can('collections:manage')) {
+    const ids = { name: 'collection-name', title: 'collection-title' };
+    const form = h('form', { id: 'collection-create-form', novalidate: true },
+      h('h2', {}, 'Create a collection'),
+      h('div', { class: 'grid' },
+        field('collection-name', 'Name', { autocomplete: 'off', required: true }, 'Lowercase letters, digits and "_", starting with a letter. Used in the API path.'),
+        field('collection-title', 'Title (optional)', { autocomplete: 'off' })),
+      h('button', { type: 'submit' }, 'Create collection'));
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      const name = document.getElementById('collection-name').value.trim();
+      try {
+        await busy(form, () => api('POST', '/api/v1/collections', { name, title: document.getElementById('collection-title').value.trim(), fields: [] }));
+        go(`/collections/${name}/schema`);
+      } catch (e) { showError(e, ids); }
+    });
+    append(main, form);
+  }
+  append(main, h('h2', {}, 'All collections'), list);
+  await load();
+}
+
+// A JSON value typed into a form control for a field of `type`.
+function inputValue(type, raw) {
+  if (raw === '') return null;
+  if (type === 'integer') return /^-?\d+$/.test(raw) ? Number(raw) : raw;
+  if (type === 'boolean') return raw === 'true';
+  if (type === 'timestamp') { const d = new Date(raw); return Number.isNaN(d.getTime()) ? raw : d.toISOString(); }
+  if (type === 'json') { try { return JSON.parse(raw); } catch (e) { return undefined; } }
+  return raw;
+}
+
+function valueControl(id, f, value) {
+  const text = value === null || value === undefined ? '' : (f.type === 'json' ? JSON.stringify(value) : String(value));
+  if (f.type === 'boolean') {
+    return h('select', { id, name: id }, ['', 'true', 'false'].map((v) => h('option', { value: v, selected: v === text }, v || '(empty)')));
+  }
+  if (f.type === 'enum') {
+    return h('select', { id, name: id }, [''].concat(f.enum_values).map((v) => h('option', { value: v, selected: v === text }, v || '(empty)')));
+  }
+  if (f.type === 'json') return h('textarea', { id, name: id, rows: 3 }, text);
+  const type = { integer: 'number', date: 'date', timestamp: 'datetime-local' }[f.type] || 'text';
+  return h('input', { id, name: id, type, value: f.type === 'timestamp' ? toLocalInput(text) : text, autocomplete: 'off' });
+}
+
+// The filter from the URL as builder rows, when it is a leaf or an AND of
+// leaves; other shapes are kept as they are.
+function filterRows(filter) {
+  if (!filter) return [];
+  const leaves = filter.and ? filter.and : [filter];
+  return leaves.every((l) => l.field && l.op) ? leaves : null;
+}
+
+async function recordsView(main, name) {
+  const collection = await api('GET', `/api/v1/collections/${name}`);
+  const fields = collection.fields;
+  const params = new URLSearchParams(location.search);
+  let filter = null;
+  try { filter = params.get('filter') ? JSON.parse(params.get('filter')) : null; } catch (e) { filter = null; }
+  const sort = params.get('sort') || '';
+  const writable = can('records:write');
+  append(main,
+    h('p', {}, collection.title || '', ' ',
+      can('collections:manage') ? h('a', { href: `/collections/${name}/schema`, 'data-link': true, id: 'schema-link' }, 'Edit the schema') : null));
+
+  // Filter builder: conditions joined by AND.
+  const rows = h('div', { id: 'filter-rows' });
+  let rowCount = 0;
+  const addRow = (leaf) => {
+    const n = rowCount++;
+    const fieldSel = h('select', { id: `cond-field-${n}`, 'data-role': 'field' }, fields.map((f) => h('option', { value: f.name, selected: leaf && leaf.field === f.name }, f.name)));
+    const opSel = h('select', { id: `cond-op-${n}`, 'data-role': 'op' });
+    const valueSlot = h('span', {});
+    const fillOps = () => {
+      const f = fields.find((x) => x.name === fieldSel.value);
+      opSel.replaceChildren(...OPS_BY_TYPE[f.type].map((o) => h('option', { value: o, selected: leaf && leaf.op === o }, OP_LABELS[o])));
+      fillValue();
+    };
+    const fillValue = () => {
+      const f = fields.find((x) => x.name === fieldSel.value);
+      const id = `cond-value-${n}`;
+      let v = leaf && leaf.field === f.name && leaf.op === opSel.value ? leaf.value : '';
+      let control;
+      if (opSel.value === 'is_null') {
+        control = h('select', { id, 'data-role': 'value' }, h('option', { value: 'true', selected: v !== false }, 'yes'), h('option', { value: 'false', selected: v === false }, 'no'));
+      } else if (opSel.value === 'in') {
+        control = h('input', { id, 'data-role': 'value', value: Array.isArray(v) ? v.join(', ') : '', autocomplete: 'off' });
+      } else {
+        control = valueControl(id, f, v);
+        control.dataset.role = 'value';
+      }
+      valueSlot.replaceChildren(h('label', { for: id, class: 'visually-hidden' }, `Value for condition ${n + 1}`), control);
+    };
+    fieldSel.addEventListener('change', () => { leaf = null; fillOps(); });
+    opSel.addEventListener('change', fillValue);
+    const remove = h('button', { type: 'button', class: 'link-button', onclick: () => { row.remove(); } }, `Remove condition ${n + 1}`);
+    const row = h('div', { class: 'condition', 'data-condition': n },
+      h('label', { for: `cond-field-${n}`, class: 'visually-hidden' }, `Field for condition ${n + 1}`), fieldSel,
+      h('label', { for: `cond-op-${n}`, class: 'visually-hidden' }, `Operator for condition ${n + 1}`), opSel,
+      valueSlot, remove);
+    rows.append(row);
+    fillOps();
+  };
+  const initial = filterRows(filter);
+  (initial || []).forEach(addRow);
+  const filterForm = h('form', { id: 'records-filter', class: 'filters', role: 'search', 'aria-label': 'Filter records' },
+    h('fieldset', {}, h('legend', {}, 'Conditions (all must match)'), rows,
+      h('button', { type: 'button', id: 'add-condition', onclick: () => addRow(null) }, 'Add a condition')),
+    initial === null ? h('p', { class: 'hint' }, 'This view uses a filter built through the API; it stays applied until you apply new conditions.') : null,
+    h('div', { class: 'filter-buttons' },
+      h('button', { type: 'submit' }, 'Apply'),
+      h('button', { type: 'button', id: 'records-clear', onclick: () => go(`/collections/${name}`) }, 'Clear')));
+  filterForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const leaves = [];
+    for (const row of rows.querySelectorAll('.condition')) {
+      const fieldName = row.querySelector('[data-role=field]').value;
+      const op = row.querySelector('[data-role=op]').value;
+      const raw = row.querySelector('[data-role=value]').value;
+      const f = fields.find((x) => x.name === fieldName);
+      let value;
+      if (op === 'is_null') value = raw === 'true';
+      else if (op === 'in') value = raw.split(',').map((x) => x.trim()).filter((x) => x !== '').map((x) => inputValue(f.type, x));
+      else if (op === 'contains' && f.type === 'json') value = inputValue('json', raw);
+      else value = inputValue(f.type, raw);
+      leaves.push({ field: fieldName, op, value });
+    }
+    const q = new URLSearchParams();
+    if (leaves.length === 1) q.set('filter', JSON.stringify(leaves[0]));
+    if (leaves.length > 1) q.set('filter', JSON.stringify({ and: leaves }));
+    if (!leaves.length && initial === null && params.get('filter')) q.set('filter', params.get('filter'));
+    if (sort) q.set('sort', sort);
+    go(`/collections/${name}${q.toString() ? `?${q}` : ''}`);
+  });
+  append(main, filterForm);
+
+  const panel = h('div', { id: 'record-panel' });
+  const results = h('div', { id: 'records-results', 'aria-live': 'polite' });
+  if (writable) {
+    append(main, h('button', { type: 'button', id: 'new-record', onclick: () => showRecord(null) }, 'New record'));
+  }
+  append(main, panel, results);
+
+  const sortKeys = sort ? sort.split(',') : [];
+  const sortState = (fname) => {
+    if (sortKeys[0] === fname) return 'ascending';
+    if (sortKeys[0] === `-${fname}`) return 'descending';
+    return null;
+  };
+  const sortLink = (fname) => {
+    const next = sortState(fname) === 'ascending' ? `-${fname}` : fname;
+    const q = new URLSearchParams(location.search);
+    q.set('sort', next);
+    return `/collections/${name}?${q}`;
+  };
+  const cursors = [];
+  const loadPage = async (cursor) => {
+    const q = new URLSearchParams();
+    if (params.get('filter')) q.set('filter', params.get('filter'));
+    if (sort) q.set('sort', sort);
+    q.set('limit', '25');
+    if (cursor) q.set('cursor', cursor);
+    results.setAttribute('aria-busy', 'true');
+    const page = await api('GET', `/api/v1/collections/${name}/records?${q}`);
+    results.removeAttribute('aria-busy');
+    if (page.items.length === 0) {
+      results.replaceChildren(h('p', { id: 'records-empty', class: 'empty' }, params.get('filter') ? 'No records match these conditions.' : 'This collection has no records yet.'));
+      return;
+    }
+    const header = (label, key) => {
+      const state = sortState(key);
+      return h('th', { scope: 'col', 'aria-sort': state || 'none' },
+        h('a', { href: sortLink(key), 'data-link': true, 'data-sort': key }, label, state ? (state === 'ascending' ? ' ▲' : ' ▼') : ''));
+    };
+    const table = h('table', { id: 'records-table' },
+      h('caption', {}, 'Records (choose a column heading to sort)'),
+      h('thead', {}, h('tr', {}, header('id', 'id'), fields.map((f) => (f.type === 'json' ? h('th', { scope: 'col' }, f.name) : header(f.name, f.name))), h('th', { scope: 'col' }, 'Version'))),
+      h('tbody', {}, page.items.map((r) => h('tr', { 'data-record-id': r.id },
+        h('th', { scope: 'row' }, h('button', { type: 'button', class: 'link-button', 'data-action': 'open', onclick: () => showRecord(r.id) }, `#${r.id}`)),
+        fields.map((f) => h('td', { 'data-field': f.name }, r.data[f.name] === null || r.data[f.name] === undefined ? '—' : (f.type === 'json' ? JSON.stringify(r.data[f.name]) : String(r.data[f.name])))),
+        h('td', {}, String(r.version))))));
+    const nav = h('div', { class: 'pager' },
+      cursors.length ? h('button', { type: 'button', id: 'records-prev', onclick: () => { cursors.pop(); loadPage(cursors[cursors.length - 1]); } }, 'Previous page') : null,
+      page.next_cursor ? h('button', { type: 'button', id: 'records-next', onclick: () => { cursors.push(page.next_cursor); loadPage(page.next_cursor); } }, 'Next page') : null);
+    results.replaceChildren(table, nav);
+  };
+
+  const showRecord = async (id) => {
+    const record = id ? await api('GET', `/api/v1/collections/${name}/records/${id}`) : null;
+    const fieldIds = {};
+    const controls = fields.map((f) => {
+      const cid = `rec-${f.name}`;
+      fieldIds[f.name] = cid;
+      const control = valueControl(cid, f, record ? record.data[f.name] : (f.default === null ? '' : f.default));
+      if (!writable) control.setAttribute('disabled', '');
+      return h('div', { class: 'field' },
+        h('label', { for: cid }, `${f.name}${f.required ? ' (required)' : ''}`),
+        h('p', { class: 'hint' }, f.type === 'enum' ? `one of ${f.enum_values.join(', ')}` : f.type),
+        control,
+        h('p', { class: 'field-error', id: `${cid}-error` }));
+    });
+    for (const c of controls) {
+      const input = c.querySelector('input, select, textarea');
+      input.setAttribute('aria-describedby', `${input.id}-error`);
+    }
+    const form = h('form', { id: 'record-form', novalidate: true, 'aria-labelledby': 'record-heading' },
+      h('h2', { id: 'record-heading', tabindex: '-1' }, record ? `Record #${record.id} (version ${record.version})` : 'New record'),
+      h('div', { class: 'grid' }, controls),
+      writable ? h('button', { type: 'submit' }, record ? 'Save changes' : 'Create record') : null,
+      h('button', { type: 'button', onclick: () => panel.replaceChildren() }, 'Close'));
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      const data = {};
+      let bad = false;
+      for (const f of fields) {
+        const raw = document.getElementById(fieldIds[f.name]).value;
+        const value = inputValue(f.type, raw);
+        if (value === undefined) { setFieldError(fieldIds[f.name], 'This is not valid JSON.'); bad = true; continue; }
+        if (record || value !== null) data[f.name] = value;
+      }
+      if (bad) return;
+      try {
+        if (record) {
+          await busy(form, () => fetchWithIfMatch(`/api/v1/collections/${name}/records/${record.id}`, record.version, { data }));
+          notify(`Record #${record.id} saved.`);
+        } else {
+          const created = await busy(form, () => api('POST', `/api/v1/collections/${name}/records`, { data }));
+          notify(`Record #${created.id} created.`);
+        }
+        panel.replaceChildren();
+        await loadPage(cursors[cursors.length - 1]);
+      } catch (e) {
+        showError(e, fieldIds);
+      }
+    });
+    const extras = [];
+    if (record && writable) {
+      const del = h('button', { type: 'button', 'data-action': 'delete-record', class: 'danger' }, 'Delete record');
+      del.addEventListener('click', () => {
+        const confirm = h('button', { type: 'button', 'data-action': 'confirm-delete', class: 'danger' }, `Really delete #${record.id}`);
+        confirm.addEventListener('click', async () => {
+          try {
+            await fetchWithIfMatch(`/api/v1/collections/${name}/records/${record.id}`, record.version, null);
+            notify(`Record #${record.id} deleted.`);
+            panel.replaceChildren();
+            await loadPage(cursors[cursors.length - 1]);
+          } catch (e) { showError(e); }
+        });
+        del.replaceWith(confirm);
+        confirm.focus();
+      });
+      extras.push(del);
+    }
+    if (record && can('audit:read')) {
+      const history = await api('GET', `/api/v1/audit?target=${encodeURIComponent(`collection:${name}/record:${record.id}`)}&limit=20`);
+      extras.push(h('section', { id: 'record-history', 'aria-labelledby': 'history-heading' },
+        h('h3', { id: 'history-heading' }, 'History'),
+        history.items.length === 0 ? h('p', { class: 'empty' }, 'No audit entries for this record.') :
+          h('ul', {}, history.items.map((e) => h('li', { 'data-action': e.action },
+            `${formatTime(e.occurred_at)}: ${e.action} by ${e.actor}`,
+            e.details && e.details.changed ? ` (changed: ${e.details.changed.join(', ') || 'nothing'})` : '')))));
+    }
+    panel.replaceChildren(form, ...extras);
+    document.getElementById('record-heading').focus();
+  };
+
+  await loadPage(null);
+}
+
+// PATCH or DELETE with If-Match, so a concurrent change is never overwritten.
+async function fetchWithIfMatch(path, version, body) {
+  const headers = { Accept: 'application/json', 'If-Match': `"${version}"` };
+  if (state.csrf) headers['X-CSRF-Token'] = state.csrf;
+  if (body) headers['Content-Type'] = 'application/json';
+  const res = await fetch(path, { method: body ? 'PATCH' : 'DELETE', headers, body: body ? JSON.stringify(body) : undefined, credentials: 'same-origin' });
+  let data = null;
+  if (res.status !== 204) { try { data = await res.json(); } catch (e) { data = null; } }
+  if (!res.ok) {
+    const error = new ApiError(res.status, data);
+    if (res.status === 412) error.message = 'Someone changed this record since you opened it. Close it and open it again to see their change.';
+    throw error;
+  }
+  return data;
+}
+
+async function schemaView(main, name) {
+  const collection = await api('GET', `/api/v1/collections/${name}`);
+  append(main, h('p', {}, h('a', { href: `/collections/${name}`, 'data-link': true }, `Back to the records of ${name}`)));
+  const manage = can('collections:manage');
+  const fieldsTable = h('table', { id: 'fields-table' },
+    h('caption', {}, `${collection.fields.length} field${collection.fields.length === 1 ? '' : 's'}`),
+    h('thead', {}, h('tr', {}, ['Name', 'Type', 'Required', 'Unique', 'Indexed', 'Sensitive', 'Default', manage ? 'Change' : null].filter(Boolean).map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, collection.fields.map((f) => {
+      const change = async (button, body, message) => {
+        button.disabled = true;
+        try { await api('PATCH', `/api/v1/collections/${name}/fields/${f.name}`, body); notify(message); render(); } catch (e) { showError(e); button.disabled = false; }
+      };
+      const toggle = (key, label) => {
+        const b = h('button', { type: 'button', 'data-action': `toggle-${key}` }, `${f[key] ? 'Remove' : 'Make'} ${label}`);
+        b.addEventListener('click', () => change(b, { [key]: !f[key] }, `${f.name}: ${label} ${f[key] ? 'off' : 'on'}.`));
+        return b;
+      };
+      const cells = [];
+      if (manage) {
+        const renameId = `rename-${f.name}`;
+        const renameForm = h('form', { class: 'inline-form', 'data-action': 'rename' },
+          h('label', { for: renameId, class: 'visually-hidden' }, `New name for ${f.name}`),
+          h('input', { id: renameId, placeholder: 'new name', autocomplete: 'off' }),
+          h('button', { type: 'submit' }, 'Rename'));
+        renameForm.addEventListener('submit', (event) => {
+          event.preventDefault();
+          change(renameForm.querySelector('button'), { name: document.getElementById(renameId).value.trim() }, `${f.name} renamed.`);
+        });
+        const hide = h('button', { type: 'button', 'data-action': 'hide', class: 'danger' }, 'Remove field');
+        hide.addEventListener('click', async () => {
+          hide.disabled = true;
+          try { await api('DELETE', `/api/v1/collections/${name}/fields/${f.name}`); notify(`${f.name} removed from the API; its data stays until hidden fields are purged.`); render(); } catch (e) { showError(e); hide.disabled = false; }
+        });
+        cells.push(h('td', { class: 'actions' }, renameForm, toggle('required', 'required'),
+          f.type === 'json' ? null : toggle('unique', 'unique'), f.type === 'json' ? null : toggle('indexed', 'indexed'),
+          toggle('sensitive', 'sensitive'), hide));
+      }
+      return h('tr', { 'data-field': f.name },
+        h('th', { scope: 'row' }, f.name),
+        h('td', {}, f.type === 'enum' ? `enum (${f.enum_values.join(', ')})` : f.type),
+        h('td', {}, f.required ? 'yes' : 'no'), h('td', {}, f.unique ? 'yes' : 'no'),
+        h('td', {}, f.indexed ? 'yes' : 'no'), h('td', {}, f.sensitive ? 'yes' : 'no'),
+        h('td', {}, f.default === null ? '—' : JSON.stringify(f.default)), cells);
+    })));
+  append(main, h('h2', {}, 'Fields'), collection.fields.length ? fieldsTable : h('p', { class: 'empty', id: 'fields-empty' }, 'No fields yet.'));
+  if (!manage) return;
+
+  const ids = { 'field.name': 'field-name', 'field.type': 'field-type', 'field.enum_values': 'field-enum', 'field.default': 'field-default' };
+  const form = h('form', { id: 'field-add-form', novalidate: true },
+    h('h2', {}, 'Add a field'),
+    h('div', { class: 'grid' },
+      field('field-name', 'Name', { autocomplete: 'off', required: true }, 'Lowercase letters, digits and "_".'),
+      field('field-type', 'Type', { tag: 'select', options: FIELD_TYPES.map((t) => h('option', { value: t }, t)) }),
+      field('field-enum', 'Enum values (comma-separated)', { autocomplete: 'off' }, 'Only for enum fields.'),
+      field('field-default', 'Default (optional)', { autocomplete: 'off' }, 'Needed to add a required field to a collection that has records.')),
+    h('fieldset', {}, h('legend', {}, 'Options'),
+      ['required', 'unique', 'indexed', 'sensitive'].map((o) => h('div', { class: 'check' },
+        h('input', { type: 'checkbox', id: `field-${o}` }), h('label', { for: `field-${o}` }, o)))),
+    h('button', { type: 'submit' }, 'Add field'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const type = document.getElementById('field-type').value;
+    const enumRaw = document.getElementById('field-enum').value.trim();
+    const defaultRaw = document.getElementById('field-default').value;
+    const body = {
+      name: document.getElementById('field-name').value.trim(),
+      type,
+      required: document.getElementById('field-required').checked,
+      unique: document.getElementById('field-unique').checked,
+      indexed: document.getElementById('field-indexed').checked,
+      sensitive: document.getElementById('field-sensitive').checked,
+      enum_values: type === 'enum' ? enumRaw.split(',').map((x) => x.trim()).filter(Boolean) : [],
+    };
+    if (defaultRaw !== '') {
+      const value = inputValue(type, defaultRaw);
+      if (value === undefined) return setFieldError('field-default', 'This is not valid JSON.');
+      body.default = value;
+    }
+    try {
+      await busy(form, () => api('POST', `/api/v1/collections/${name}/fields`, body));
+      notify(`Field ${body.name} added.`);
+      render();
+    } catch (e) { showError(e, ids); }
+  });
+  const purge = h('button', { type: 'button', id: 'purge-hidden' }, 'Purge removed fields');
+  purge.addEventListener('click', async () => {
+    purge.disabled = true;
+    try { const r = await api('POST', `/api/v1/collections/${name}/purge-hidden-fields`, {}); notify(r.purged.length ? `Purged: ${r.purged.join(', ')}.` : 'There were no removed fields to purge.'); } catch (e) { showError(e); }
+    purge.disabled = false;
+  });
+  const delForm = h('form', { id: 'collection-delete-form', novalidate: true },
+    h('h2', {}, 'Delete this collection'),
+    field('delete-confirm', `Type ${name} to confirm`, { autocomplete: 'off' }, 'Deletes the collection and all its records.'),
+    h('button', { type: 'submit', class: 'danger' }, 'Delete collection'));
+  delForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const confirm = document.getElementById('delete-confirm').value.trim();
+    try {
+      await busy(delForm, () => api('DELETE', `/api/v1/collections/${name}?confirm=${encodeURIComponent(confirm)}`));
+      go('/collections');
+    } catch (e) { showError(e, { confirm: 'delete-confirm' }); }
+  });
+  append(main, form, h('h2', {}, 'Removed fields'),
+    h('p', {}, 'Removed fields disappear from the API at once; their data stays until purged.'), purge, delForm);
 }
 
 render();

@@ -14,6 +14,7 @@ pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod privileges;
+pub mod records;
 pub mod serve;
 pub mod startup;
 pub mod systemd;

@@ -202,6 +202,7 @@ async fn serve_with_database(
         auth: AuthSettings::from_config(&config.auth),
         rate_limiter: Arc::new(RateLimiter::new(config.api.rate_limit_per_minute)),
         body_limit: config.http.body_limit_bytes,
+        query_timeout_ms: config.api.query_timeout_ms,
     };
     let app = http::router(state);
     let listener = TcpListener::from_std(listener).map_err(|e| StartError::Bind {

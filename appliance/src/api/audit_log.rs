@@ -29,6 +29,7 @@ pub const MAX_PAGE: i64 = 200;
 struct Filter {
     actor: Option<String>,
     action: Option<String>,
+    target: Option<String>,
     outcome: Option<String>,
     since: Option<String>,
     until: Option<String>,
@@ -80,7 +81,11 @@ async fn list(
             ));
         }
     }
-    for (field, value) in [("actor", &filter.actor), ("action", &filter.action)] {
+    for (field, value) in [
+        ("actor", &filter.actor),
+        ("action", &filter.action),
+        ("target", &filter.target),
+    ] {
         if value
             .as_ref()
             .is_some_and(|v| v.len() > 200 || v.chars().any(char::is_control))
@@ -95,8 +100,8 @@ async fn list(
     let until = timestamp("until", &filter.until)?;
     // A cursor only continues the listing it came from.
     let purpose = format!(
-        "audit\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
-        filter.actor, filter.action, filter.outcome, filter.since, filter.until
+        "audit\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        filter.actor, filter.action, filter.outcome, filter.since, filter.until, filter.target
     );
     let before: Option<i64> = match &filter.cursor {
         None => None,
@@ -126,6 +131,7 @@ async fn list(
                AND ($4::timestamptz IS NULL OR occurred_at >= $4) \
                AND ($5::timestamptz IS NULL OR occurred_at < $5) \
                AND ($6::bigint IS NULL OR seq < $6) \
+               AND ($8::text IS NULL OR target = $8) \
              ORDER BY seq DESC LIMIT $7",
             &[
                 &filter.actor,
@@ -135,6 +141,7 @@ async fn list(
                 &until,
                 &before,
                 &(limit + 1),
+                &filter.target,
             ],
         )
         .await?;

@@ -9,9 +9,11 @@
 mod account;
 mod audit_log;
 mod auth;
+mod collections;
 pub mod idempotency;
 pub mod openapi;
 pub mod ratelimit;
+mod records;
 mod system;
 mod users;
 
@@ -109,6 +111,8 @@ fn api() -> Api {
     let api = users::routes(api);
     let api = audit_log::routes(api);
     let api = system::routes(api);
+    let api = collections::routes(api);
+    let api = records::routes(api);
     openapi::routes(api)
 }
 

@@ -53,6 +53,7 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     pub rate_limit_per_minute: u32,
+    pub query_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -454,6 +455,11 @@ fn validate(
             "api.rate_limit_per_minute",
             u64::from(config.api.rate_limit_per_minute),
             1..=1_000_000,
+        ),
+        (
+            "api.query_timeout_ms",
+            config.api.query_timeout_ms,
+            100..=600_000,
         ),
     ] {
         if !range.contains(&value) {

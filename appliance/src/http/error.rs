@@ -45,11 +45,25 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     DatabaseUnavailable,
     Internal,
+    /// `If-Match` named an older version; `details.current` is the record.
+    PreconditionFailed,
+    /// Another record already has this value in a unique field.
+    DuplicateValue,
+    /// Existing records prevent a schema change; `details.record_ids`.
+    SchemaConflict,
+    /// A schema change could not get its lock in time.
+    CollectionBusy,
+    /// The `filter` parameter is not a valid filter for this collection.
+    InvalidFilter,
+    /// The `sort` or `fields` parameter names something that cannot be used.
+    InvalidSort,
+    /// A query ran longer than the statement timeout.
+    QueryTimeout,
 }
 
 impl ErrorCode {
     /// Every code, for the documentation test.
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 36] = [
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
@@ -79,6 +93,13 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::DatabaseUnavailable,
         ErrorCode::Internal,
+        ErrorCode::PreconditionFailed,
+        ErrorCode::DuplicateValue,
+        ErrorCode::SchemaConflict,
+        ErrorCode::CollectionBusy,
+        ErrorCode::InvalidFilter,
+        ErrorCode::InvalidSort,
+        ErrorCode::QueryTimeout,
     ];
 
     pub fn status(self) -> StatusCode {
@@ -87,7 +108,14 @@ impl ErrorCode {
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            InvalidRequest | InvalidCursor | InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            InvalidRequest
+            | InvalidCursor
+            | InvalidIdempotencyKey
+            | InvalidFilter
+            | InvalidSort => StatusCode::BAD_REQUEST,
+            PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            DuplicateValue | SchemaConflict => StatusCode::CONFLICT,
+            CollectionBusy | QueryTimeout => StatusCode::SERVICE_UNAVAILABLE,
             ValidationFailed | PasswordPolicy => StatusCode::UNPROCESSABLE_ENTITY,
             Unauthenticated | InvalidCredentials | MfaRequired | InvalidMfaCode => {
                 StatusCode::UNAUTHORIZED

@@ -38,6 +38,43 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/settings/security", "A"),
     ("PATCH", "/api/v1/settings/security", "A"),
     ("GET", "/api/v1/openapi.json", "public"),
+    ("GET", "/api/v1/collections", "AEVU"),
+    ("POST", "/api/v1/collections", "A"),
+    ("GET", "/api/v1/collections/{collection}", "AEVU"),
+    ("DELETE", "/api/v1/collections/{collection}", "A"),
+    ("POST", "/api/v1/collections/{collection}/fields", "A"),
+    (
+        "PATCH",
+        "/api/v1/collections/{collection}/fields/{field}",
+        "A",
+    ),
+    (
+        "DELETE",
+        "/api/v1/collections/{collection}/fields/{field}",
+        "A",
+    ),
+    (
+        "POST",
+        "/api/v1/collections/{collection}/purge-hidden-fields",
+        "A",
+    ),
+    ("GET", "/api/v1/collections/{collection}/records", "AEVU"),
+    ("POST", "/api/v1/collections/{collection}/records", "AE"),
+    (
+        "GET",
+        "/api/v1/collections/{collection}/records/{id}",
+        "AEVU",
+    ),
+    (
+        "PATCH",
+        "/api/v1/collections/{collection}/records/{id}",
+        "AE",
+    ),
+    (
+        "DELETE",
+        "/api/v1/collections/{collection}/records/{id}",
+        "AE",
+    ),
 ];
 
 /// Error codes that mean "not allowed".
@@ -123,7 +160,10 @@ async fn every_route_as_every_role_and_anonymous() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for (method, path, rule) in MATRIX {
-        let path = path.replace("{id}", "999999");
+        let path = path
+            .replace("{id}", "999999")
+            .replace("{collection}", "no_such_collection")
+            .replace("{field}", "no_such_field");
         let body = matches!(*method, "POST" | "PATCH").then(|| json!({}));
         let callers = [Caller::Anonymous]
             .into_iter()

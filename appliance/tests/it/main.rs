@@ -14,5 +14,7 @@ mod identity;
 mod lifecycle;
 mod managed;
 mod readiness;
+mod records;
+mod records_oracle;
 mod schema;
 mod secrets;

@@ -1,0 +1,303 @@
+//! Records of a collection: list (filter, sort, fields, cursor), create,
+//! read, update with `If-Match`, delete. Writes are audited with the names
+//! of the fields they set, never the values.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value as Json_};
+
+use super::collections::load;
+use super::{invalid_field, Api, ApiJson, ApiQuery, Ctx, Method};
+use crate::audit::{self, Event, Outcome};
+use crate::authz::{Access, Permission};
+use crate::http::error::{ErrorBody, ErrorCode};
+use crate::http::AppState;
+use crate::records::filter::{self, Limits};
+use crate::records::query::{self, Listing, QueryError};
+use crate::records::store::{self, Record, WriteError};
+
+pub fn routes(api: Api) -> Api {
+    let read = Access::Permission(Permission::RecordsRead);
+    let write = Access::Permission(Permission::RecordsWrite);
+    api.route(
+        Method::Get,
+        "/api/v1/collections/{collection}/records",
+        read,
+        list,
+    )
+    .route(
+        Method::Post,
+        "/api/v1/collections/{collection}/records",
+        write,
+        create,
+    )
+    .route(
+        Method::Get,
+        "/api/v1/collections/{collection}/records/{id}",
+        read,
+        get_one,
+    )
+    .route(
+        Method::Patch,
+        "/api/v1/collections/{collection}/records/{id}",
+        write,
+        update,
+    )
+    .route(
+        Method::Delete,
+        "/api/v1/collections/{collection}/records/{id}",
+        write,
+        delete,
+    )
+}
+
+impl From<WriteError> for ErrorBody {
+    fn from(e: WriteError) -> ErrorBody {
+        match e {
+            WriteError::Invalid(problems) => {
+                let message = problems
+                    .iter()
+                    .map(|p| format!("`{}`: {}", p.field, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                ErrorBody::new(ErrorCode::ValidationFailed, message)
+                    .with_details(json!({ "fields": problems }))
+            }
+            WriteError::Duplicate(field) => ErrorBody::new(
+                ErrorCode::DuplicateValue,
+                format!("another record already has this value in the unique field {field:?}"),
+            )
+            .with_details(json!({ "fields": [{ "field": field, "message": "must be unique" }] })),
+            WriteError::Stale { expected, current } => ErrorBody::new(
+                ErrorCode::PreconditionFailed,
+                format!(
+                    "the record changed since version {expected} (it is now version {}); merge your \
+                     change into the current record and retry with If-Match: \"{}\"",
+                    current.version, current.version
+                ),
+            )
+            .with_details(json!({ "current": current })),
+            WriteError::NotFound(id) => {
+                ErrorBody::new(ErrorCode::NotFound, format!("no record with id {id}"))
+            }
+            WriteError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<QueryError> for ErrorBody {
+    fn from(e: QueryError) -> ErrorBody {
+        match e {
+            QueryError::Filter(f) => ErrorBody::new(ErrorCode::InvalidFilter, f.to_string())
+                .with_details(json!({ "rule": f.code(), "path": f.path() })),
+            QueryError::Sort(_) | QueryError::Fields(_) => {
+                ErrorBody::new(ErrorCode::InvalidSort, e.to_string())
+            }
+            QueryError::Cursor => ErrorBody::new(ErrorCode::InvalidCursor, e.to_string()),
+            QueryError::Limit => invalid_field("limit", e.to_string()),
+            QueryError::Timeout => ErrorBody::new(ErrorCode::QueryTimeout, e.to_string()),
+            QueryError::Db(e) => e.into(),
+        }
+    }
+}
+
+fn record_id(raw: &str) -> Result<i64, ErrorBody> {
+    raw.parse::<i64>()
+        .map_err(|_| ErrorBody::new(ErrorCode::NotFound, format!("no record with id {raw:?}")))
+}
+
+/// The version in `If-Match: "<version>"`; `*` or absent means any.
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ErrorBody> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    text.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .and_then(|t| t.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                "If-Match must be the record's ETag, e.g. \"3\"",
+            )
+        })
+}
+
+fn with_etag(status: StatusCode, record: &Record) -> Response {
+    let mut response = (status, Json(record)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", record.version)) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    filter: Option<String>,
+    sort: Option<String>,
+    fields: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Json_>, ErrorBody> {
+    let mut client = state.pool.get().await?;
+    let c = load(&**client, &name).await?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=query::MAX_PAGE).contains(&limit) {
+        return Err(QueryError::Limit.into());
+    }
+    let fields = c.filter_fields();
+    let filter_text = q.filter.clone().unwrap_or_default();
+    let filter = match q.filter.as_deref().filter(|f| !f.is_empty()) {
+        Some(text) => {
+            Some(filter::parse(text, &fields, Limits::default()).map_err(QueryError::from)?)
+        }
+        None => None,
+    };
+    let listing = Listing {
+        filter,
+        filter_text,
+        sort: query::parse_sort(&c, q.sort.as_deref())?,
+        fields: query::parse_fields(&c, q.fields.as_deref())?,
+        limit,
+    };
+    let page = query::list(
+        &mut client,
+        &state.keys,
+        &c,
+        &listing,
+        q.cursor.as_deref(),
+        state.query_timeout_ms,
+    )
+    .await?;
+    Ok(Json(
+        json!({ "items": page.items, "next_cursor": page.next_cursor }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteBody {
+    data: Map<String, Json_>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<WriteBody>,
+) -> Result<Response, ErrorBody> {
+    let principal = ctx.principal()?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let c = load(&*tx, &name).await?;
+    let record = store::insert(&*tx, &c, &body.data, principal.user_id).await?;
+    let set: Vec<&String> = body.data.keys().collect();
+    audit::append(
+        &tx,
+        &ctx.audit(),
+        &Event::new(
+            "record.create",
+            format!("collection:{name}/record:{}", record.id),
+            Outcome::Success,
+        )
+        .details(json!({ "collection": name, "record_id": record.id, "fields": set })),
+    )
+    .await?;
+    tx.commit().await?;
+    let mut response = with_etag(StatusCode::CREATED, &record);
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("/api/v1/collections/{name}/records/{}", record.id))
+    {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, ErrorBody> {
+    let id = record_id(&id)?;
+    let client = state.pool.get().await?;
+    let c = load(&**client, &name).await?;
+    let record = store::get(&**client, &c, id)
+        .await?
+        .ok_or(WriteError::NotFound(id))?;
+    Ok(with_etag(StatusCode::OK, &record))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<WriteBody>,
+) -> Result<Response, ErrorBody> {
+    let principal = ctx.principal()?;
+    let id = record_id(&id)?;
+    let expected = if_match(&headers)?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let c = load(&*tx, &name).await?;
+    let (before, after) =
+        store::update(&*tx, &c, id, &body.data, expected, principal.user_id).await?;
+    audit::append(
+        &tx,
+        &ctx.audit(),
+        &Event::new(
+            "record.update",
+            format!("collection:{name}/record:{id}"),
+            Outcome::Success,
+        )
+        .details(json!({
+            "collection": name,
+            "record_id": id,
+            "version": after.version,
+            "changed": store::changed_fields(&before, &after),
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(with_etag(StatusCode::OK, &after))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ErrorBody> {
+    let id = record_id(&id)?;
+    let expected = if_match(&headers)?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let c = load(&*tx, &name).await?;
+    let before = store::delete(&*tx, &c, id, expected).await?;
+    audit::append(
+        &tx,
+        &ctx.audit(),
+        &Event::new(
+            "record.delete",
+            format!("collection:{name}/record:{id}"),
+            Outcome::Success,
+        )
+        .details(json!({ "collection": name, "record_id": id, "version": before.version })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,369 @@
+//! Listing records: filter (the JSON filter language), sort on up to three
+//! keys, field selection, and keyset pagination with authenticated
+//! cursors. The sort always ends with the record id, so the order is total
+//! and a walk neither skips nor repeats a record that exists throughout,
+//! whatever is inserted or deleted meanwhile. Text sorts and comparisons
+//! use the "C" collation (byte order), the same as the field indexes.
+
+use serde_json::{json, Value as Json};
+use tokio_postgres::types::ToSql;
+
+use super::filter::{self, Filter};
+use super::store::{from_row, select_sql, Record};
+use super::{to_cell, Cell, Collection, Field, FieldType};
+use crate::identity::keys::ServerKeys;
+
+pub const MAX_PAGE: i64 = 200;
+pub const MAX_SORT_KEYS: usize = 3;
+
+/// A sort key: a field or an envelope column.
+#[derive(Debug, Clone)]
+pub enum Key {
+    Field(Field),
+    Id,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl Key {
+    fn name(&self) -> &str {
+        match self {
+            Key::Field(f) => &f.name,
+            Key::Id => "id",
+            Key::CreatedAt => "created_at",
+            Key::UpdatedAt => "updated_at",
+        }
+    }
+
+    /// The SQL expression sorted and compared on.
+    fn expr(&self) -> String {
+        match self {
+            Key::Field(f) if matches!(f.field_type, FieldType::Text | FieldType::Enum) => {
+                format!("{} COLLATE \"C\"", f.column())
+            }
+            Key::Field(f) => f.column(),
+            Key::Id => "id".to_string(),
+            Key::CreatedAt => "created_at".to_string(),
+            Key::UpdatedAt => "updated_at".to_string(),
+        }
+    }
+
+    /// The key's value in a record, as the API shows it.
+    fn value(&self, r: &Record) -> Json {
+        match self {
+            Key::Field(f) => r.data.get(&f.name).cloned().unwrap_or(Json::Null),
+            Key::Id => json!(r.id),
+            Key::CreatedAt => json!(rfc3339(r.created_at)),
+            Key::UpdatedAt => json!(rfc3339(r.updated_at)),
+        }
+    }
+
+    /// A cursor value back as a typed parameter.
+    fn cell(&self, v: &Json) -> Option<Cell> {
+        let probe = |field_type| Field {
+            id: 0,
+            name: String::new(),
+            field_type,
+            required: false,
+            unique: false,
+            indexed: false,
+            sensitive: false,
+            enum_values: Vec::new(),
+            default: None,
+            hidden: false,
+        };
+        match self {
+            Key::Field(f) => {
+                let mut f = f.clone();
+                f.required = false;
+                // Enum values may have changed since; compare as text.
+                if f.field_type == FieldType::Enum {
+                    f = probe(FieldType::Text);
+                }
+                to_cell(&f, v).ok()
+            }
+            Key::Id => to_cell(&probe(FieldType::Integer), v).ok(),
+            Key::CreatedAt | Key::UpdatedAt => to_cell(&probe(FieldType::Timestamp), v).ok(),
+        }
+    }
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone)]
+pub struct SortKey {
+    pub key: Key,
+    pub descending: bool,
+}
+
+/// Why a listing request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Filter(#[from] filter::FilterError),
+    #[error("{0}")]
+    Sort(String),
+    #[error("{0}")]
+    Fields(String),
+    #[error("the cursor is not valid for this listing (tampered with, from another collection, sort or filter, or its sort field no longer exists); start again without a cursor")]
+    Cursor,
+    #[error("limit must be between 1 and {MAX_PAGE}")]
+    Limit,
+    #[error("the query ran longer than the statement timeout; narrow the filter or sort on an indexed field")]
+    Timeout,
+    #[error(transparent)]
+    Db(tokio_postgres::Error),
+}
+
+/// Parses `sort=-priority,title`: up to three keys, `-` for descending.
+pub fn parse_sort(c: &Collection, spec: Option<&str>) -> Result<Vec<SortKey>, QueryError> {
+    let mut keys = Vec::new();
+    let Some(spec) = spec.filter(|s| !s.is_empty()) else {
+        return Ok(keys);
+    };
+    for part in spec.split(',') {
+        let (descending, name) = match part.strip_prefix('-') {
+            Some(n) => (true, n),
+            None => (false, part),
+        };
+        let key = match name {
+            "id" => Key::Id,
+            "created_at" => Key::CreatedAt,
+            "updated_at" => Key::UpdatedAt,
+            _ => match c.field(name) {
+                Some(f) if f.field_type == FieldType::Json => {
+                    return Err(QueryError::Sort(format!(
+                        "cannot sort on the json field {name:?}"
+                    )))
+                }
+                Some(f) => Key::Field(f.clone()),
+                None => {
+                    return Err(QueryError::Sort(format!(
+                    "cannot sort on {name:?}: no such field; use a field name, id, created_at or \
+                         updated_at, with - for descending"
+                )))
+                }
+            },
+        };
+        if keys.iter().any(|k: &SortKey| k.key.name() == key.name()) {
+            return Err(QueryError::Sort(format!("{name:?} appears twice in sort")));
+        }
+        keys.push(SortKey { key, descending });
+    }
+    if keys.len() > MAX_SORT_KEYS {
+        return Err(QueryError::Sort(format!(
+            "at most {MAX_SORT_KEYS} sort keys"
+        )));
+    }
+    Ok(keys)
+}
+
+/// Parses `fields=title,status`: which data fields to return.
+pub fn parse_fields(c: &Collection, spec: Option<&str>) -> Result<Option<Vec<String>>, QueryError> {
+    let Some(spec) = spec.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let mut names = Vec::new();
+    for name in spec.split(',') {
+        if c.field(name).is_none() {
+            return Err(QueryError::Fields(format!(
+                "fields: no field named {name:?} in this collection"
+            )));
+        }
+        names.push(name.to_string());
+    }
+    Ok(Some(names))
+}
+
+/// A listing request, validated.
+pub struct Listing {
+    pub filter: Option<Filter>,
+    pub filter_text: String,
+    pub sort: Vec<SortKey>,
+    pub fields: Option<Vec<String>>,
+    pub limit: i64,
+}
+
+/// A page of records and the cursor for the next one.
+pub struct Page {
+    pub items: Vec<Record>,
+    pub next_cursor: Option<String>,
+}
+
+/// What a cursor is bound to: the collection, the sort and the filter.
+fn purpose(c: &Collection, l: &Listing) -> String {
+    let sort: Vec<String> = l
+        .sort
+        .iter()
+        .map(|k| format!("{}{}", if k.descending { "-" } else { "" }, k.key.name()))
+        .collect();
+    let digest = ring::digest::digest(&ring::digest::SHA256, l.filter_text.as_bytes());
+    format!(
+        "records\n{}\n{}\n{}",
+        c.id,
+        sort.join(","),
+        crate::audit::hex(digest.as_ref())
+    )
+}
+
+/// The keyset condition "after the cursor row", for NULLS LAST ordering.
+/// Placeholders are numbered from `*next`; the cells to bind are pushed to
+/// `bind` in the same order (null cells need none).
+fn after_cursor<'a>(
+    keys: &[SortKey],
+    cells: &'a [Cell],
+    id_placeholder: &str,
+    next: &mut usize,
+    bind: &mut Vec<&'a Cell>,
+) -> String {
+    let mut out = format!("id > {id_placeholder}");
+    // Built from the innermost level outwards; placeholders are assigned
+    // afterwards in key order, so collect them first.
+    let mut placeholders = Vec::new();
+    for cell in cells {
+        if cell.is_null() {
+            placeholders.push(None);
+        } else {
+            placeholders.push(Some(cell.placeholder(*next)));
+            bind.push(cell);
+            *next += 1;
+        }
+    }
+    for i in (0..keys.len()).rev() {
+        let expr = keys[i].key.expr();
+        out = match &placeholders[i] {
+            // Nulls sort last: only rows also null here can follow.
+            None => format!("({expr} IS NULL AND {out})"),
+            Some(p) => {
+                let op = if keys[i].descending { "<" } else { ">" };
+                format!("({expr} {op} {p} OR {expr} IS NULL OR ({expr} = {p} AND {out}))")
+            }
+        };
+    }
+    out
+}
+
+/// Runs the listing in a read-only transaction bounded by
+/// `statement_timeout_ms`.
+pub async fn list(
+    client: &mut deadpool_postgres::Client,
+    keys: &ServerKeys,
+    c: &Collection,
+    l: &Listing,
+    cursor: Option<&str>,
+    statement_timeout_ms: u64,
+) -> Result<Page, QueryError> {
+    let fields = c.filter_fields();
+    let mut conditions = Vec::new();
+    let mut filter_values = Vec::new();
+    if let Some(f) = &l.filter {
+        let (sql, values) = filter::to_sql(f, &fields, 1);
+        conditions.push(sql);
+        filter_values = values;
+    }
+    let purpose = purpose(c, l);
+    let mut cursor_cells = Vec::new();
+    let mut cursor_id: i64 = 0;
+    if let Some(cursor) = cursor {
+        let payload = keys
+            .open_cursor(&purpose, cursor)
+            .ok_or(QueryError::Cursor)?;
+        let values: Vec<Json> = serde_json::from_str(&payload).map_err(|_| QueryError::Cursor)?;
+        if values.len() != l.sort.len() + 1 {
+            return Err(QueryError::Cursor);
+        }
+        for (k, v) in l.sort.iter().zip(&values) {
+            cursor_cells.push(k.key.cell(v).ok_or(QueryError::Cursor)?);
+        }
+        cursor_id = values[l.sort.len()].as_i64().ok_or(QueryError::Cursor)?;
+    }
+    let mut next = filter_values.len() + 1;
+    let mut cursor_bind: Vec<&Cell> = Vec::new();
+    if cursor.is_some() {
+        // The id's placeholder comes after the key values'.
+        let nonnull = cursor_cells.iter().filter(|c| !c.is_null()).count();
+        let id_placeholder = format!("${}", next + nonnull);
+        conditions.push(after_cursor(
+            &l.sort,
+            &cursor_cells,
+            &id_placeholder,
+            &mut next,
+            &mut cursor_bind,
+        ));
+        next += 1;
+    }
+    let order: Vec<String> = l
+        .sort
+        .iter()
+        .map(|k| {
+            format!(
+                "{} {} NULLS LAST",
+                k.key.expr(),
+                if k.descending { "DESC" } else { "ASC" }
+            )
+        })
+        .chain(std::iter::once("id ASC".to_string()))
+        .collect();
+    let sql = format!(
+        "{} WHERE {} ORDER BY {} LIMIT ${next}",
+        select_sql(c),
+        if conditions.is_empty() {
+            "true".to_string()
+        } else {
+            conditions.join(" AND ")
+        },
+        order.join(", ")
+    );
+    let mut refs: Vec<&(dyn ToSql + Sync)> = filter_values.iter().map(|v| v.as_sql()).collect();
+    for cell in &cursor_bind {
+        refs.push(cell.as_sql());
+    }
+    if cursor.is_some() {
+        refs.push(&cursor_id);
+    }
+    let fetch = l.limit + 1;
+    refs.push(&fetch);
+    let tx = client
+        .build_transaction()
+        .read_only(true)
+        .start()
+        .await
+        .map_err(QueryError::Db)?;
+    tx.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {statement_timeout_ms}"
+    ))
+    .await
+    .map_err(QueryError::Db)?;
+    let rows = tx.query(&sql, &refs).await.map_err(|e| {
+        if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
+            QueryError::Timeout
+        } else {
+            QueryError::Db(e)
+        }
+    })?;
+    tx.commit().await.map_err(QueryError::Db)?;
+    let more = rows.len() as i64 > l.limit;
+    let mut items: Vec<Record> = rows
+        .iter()
+        .take(l.limit as usize)
+        .map(|r| from_row(c, r))
+        .collect();
+    let next_cursor = match (more, items.last()) {
+        (true, Some(last)) => {
+            let mut values: Vec<Json> = l.sort.iter().map(|k| k.key.value(last)).collect();
+            values.push(json!(last.id));
+            Some(keys.seal_cursor(&purpose, &Json::Array(values).to_string()))
+        }
+        _ => None,
+    };
+    if let Some(names) = &l.fields {
+        for r in &mut items {
+            r.data.retain(|k, _| names.contains(k));
+        }
+    }
+    Ok(Page { items, next_cursor })
+}
