@@ -16,8 +16,17 @@ const STYLE: &str = include_str!("../../console/app.css");
 const ICON: &str = include_str!("../../console/favicon.svg");
 
 /// The console's pages (client-side routes).
-pub const PAGES: [&str; 7] = [
-    "/", "/login", "/setup", "/users", "/account", "/audit", "/system",
+pub const PAGES: [&str; 10] = [
+    "/",
+    "/login",
+    "/setup",
+    "/users",
+    "/account",
+    "/audit",
+    "/system",
+    "/collections",
+    "/collections/{name}",
+    "/collections/{name}/schema",
 ];
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

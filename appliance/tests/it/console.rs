@@ -182,6 +182,20 @@ async fn console_flow() {
     checks.page(&mut b, "account-tokens").await;
 
     Box::pin(collections_flow(&mut b, &mut checks)).await;
+    // Every console address loads the console, also when opened directly
+    // (a bookmark with its filter and sort).
+    let filter = "%7B%22field%22%3A%22qty%22%2C%22op%22%3A%22gt%22%2C%22value%22%3A1%7D";
+    b.goto(&format!(
+        "{base}/collections/assets?filter={filter}&sort=-qty"
+    ))
+    .await;
+    b.page("records").await;
+    b.wait_text("#records-table td[data-field='label']", "ThinkPad")
+        .await;
+    b.goto(&format!("{base}/collections/assets/schema")).await;
+    b.page("schema").await;
+    b.goto(&format!("{base}/collections")).await;
+    b.page("collections").await;
 
     // Sign out, then sign in with password and TOTP (the next step's code:
     // the enrolment used the current one, and codes work once).
