@@ -146,6 +146,7 @@ struct ListQuery {
     fields: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
+    count: Option<String>,
 }
 
 async fn list(
@@ -167,7 +168,14 @@ async fn list(
         }
         None => None,
     };
+    let count = match q.count.as_deref() {
+        None => query::CountMode::None,
+        Some("exact") => query::CountMode::Exact,
+        Some("estimate") => query::CountMode::Estimate,
+        Some(_) => return Err(invalid_field("count", "expected exact or estimate")),
+    };
     let listing = Listing {
+        count,
         filter,
         filter_text,
         sort: query::parse_sort(&c, q.sort.as_deref())?,
@@ -183,9 +191,11 @@ async fn list(
         state.query_timeout_ms,
     )
     .await?;
-    Ok(Json(
-        json!({ "items": page.items, "next_cursor": page.next_cursor }),
-    ))
+    let mut body = json!({ "items": page.items, "next_cursor": page.next_cursor });
+    if let Some(count) = page.count {
+        body["count"] = json!(count);
+    }
+    Ok(Json(body))
 }
 
 #[derive(Deserialize)]

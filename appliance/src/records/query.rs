@@ -186,12 +186,31 @@ pub struct Listing {
     pub sort: Vec<SortKey>,
     pub fields: Option<Vec<String>>,
     pub limit: i64,
+    pub count: CountMode,
+}
+
+/// Whether and how to count the records the filter matches (all pages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountMode {
+    None,
+    /// `count(*)`: exact, costs a scan of what the filter matches.
+    Exact,
+    /// The planner's row estimate: cheap, approximate.
+    Estimate,
+}
+
+/// A count and whether it is exact.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Count {
+    pub value: i64,
+    pub exact: bool,
 }
 
 /// A page of records and the cursor for the next one.
 pub struct Page {
     pub items: Vec<Record>,
     pub next_cursor: Option<String>,
+    pub count: Option<Count>,
 }
 
 /// What a cursor is bound to: the collection, the sort and the filter.
@@ -345,6 +364,15 @@ pub async fn list(
             QueryError::Db(e)
         }
     })?;
+    let count = match l.count {
+        CountMode::None => None,
+        CountMode::Exact | CountMode::Estimate => {
+            let filter_sql = conditions.first().filter(|_| l.filter.is_some());
+            let where_clause = filter_sql.map(String::as_str).unwrap_or("true");
+            let filter_refs = &refs[..filter_values.len()];
+            Some(count(&tx, c, where_clause, filter_refs, l.count).await?)
+        }
+    };
     tx.commit().await.map_err(QueryError::Db)?;
     let more = rows.len() as i64 > l.limit;
     let mut items: Vec<Record> = rows
@@ -365,5 +393,57 @@ pub async fn list(
             r.data.retain(|k, _| names.contains(k));
         }
     }
-    Ok(Page { items, next_cursor })
+    Ok(Page {
+        items,
+        next_cursor,
+        count,
+    })
+}
+
+fn timeout_or_db(e: tokio_postgres::Error) -> QueryError {
+    if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
+        QueryError::Timeout
+    } else {
+        QueryError::Db(e)
+    }
+}
+
+/// Counts the records matching the filter, exactly or by the planner's
+/// estimate, inside the listing's transaction (same timeout).
+async fn count(
+    tx: &deadpool_postgres::Transaction<'_>,
+    c: &Collection,
+    where_clause: &str,
+    params: &[&(dyn ToSql + Sync)],
+    mode: CountMode,
+) -> Result<Count, QueryError> {
+    if mode == CountMode::Exact {
+        let row = tx
+            .query_one(
+                &format!("SELECT count(*) FROM {} WHERE {where_clause}", c.table()),
+                params,
+            )
+            .await
+            .map_err(timeout_or_db)?;
+        return Ok(Count {
+            value: row.get(0),
+            exact: true,
+        });
+    }
+    let row = tx
+        .query_one(
+            &format!(
+                "EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {where_clause}",
+                c.table()
+            ),
+            params,
+        )
+        .await
+        .map_err(timeout_or_db)?;
+    let plan: Json = row.get(0);
+    let rows = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0);
+    Ok(Count {
+        value: rows.round() as i64,
+        exact: false,
+    })
 }

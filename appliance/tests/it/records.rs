@@ -493,6 +493,39 @@ async fn cursors_walk_every_record_once_under_concurrent_writes_and_reject_tampe
         .await;
         originals.insert(rec["id"].as_i64().expect("id"));
     }
+    // Counts: exact on request, or the planner's cheap estimate.
+    let nulls = r#"{"field":"priority","op":"is_null","value":true}"#;
+    let r = admin
+        .get(&format!(
+            "/api/v1/collections/tickets/records?limit=1&count=exact&filter={}",
+            enc(nulls)
+        ))
+        .await;
+    assert_eq!(
+        r.json()["count"],
+        json!({ "value": 18, "exact": true }),
+        "{}",
+        r.body
+    );
+    let r = admin
+        .get("/api/v1/collections/tickets/records?limit=1&count=estimate")
+        .await;
+    assert_eq!(r.json()["count"]["exact"], false, "{}", r.body);
+    assert!(r.json()["count"]["value"].as_i64().is_some(), "{}", r.body);
+    assert!(admin
+        .get("/api/v1/collections/tickets/records?limit=1")
+        .await
+        .json()
+        .get("count")
+        .is_none());
+    assert_error(
+        &admin
+            .get("/api/v1/collections/tickets/records?count=lots")
+            .await,
+        422,
+        "validation_failed",
+    );
+
     // While the walk runs: inserts and deletes of other records.
     let writer = {
         let admin = admin.clone();
