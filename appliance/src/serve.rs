@@ -179,7 +179,7 @@ async fn serve_with_database(
         .map_err(migrate::MigrateError::from)?;
     drop(app);
 
-    let pool = connections.pool(config.database.pool_size)?;
+    let pool = connections.pool(config.database.pool_size, config.api.query_timeout_ms)?;
     // Fail fast (exit 4) when the application role cannot connect.
     let probe = pool.get().await.map_err(|e| {
         StartError::Db(crate::db::DbError::Unreachable(format!(
@@ -202,7 +202,6 @@ async fn serve_with_database(
         auth: AuthSettings::from_config(&config.auth),
         rate_limiter: Arc::new(RateLimiter::new(config.api.rate_limit_per_minute)),
         body_limit: config.http.body_limit_bytes,
-        query_timeout_ms: config.api.query_timeout_ms,
     };
     let app = http::router(state);
     let listener = TcpListener::from_std(listener).map_err(|e| StartError::Bind {

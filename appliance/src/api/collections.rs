@@ -67,6 +67,19 @@ pub fn no_collection(name: &str) -> ErrorBody {
 }
 
 /// The collection named in the path.
+/// The collection named in the path, for the record read paths.
+pub async fn load_cached(
+    client: &deadpool_postgres::Client,
+    name: &str,
+) -> Result<Collection, ErrorBody> {
+    if records::check_name(name).is_some() {
+        return Err(no_collection(name));
+    }
+    records::collection_cached(client, name)
+        .await?
+        .ok_or_else(|| no_collection(name))
+}
+
 pub async fn load<C: tokio_postgres::GenericClient>(
     client: &C,
     name: &str,
@@ -221,6 +234,7 @@ async fn delete_collection(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let c = load(&*tx, &name).await?;
+    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
     let count: i64 = tx
         .query_one(&format!("SELECT count(*) FROM {}", c.table()), &[])
         .await?

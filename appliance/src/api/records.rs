@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json_};
 
-use super::collections::load;
+use super::collections::{load, load_cached};
 use super::{invalid_field, Api, ApiJson, ApiQuery, Ctx, Method};
 use crate::audit::{self, Event, Outcome};
 use crate::authz::{Access, Permission};
@@ -154,8 +154,8 @@ async fn list(
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Json_>, ErrorBody> {
-    let mut client = state.pool.get().await?;
-    let c = load(&**client, &name).await?;
+    let client = state.pool.get().await?;
+    let c = load_cached(&client, &name).await?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=query::MAX_PAGE).contains(&limit) {
         return Err(QueryError::Limit.into());
@@ -182,15 +182,7 @@ async fn list(
         fields: query::parse_fields(&c, q.fields.as_deref())?,
         limit,
     };
-    let page = query::list(
-        &mut client,
-        &state.keys,
-        &c,
-        &listing,
-        q.cursor.as_deref(),
-        state.query_timeout_ms,
-    )
-    .await?;
+    let page = query::list(&client, &state.keys, &c, &listing, q.cursor.as_deref()).await?;
     let mut body = json!({ "items": page.items, "next_cursor": page.next_cursor });
     if let Some(count) = page.count {
         body["count"] = json!(count);
@@ -243,7 +235,7 @@ async fn get_one(
 ) -> Result<Response, ErrorBody> {
     let id = record_id(&id)?;
     let client = state.pool.get().await?;
-    let c = load(&**client, &name).await?;
+    let c = load_cached(&client, &name).await?;
     let record = store::get(&**client, &c, id)
         .await?
         .ok_or(WriteError::NotFound(id))?;

@@ -102,10 +102,18 @@ impl Connections {
     }
 
     /// A pool of application-role connections. Connections are made lazily:
-    /// creating the pool never touches the network.
-    pub fn pool(&self, size: usize) -> Result<Pool, DbError> {
+    /// creating the pool never touches the network. Every statement on them
+    /// runs under `statement_timeout_ms` (a request never holds the database
+    /// longer); long schema work sets its own limit (`records::schema`).
+    pub fn pool(&self, size: usize, statement_timeout_ms: u64) -> Result<Pool, DbError> {
+        let mut config = self.app.clone();
+        let options = match config.get_options() {
+            Some(existing) => format!("{existing} -c statement_timeout={statement_timeout_ms}"),
+            None => format!("-c statement_timeout={statement_timeout_ms}"),
+        };
+        config.options(options);
         let manager = Manager::from_config(
-            self.app.clone(),
+            config,
             self.tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,

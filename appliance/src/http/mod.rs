@@ -34,8 +34,6 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
-    /// Statement timeout for record listings, in milliseconds.
-    pub query_timeout_ms: u64,
 }
 
 /// The whole application: every route, then the middleware every request

@@ -223,6 +223,55 @@ pub async fn collection<C: GenericClient>(
     }))
 }
 
+/// A collection by name in one round trip (a statement prepared once per
+/// connection): the read path of every record request.
+pub async fn collection_cached(
+    client: &deadpool_postgres::Client,
+    name: &str,
+) -> Result<Option<Collection>, tokio_postgres::Error> {
+    let statement = client
+        .prepare_cached(
+            "SELECT c.id, c.name, c.title, c.created_at, c.updated_at, f.id, f.name, f.field_type, \
+                    f.required, f.is_unique, f.indexed, f.sensitive, f.enum_values, f.default_value, \
+                    f.hidden_at \
+             FROM collections c LEFT JOIN collection_fields f \
+               ON f.collection_id = c.id AND f.hidden_at IS NULL \
+             WHERE c.name = $1 ORDER BY f.position, f.id",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&name]).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let fields = rows
+        .iter()
+        .filter(|r| r.get::<_, Option<i64>>(5).is_some())
+        .map(|r| {
+            let t: String = r.get(7);
+            Field {
+                id: r.get(5),
+                name: r.get(6),
+                field_type: parse_field_type(&t).unwrap_or(FieldType::Text),
+                required: r.get(8),
+                unique: r.get(9),
+                indexed: r.get(10),
+                sensitive: r.get(11),
+                enum_values: r.get(12),
+                default: r.get(13),
+                hidden: r.get::<_, Option<OffsetDateTime>>(14).is_some(),
+            }
+        })
+        .collect();
+    Ok(Some(Collection {
+        id: first.get(0),
+        name: first.get(1),
+        title: first.get(2),
+        fields,
+        created_at: first.get(3),
+        updated_at: first.get(4),
+    }))
+}
+
 pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<Collection>, tokio_postgres::Error> {
     let rows = client
         .query(

@@ -266,15 +266,17 @@ fn after_cursor<'a>(
     out
 }
 
-/// Runs the listing in a read-only transaction bounded by
-/// `statement_timeout_ms`.
+/// Prepared statements kept per connection before the cache is reset.
+const STATEMENT_CACHE_LIMIT: usize = 256;
+
+/// Runs the listing (and the count, when asked) under the connection's
+/// statement timeout.
 pub async fn list(
-    client: &mut deadpool_postgres::Client,
+    client: &deadpool_postgres::Client,
     keys: &ServerKeys,
     c: &Collection,
     l: &Listing,
     cursor: Option<&str>,
-    statement_timeout_ms: u64,
 ) -> Result<Page, QueryError> {
     let fields = c.filter_fields();
     let mut conditions = Vec::new();
@@ -346,34 +348,27 @@ pub async fn list(
     }
     let fetch = l.limit + 1;
     refs.push(&fetch);
-    let tx = client
-        .build_transaction()
-        .read_only(true)
-        .start()
+    // One round trip: the statement is prepared once per connection and
+    // shape of listing; the pool's connections carry the statement timeout.
+    // Distinct shapes are unbounded (filters vary), so the cache is reset
+    // when it grows.
+    if client.statement_cache.size() > STATEMENT_CACHE_LIMIT {
+        client.statement_cache.clear();
+    }
+    let statement = client.prepare_cached(&sql).await.map_err(QueryError::Db)?;
+    let rows = client
+        .query(&statement, &refs)
         .await
-        .map_err(QueryError::Db)?;
-    tx.batch_execute(&format!(
-        "SET LOCAL statement_timeout = {statement_timeout_ms}"
-    ))
-    .await
-    .map_err(QueryError::Db)?;
-    let rows = tx.query(&sql, &refs).await.map_err(|e| {
-        if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
-            QueryError::Timeout
-        } else {
-            QueryError::Db(e)
-        }
-    })?;
+        .map_err(timeout_or_db)?;
     let count = match l.count {
         CountMode::None => None,
         CountMode::Exact | CountMode::Estimate => {
             let filter_sql = conditions.first().filter(|_| l.filter.is_some());
             let where_clause = filter_sql.map(String::as_str).unwrap_or("true");
             let filter_refs = &refs[..filter_values.len()];
-            Some(count(&tx, c, where_clause, filter_refs, l.count).await?)
+            Some(count(client, c, where_clause, filter_refs, l.count).await?)
         }
     };
-    tx.commit().await.map_err(QueryError::Db)?;
     let more = rows.len() as i64 > l.limit;
     let mut items: Vec<Record> = rows
         .iter()
@@ -411,7 +406,7 @@ fn timeout_or_db(e: tokio_postgres::Error) -> QueryError {
 /// Counts the records matching the filter, exactly or by the planner's
 /// estimate, inside the listing's transaction (same timeout).
 async fn count(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Client,
     c: &Collection,
     where_clause: &str,
     params: &[&(dyn ToSql + Sync)],

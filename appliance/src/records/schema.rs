@@ -304,8 +304,10 @@ pub async fn create_collection(
 
 /// Drops a collection and its records.
 pub async fn drop_collection(tx: &Transaction<'_>, c: &Collection) -> Result<(), SchemaError> {
-    tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-        .await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"
+    ))
+    .await?;
     tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", c.table()))
         .await
         .map_err(busy_or)?;
@@ -330,8 +332,10 @@ pub async fn add_field(
     }
     let taken: Vec<&str> = c.fields.iter().map(|f| f.name.as_str()).collect();
     validate("field", f, &taken)?;
-    tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-        .await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"
+    ))
+    .await?;
     if f.required && f.default.is_none() {
         let has_records: bool = tx
             .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", c.table()), &[])
@@ -370,8 +374,12 @@ pub async fn build_index(
     unique: bool,
 ) -> Result<(), SchemaError> {
     let name = index_name(field.id, unique);
+    // Building an index may take long on a big collection: no statement
+    // timeout, but a bounded wait for the lock.
     client
-        .batch_execute(&format!("SET lock_timeout = '{LOCK_TIMEOUT}'"))
+        .batch_execute(&format!(
+            "SET lock_timeout = '{LOCK_TIMEOUT}'; SET statement_timeout = 0"
+        ))
         .await?;
     let built = client
         .batch_execute(&format!(
@@ -381,7 +389,9 @@ pub async fn build_index(
             index_expr(field)
         ))
         .await;
-    client.batch_execute("RESET lock_timeout").await?;
+    client
+        .batch_execute("RESET lock_timeout; RESET statement_timeout")
+        .await?;
     match built {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -423,7 +433,8 @@ pub async fn drop_index(
 ) -> Result<(), SchemaError> {
     client
         .batch_execute(&format!(
-            "DROP INDEX CONCURRENTLY IF EXISTS records.{}",
+            "SET statement_timeout = 0; DROP INDEX CONCURRENTLY IF EXISTS records.{}; \
+             RESET statement_timeout",
             index_name(field.id, unique)
         ))
         .await?;
@@ -437,8 +448,10 @@ pub async fn set_required(
     field: &Field,
     required: bool,
 ) -> Result<(), SchemaError> {
-    tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-        .await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"
+    ))
+    .await?;
     if required {
         let rows = tx
             .query(
@@ -509,6 +522,7 @@ pub async fn set_enum_values(
         default: None,
     };
     validate("enum_values", &probe, &[])?;
+    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
     if let Some(default) = field.default.as_ref().and_then(|d| d.as_str()) {
         if !values.iter().any(|v| v == default) {
             return Err(invalid(
@@ -554,8 +568,10 @@ pub async fn hide_field(
     field: &Field,
 ) -> Result<(), SchemaError> {
     if field.required {
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-            .await?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"
+        ))
+        .await?;
         tx.batch_execute(&format!(
             "ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL",
             c.table(),
@@ -589,8 +605,10 @@ pub async fn purge_field(
     c: &Collection,
     field: &Field,
 ) -> Result<(), SchemaError> {
-    tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-        .await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"
+    ))
+    .await?;
     tx.batch_execute(&format!(
         "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
         c.table(),
