@@ -320,6 +320,8 @@ async fn add_field(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateField {
+    #[serde(rename = "type")]
+    field_type: Option<String>,
     name: Option<String>,
     required: Option<bool>,
     unique: Option<bool>,
@@ -344,6 +346,24 @@ async fn update_field(
     })?;
     let mut changes = serde_json::Map::new();
     let tx = client.transaction().await?;
+    // A type change comes first: it rewrites the column, and the other
+    // changes then apply to the new type.
+    let mut field = field;
+    if let Some(t) = &req.field_type {
+        let to = records::parse_field_type(t).ok_or_else(|| {
+            invalid_field(
+                "type",
+                format!("unknown type {t:?}; expected text, integer, decimal, boolean, date, timestamp, enum or json"),
+            )
+        })?;
+        if to != field.field_type {
+            let values = req.enum_values.clone().unwrap_or_default();
+            schema::change_type(&tx, &c, &field, to, &values).await?;
+            changes.insert("type".into(), json!({ "from": field.field_type, "to": to }));
+            field.field_type = to;
+            field.enum_values = values;
+        }
+    }
     if let Some(new_name) = &req.name {
         if *new_name != field.name {
             let probe = NewField {

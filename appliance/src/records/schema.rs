@@ -620,3 +620,163 @@ pub async fn purge_field(
         .await?;
     touch(tx, c).await
 }
+
+/// Whether a value, as PostgreSQL prints it (`col::text`), converts to a
+/// field of type `to` by the same rules the API applies to writes.
+fn converts(text: &str, to: FieldType, enum_values: &[String]) -> bool {
+    match to {
+        FieldType::Text => true,
+        FieldType::Integer => text.parse::<i64>().is_ok(),
+        FieldType::Decimal => super::filter::canonical_decimal(text, Some(40)).is_some(),
+        FieldType::Boolean => matches!(text, "true" | "false"),
+        FieldType::Date => super::filter::parse_date(text).is_some(),
+        FieldType::Timestamp => {
+            super::filter::parse_date(text).is_some()
+                || super::filter::parse_timestamp(text).is_some()
+        }
+        FieldType::Enum => enum_values.iter().any(|v| v == text),
+        FieldType::Json => serde_json::from_str::<Json>(text)
+            .map(|v| !super::filter::json_has_nul(&v))
+            .unwrap_or(false),
+    }
+}
+
+/// The conversions offered (every other pair is refused up front).
+pub fn conversion_allowed(from: FieldType, to: FieldType) -> bool {
+    use FieldType::*;
+    match (from, to) {
+        (a, b) if a == b => false,
+        (_, Text) => true,
+        (Text, _) => true,
+        (Integer, Decimal) | (Decimal, Integer) => true,
+        (Date, Timestamp) => true,
+        _ => false,
+    }
+}
+
+/// Changes a field's type when every stored value converts; otherwise
+/// refuses with the records whose values do not. Writes are blocked while
+/// the values are checked and the column is rewritten (reads go on until
+/// the rewrite); indexes are rebuilt for the new type.
+pub async fn change_type(
+    tx: &Transaction<'_>,
+    c: &Collection,
+    field: &Field,
+    to: FieldType,
+    enum_values: &[String],
+) -> Result<(), SchemaError> {
+    if !conversion_allowed(field.field_type, to) {
+        return Err(invalid(
+            "type",
+            format!(
+                "{} cannot become {}; convert through text (every type converts to and from text), \
+                 integer <-> decimal, or date -> timestamp",
+                super::field_type_name(field.field_type),
+                super::field_type_name(to)
+            ),
+        ));
+    }
+    if field.default.is_some() {
+        return Err(invalid(
+            "type",
+            "a field with a default cannot change type; add a new field instead",
+        ));
+    }
+    if to == FieldType::Enum {
+        let probe = NewField {
+            name: field.name.clone(),
+            field_type: to,
+            required: false,
+            unique: false,
+            indexed: false,
+            sensitive: false,
+            enum_values: enum_values.to_vec(),
+            default: None,
+        };
+        validate("enum_values", &probe, &[])?;
+    }
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0; \
+         LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE",
+        c.table()
+    ))
+    .await
+    .map_err(busy_or)?;
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT id, {}::text FROM {} WHERE {} IS NOT NULL ORDER BY id",
+                field.column(),
+                c.table(),
+                field.column()
+            ),
+            &[],
+        )
+        .await?;
+    let offending: Vec<i64> = rows
+        .iter()
+        .filter(|r| !converts(r.get::<_, &str>(1), to, enum_values))
+        .map(|r| r.get(0))
+        .collect();
+    if !offending.is_empty() {
+        return Err(SchemaError::Conflict {
+            message: format!(
+                "{} record(s) have a value of {:?} that is not a valid {}; change them first",
+                offending.len(),
+                field.name,
+                super::field_type_name(to)
+            ),
+            record_ids: offending.into_iter().take(20).collect(),
+        });
+    }
+    for unique in [true, false] {
+        tx.batch_execute(&format!(
+            "DROP INDEX IF EXISTS records.{}",
+            index_name(field.id, unique)
+        ))
+        .await?;
+    }
+    let using = match (field.field_type, to) {
+        (FieldType::Date, FieldType::Timestamp) => {
+            format!("{} AT TIME ZONE 'UTC'", field.column())
+        }
+        (_, FieldType::Text | FieldType::Enum) => format!("{}::text", field.column()),
+        (_, to) => format!("{}::text::{}", field.column(), sql_type(to)),
+    };
+    tx.batch_execute(&format!(
+        "ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {using}",
+        c.table(),
+        field.column(),
+        sql_type(to)
+    ))
+    .await
+    .map_err(busy_or)?;
+    let json = to == FieldType::Json;
+    let mut changed = field.clone();
+    changed.field_type = to;
+    for unique in [true, false] {
+        let wanted = if unique { field.unique } else { field.indexed };
+        if wanted && !json {
+            tx.batch_execute(&format!(
+                "CREATE {}INDEX {} ON {} ({})",
+                if unique { "UNIQUE " } else { "" },
+                index_name(field.id, unique),
+                c.table(),
+                index_expr(&changed)
+            ))
+            .await?;
+        }
+    }
+    let values: Vec<String> = if to == FieldType::Enum {
+        enum_values.to_vec()
+    } else {
+        Vec::new()
+    };
+    tx.execute(
+        "UPDATE collection_fields SET field_type = $2, enum_values = $3, \
+         is_unique = is_unique AND NOT $4, indexed = indexed AND NOT $4 WHERE id = $1",
+        &[&field.id, &super::field_type_name(to), &values, &json],
+    )
+    .await?;
+    touch(tx, c).await
+}

@@ -757,3 +757,102 @@ async fn schema_changes_while_reads_and_writes_run_lose_nothing() {
         assert_eq!(r.json()["data"]["n"], n, "record {id} changed");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_field_changes_type_only_when_every_value_converts() {
+    let site = Site::start().await;
+    let admin = &site.admin;
+    let r = admin
+        .post(
+            "/api/v1/collections",
+            json!({ "name": "parts", "fields": [
+                { "name": "size", "type": "text", "indexed": true },
+                { "name": "price", "type": "decimal" },
+                { "name": "day", "type": "date" }
+            ] }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut ids = Vec::new();
+    for (size, price, day) in [
+        ("10", "2.5", "2026-01-02"),
+        ("x", "3", "2026-03-04"),
+        ("-7", "4", "2026-05-06"),
+    ] {
+        let r = admin
+            .post(
+                "/api/v1/collections/parts/records",
+                json!({ "data": { "size": size, "price": price, "day": day } }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        ids.push(r.json()["id"].as_i64().expect("id"));
+    }
+    let change = |field: &str, body: Value| {
+        let path = format!("/api/v1/collections/parts/fields/{field}");
+        async move { admin.patch(&path, body).await }
+    };
+    // "x" is not an integer: refused, naming the record; nothing changed.
+    let r = change("size", json!({ "type": "integer" })).await;
+    assert_error(&r, 409, "schema_conflict");
+    assert_eq!(r.json()["details"]["record_ids"], json!([ids[1]]));
+    // 2.5 is not a whole number.
+    let r = change("price", json!({ "type": "integer" })).await;
+    assert_error(&r, 409, "schema_conflict");
+    assert_eq!(r.json()["details"]["record_ids"], json!([ids[0]]));
+    // Pairs that are never offered.
+    assert_error(
+        &change("day", json!({ "type": "boolean" })).await,
+        422,
+        "validation_failed",
+    );
+
+    admin
+        .patch(
+            &format!("/api/v1/collections/parts/records/{}", ids[1]),
+            json!({ "data": { "size": "11" } }),
+        )
+        .await;
+    let r = change("size", json!({ "type": "integer" })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = change("day", json!({ "type": "timestamp" })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Values converted, the index rebuilt for the new type, filters typed.
+    let f = json!({ "field": "size", "op": "gt", "value": 9 }).to_string();
+    let page = admin
+        .get(&format!(
+            "/api/v1/collections/parts/records?sort=size&filter={}",
+            enc(&f)
+        ))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let items = page.json()["items"].clone();
+    let sizes: Vec<i64> = items
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| r["data"]["size"].as_i64().expect("integer"))
+        .collect();
+    assert_eq!(sizes, [10, 11]);
+    assert_eq!(items[0]["data"]["day"], "2026-01-02T00:00:00Z");
+    let sql = site.sql().await;
+    let indexed: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'records' AND indexname LIKE 'i_%'",
+            &[],
+        )
+        .await
+        .expect("indexes")
+        .get(0);
+    assert_eq!(indexed, 1);
+    // And back to text, losing nothing.
+    let r = change("size", json!({ "type": "text" })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = admin
+        .get(&format!("/api/v1/collections/parts/records/{}", ids[2]))
+        .await
+        .json();
+    assert_eq!(got["data"]["size"], "-7");
+    let audit = admin.get("/api/v1/audit?action=field.update").await.body;
+    assert!(audit.contains("\"type\""), "{audit}");
+}
