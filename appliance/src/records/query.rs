@@ -254,16 +254,35 @@ fn after_cursor<'a>(
     }
     for i in (0..keys.len()).rev() {
         let expr = keys[i].key.expr();
+        let (op, op_eq) = if keys[i].descending {
+            ("<", "<=")
+        } else {
+            (">", ">=")
+        };
         out = match &placeholders[i] {
             // Nulls sort last: only rows also null here can follow.
             None => format!("({expr} IS NULL AND {out})"),
+            // The first key is written so an index on it can start at the
+            // cursor: the rows with no value in it, which follow all the
+            // others, are read by a second query (see `null_tail`).
+            Some(p) if i == 0 => {
+                format!("({expr} {op_eq} {p} AND ({expr} {op} {p} OR {out}))")
+            }
             Some(p) => {
-                let op = if keys[i].descending { "<" } else { ">" };
                 format!("({expr} {op} {p} OR {expr} IS NULL OR ({expr} = {p} AND {out}))")
             }
         };
     }
     out
+}
+
+/// Whether a page after this cursor may continue into the rows that have
+/// no value in the first sort key (which the main query leaves out).
+fn null_tail(keys: &[SortKey], cells: &[Cell]) -> bool {
+    match (keys.first(), cells.first()) {
+        (Some(k), Some(cell)) => !cell.is_null() && matches!(&k.key, Key::Field(f) if !f.required),
+        _ => false,
+    }
 }
 
 /// Prepared statements kept per connection before the cache is reset.
@@ -356,10 +375,41 @@ pub async fn list(
         client.statement_cache.clear();
     }
     let statement = client.prepare_cached(&sql).await.map_err(QueryError::Db)?;
-    let rows = client
+    let mut rows = client
         .query(&statement, &refs)
         .await
         .map_err(timeout_or_db)?;
+    if null_tail(&l.sort, &cursor_cells) && (rows.len() as i64) <= l.limit {
+        // The page goes on into the rows without a value in the first key,
+        // all of which come after the cursor.
+        let first = l.sort[0].key.expr();
+        let rest: Vec<String> = order.iter().skip(1).cloned().collect();
+        let tail_limit = l.limit + 1 - rows.len() as i64;
+        let mut tail_conditions = vec![format!("{first} IS NULL")];
+        if let Some(f) = conditions.first().filter(|_| l.filter.is_some()) {
+            tail_conditions.push(f.clone());
+        }
+        let tail_sql = format!(
+            "{} WHERE {} ORDER BY {} LIMIT ${}",
+            select_sql(c),
+            tail_conditions.join(" AND "),
+            rest.join(", "),
+            filter_values.len() + 1
+        );
+        let mut tail_refs: Vec<&(dyn ToSql + Sync)> =
+            filter_values.iter().map(|v| v.as_sql()).collect();
+        tail_refs.push(&tail_limit);
+        let tail = client
+            .prepare_cached(&tail_sql)
+            .await
+            .map_err(QueryError::Db)?;
+        rows.extend(
+            client
+                .query(&tail, &tail_refs)
+                .await
+                .map_err(timeout_or_db)?,
+        );
+    }
     let count = match l.count {
         CountMode::None => None,
         CountMode::Exact | CountMode::Estimate => {

@@ -219,11 +219,17 @@ async fn insert_field(
 }
 
 /// The indexed expression: text in the "C" collation, the order listings
-/// sort and compare in.
-fn index_expr(field: &Field) -> String {
-    match field.field_type {
+/// sort and compare in; a plain index also holds the id, so a listing
+/// sorted on the field (ties by id) reads the index in order.
+fn index_expr(field: &Field, unique: bool) -> String {
+    let column = match field.field_type {
         FieldType::Text | FieldType::Enum => format!("{} COLLATE \"C\"", field.column()),
         _ => field.column(),
+    };
+    if unique {
+        column
+    } else {
+        format!("{column}, id")
     }
 }
 
@@ -293,7 +299,7 @@ pub async fn create_collection(
                     if unique { "UNIQUE " } else { "" },
                     index_name(field.id, unique),
                     table(id),
-                    index_expr(field)
+                    index_expr(field, unique)
                 ))
                 .await?;
             }
@@ -386,7 +392,7 @@ pub async fn build_index(
             "CREATE {}INDEX CONCURRENTLY IF NOT EXISTS {name} ON {} ({})",
             if unique { "UNIQUE " } else { "" },
             c.table(),
-            index_expr(field)
+            index_expr(field, unique)
         ))
         .await;
     client
@@ -762,7 +768,7 @@ pub async fn change_type(
                 if unique { "UNIQUE " } else { "" },
                 index_name(field.id, unique),
                 c.table(),
-                index_expr(&changed)
+                index_expr(&changed, unique)
             ))
             .await?;
         }

@@ -1,0 +1,262 @@
+//! Records benchmarks (not tests): `cargo bench -p mogothrow77 --bench records`.
+//!
+//! A collection of 1,000,000 records with 10 fields (loaded by SQL), then,
+//! over HTTPS with an API token:
+//! - a page of 50 records with a two-field filter and a sort, paced to about
+//!   500 requests/s (wrk with a per-connection delay), p50/p95/p99, against
+//!   pgbench running the page's SQL at `-R 500` in the same run;
+//! - the same request's maximum throughput against pgbench's tps;
+//! - a deep cursor page (page 10,000 of 50, reached by walking cursors);
+//! - create and update throughput.
+//!
+//! Needs `wrk` and PostgreSQL's `pgbench`: `apt-get install wrk postgresql`.
+
+#[path = "../tests/it/harness/mod.rs"]
+#[allow(dead_code)]
+mod harness;
+#[allow(dead_code)]
+mod load;
+
+use harness::app::AppConfig;
+use harness::pg::PgCluster;
+use load::{encode, Wrk};
+
+const RECORDS: i64 = 1_000_000;
+const SECS: u32 = 10;
+const MAX_CONNECTIONS: u32 = 16;
+/// 8 connections, each waiting this long after an answer: about 500
+/// requests/s when answers take a few milliseconds.
+const PACED_CONNECTIONS: u32 = 8;
+const PACED_DELAY_MS: u32 = 14;
+
+fn report(name: &str, l: &load::Load) {
+    println!(
+        "{name:46} {:>8.0} req/s  p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms",
+        l.rps, l.p50_ms, l.p95_ms, l.p99_ms
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let cluster = PgCluster::start();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let db = runtime.block_on(cluster.create_database());
+    let config = AppConfig::external(
+        &cluster.dsn(&db),
+        "[api]\nrate_limit_per_minute = 1000000\n",
+    );
+    let mut app = config.spawn();
+    let addr = app.wait_ready();
+    let dir = config.dir.path();
+    let (token, admin) = runtime.block_on(load::admin_and_token(
+        &config,
+        addr,
+        &["records:read", "records:write"],
+    ));
+    let bearer = format!("Authorization: Bearer {token}");
+    let json = "Content-Type: application/json";
+
+    // Ten fields; status and priority indexed (filtered), code unique.
+    let r = runtime.block_on(admin.post(
+        "/api/v1/collections",
+        serde_json::json!({ "name": "big", "fields": [
+            { "name": "title", "type": "text" },
+            { "name": "status", "type": "enum", "enum_values": ["open", "closed", "pending"], "indexed": true },
+            { "name": "priority", "type": "integer", "indexed": true },
+            { "name": "amount", "type": "decimal" },
+            { "name": "due", "type": "date" },
+            { "name": "seen_at", "type": "timestamp" },
+            { "name": "done", "type": "boolean" },
+            { "name": "owner", "type": "text" },
+            { "name": "tags", "type": "json" },
+            { "name": "code", "type": "text", "unique": true }
+        ] }),
+    ));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let sql = runtime.block_on(cluster.connect(&db));
+    let field = |name: &str| -> i64 {
+        runtime
+            .block_on(sql.query_one(
+                "SELECT f.id FROM collection_fields f JOIN collections c ON c.id = f.collection_id \
+                 WHERE c.name = 'big' AND f.name = $1",
+                &[&name],
+            ))
+            .expect("field")
+            .get(0)
+    };
+    let f: Vec<String> = [
+        "title", "status", "priority", "amount", "due", "seen_at", "done", "owner", "tags", "code",
+    ]
+    .iter()
+    .map(|n| format!("\"f_{}\"", field(n)))
+    .collect();
+    let cid: i64 = runtime
+        .block_on(sql.query_one("SELECT id FROM collections WHERE name = 'big'", &[]))
+        .expect("collection")
+        .get(0);
+    let table = format!("records.\"c_{cid}\"");
+    let started = std::time::Instant::now();
+    runtime
+        .block_on(sql.batch_execute(&format!(
+            "INSERT INTO {table} ({}) \
+             SELECT 'title ' || g, (ARRAY['open','closed','pending'])[1 + g % 3], g % 1000, \
+                    (g % 100000) / 100.0, date '2026-01-01' + (g % 365), \
+                    timestamptz '2026-01-01' + g * interval '1 second', g % 2 = 0, \
+                    'owner' || (g % 50), jsonb_build_object('n', g % 10), 'code-' || g \
+             FROM generate_series(1, {RECORDS}) g; ANALYZE {table};",
+            f.join(", ")
+        )))
+        .expect("load records");
+    println!(
+        "## {RECORDS} records with 10 fields loaded by SQL in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The page: two-field filter and a sort.
+    let filter = r#"{"and":[{"field":"status","op":"eq","value":"open"},{"field":"priority","op":"gte","value":500}]}"#;
+    let page_url = format!(
+        "https://{addr}/api/v1/collections/big/records?limit=50&sort=priority&filter={}",
+        encode(filter)
+    );
+    let page_sql =
+        format!(
+        "SELECT id, version, created_at, updated_at, created_by, updated_by, {cols} FROM {table} \
+         WHERE ((\"{s}\" COLLATE \"C\" = 'open') AND ({p} >= 500)) \
+         ORDER BY {p} ASC NULLS LAST, id ASC LIMIT 51;\n",
+        cols = f
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i == 3 { format!("{c}::text AS out_amount") } else { c.clone() })
+            .collect::<Vec<_>>()
+            .join(", "),
+        s = f[1].trim_matches('"'),
+        p = f[2],
+    );
+    let pace = format!("function delay() return {PACED_DELAY_MS} end");
+    let paced = load::wrk(
+        &Wrk {
+            url: &page_url,
+            headers: &[&bearer],
+            connections: PACED_CONNECTIONS,
+            secs: SECS,
+            lua: &pace,
+        },
+        dir,
+    );
+    let max = load::wrk(
+        &Wrk {
+            url: &page_url,
+            headers: &[&bearer],
+            connections: MAX_CONNECTIONS,
+            secs: SECS,
+            lua: "",
+        },
+        dir,
+    );
+
+    // Page 10,000: walk 499,950 records by cursor (200 a page, then 50).
+    let mut cursor: Option<String> = None;
+    let mut walked = 0i64;
+    let walk_started = std::time::Instant::now();
+    while walked < 499_950 {
+        let limit = if walked < 499_800 { 200 } else { 50 };
+        let mut path = format!("/api/v1/collections/big/records?limit={limit}&sort=priority");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={}", encode(c)));
+        }
+        let r = runtime.block_on(admin.get(&path));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let body = r.json();
+        walked += body["items"]
+            .as_array()
+            .map(|a| a.len() as i64)
+            .unwrap_or(0);
+        cursor = body["next_cursor"].as_str().map(str::to_string);
+    }
+    let walk_secs = walk_started.elapsed().as_secs_f64();
+    let deep_url = format!(
+        "https://{addr}/api/v1/collections/big/records?limit=50&sort=priority&cursor={}",
+        encode(cursor.as_deref().expect("a cursor at page 10,000"))
+    );
+    let deep = load::wrk(
+        &Wrk {
+            url: &deep_url,
+            headers: &[&bearer],
+            connections: PACED_CONNECTIONS,
+            secs: SECS,
+            lua: &pace,
+        },
+        dir,
+    );
+
+    // Writes.
+    let create_lua = r#"
+wrk.method = "POST"
+wrk.body = '{"data":{"title":"bench","status":"open","priority":7,"amount":"12.50","done":false}}'
+"#;
+    let create = load::wrk(
+        &Wrk {
+            url: &format!("https://{addr}/api/v1/collections/big/records"),
+            headers: &[&bearer, json],
+            connections: MAX_CONNECTIONS,
+            secs: SECS,
+            lua: create_lua,
+        },
+        dir,
+    );
+    let update_lua = format!(
+        r#"
+request = function()
+  local id = math.random(1, {RECORDS})
+  return wrk.format("PATCH", "/api/v1/collections/big/records/" .. id, nil,
+    '{{"data":{{"priority":' .. math.random(0, 999) .. '}}}}')
+end
+"#
+    );
+    let update = load::wrk(
+        &Wrk {
+            url: &format!("https://{addr}/api/v1/collections/big/records"),
+            headers: &[&bearer, json],
+            connections: MAX_CONNECTIONS,
+            secs: SECS,
+            lua: &update_lua,
+        },
+        dir,
+    );
+    let _ = app.stop();
+    let pg_paced = load::pgbench(
+        &cluster,
+        &db,
+        dir,
+        &page_sql,
+        PACED_CONNECTIONS,
+        SECS,
+        Some(500),
+    );
+    let pg_max = load::pgbench(&cluster, &db, dir, &page_sql, MAX_CONNECTIONS, SECS, None);
+
+    println!(
+        "\n## Page of 50 (filter status = open AND priority >= 500, sort priority), HTTPS + token"
+    );
+    report("paced (8 connections, 14 ms think time)", &paced);
+    println!(
+        "reference: pgbench -R 500 -c{PACED_CONNECTIONS}, the page's SQL: latency average {:.2} ms -> API p50 {:.1}x of it  (target API p95 <= 10 ms)",
+        pg_paced.latency_ms,
+        paced.p50_ms / pg_paced.latency_ms
+    );
+    report("maximum (16 connections)", &max);
+    println!(
+        "reference: pgbench -c{MAX_CONNECTIONS} -j2: {:.0} tps -> API at {:.2}x of it (target >= 0.3x)",
+        pg_max.tps,
+        max.rps / pg_max.tps
+    );
+    println!(
+        "\n## Deep cursor page (page 10,000 of 50, sort priority; walked in {walk_secs:.1} s)"
+    );
+    report("paced (8 connections, 14 ms think time)", &deep);
+    println!("\n## Writes (16 connections, audited)");
+    report("create", &create);
+    report("update (PATCH, random record)", &update);
+}
