@@ -190,7 +190,8 @@ async fn console_flow() {
     ))
     .await;
     b.page("records").await;
-    b.wait_text("#records-table td[data-field='label']", "ThinkPad")
+    // Sorted by qty descending: the highest (the last bulk record) first.
+    b.wait_text("#records-table td[data-field='label']", "bulk29")
         .await;
     b.goto(&format!("{base}/collections/assets/schema")).await;
     b.page("schema").await;
@@ -342,4 +343,38 @@ async fn collections_flow(b: &mut Browser, checks: &mut Checks) {
         .await;
     assert_eq!(sorted, serde_json::json!(["Pixel", "ThinkPad"]));
     checks.page(b, "records-sorted").await;
+
+    // Paging: 30 more records (made through the API from the page, with
+    // the session's CSRF token), then next and previous page.
+    let made = b
+        .cmd_async(
+            "const done = arguments[arguments.length - 1];\
+             (async () => {\
+               const me = await (await fetch('/api/v1/me')).json();\
+               for (let i = 0; i < 30; i++) {\
+                 const r = await fetch('/api/v1/collections/assets/records', { method: 'POST',\
+                   headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },\
+                   body: JSON.stringify({ data: { label: 'bulk' + String(i).padStart(2, '0'), qty: 100 + i } }) });\
+                 if (r.status !== 201) return done('failed: ' + r.status);\
+               }\
+               done('ok');\
+             })();",
+        )
+        .await;
+    assert_eq!(made, "ok");
+    b.click("#records-clear").await;
+    b.page("records").await;
+    let first_page = b
+        .script(
+            "return [...document.querySelectorAll('#records-table tr[data-record-id]')].map(r => r.dataset.recordId);",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(first_page.as_array().map(Vec::len), Some(25));
+    b.click("#records-next").await;
+    b.wait_text("#records-table", "bulk29").await;
+    b.find("#records-prev").await;
+    checks.page(b, "records-page-2").await;
+    b.click("#records-prev").await;
+    b.wait_text("#records-table", "ThinkPad").await;
 }

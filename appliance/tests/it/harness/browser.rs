@@ -223,6 +223,17 @@ impl Browser {
         .await
     }
 
+    /// Runs an asynchronous script (it calls its last argument when done)
+    /// and returns what it passed.
+    pub async fn cmd_async(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "execute/async",
+            json!({ "script": script, "args": [] }),
+        )
+        .await
+    }
+
     /// Saves a PNG of the viewport as `NN-name.png`.
     pub async fn screenshot(&mut self, name: &str) -> PathBuf {
         let data = self.cmd("GET", "screenshot", json!({})).await;
