@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use super::auth::{new_password_hash, too_many_attempts, with_cookie};
 use super::idempotency::one_time;
 use super::{blocking, invalid_field, parse_id, Api, ApiJson, Ctx, Method};
-use crate::audit::{self, Event, Outcome};
+use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission, Principal};
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::http::AppState;
@@ -87,9 +87,8 @@ async fn check_current_password(
         let mut client = state.pool.get().await?;
         let tx = client.transaction().await?;
         throttle::record_failure(&*tx, &key, limits.account_failures, limits).await?;
-        audit::append(
+        ctx.audit_event(
             &tx,
-            &ctx.audit(),
             &Event::new(
                 "account.reauthenticate",
                 format!("user:{}", principal.user_id),
@@ -159,9 +158,8 @@ async fn change_password(
     let tx = client.transaction().await?;
     users::set_password(&*tx, principal.user_id, &hash).await?;
     let (cookie, csrf) = rotate_session(&state, &tx, &ctx, &principal).await?;
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new(
             "account.password_change",
             format!("user:{}", principal.user_id),
@@ -253,9 +251,8 @@ async fn confirm_totp(
     }
     // A privilege change: a fresh session id, other sessions ended.
     let (cookie, csrf) = rotate_session(&state, &tx, &ctx, &principal).await?;
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new(
             "account.mfa_enable",
             format!("user:{}", principal.user_id),
@@ -307,9 +304,8 @@ async fn disable_totp(
         &[&principal.user_id],
     )
     .await?;
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new(
             "account.mfa_disable",
             format!("user:{}", principal.user_id),
@@ -425,9 +421,8 @@ async fn create_token(
             )
         }
     };
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new(
             "token.create",
             format!("token:{}", token.id),
@@ -473,9 +468,8 @@ async fn revoke_token(
             format!("you have no active token with id {id}"),
         ));
     }
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new("token.revoke", format!("token:{id}"), Outcome::Success),
     )
     .await?;

@@ -125,23 +125,13 @@ async fn complete_setup(
             "that username is taken",
         ));
     };
-    let session = sessions::create(
-        &*tx,
-        user.id,
-        &ctx.client_addr,
-        &ctx.user_agent,
-        state.auth.lifetimes,
-    )
-    .await?;
-    let audit_ctx = audit::Context {
-        actor_id: Some(user.id),
-        actor: user.username.clone(),
-        ..ctx.audit()
-    };
-    audit::append(
+    let session = sign_in(
+        &state,
         &tx,
-        &audit_ctx,
-        &Event::new(
+        &ctx,
+        user.id,
+        &user.username,
+        Event::new(
             "setup.complete",
             format!("user:{}", user.id),
             Outcome::Success,
@@ -224,6 +214,33 @@ pub fn too_many_attempts(retry_after: u64) -> ErrorBody {
     )
     .with_details(json!({ "retry_after_seconds": retry_after }))
     .retry_after(retry_after)
+}
+
+/// Starts a session for a person who just proved who they are, and
+/// records `event` with them as the actor, in `tx`.
+async fn sign_in(
+    state: &AppState,
+    tx: &tokio_postgres::Transaction<'_>,
+    ctx: &Ctx,
+    user_id: i64,
+    username: &str,
+    event: Event,
+) -> Result<sessions::NewSession, ErrorBody> {
+    let session = sessions::create(
+        tx,
+        user_id,
+        &ctx.client_addr,
+        &ctx.user_agent,
+        state.auth.lifetimes,
+    )
+    .await?;
+    let actor = audit::Context {
+        actor_id: Some(user_id),
+        actor: username.to_string(),
+        ..ctx.audit()
+    };
+    audit::append(tx, &actor, &event).await?;
+    Ok(session)
 }
 
 fn invalid_credentials() -> ErrorBody {
@@ -338,23 +355,13 @@ async fn login(
     }
     let tx = client.transaction().await?;
     throttle::clear(&*tx, &account_key).await?;
-    let session = sessions::create(
-        &*tx,
-        user.id,
-        &ctx.client_addr,
-        &ctx.user_agent,
-        state.auth.lifetimes,
-    )
-    .await?;
-    let audit_ctx = audit::Context {
-        actor_id: Some(user.id),
-        actor: user.username.clone(),
-        ..ctx.audit()
-    };
-    audit::append(
+    let session = sign_in(
+        &state,
         &tx,
-        &audit_ctx,
-        &Event::new("auth.login", format!("user:{}", user.id), Outcome::Success).details(json!({
+        &ctx,
+        user.id,
+        &user.username,
+        Event::new("auth.login", format!("user:{}", user.id), Outcome::Success).details(json!({
             "mfa": user.totp_secret.is_some(),
             "recovery_code": user.totp_secret.is_some() && req.totp_code.is_none(),
         })),
@@ -439,9 +446,8 @@ async fn logout(State(state): State<AppState>, ctx: Ctx) -> Result<Response, Err
     if let Credential::Session { id_digest, .. } = &principal.credential {
         sessions::revoke(&*tx, id_digest).await?;
     }
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new(
             "auth.logout",
             format!("user:{}", principal.user_id),
@@ -461,9 +467,8 @@ async fn logout_everywhere(State(state): State<AppState>, ctx: Ctx) -> Result<Re
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let ended = sessions::revoke_all(&*tx, principal.user_id).await?;
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new(
             "auth.logout_everywhere",
             format!("user:{}", principal.user_id),

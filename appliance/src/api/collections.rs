@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json_};
 
 use super::{invalid_field, Api, ApiJson, ApiQuery, Ctx, Method};
-use crate::audit::{self, Event, Outcome};
+use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::http::AppState;
@@ -57,6 +57,16 @@ pub fn routes(api: Api) -> Api {
             manage,
             purge_hidden,
         )
+}
+
+/// A visible field of `c` by name.
+fn field_of(c: &Collection, field_name: &str) -> Result<records::Field, ErrorBody> {
+    c.field(field_name).cloned().ok_or_else(|| {
+        ErrorBody::new(
+            ErrorCode::NotFound,
+            format!("collection {:?} has no field {field_name:?}", c.name),
+        )
+    })
 }
 
 pub fn no_collection(name: &str) -> ErrorBody {
@@ -198,15 +208,10 @@ async fn create(
     let tx = client.transaction().await?;
     schema::create_collection(&tx, &req.name, &req.title, &fields).await?;
     let created = load(&*tx, &req.name).await?;
-    audit::append(
-        &tx,
-        &ctx.audit(),
-        &Event::new("collection.create", format!("collection:{}", created.name), Outcome::Success)
+    ctx.audit_event(&tx, &Event::new("collection.create", format!("collection:{}", created.name), Outcome::Success)
             .details(json!({
                 "fields": created.fields.iter().map(|f| json!({ "name": f.name, "type": f.field_type })).collect::<Vec<_>>(),
-            })),
-    )
-    .await?;
+            }))).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
@@ -240,9 +245,8 @@ async fn delete_collection(
         .await?
         .get(0);
     schema::drop_collection(&tx, &c).await?;
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new(
             "collection.delete",
             format!("collection:{name}"),
@@ -266,9 +270,8 @@ async fn add_field(
     let tx = client.transaction().await?;
     let c = load(&*tx, &name).await?;
     let field = schema::add_field(&tx, &c, &new).await?;
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new("field.add", format!("collection:{name}"), Outcome::Success).details(json!({
             "field": field.name, "type": field.field_type, "required": field.required,
             "unique": field.unique, "indexed": field.indexed,
@@ -295,9 +298,8 @@ async fn add_field(
             let error = ErrorBody::from(e);
             let key = if unique { "unique" } else { "indexed" };
             let tx = client.transaction().await?;
-            audit::append(
+            ctx.audit_event(
                 &tx,
-                &ctx.audit(),
                 &Event::new(
                     "field.update",
                     format!("collection:{name}"),
@@ -338,12 +340,7 @@ async fn update_field(
 ) -> Result<Json<Collection>, ErrorBody> {
     let mut client = state.pool.get().await?;
     let c = load(&**client, &name).await?;
-    let field = c.field(&field_name).cloned().ok_or_else(|| {
-        ErrorBody::new(
-            ErrorCode::NotFound,
-            format!("collection {name:?} has no field {field_name:?}"),
-        )
-    })?;
+    let field = field_of(&c, &field_name)?;
     let mut changes = serde_json::Map::new();
     let tx = client.transaction().await?;
     // A type change comes first: it rewrites the column, and the other
@@ -425,9 +422,8 @@ async fn update_field(
     let current_name = req.name.clone().unwrap_or(field.name.clone());
     if !changes.is_empty() {
         schema::touch(&tx, &c).await?;
-        audit::append(
+        ctx.audit_event(
             &tx,
-            &ctx.audit(),
             &Event::new(
                 "field.update",
                 format!("collection:{name}"),
@@ -458,9 +454,8 @@ async fn update_field(
         }
         let error = outcome.err().map(ErrorBody::from);
         let tx = client.transaction().await?;
-        audit::append(
+        ctx.audit_event(
             &tx,
-            &ctx.audit(),
             &Event::new(
                 "field.update",
                 format!("collection:{name}"),
@@ -493,16 +488,10 @@ async fn hide_field(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let c = load(&*tx, &name).await?;
-    let field = c.field(&field_name).cloned().ok_or_else(|| {
-        ErrorBody::new(
-            ErrorCode::NotFound,
-            format!("collection {name:?} has no field {field_name:?}"),
-        )
-    })?;
+    let field = field_of(&c, &field_name)?;
     schema::hide_field(&tx, &c, &field).await?;
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new("field.hide", format!("collection:{name}"), Outcome::Success)
             .details(json!({ "field": field.name })),
     )
@@ -528,9 +517,8 @@ async fn purge_hidden(
         schema::purge_field(&tx, &c, f).await?;
     }
     let names: Vec<&str> = hidden.iter().map(|f| f.name.as_str()).collect();
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new(
             "field.purge",
             format!("collection:{name}"),

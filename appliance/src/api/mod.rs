@@ -329,6 +329,17 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// Appends `event`, done by this caller, to the audit log in `tx`.
+    pub async fn audit_event(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        event: &audit::Event,
+    ) -> Result<i64, ErrorBody> {
+        Ok(audit::append(tx, &self.audit(), event).await?)
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = ErrorBody;
 

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value as Json_};
 
 use super::collections::{load, load_cached};
 use super::{invalid_field, Api, ApiJson, ApiQuery, Ctx, Method};
-use crate::audit::{self, Event, Outcome};
+use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::http::AppState;
@@ -208,9 +208,8 @@ async fn create(
     let c = load(&*tx, &name).await?;
     let record = store::insert(&*tx, &c, &body.data, principal.user_id).await?;
     let set: Vec<&String> = body.data.keys().collect();
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new(
             "record.create",
             format!("collection:{name}/record:{}", record.id),
@@ -257,9 +256,8 @@ async fn update(
     let c = load(&*tx, &name).await?;
     let (before, after) =
         store::update(&*tx, &c, id, &body.data, expected, principal.user_id).await?;
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new(
             "record.update",
             format!("collection:{name}/record:{id}"),
@@ -289,9 +287,8 @@ async fn delete(
     let tx = client.transaction().await?;
     let c = load(&*tx, &name).await?;
     let before = store::delete(&*tx, &c, id, expected).await?;
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new(
             "record.delete",
             format!("collection:{name}/record:{id}"),

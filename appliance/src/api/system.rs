@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Api, ApiJson, Ctx, Method};
-use crate::audit::{self, Event, Outcome};
+use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::db::migrate;
 use crate::http::error::ErrorBody;
@@ -104,9 +104,8 @@ async fn update_security_settings(
         &[&after],
     )
     .await?;
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new("settings.update", "settings:security", Outcome::Success)
             .details(json!({ "require_mfa": { "from": before, "to": after } })),
     )

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::auth::{check_display_name, new_password_hash};
 use super::{invalid_field, parse_id, Api, ApiJson, Ctx, Method};
-use crate::audit::{self, Event, Outcome};
+use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission, Role};
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::http::AppState;
@@ -96,9 +96,8 @@ async fn create(
             format!("a user named {username:?} already exists; pick another name"),
         ));
     };
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new("user.create", format!("user:{}", user.id), Outcome::Success)
             .details(json!({ "username": user.username, "role": role })),
     )
@@ -156,9 +155,8 @@ async fn update(
     } else {
         0
     };
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new("user.update", format!("user:{id}"), Outcome::Success).details(json!({
             "role": { "from": before.role, "to": after.role },
             "disabled": { "from": before.disabled, "to": after.disabled },
@@ -198,9 +196,8 @@ async fn reset_password(
     let tx = client.transaction().await?;
     users::set_password(&*tx, id, &hash).await?;
     let ended = sessions::revoke_all(&*tx, id).await?;
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new(
             "user.password_reset",
             format!("user:{id}"),
@@ -225,9 +222,8 @@ async fn revoke_sessions(
         return Err(no_user(id));
     }
     let ended = sessions::revoke_all(&*tx, id).await?;
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new(
             "user.sessions_revoke",
             format!("user:{id}"),
@@ -261,9 +257,8 @@ async fn reset_mfa(
     tx.execute("DELETE FROM recovery_codes WHERE user_id = $1", &[&id])
         .await?;
     let ended = sessions::revoke_all(&*tx, id).await?;
-    audit::append(
+    ctx.audit_event(
         &tx,
-        &ctx.audit(),
         &Event::new("user.mfa_reset", format!("user:{id}"), Outcome::Success)
             .details(json!({ "sessions_ended": ended })),
     )

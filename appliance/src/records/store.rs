@@ -174,6 +174,33 @@ pub async fn get<C: GenericClient>(
     Ok(row.map(|r| from_row(c, &r)))
 }
 
+/// Locks a record for a write and checks the version the client last saw
+/// (`If-Match`); returns the record as it is.
+async fn lock_current<C: GenericClient>(
+    client: &C,
+    c: &Collection,
+    id: i64,
+    if_match: Option<i64>,
+) -> Result<Record, WriteError> {
+    let Some(current) = client
+        .query_opt(
+            &format!("{} WHERE id = $1 FOR UPDATE", select_sql(c)),
+            &[&id],
+        )
+        .await?
+        .map(|r| from_row(c, &r))
+    else {
+        return Err(WriteError::NotFound(id));
+    };
+    match if_match {
+        Some(expected) if expected != current.version => Err(WriteError::Stale {
+            expected,
+            current: Box::new(current),
+        }),
+        _ => Ok(current),
+    }
+}
+
 /// Updates the fields sent; `if_match` is the version the client last saw.
 /// Returns the record before and after.
 pub async fn update<C: GenericClient>(
@@ -185,24 +212,7 @@ pub async fn update<C: GenericClient>(
     user_id: i64,
 ) -> Result<(Record, Record), WriteError> {
     let cells = cells(c, data, true)?;
-    let Some(before) = client
-        .query_opt(
-            &format!("{} WHERE id = $1 FOR UPDATE", select_sql(c)),
-            &[&id],
-        )
-        .await?
-        .map(|r| from_row(c, &r))
-    else {
-        return Err(WriteError::NotFound(id));
-    };
-    if let Some(expected) = if_match {
-        if expected != before.version {
-            return Err(WriteError::Stale {
-                expected,
-                current: Box::new(before),
-            });
-        }
-    }
+    let before = lock_current(client, c, id, if_match).await?;
     let mut sets = vec![
         "version = version + 1".to_string(),
         "updated_at = now()".to_string(),
@@ -236,24 +246,7 @@ pub async fn delete<C: GenericClient>(
     id: i64,
     if_match: Option<i64>,
 ) -> Result<Record, WriteError> {
-    let Some(before) = client
-        .query_opt(
-            &format!("{} WHERE id = $1 FOR UPDATE", select_sql(c)),
-            &[&id],
-        )
-        .await?
-        .map(|r| from_row(c, &r))
-    else {
-        return Err(WriteError::NotFound(id));
-    };
-    if let Some(expected) = if_match {
-        if expected != before.version {
-            return Err(WriteError::Stale {
-                expected,
-                current: Box::new(before),
-            });
-        }
-    }
+    let before = lock_current(client, c, id, if_match).await?;
     client
         .execute(&format!("DELETE FROM {} WHERE id = $1", c.table()), &[&id])
         .await?;
