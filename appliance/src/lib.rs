@@ -4,6 +4,7 @@
 pub mod api;
 pub mod audit;
 pub mod authz;
+pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod config;

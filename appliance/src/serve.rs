@@ -194,12 +194,15 @@ async fn serve_with_database(
         )))
     })?;
     drop(probe);
+    let caches = crate::cache::Caches::new();
+    tokio::spawn(crate::cache::listen(connections.clone(), caches.clone()));
     let state = AppState {
         pool: pool.clone(),
         metrics: Metrics::new(),
         db_timeout: Duration::from_secs(config.database.connect_timeout_secs),
         keys,
         auth: AuthSettings::from_config(&config.auth),
+        caches,
         rate_limiter: Arc::new(RateLimiter::new(config.api.rate_limit_per_minute)),
         body_limit: config.http.body_limit_bytes,
     };

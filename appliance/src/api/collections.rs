@@ -1,6 +1,8 @@
 //! Collections and their fields: admins create, change and delete them;
 //! everyone who can read records can read their schema.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -11,6 +13,7 @@ use serde_json::{json, Value as Json_};
 use super::{invalid_field, Api, ApiJson, ApiQuery, Ctx, Method};
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
+use crate::cache::Caches;
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::http::AppState;
 use crate::records::schema::{self, NewField, SchemaError};
@@ -76,18 +79,44 @@ pub fn no_collection(name: &str) -> ErrorBody {
     )
 }
 
-/// The collection named in the path.
-/// The collection named in the path, for the record read paths.
+/// The collection named in the path, for the record read paths: from the
+/// replica's catalog cache when it can (see `crate::cache`). A read that
+/// finds the table changed under it (`records::schema_moved`) calls
+/// [`reload`] and reads again.
 pub async fn load_cached(
+    caches: &Caches,
     client: &deadpool_postgres::Client,
     name: &str,
-) -> Result<Collection, ErrorBody> {
+) -> Result<Arc<Collection>, ErrorBody> {
     if records::check_name(name).is_some() {
         return Err(no_collection(name));
     }
-    records::collection_cached(client, name)
-        .await?
-        .ok_or_else(|| no_collection(name))
+    if let Some(hit) = caches.catalog.get(&name.to_string()) {
+        return Ok(hit);
+    }
+    let generation = caches.catalog.generation();
+    let c = Arc::new(
+        records::collection_prepared(client, name)
+            .await?
+            .ok_or_else(|| no_collection(name))?,
+    );
+    caches
+        .catalog
+        .insert(generation, name.to_string(), c.clone());
+    Ok(c)
+}
+
+/// After a read found the table changed under it: forgets the replica's
+/// catalogs and this connection's prepared statements (which may describe
+/// the old columns), and reads the collection afresh.
+pub async fn reload(
+    caches: &Caches,
+    client: &deadpool_postgres::Client,
+    name: &str,
+) -> Result<Arc<Collection>, ErrorBody> {
+    caches.catalog.clear();
+    client.statement_cache.clear();
+    load_cached(caches, client, name).await
 }
 
 pub async fn load<C: tokio_postgres::GenericClient>(

@@ -184,57 +184,56 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         .map(str::to_string);
     let unsafe_method = unsafe_method(request.method());
     let mut caller = Caller::default();
-    if bearer.is_some() || cookie.is_some() {
+    if let Some(secret) = bearer {
+        match tokens::authenticate(&state.pool, &state.caches, &secret).await {
+            Ok(Some(token)) => {
+                caller.principal = Some(token.principal);
+                caller.mfa_enrolment_pending = token.mfa_enrolment_pending;
+            }
+            Ok(None) => {
+                return ErrorBody::new(
+                    ErrorCode::Unauthenticated,
+                    "the API token is invalid, expired or revoked; create a new one under \
+                     My account > API tokens",
+                )
+                .into_response()
+            }
+            Err(tokens::LookupError::Pool(e)) => return ErrorBody::from(e).into_response(),
+            Err(tokens::LookupError::Db(e)) => return ErrorBody::from(e).into_response(),
+        }
+    } else if let Some(id) = cookie {
         let client = match state.pool.get().await {
             Ok(c) => c,
             Err(e) => return ErrorBody::from(e).into_response(),
         };
-        if let Some(secret) = bearer {
-            match tokens::authenticate(&client, &secret).await {
-                Ok(Some((p, mfa_enrolment_pending))) => {
-                    caller.principal = Some(p);
-                    caller.mfa_enrolment_pending = mfa_enrolment_pending;
-                }
-                Ok(None) => {
-                    return ErrorBody::new(
-                        ErrorCode::Unauthenticated,
-                        "the API token is invalid, expired or revoked; create a new one under \
-                         My account > API tokens",
-                    )
-                    .into_response()
-                }
-                Err(e) => return ErrorBody::from(e).into_response(),
-            }
-        } else if let Some(id) = cookie {
-            match sessions::authenticate(&client, &state.keys, &id, state.auth.lifetimes).await {
-                Ok(Some(auth)) => {
-                    if unsafe_method {
-                        let sent = request
-                            .headers()
-                            .get("x-csrf-token")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("");
-                        let matches = match &auth.principal.credential {
-                            crate::authz::Credential::Session { id_digest, .. } => {
-                                state.keys.csrf_matches(id_digest, sent)
-                            }
-                            crate::authz::Credential::Token { .. } => true,
-                        };
-                        if !matches {
-                            return ErrorBody::new(
-                                ErrorCode::CsrfFailed,
-                                "this request changes something but lacks the session's \
-                                 X-CSRF-Token header; reload the console and try again",
-                            )
-                            .into_response();
+        match sessions::authenticate(&client, &state.keys, &id, state.auth.lifetimes).await {
+            Ok(Some(auth)) => {
+                if unsafe_method {
+                    let sent = request
+                        .headers()
+                        .get("x-csrf-token")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let matches = match &auth.principal.credential {
+                        crate::authz::Credential::Session { id_digest, .. } => {
+                            state.keys.csrf_matches(id_digest, sent)
                         }
+                        crate::authz::Credential::Token { .. } => true,
+                    };
+                    if !matches {
+                        return ErrorBody::new(
+                            ErrorCode::CsrfFailed,
+                            "this request changes something but lacks the session's \
+                                 X-CSRF-Token header; reload the console and try again",
+                        )
+                        .into_response();
                     }
-                    caller.mfa_enrolment_pending = auth.mfa_enrolment_pending;
-                    caller.principal = Some(auth.principal);
                 }
-                Ok(None) => caller.session_expired = true,
-                Err(e) => return ErrorBody::from(e).into_response(),
+                caller.mfa_enrolment_pending = auth.mfa_enrolment_pending;
+                caller.principal = Some(auth.principal);
             }
+            Ok(None) => caller.session_expired = true,
+            Err(e) => return ErrorBody::from(e).into_response(),
         }
     }
     let by_session = caller.principal.as_ref().is_some_and(Principal::is_session);
@@ -248,7 +247,20 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         .into_response();
     }
     request.extensions_mut().insert(caller);
-    next.run(request).await
+    // A change made through this replica is visible to its next request at
+    // once; other replicas hear of it by notification (`crate::cache`).
+    // Record writes change neither tokens nor catalogs.
+    let clears_caches = unsafe_method && !is_record_path(request.uri().path());
+    let response = next.run(request).await;
+    if clears_caches {
+        state.caches.clear();
+    }
+    response
+}
+
+/// `/api/v1/collections/{name}/records…`
+fn is_record_path(path: &str) -> bool {
+    path.split('/').nth(5) == Some("records") && path.starts_with("/api/v1/collections/")
 }
 
 /// The per-route check: does the caller have what the route declared?

@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json_};
 
-use super::collections::{load, load_cached};
+use super::collections::{load, load_cached, reload};
 use super::{invalid_field, Api, ApiJson, ApiQuery, Ctx, Method};
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
@@ -18,6 +18,7 @@ use crate::http::AppState;
 use crate::records::filter::{self, Limits};
 use crate::records::query::{self, Listing, QueryError};
 use crate::records::store::{self, Record, WriteError};
+use crate::records::{self, Collection};
 
 pub fn routes(api: Api) -> Api {
     let read = Access::Permission(Permission::RecordsRead);
@@ -98,6 +99,7 @@ impl From<QueryError> for ErrorBody {
             }
             QueryError::Cursor => ErrorBody::new(ErrorCode::InvalidCursor, e.to_string()),
             QueryError::Limit => invalid_field("limit", e.to_string()),
+            QueryError::Count => invalid_field("count", e.to_string()),
             QueryError::Timeout => ErrorBody::new(ErrorCode::QueryTimeout, e.to_string()),
             QueryError::Db(e) => e.into(),
         }
@@ -153,41 +155,48 @@ async fn list(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Json_>, ErrorBody> {
+) -> Result<Json<query::Page>, ErrorBody> {
     let client = state.pool.get().await?;
-    let c = load_cached(&client, &name).await?;
+    let c = load_cached(&state.caches, &client, &name).await?;
+    match list_page(&state, &client, &c, &q).await {
+        Err(QueryError::Db(e)) if records::schema_moved(&e) => {
+            let c = reload(&state.caches, &client, &name).await?;
+            Ok(Json(list_page(&state, &client, &c, &q).await?))
+        }
+        page => Ok(Json(page?)),
+    }
+}
+
+async fn list_page(
+    state: &AppState,
+    client: &deadpool_postgres::Client,
+    c: &Collection,
+    q: &ListQuery,
+) -> Result<query::Page, QueryError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=query::MAX_PAGE).contains(&limit) {
-        return Err(QueryError::Limit.into());
+        return Err(QueryError::Limit);
     }
     let fields = c.filter_fields();
-    let filter_text = q.filter.clone().unwrap_or_default();
     let filter = match q.filter.as_deref().filter(|f| !f.is_empty()) {
-        Some(text) => {
-            Some(filter::parse(text, &fields, Limits::default()).map_err(QueryError::from)?)
-        }
+        Some(text) => Some(filter::parse(text, &fields, Limits::default())?),
         None => None,
     };
     let count = match q.count.as_deref() {
         None => query::CountMode::None,
         Some("exact") => query::CountMode::Exact,
         Some("estimate") => query::CountMode::Estimate,
-        Some(_) => return Err(invalid_field("count", "expected exact or estimate")),
+        Some(_) => return Err(QueryError::Count),
     };
     let listing = Listing {
         count,
         filter,
-        filter_text,
-        sort: query::parse_sort(&c, q.sort.as_deref())?,
-        fields: query::parse_fields(&c, q.fields.as_deref())?,
+        filter_text: q.filter.clone().unwrap_or_default(),
+        sort: query::parse_sort(c, q.sort.as_deref())?,
+        fields: query::parse_fields(c, q.fields.as_deref())?,
         limit,
     };
-    let page = query::list(&client, &state.keys, &c, &listing, q.cursor.as_deref()).await?;
-    let mut body = json!({ "items": page.items, "next_cursor": page.next_cursor });
-    if let Some(count) = page.count {
-        body["count"] = json!(count);
-    }
-    Ok(Json(body))
+    query::list(client, &state.keys, c, &listing, q.cursor.as_deref()).await
 }
 
 #[derive(Deserialize)]
@@ -234,10 +243,15 @@ async fn get_one(
 ) -> Result<Response, ErrorBody> {
     let id = record_id(&id)?;
     let client = state.pool.get().await?;
-    let c = load_cached(&client, &name).await?;
-    let record = store::get(&**client, &c, id)
-        .await?
-        .ok_or(WriteError::NotFound(id))?;
+    let c = load_cached(&state.caches, &client, &name).await?;
+    let record = match store::get(&**client, &c, id).await {
+        Err(e) if records::schema_moved(&e) => {
+            let c = reload(&state.caches, &client, &name).await?;
+            store::get(&**client, &c, id).await?
+        }
+        found => found?,
+    }
+    .ok_or(WriteError::NotFound(id))?;
     Ok(with_etag(StatusCode::OK, &record))
 }
 

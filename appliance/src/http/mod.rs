@@ -31,6 +31,8 @@ pub struct AppState {
     pub db_timeout: Duration,
     pub keys: ServerKeys,
     pub auth: AuthSettings,
+    /// API tokens and collection catalogs, kept true by notifications.
+    pub caches: Arc<crate::cache::Caches>,
     pub rate_limiter: Arc<RateLimiter>,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,

@@ -7,6 +7,7 @@
 use tokio_postgres::GenericClient;
 
 use crate::authz::{Credential, Permission, Principal, Role};
+use crate::cache::{CachedToken, Caches};
 
 pub const PREFIX: &str = "m77_";
 
@@ -63,30 +64,67 @@ pub async fn create<C: GenericClient>(
     })
 }
 
+/// Why a token could not be checked (not: why it was refused).
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error(transparent)]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+}
+
 /// The principal behind a bearer token, when it is live, unexpired and
 /// its owner enabled, and whether the owner still has to enrol in MFA
 /// (then the token, like a session, opens nothing until they do).
-/// Touches `last_used_at` at most once a minute.
+///
+/// Answered from the replica's cache when it can (no database round trip);
+/// the cache is cleared by every change to tokens, users and the MFA
+/// requirement on any replica (`crate::cache`), and an entry is re-read
+/// at least every [`crate::cache::TTL`]. Unknown secrets are not cached.
 pub async fn authenticate(
-    client: &deadpool_postgres::Client,
+    pool: &deadpool_postgres::Pool,
+    caches: &Caches,
     secret: &str,
-) -> Result<Option<(Principal, bool)>, tokio_postgres::Error> {
+) -> Result<Option<CachedToken>, LookupError> {
     if !secret.starts_with(PREFIX) || secret.len() > 128 {
         return Ok(None);
     }
     let digest = super::digest(secret);
-    // On every token request: a statement prepared once per connection.
+    if let Some(hit) = caches.tokens.get(&digest) {
+        if hit
+            .expires_at
+            .is_none_or(|at| at > time::OffsetDateTime::now_utc())
+        {
+            return Ok(Some(hit));
+        }
+    }
+    let generation = caches.tokens.generation();
+    let client = pool.get().await?;
+    let found = lookup(&client, &digest).await?;
+    if let Some(token) = &found {
+        caches.tokens.insert(generation, digest, token.clone());
+    }
+    Ok(found)
+}
+
+/// Reads a token by its digest; touches `last_used_at` at most once a minute.
+async fn lookup(
+    client: &deadpool_postgres::Client,
+    digest: &Vec<u8>,
+) -> Result<Option<CachedToken>, tokio_postgres::Error> {
+    // A statement prepared once per connection.
     let statement = client
         .prepare_cached(
             "SELECT t.id, t.permissions, u.id, u.username, u.role, \
                     t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds', \
-                    (SELECT require_mfa FROM security_settings) AND u.totp_secret IS NULL \
+                    (SELECT require_mfa FROM security_settings) AND u.totp_secret IS NULL, \
+                    t.expires_at \
              FROM api_tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.secret_digest = $1 AND t.revoked_at IS NULL \
                AND (t.expires_at IS NULL OR t.expires_at > now()) AND NOT u.disabled",
         )
         .await?;
-    let row = client.query_opt(&statement, &[&digest]).await?;
+    let row = client.query_opt(&statement, &[digest]).await?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -114,5 +152,9 @@ pub async fn authenticate(
             permissions: names.iter().filter_map(|n| n.parse().ok()).collect(),
         },
     };
-    Ok(Some((principal, row.get(6))))
+    Ok(Some(CachedToken {
+        principal,
+        mfa_enrolment_pending: row.get(6),
+        expires_at: row.get(7),
+    }))
 }

@@ -224,8 +224,9 @@ pub async fn collection<C: GenericClient>(
 }
 
 /// A collection by name in one round trip (a statement prepared once per
-/// connection): the read path of every record request.
-pub async fn collection_cached(
+/// connection): the read path of record requests when the replica's
+/// catalog cache misses.
+pub async fn collection_prepared(
     client: &deadpool_postgres::Client,
     name: &str,
 ) -> Result<Option<Collection>, tokio_postgres::Error> {
@@ -429,15 +430,37 @@ pub fn select_expr(field: &Field) -> String {
     }
 }
 
-/// The JSON value of column `i` of `row`, read with [`select_expr`].
-pub fn read_value(row: &Row, i: usize, t: FieldType) -> Json {
-    match t {
-        FieldType::Text | FieldType::Enum | FieldType::Decimal => {
-            json!(row.get::<_, Option<String>>(i))
+/// Whether a read failed because the collection's table no longer matches
+/// the catalog the statement was built from (a concurrent schema change the
+/// reader's catalog, or a connection's prepared statement, had not seen yet):
+/// a column gone, the table gone, a column's type changed ("cached plan must
+/// not change result type", or a value of another type). Reading again with
+/// the catalog read afresh answers it.
+pub fn schema_moved(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    match e.code() {
+        Some(code) => {
+            *code == SqlState::UNDEFINED_COLUMN
+                || *code == SqlState::UNDEFINED_TABLE
+                || *code == SqlState::FEATURE_NOT_SUPPORTED
         }
-        FieldType::Integer => json!(row.get::<_, Option<i64>>(i)),
-        FieldType::Boolean => json!(row.get::<_, Option<bool>>(i)),
-        FieldType::Date => match row.get::<_, Option<Date>>(i) {
+        None => {
+            std::error::Error::source(e).is_some_and(|s| s.is::<tokio_postgres::types::WrongType>())
+        }
+    }
+}
+
+/// The JSON value of column `i` of `row`, read with [`select_expr`]. Fails
+/// (instead of panicking) when the column's type is not the field's: the
+/// catalog a reader holds can trail a concurrent type change.
+pub fn read_value(row: &Row, i: usize, t: FieldType) -> Result<Json, tokio_postgres::Error> {
+    Ok(match t {
+        FieldType::Text | FieldType::Enum | FieldType::Decimal => row
+            .try_get::<_, Option<String>>(i)?
+            .map_or(Json::Null, Json::String),
+        FieldType::Integer => json!(row.try_get::<_, Option<i64>>(i)?),
+        FieldType::Boolean => json!(row.try_get::<_, Option<bool>>(i)?),
+        FieldType::Date => match row.try_get::<_, Option<Date>>(i)? {
             Some(d) => json!(format!(
                 "{:04}-{:02}-{:02}",
                 d.year(),
@@ -446,7 +469,7 @@ pub fn read_value(row: &Row, i: usize, t: FieldType) -> Json {
             )),
             None => Json::Null,
         },
-        FieldType::Timestamp => match row.get::<_, Option<OffsetDateTime>>(i) {
+        FieldType::Timestamp => match row.try_get::<_, Option<OffsetDateTime>>(i)? {
             Some(t) => t
                 .to_offset(time::UtcOffset::UTC)
                 .format(&Rfc3339)
@@ -454,8 +477,8 @@ pub fn read_value(row: &Row, i: usize, t: FieldType) -> Json {
                 .unwrap_or(Json::Null),
             None => Json::Null,
         },
-        FieldType::Json => row.get::<_, Option<Json>>(i).unwrap_or(Json::Null),
-    }
+        FieldType::Json => row.try_get::<_, Option<Json>>(i)?.unwrap_or(Json::Null),
+    })
 }
 
 #[cfg(test)]

@@ -113,6 +113,8 @@ pub enum QueryError {
     Cursor,
     #[error("limit must be between 1 and {MAX_PAGE}")]
     Limit,
+    #[error("count must be exact or estimate")]
+    Count,
     #[error("the query ran longer than the statement timeout; narrow the filter or sort on an indexed field")]
     Timeout,
     #[error(transparent)]
@@ -206,10 +208,13 @@ pub struct Count {
     pub exact: bool,
 }
 
-/// A page of records and the cursor for the next one.
+/// A page of records and the cursor for the next one: the list response's
+/// body as it is (serialized straight from the records, no copy).
+#[derive(serde::Serialize)]
 pub struct Page {
     pub items: Vec<Record>,
     pub next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<Count>,
 }
 
@@ -424,7 +429,8 @@ pub async fn list(
         .iter()
         .take(l.limit as usize)
         .map(|r| from_row(c, r))
-        .collect();
+        .collect::<Result<_, _>>()
+        .map_err(QueryError::Db)?;
     let next_cursor = match (more, items.last()) {
         (true, Some(last)) => {
             let mut values: Vec<Json> = l.sort.iter().map(|k| k.key.value(last)).collect();

@@ -63,20 +63,20 @@ fn select_list(c: &Collection) -> String {
 }
 
 /// A record from a row selected with [`select_list`].
-pub fn from_row(c: &Collection, row: &Row) -> Record {
+pub fn from_row(c: &Collection, row: &Row) -> Result<Record, tokio_postgres::Error> {
     let mut data = Map::new();
     for (i, f) in c.fields.iter().enumerate() {
-        data.insert(f.name.clone(), read_value(row, 6 + i, f.field_type));
+        data.insert(f.name.clone(), read_value(row, 6 + i, f.field_type)?);
     }
-    Record {
-        id: row.get(0),
-        version: row.get(1),
-        created_at: row.get(2),
-        updated_at: row.get(3),
-        created_by: row.get(4),
-        updated_by: row.get(5),
+    Ok(Record {
+        id: row.try_get(0)?,
+        version: row.try_get(1)?,
+        created_at: row.try_get(2)?,
+        updated_at: row.try_get(3)?,
+        created_by: row.try_get(4)?,
+        updated_by: row.try_get(5)?,
         data,
-    }
+    })
 }
 
 pub fn select_sql(c: &Collection) -> String {
@@ -158,7 +158,7 @@ pub async fn insert<C: GenericClient>(
         select_list(c)
     );
     match client.query_one(&sql, &params).await {
-        Ok(row) => Ok(from_row(c, &row)),
+        Ok(row) => Ok(from_row(c, &row)?),
         Err(e) => Err(duplicate(c, &e).unwrap_or(WriteError::Db(e))),
     }
 }
@@ -171,7 +171,7 @@ pub async fn get<C: GenericClient>(
     let row = client
         .query_opt(&format!("{} WHERE id = $1", select_sql(c)), &[&id])
         .await?;
-    Ok(row.map(|r| from_row(c, &r)))
+    row.map(|r| from_row(c, &r)).transpose()
 }
 
 /// Locks a record for a write and checks the version the client last saw
@@ -189,6 +189,7 @@ async fn lock_current<C: GenericClient>(
         )
         .await?
         .map(|r| from_row(c, &r))
+        .transpose()?
     else {
         return Err(WriteError::NotFound(id));
     };
@@ -234,7 +235,7 @@ pub async fn update<C: GenericClient>(
         select_list(c)
     );
     match client.query_one(&sql, &params).await {
-        Ok(row) => Ok((before, from_row(c, &row))),
+        Ok(row) => Ok((before, from_row(c, &row)?)),
         Err(e) => Err(duplicate(c, &e).unwrap_or(WriteError::Db(e))),
     }
 }

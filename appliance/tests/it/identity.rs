@@ -6,7 +6,7 @@ use std::process::Command;
 use serde_json::json;
 
 use crate::harness::api::{
-    assert_error, session_cookie, setup_token, ApiClient, Site, ADMIN, PASSWORD,
+    assert_error, eventually, session_cookie, setup_token, ApiClient, Site, ADMIN, PASSWORD,
 };
 use crate::harness::app::AppConfig;
 use crate::harness::pg::shared;
@@ -443,6 +443,8 @@ async fn api_tokens_are_scoped_shown_once_revocable_and_expire() {
     )
     .await
     .expect("expire");
+    // A change made by SQL reaches the server's token cache by notification.
+    eventually(&token, "/api/v1/audit", 401).await;
     assert_error(&token.get("/api/v1/audit").await, 401, "unauthenticated");
     sql.execute(
         "UPDATE api_tokens SET expires_at = NULL WHERE id = $1",

@@ -221,6 +221,28 @@ impl Site {
     }
 }
 
+/// Repeats a GET until it answers `status`, and returns the body. For
+/// changes made outside the replica asked (by SQL, or on another replica),
+/// which reach its caches by notification; well under the caches' 30 s
+/// lifetime, so passing means the notification did the work.
+pub async fn eventually(client: &ApiClient, path: &str, status: u16) -> Value {
+    let within = std::time::Duration::from_secs(5);
+    let started = std::time::Instant::now();
+    loop {
+        let r = client.get(path).await;
+        if r.status == status {
+            return r.json();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{path} still answers {} after {within:?}: {}",
+            r.status,
+            r.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The token from the "no admin exists yet" log event's setup link.
 pub fn setup_token(app: &mut App) -> String {
     let event = app.wait_event(
