@@ -100,7 +100,9 @@ impl From<QueryError> for ErrorBody {
             QueryError::Cursor => ErrorBody::new(ErrorCode::InvalidCursor, e.to_string()),
             QueryError::Limit => invalid_field("limit", e.to_string()),
             QueryError::Count => invalid_field("count", e.to_string()),
-            QueryError::Timeout => ErrorBody::new(ErrorCode::QueryTimeout, e.to_string()),
+            QueryError::Timeout => {
+                ErrorBody::new(ErrorCode::QueryTimeout, e.to_string()).retry_after(1)
+            }
             QueryError::Db(e) => e.into(),
         }
     }

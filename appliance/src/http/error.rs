@@ -230,6 +230,17 @@ impl From<tokio_postgres::Error> for ErrorBody {
                 "the database is unavailable; try again shortly",
             );
         }
+        if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
+            // Every pooled connection runs under `api.query_timeout_ms`.
+            tracing::warn!(error = %crate::db::describe_pg_error(&e), "a request's statement hit the statement timeout");
+            return ErrorBody::new(
+                ErrorCode::QueryTimeout,
+                "the database took longer than the server allows for one statement \
+                 (api.query_timeout_ms), for example while a schema change held the table; \
+                 try again shortly",
+            )
+            .retry_after(1);
+        }
         tracing::error!(error = %crate::db::describe_pg_error(&e), "database error during a request");
         ErrorBody::new(
             ErrorCode::Internal,

@@ -115,7 +115,7 @@ pub enum QueryError {
     Limit,
     #[error("count must be exact or estimate")]
     Count,
-    #[error("the query ran longer than the statement timeout; narrow the filter or sort on an indexed field")]
+    #[error("the query ran longer than the statement timeout (api.query_timeout_ms); narrow the filter or sort on an indexed field, or retry if a schema change was holding the collection")]
     Timeout,
     #[error(transparent)]
     Db(tokio_postgres::Error),
@@ -379,7 +379,7 @@ pub async fn list(
     if client.statement_cache.size() > STATEMENT_CACHE_LIMIT {
         client.statement_cache.clear();
     }
-    let statement = client.prepare_cached(&sql).await.map_err(QueryError::Db)?;
+    let statement = client.prepare_cached(&sql).await.map_err(timeout_or_db)?;
     let mut rows = client
         .query(&statement, &refs)
         .await
@@ -407,7 +407,7 @@ pub async fn list(
         let tail = client
             .prepare_cached(&tail_sql)
             .await
-            .map_err(QueryError::Db)?;
+            .map_err(timeout_or_db)?;
         rows.extend(
             client
                 .query(&tail, &tail_refs)

@@ -682,12 +682,6 @@ pub async fn change_type(
             ),
         ));
     }
-    if field.default.is_some() {
-        return Err(invalid(
-            "type",
-            "a field with a default cannot change type; add a new field instead",
-        ));
-    }
     if to == FieldType::Enum {
         let probe = NewField {
             name: field.name.clone(),
@@ -701,6 +695,17 @@ pub async fn change_type(
         };
         validate("enum_values", &probe, &[])?;
     }
+    let mut changed = field.clone();
+    changed.field_type = to;
+    changed.enum_values = if to == FieldType::Enum {
+        enum_values.to_vec()
+    } else {
+        Vec::new()
+    };
+    changed.default = match &field.default {
+        Some(d) => Some(converted_default(d, &changed)?),
+        None => None,
+    };
     tx.batch_execute(&format!(
         "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0; \
          LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE",
@@ -749,8 +754,21 @@ pub async fn change_type(
         (_, FieldType::Text | FieldType::Enum) => format!("{}::text", field.column()),
         (_, to) => format!("{}::text::{}", field.column(), sql_type(to)),
     };
+    // The default goes while the column is rewritten and comes back in the
+    // new type (PostgreSQL cannot cast a column's default for us).
+    let (drop_default, set_default) = match changed.default {
+        Some(_) => (
+            format!("ALTER COLUMN {} DROP DEFAULT, ", field.column()),
+            format!(
+                ", ALTER COLUMN {} SET{}",
+                field.column(),
+                default_clause(tx, &changed).await?
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
     tx.batch_execute(&format!(
-        "ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {using}",
+        "ALTER TABLE {} {drop_default}ALTER COLUMN {} TYPE {} USING {using}{set_default}",
         c.table(),
         field.column(),
         sql_type(to)
@@ -758,8 +776,6 @@ pub async fn change_type(
     .await
     .map_err(busy_or)?;
     let json = to == FieldType::Json;
-    let mut changed = field.clone();
-    changed.field_type = to;
     for unique in [true, false] {
         let wanted = if unique { field.unique } else { field.indexed };
         if wanted && !json {
@@ -773,16 +789,54 @@ pub async fn change_type(
             .await?;
         }
     }
-    let values: Vec<String> = if to == FieldType::Enum {
-        enum_values.to_vec()
-    } else {
-        Vec::new()
-    };
     tx.execute(
-        "UPDATE collection_fields SET field_type = $2, enum_values = $3, \
+        "UPDATE collection_fields SET field_type = $2, enum_values = $3, default_value = $5, \
          is_unique = is_unique AND NOT $4, indexed = indexed AND NOT $4 WHERE id = $1",
-        &[&field.id, &super::field_type_name(to), &values, &json],
+        &[
+            &field.id,
+            &super::field_type_name(to),
+            &changed.enum_values,
+            &json,
+            &changed.default,
+        ],
     )
     .await?;
     touch(tx, c).await
+}
+
+/// A field's default in the type it changes to (`to` carries the new type
+/// and enum values), by the same rules as its stored values: through its
+/// text form. Refused when it does not convert.
+fn converted_default(default: &Json, to: &Field) -> Result<Json, SchemaError> {
+    let text = match default {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let refuse = || {
+        invalid(
+            "type",
+            format!(
+                "the field's default {text:?} is not a valid {}; change the default first, or \
+                 add a new field",
+                super::field_type_name(to.field_type)
+            ),
+        )
+    };
+    if !converts(&text, to.field_type, &to.enum_values) {
+        return Err(refuse());
+    }
+    let value = match to.field_type {
+        FieldType::Integer => text.parse::<i64>().map(Json::from).map_err(|_| refuse())?,
+        FieldType::Boolean => Json::Bool(text == "true"),
+        FieldType::Json => serde_json::from_str(&text).map_err(|_| refuse())?,
+        FieldType::Timestamp if super::filter::parse_timestamp(&text).is_none() => {
+            // A date becomes its midnight in UTC, as the column's values do.
+            Json::String(format!("{text}T00:00:00Z"))
+        }
+        _ => Json::String(text.clone()),
+    };
+    match to_cell(to, &value) {
+        Ok(cell) if !cell.is_null() => Ok(value),
+        _ => Err(refuse()),
+    }
 }

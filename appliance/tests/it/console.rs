@@ -260,6 +260,15 @@ async fn console_flow() {
 
 /// Collections: create one, give it fields, add and edit records, filter
 /// and sort them, see a record's history.
+/// The labels of the records table, top to bottom.
+async fn shown_labels(b: &Browser) -> serde_json::Value {
+    b.script(
+        "return [...document.querySelectorAll('#records-table td[data-field=label]')].map(c => c.textContent);",
+        serde_json::json!([]),
+    )
+    .await
+}
+
 async fn collections_flow(b: &mut Browser, checks: &mut Checks) {
     // Collections: create one, give it fields, add and edit records, filter
     // and sort them, see a record's history.
@@ -330,6 +339,33 @@ async fn collections_flow(b: &mut Browser, checks: &mut Checks) {
         )
         .await;
     assert_eq!(labels, serde_json::json!(["ThinkPad"]));
+    // An alternative in the same group (OR), restored from the URL: qty > 1
+    // or label = Pixel; then the alternative negated: qty > 1 or not Pixel.
+    b.click("#add-alternative-0").await;
+    b.click("#cond-field-1 option[value='label']").await;
+    b.click("#cond-op-1 option[value='eq']").await;
+    b.type_into("#cond-value-1", "Pixel").await;
+    b.click("#records-filter button[type=submit]").await;
+    b.page("records").await;
+    let search = b
+        .script(
+            "return decodeURIComponent(location.search);",
+            serde_json::json!([]),
+        )
+        .await;
+    assert!(
+        search.as_str().unwrap_or("").contains(r#"{"or":["#),
+        "{search}"
+    );
+    assert_eq!(
+        shown_labels(b).await,
+        serde_json::json!(["ThinkPad", "Pixel"])
+    );
+    checks.page(b, "records-filter-or").await;
+    b.click("#cond-not-1").await;
+    b.click("#records-filter button[type=submit]").await;
+    b.page("records").await;
+    assert_eq!(shown_labels(b).await, serde_json::json!(["ThinkPad"]));
     // Sorting by a column heading.
     b.click("#records-clear").await;
     b.page("records").await;

@@ -768,7 +768,8 @@ async fn a_field_changes_type_only_when_every_value_converts() {
             json!({ "name": "parts", "fields": [
                 { "name": "size", "type": "text", "indexed": true },
                 { "name": "price", "type": "decimal" },
-                { "name": "day", "type": "date" }
+                { "name": "day", "type": "date" },
+                { "name": "qty", "type": "integer", "default": 5 }
             ] }),
         )
         .await;
@@ -853,6 +854,110 @@ async fn a_field_changes_type_only_when_every_value_converts() {
         .await
         .json();
     assert_eq!(got["data"]["size"], "-7");
+
+    // A field with a default: the default converts with the values.
+    let r = change("qty", json!({ "type": "text" })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let new = |data: Value| async move {
+        let r = admin
+            .post("/api/v1/collections/parts/records", json!({ "data": data }))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()
+    };
+    assert_eq!(new(json!({ "size": "1" })).await["data"]["qty"], "5");
+    assert_eq!(got["data"]["qty"], 5);
+    let got = admin
+        .get(&format!("/api/v1/collections/parts/records/{}", ids[2]))
+        .await
+        .json();
+    assert_eq!(got["data"]["qty"], "5");
+    // "5" is no boolean: the default is named, nothing changes.
+    let r = change("qty", json!({ "type": "boolean" })).await;
+    assert_error(&r, 422, "validation_failed");
+    assert!(r.body.contains("default"), "{}", r.body);
+    let r = change("qty", json!({ "type": "integer" })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(new(json!({ "size": "2" })).await["data"]["qty"], 5);
+    let fields = admin.get("/api/v1/collections/parts").await.json()["fields"].clone();
+    let qty = fields
+        .as_array()
+        .expect("fields")
+        .iter()
+        .find(|f| f["name"] == "qty")
+        .expect("qty")
+        .clone();
+    assert_eq!(qty["default"], 5, "{qty}");
+    assert_eq!(qty["type"], "integer", "{qty}");
+
     let audit = admin.get("/api/v1/audit?action=field.update").await.body;
     assert!(audit.contains("\"type\""), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_held_up_past_the_timeout_answers_query_timeout_and_changes_nothing() {
+    let site = Site::start_with("[api]\nquery_timeout_ms = 300\n").await;
+    let admin = &site.admin;
+    let r = admin
+        .post(
+            "/api/v1/collections",
+            json!({ "name": "held", "fields": [{ "name": "title", "type": "text" }] }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = admin
+        .post(
+            "/api/v1/collections/held/records",
+            json!({ "data": { "title": "kept" } }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].clone();
+
+    // Another session holds the table (as a long schema change or a
+    // maintenance job might): reads and writes wait, and give up at the
+    // statement timeout with a clear, retryable error.
+    let sql = site.sql().await;
+    let collection_id: i64 = sql
+        .query_one("SELECT id FROM collections WHERE name = 'held'", &[])
+        .await
+        .expect("collection")
+        .get(0);
+    let table = format!("records.\"c_{collection_id}\"");
+    sql.batch_execute(&format!(
+        "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;"
+    ))
+    .await
+    .expect("lock");
+    let started = std::time::Instant::now();
+    let list = admin.get("/api/v1/collections/held/records").await;
+    assert_error(&list, 503, "query_timeout");
+    assert!(list.header("retry-after").is_some(), "{:?}", list.headers);
+    let one = admin
+        .get(&format!("/api/v1/collections/held/records/{id}"))
+        .await;
+    assert_error(&one, 503, "query_timeout");
+    let write = admin
+        .post(
+            "/api/v1/collections/held/records",
+            json!({ "data": { "title": "not written" } }),
+        )
+        .await;
+    assert_error(&write, 503, "query_timeout");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "three statements under a 300 ms timeout took {:?}",
+        started.elapsed()
+    );
+    sql.batch_execute("ROLLBACK").await.expect("release");
+
+    let list = admin.get("/api/v1/collections/held/records").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let titles: Vec<Value> = list.json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| r["data"]["title"].clone())
+        .collect();
+    assert_eq!(titles, vec![json!("kept")]);
 }
