@@ -7,9 +7,11 @@
 //!   pgbench running the page's SQL at `-R 500` in the same run;
 //! - the same request's maximum throughput against pgbench's tps;
 //! - a deep cursor page (page 10,000 of 50, reached by walking cursors);
-//! - create and update throughput.
+//! - create and update throughput;
+//! - CSV export streamed over HTTPS (curl) of 100k, ~1M and ~3M rows against
+//!   `COPY … TO STDOUT (FORMAT csv)` of the same rows, and the server's peak RSS.
 //!
-//! Needs `wrk` and PostgreSQL's `pgbench`: `apt-get install wrk postgresql`.
+//! Needs `wrk`, `curl` and PostgreSQL's `pgbench`: `apt-get install wrk curl postgresql`.
 
 #[path = "../tests/it/harness/mod.rs"]
 #[allow(dead_code)]
@@ -225,6 +227,54 @@ end
         },
         dir,
     );
+    // CSV exports: streamed to curl over HTTPS, against COPY of the same
+    // rows to a client in the same run; the server's peak RSS meanwhile.
+    let csv_columns = std::iter::once("id::text".to_string())
+        .chain(f.iter().map(|c| format!("{c}::text")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let export_100k = export_pair(
+        &runtime,
+        &sql,
+        &table,
+        &csv_columns,
+        &app,
+        addr,
+        &token,
+        Some((&f[2], 100)),
+    );
+    let export_1m = export_pair(
+        &runtime,
+        &sql,
+        &table,
+        &csv_columns,
+        &app,
+        addr,
+        &token,
+        None,
+    );
+    runtime
+        .block_on(sql.batch_execute(&format!(
+            "INSERT INTO {table} ({}) \
+             SELECT 'title ' || g, (ARRAY['open','closed','pending'])[1 + g % 3], g % 1000, \
+                    (g % 100000) / 100.0, date '2026-01-01' + (g % 365), \
+                    timestamptz '2026-01-01' + g * interval '1 second', g % 2 = 0, \
+                    'owner' || (g % 50), jsonb_build_object('n', g % 10), 'code-' || g \
+             FROM generate_series({RECORDS} + 1, 3 * {RECORDS}) g; ANALYZE {table};",
+            f.join(", ")
+        )))
+        .expect("load 2M more records");
+    let export_3m = export_pair(
+        &runtime,
+        &sql,
+        &table,
+        &csv_columns,
+        &app,
+        addr,
+        &token,
+        None,
+    );
+
     let _ = app.stop();
     let pg_paced = load::pgbench(
         &cluster,
@@ -259,4 +309,137 @@ end
     println!("\n## Writes (16 connections, audited)");
     report("create", &create);
     report("update (PATCH, random record)", &update);
+    println!("\n## CSV export, streamed over HTTPS (curl) vs COPY ... TO STDOUT (FORMAT csv) to a client");
+    for (label, e) in [
+        ("100k rows (priority < 100)", &export_100k),
+        ("all rows (~1M)", &export_1m),
+        ("all rows (~3M)", &export_3m),
+    ] {
+        println!(
+            "{label:28} {:>9} rows {:>6.1} MB  streamed {:>6.2} s  COPY {:>6.2} s  -> {:.2}x (target <= 1.5x)  server peak RSS {:.1} MB (target <= 50)",
+            e.rows,
+            e.bytes as f64 / 1e6,
+            e.streamed_secs,
+            e.copy_secs,
+            e.streamed_secs / e.copy_secs,
+            e.peak_rss_mb
+        );
+    }
+}
+
+struct ExportRun {
+    rows: i64,
+    bytes: u64,
+    streamed_secs: f64,
+    copy_secs: f64,
+    peak_rss_mb: f64,
+}
+
+/// Streams the export (curl, discarding the body) while sampling the
+/// server's RSS, then runs COPY of the same rows; `filter` is
+/// `(column, bound)` for `column < bound`.
+#[allow(clippy::too_many_arguments)]
+fn export_pair(
+    runtime: &tokio::runtime::Runtime,
+    sql: &tokio_postgres::Client,
+    table: &str,
+    columns: &str,
+    app: &harness::app::App,
+    addr: std::net::SocketAddr,
+    token: &str,
+    filter: Option<(&str, i64)>,
+) -> ExportRun {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let mut url = format!("https://{addr}/api/v1/collections/big/export.csv");
+    let mut condition = "true".to_string();
+    if let Some((column, bound)) = filter {
+        url.push_str(&format!(
+            "?filter={}",
+            encode(&format!(
+                r#"{{"field":"priority","op":"lt","value":{bound}}}"#
+            ))
+        ));
+        condition = format!("{column} < {bound}");
+    }
+    let pid = app.pid();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut peak_kb = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                    if let Some(kb) = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmRSS:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                    {
+                        peak_kb = peak_kb.max(kb);
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            peak_kb
+        })
+    };
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-k",
+            "--fail",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+        ])
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(&url)
+        .output()
+        .expect("curl (apt-get install curl)");
+    let streamed_secs = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let peak_kb = sampler.join().expect("sampler");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("size");
+
+    let copy = format!(
+        "COPY (SELECT {columns} FROM {table} WHERE {condition} ORDER BY id) TO STDOUT (FORMAT csv, HEADER)"
+    );
+    let started = std::time::Instant::now();
+    let copied = runtime.block_on(async {
+        use futures_util::StreamExt;
+        let stream = sql.copy_out(&copy).await.expect("copy");
+        futures_util::pin_mut!(stream);
+        let mut n = 0u64;
+        while let Some(chunk) = stream.next().await {
+            n += chunk.expect("copy data").len() as u64;
+        }
+        n
+    });
+    let copy_secs = started.elapsed().as_secs_f64();
+    let rows: i64 = runtime
+        .block_on(sql.query_one(
+            &format!("SELECT count(*) FROM {table} WHERE {condition}"),
+            &[],
+        ))
+        .expect("count")
+        .get(0);
+    assert!(copied > 0);
+    ExportRun {
+        rows,
+        bytes,
+        streamed_secs,
+        copy_secs,
+        peak_rss_mb: peak_kb as f64 / 1024.0,
+    }
 }

@@ -995,10 +995,18 @@ async function recordsView(main, name) {
 
   const panel = h('div', { id: 'record-panel' });
   const results = h('div', { id: 'records-results', 'aria-live': 'polite' });
+  const actions = h('div', { class: 'records-actions' });
   if (writable) {
-    append(main, h('button', { type: 'button', id: 'new-record', onclick: () => showRecord(null) }, 'New record'));
+    append(actions, h('button', { type: 'button', id: 'new-record', onclick: () => showRecord(null) }, 'New record'));
   }
-  append(main, panel, results);
+  if (can('records:export')) {
+    // The same filter and sort as the view, every matching record.
+    const q = new URLSearchParams();
+    if (params.get('filter')) q.set('filter', params.get('filter'));
+    if (sort) q.set('sort', sort);
+    append(actions, h('a', { id: 'records-export', class: 'button-link', download: '', href: `/api/v1/collections/${name}/export.csv${q.toString() ? `?${q}` : ''}` }, 'Export to CSV'));
+  }
+  append(main, actions, panel, results);
 
   const sortKeys = sort ? sort.split(',') : [];
   const sortState = (fname) => {

@@ -203,6 +203,9 @@ async fn serve_with_database(
         keys,
         auth: AuthSettings::from_config(&config.auth),
         caches,
+        exports: Arc::new(tokio::sync::Semaphore::new(
+            (config.database.pool_size / 4).max(1),
+        )),
         rate_limiter: Arc::new(RateLimiter::new(config.api.rate_limit_per_minute)),
         body_limit: config.http.body_limit_bytes,
     };

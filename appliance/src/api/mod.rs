@@ -10,6 +10,7 @@ mod account;
 mod audit_log;
 mod auth;
 mod collections;
+mod exports;
 pub mod idempotency;
 pub mod openapi;
 pub mod ratelimit;
@@ -113,6 +114,7 @@ fn api() -> Api {
     let api = system::routes(api);
     let api = collections::routes(api);
     let api = records::routes(api);
+    let api = exports::routes(api);
     openapi::routes(api)
 }
 

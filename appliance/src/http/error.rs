@@ -59,11 +59,13 @@ pub enum ErrorCode {
     InvalidSort,
     /// A query ran longer than the statement timeout.
     QueryTimeout,
+    /// The server streams as many exports as it allows at once.
+    ExportsBusy,
 }
 
 impl ErrorCode {
     /// Every code, for the documentation test.
-    pub const ALL: [ErrorCode; 36] = [
+    pub const ALL: [ErrorCode; 37] = [
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
@@ -100,6 +102,7 @@ impl ErrorCode {
         ErrorCode::InvalidFilter,
         ErrorCode::InvalidSort,
         ErrorCode::QueryTimeout,
+        ErrorCode::ExportsBusy,
     ];
 
     pub fn status(self) -> StatusCode {
@@ -115,7 +118,7 @@ impl ErrorCode {
             | InvalidSort => StatusCode::BAD_REQUEST,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             DuplicateValue | SchemaConflict => StatusCode::CONFLICT,
-            CollectionBusy | QueryTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            CollectionBusy | QueryTimeout | ExportsBusy => StatusCode::SERVICE_UNAVAILABLE,
             ValidationFailed | PasswordPolicy => StatusCode::UNPROCESSABLE_ENTITY,
             Unauthenticated | InvalidCredentials | MfaRequired | InvalidMfaCode => {
                 StatusCode::UNAUTHORIZED

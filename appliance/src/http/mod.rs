@@ -33,6 +33,9 @@ pub struct AppState {
     pub auth: AuthSettings,
     /// API tokens and collection catalogs, kept true by notifications.
     pub caches: Arc<crate::cache::Caches>,
+    /// Streamed exports running at once on this replica (each holds a
+    /// database connection while it runs).
+    pub exports: Arc<tokio::sync::Semaphore>,
     pub rate_limiter: Arc<RateLimiter>,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,

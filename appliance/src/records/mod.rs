@@ -4,6 +4,7 @@
 //! here from numeric ids (`records."c_12"`, `"f_34"`); user-chosen names
 //! only ever appear as bind parameters.
 
+pub mod export;
 pub mod filter;
 pub mod query;
 pub mod schema;

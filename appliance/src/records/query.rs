@@ -121,6 +121,20 @@ pub enum QueryError {
     Db(tokio_postgres::Error),
 }
 
+/// `ORDER BY` terms: the sort keys (missing values last), then `id`.
+pub(crate) fn order_by(sort: &[SortKey]) -> Vec<String> {
+    sort.iter()
+        .map(|k| {
+            format!(
+                "{} {} NULLS LAST",
+                k.key.expr(),
+                if k.descending { "DESC" } else { "ASC" }
+            )
+        })
+        .chain(std::iter::once("id ASC".to_string()))
+        .collect()
+}
+
 /// Parses `sort=-priority,title`: up to three keys, `-` for descending.
 pub fn parse_sort(c: &Collection, spec: Option<&str>) -> Result<Vec<SortKey>, QueryError> {
     let mut keys = Vec::new();
@@ -341,18 +355,7 @@ pub async fn list(
         ));
         next += 1;
     }
-    let order: Vec<String> = l
-        .sort
-        .iter()
-        .map(|k| {
-            format!(
-                "{} {} NULLS LAST",
-                k.key.expr(),
-                if k.descending { "DESC" } else { "ASC" }
-            )
-        })
-        .chain(std::iter::once("id ASC".to_string()))
-        .collect();
+    let order = order_by(&l.sort);
     let sql = format!(
         "{} WHERE {} ORDER BY {} LIMIT ${next}",
         select_sql(c),

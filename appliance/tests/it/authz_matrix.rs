@@ -75,6 +75,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
         "/api/v1/collections/{collection}/records/{id}",
         "AE",
     ),
+    ("GET", "/api/v1/collections/{collection}/export.csv", "AE"),
 ];
 
 /// Error codes that mean "not allowed".

@@ -366,6 +366,23 @@ async fn collections_flow(b: &mut Browser, checks: &mut Checks) {
     b.click("#records-filter button[type=submit]").await;
     b.page("records").await;
     assert_eq!(shown_labels(b).await, serde_json::json!(["ThinkPad"]));
+    // The export link carries the view's filter: the file holds what the
+    // table shows (fetched by the page, with the session, as a download is).
+    let csv = b
+        .cmd_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch(document.querySelector('#records-export').href)\
+               .then(r => r.text().then(t => done(r.status + ' ' + r.headers.get('content-type') + '\\n' + t)))\
+               .catch(e => done('failed: ' + e));",
+        )
+        .await;
+    let csv = csv.as_str().unwrap_or("");
+    assert!(
+        csv.starts_with("200 text/csv; charset=utf-8; header=present\nid,label,qty,kind\r\n"),
+        "{csv:?}"
+    );
+    assert!(csv.contains(",ThinkPad,3,laptop\r\n"), "{csv:?}");
+    assert!(!csv.contains("Pixel"), "{csv:?}");
     // Sorting by a column heading.
     b.click("#records-clear").await;
     b.page("records").await;

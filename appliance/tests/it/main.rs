@@ -10,6 +10,7 @@ mod caches;
 mod config_errors;
 mod console;
 mod database_tls;
+mod exports;
 mod http_surface;
 mod identity;
 mod lifecycle;

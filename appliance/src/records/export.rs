@@ -1,0 +1,193 @@
+//! CSV exports of a collection's records: the statement that reads every
+//! record a filter matches (each value as PostgreSQL's text, the form `COPY`
+//! writes), and the RFC 4180 encoding with values that spreadsheets would run
+//! as formulas neutralised.
+//!
+//! The encoding matches `COPY … TO STDOUT (FORMAT csv, HEADER)` apart from
+//! two documented differences: records end with CRLF (RFC 4180; `COPY` writes
+//! LF), and, unless asked to keep them, text values starting with `=`, `+`,
+//! `-`, `@`, a tab or a carriage return get a leading `'`. A missing value is
+//! an empty field and an empty text is `""`, as in `COPY`.
+
+use tokio_postgres::types::ToSql;
+
+use super::filter::{self, Filter, Value};
+use super::query::SortKey;
+use super::{Collection, Field, FieldType};
+
+/// Whether values that look like spreadsheet formulas are neutralised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Formulas {
+    /// Prefix them with `'` (the default).
+    Neutralise,
+    /// Write them as they are (for machines, not spreadsheets).
+    Keep,
+}
+
+/// What to export: the visible fields chosen (all by default), a filter and
+/// a sort, as the records listing takes them.
+pub struct Export<'a> {
+    pub collection: &'a Collection,
+    pub fields: Vec<&'a Field>,
+    pub filter: Option<&'a Filter>,
+    pub sort: &'a [SortKey],
+    pub formulas: Formulas,
+}
+
+impl Export<'_> {
+    /// The statement and its parameters: `id` then the chosen fields, every
+    /// value cast to text, in the sort's order then by id.
+    pub fn statement(&self) -> (String, Vec<Value>) {
+        let c = self.collection;
+        // Aliased: ORDER BY resolves a bare name to an output column first,
+        // and the text of a column must not be what it sorts by.
+        let mut columns = vec!["id::text AS out_id".to_string()];
+        columns.extend(
+            self.fields
+                .iter()
+                .map(|f| format!("{}::text AS out_{}", f.column(), f.id)),
+        );
+        let (condition, values) = match self.filter {
+            Some(f) => filter::to_sql(f, &c.filter_fields(), 1),
+            None => ("true".to_string(), Vec::new()),
+        };
+        let order = super::query::order_by(self.sort);
+        (
+            format!(
+                "SELECT {} FROM {} WHERE {condition} ORDER BY {}",
+                columns.join(", "),
+                c.table(),
+                order.join(", ")
+            ),
+            values,
+        )
+    }
+
+    /// The header record: `id` and the field names.
+    pub fn header(&self, out: &mut Vec<u8>) {
+        let mut names = vec!["id"];
+        names.extend(self.fields.iter().map(|f| f.name.as_str()));
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_field(out, Some(name), false);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Which columns of a row hold text a spreadsheet could take for a
+    /// formula (text, enum and json values; numbers, dates and booleans
+    /// cannot start with a formula character other than a minus sign, which
+    /// there only means a negative number).
+    pub fn neutralised_columns(&self) -> Vec<bool> {
+        let mut mask = vec![false];
+        mask.extend(self.fields.iter().map(|f| {
+            self.formulas == Formulas::Neutralise
+                && matches!(
+                    f.field_type,
+                    FieldType::Text | FieldType::Enum | FieldType::Json
+                )
+        }));
+        mask
+    }
+}
+
+/// The parameters of [`Export::statement`] as the driver takes them.
+pub fn params(values: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    values.iter().map(|v| v.as_sql()).collect()
+}
+
+/// Appends one record.
+pub fn write_record(out: &mut Vec<u8>, values: &[Option<&str>], neutralise: &[bool]) {
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_field(out, *value, neutralise.get(i).copied().unwrap_or(false));
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Characters that make a spreadsheet evaluate a cell (OWASP's list).
+fn looks_like_formula(value: &str) -> bool {
+    matches!(
+        value.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    )
+}
+
+fn write_field(out: &mut Vec<u8>, value: Option<&str>, neutralise: bool) {
+    let Some(value) = value else {
+        // A missing value: an empty, unquoted field (as COPY writes NULL).
+        return;
+    };
+    let prefix = neutralise && looks_like_formula(value);
+    let quote = value.is_empty()
+        || value
+            .bytes()
+            .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'));
+    if quote {
+        out.push(b'"');
+    }
+    if prefix {
+        out.push(b'\'');
+    }
+    if quote {
+        for part in value.split_inclusive('"') {
+            out.extend_from_slice(part.as_bytes());
+            if part.ends_with('"') {
+                out.push(b'"');
+            }
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(value.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(values: &[Option<&str>], neutralise: bool) -> String {
+        let mut out = Vec::new();
+        write_record(&mut out, values, &vec![neutralise; values.len()]);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn rfc4180_quoting() {
+        assert_eq!(record(&[Some("a"), Some("b c")], false), "a,b c\r\n");
+        assert_eq!(record(&[Some("a,b")], false), "\"a,b\"\r\n");
+        assert_eq!(
+            record(&[Some("say \"hi\"")], false),
+            "\"say \"\"hi\"\"\"\r\n"
+        );
+        assert_eq!(record(&[Some("two\nlines")], false), "\"two\nlines\"\r\n");
+        assert_eq!(record(&[Some("cr\rhere")], false), "\"cr\rhere\"\r\n");
+        assert_eq!(record(&[Some("\"")], false), "\"\"\"\"\r\n");
+        assert_eq!(record(&[Some("ünï😀")], false), "ünï😀\r\n");
+    }
+
+    #[test]
+    fn missing_and_empty_differ() {
+        assert_eq!(record(&[None, Some(""), None], false), ",\"\",\r\n");
+    }
+
+    #[test]
+    fn formulas_are_neutralised_only_where_asked() {
+        for f in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            let out = record(&[Some(f)], true);
+            assert!(
+                out.starts_with("'") || out.starts_with("\"'"),
+                "{f:?} -> {out:?}"
+            );
+            assert!(!record(&[Some(f)], false).contains('\''), "{f:?}");
+        }
+        assert_eq!(record(&[Some("=a,b")], true), "\"'=a,b\"\r\n");
+        assert_eq!(record(&[Some("=\"x\"")], true), "\"'=\"\"x\"\"\"\r\n");
+        assert_eq!(record(&[Some("a=b")], true), "a=b\r\n");
+        assert_eq!(record(&[Some("")], true), "\"\"\r\n");
+    }
+}
