@@ -55,7 +55,7 @@ fn main() {
     let (token, admin) = runtime.block_on(load::admin_and_token(
         &config,
         addr,
-        &["records:read", "records:write"],
+        &["records:read", "records:write", "records:export"],
     ));
     let bearer = format!("Authorization: Bearer {token}");
     let json = "Content-Type: application/json";

@@ -85,10 +85,12 @@ pub enum Permission {
     RecordsExport,
     #[serde(rename = "collections:manage")]
     CollectionsManage,
+    #[serde(rename = "jobs:manage")]
+    JobsManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Permission::SystemRead,
         Permission::UsersRead,
         Permission::UsersManage,
@@ -98,6 +100,7 @@ impl Permission {
         Permission::RecordsWrite,
         Permission::RecordsExport,
         Permission::CollectionsManage,
+        Permission::JobsManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +114,7 @@ impl Permission {
             Permission::RecordsWrite => "records:write",
             Permission::RecordsExport => "records:export",
             Permission::CollectionsManage => "collections:manage",
+            Permission::JobsManage => "jobs:manage",
         }
     }
 }

@@ -17,6 +17,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
 use tokio_postgres::AsyncMessage;
 
 use crate::authz::Principal;
@@ -27,6 +28,9 @@ use crate::records::Collection;
 pub const AUTH_CHANNEL: &str = "m77_auth";
 /// The channel for collections and their fields.
 pub const CATALOG_CHANNEL: &str = "m77_catalog";
+/// Not a cache: jobs queued (V5), heard on the same connection to wake the
+/// replica's idle workers (`crate::jobs::worker`).
+pub const JOBS_CHANNEL: &str = "m77_jobs";
 
 /// The longest an entry is served without reading the database again.
 pub const TTL: Duration = Duration::from_secs(30);
@@ -165,10 +169,12 @@ impl Caches {
 
 /// Keeps one `LISTEN` connection open for as long as the server runs,
 /// reconnecting with backoff; the caches are live only while it is up.
-pub async fn listen(connections: Connections, caches: Arc<Caches>) {
+/// Queued jobs wake `jobs` (also on every reconnection, for what was
+/// queued meanwhile).
+pub async fn listen(connections: Connections, caches: Arc<Caches>, jobs: Arc<Notify>) {
     let mut backoff = Duration::from_millis(250);
     loop {
-        match listen_once(&connections, &caches).await {
+        match listen_once(&connections, &caches, &jobs).await {
             Ok(()) => {
                 tracing::warn!(
                     "the cache invalidation connection closed; caches are off until it is back"
@@ -189,12 +195,17 @@ pub async fn listen(connections: Connections, caches: Arc<Caches>) {
 async fn listen_once(
     connections: &Connections,
     caches: &Arc<Caches>,
+    jobs: &Arc<Notify>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = connections.app.connect(connections.tls.clone()).await?;
     let driver_caches = caches.clone();
+    let driver_jobs = jobs.clone();
     let driver = tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) if n.channel() == JOBS_CHANNEL => {
+                    driver_jobs.notify_waiters()
+                }
                 Some(Ok(AsyncMessage::Notification(n))) => driver_caches.notified(n.channel()),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e),
@@ -203,10 +214,13 @@ async fn listen_once(
         }
     });
     client
-        .batch_execute(&format!("LISTEN {AUTH_CHANNEL}; LISTEN {CATALOG_CHANNEL}"))
+        .batch_execute(&format!(
+            "LISTEN {AUTH_CHANNEL}; LISTEN {CATALOG_CHANNEL}; LISTEN {JOBS_CHANNEL}"
+        ))
         .await?;
     // Only what is read from now on can be trusted to be cleared.
     caches.set_live(true);
+    jobs.notify_waiters();
     tracing::debug!("cache invalidation connection listening");
     // A connection dropped silently (a firewall's idle timeout) would leave
     // the caches live but deaf: probe it, and start over when it is gone.

@@ -12,6 +12,7 @@ pub mod db;
 pub mod exit;
 pub mod http;
 pub mod identity;
+pub mod jobs;
 pub mod logging;
 pub mod metrics;
 pub mod privileges;

@@ -1,4 +1,5 @@
-//! Prometheus metrics: HTTP traffic, connection pool, build information.
+//! Prometheus metrics: HTTP traffic, connection pool, the job queue, build
+//! information.
 
 use std::sync::Arc;
 
@@ -23,12 +24,25 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub kind: String,
+    /// succeeded, failed, released or lost.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
     commit: String,
 }
 
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+type JobHistogramFamily = Family<JobLabels, Histogram, fn() -> Histogram>;
+
+fn job_histogram() -> Histogram {
+    // 10 ms … ~45 min
+    Histogram::new(exponential_buckets(0.01, 3.0, 14))
+}
 
 fn duration_histogram() -> Histogram {
     // 0.5 ms … ~16 s
@@ -44,6 +58,12 @@ pub struct Metrics {
     pub pool_size: Gauge,
     pub pool_available: Gauge,
     pub pool_waiting: Gauge,
+    pub job_runs: Family<JobLabels, Counter>,
+    pub job_duration: JobHistogramFamily,
+    pub jobs_due: Gauge,
+    pub jobs_running: Gauge,
+    pub jobs_dead: Gauge,
+    pub jobs_oldest_due_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Metrics {
@@ -85,6 +105,42 @@ impl Metrics {
             "Tasks waiting for a database connection",
             pool_waiting.clone(),
         );
+        let job_runs = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "job_runs",
+            "Job attempts run by this server, by kind and outcome",
+            job_runs.clone(),
+        );
+        let job_duration: JobHistogramFamily = Family::new_with_constructor(job_histogram);
+        registry.register(
+            "job_duration_seconds",
+            "Duration of job attempts run by this server, by kind and outcome",
+            job_duration.clone(),
+        );
+        let jobs_due = Gauge::default();
+        registry.register(
+            "jobs_due",
+            "Jobs waiting to run whose time has come (the whole queue, every replica)",
+            jobs_due.clone(),
+        );
+        let jobs_running = Gauge::default();
+        registry.register(
+            "jobs_running",
+            "Jobs running (the whole queue)",
+            jobs_running.clone(),
+        );
+        let jobs_dead = Gauge::default();
+        registry.register(
+            "jobs_dead",
+            "Jobs that used all their attempts and wait for an admin (the whole queue)",
+            jobs_dead.clone(),
+        );
+        let jobs_oldest_due_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "jobs_oldest_due_seconds",
+            "How long the oldest due job has been waiting",
+            jobs_oldest_due_seconds.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -101,6 +157,12 @@ impl Metrics {
             pool_size,
             pool_available,
             pool_waiting,
+            job_runs,
+            job_duration,
+            jobs_due,
+            jobs_running,
+            jobs_dead,
+            jobs_oldest_due_seconds,
         })
     }
 

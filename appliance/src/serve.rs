@@ -195,14 +195,26 @@ async fn serve_with_database(
     })?;
     drop(probe);
     let caches = crate::cache::Caches::new();
-    tokio::spawn(crate::cache::listen(connections.clone(), caches.clone()));
+    let jobs_wake = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(crate::cache::listen(
+        connections.clone(),
+        caches.clone(),
+        jobs_wake.clone(),
+    ));
+    let metrics = Metrics::new();
+    let job_settings = crate::jobs::worker::Settings {
+        workers: config.jobs.workers,
+        lease: Duration::from_secs(config.jobs.lease_secs),
+        export_retention: Duration::from_secs(config.jobs.export_retention_hours * 3600),
+    };
     let state = AppState {
         pool: pool.clone(),
-        metrics: Metrics::new(),
+        metrics: metrics.clone(),
         db_timeout: Duration::from_secs(config.database.connect_timeout_secs),
         keys,
         auth: AuthSettings::from_config(&config.auth),
         caches,
+        export_retention: job_settings.export_retention,
         exports: Arc::new(tokio::sync::Semaphore::new(
             (config.database.pool_size / 4).max(1),
         )),
@@ -286,6 +298,7 @@ async fn serve_with_database(
             );
         }
     }
+    let workers = crate::jobs::worker::start(pool.clone(), jobs_wake, metrics, job_settings);
     tokio::spawn(housekeeping(pool));
     let drain = server::serve(listener, server_config, app, limits, shutdown).await;
     if drain == server::Drain::TimedOut {
@@ -294,6 +307,11 @@ async fn serve_with_database(
             "shutdown grace period ended with requests still in flight"
         );
     }
+    // Running jobs get the same grace; what still runs then is given back
+    // to the queue for another replica (or the next start).
+    workers
+        .stop(Duration::from_secs(config.http.shutdown_grace_secs))
+        .await;
     tracing::info!("stopped");
     Ok(Exit::Ok)
 }

@@ -1,6 +1,9 @@
-//! Records exported as CSV and streamed in the response, for interactive
-//! use: `GET /api/v1/collections/{collection}/export.csv` with the listing's
-//! `filter`, `sort` and `fields`.
+//! Records exported as CSV: streamed in the response for interactive use
+//! (`GET /api/v1/collections/{collection}/export.csv` with the listing's
+//! `filter`, `sort` and `fields`), or as a background job whose file is
+//! stored in PostgreSQL and downloaded through an expiring link
+//! (`POST …/exports`, `GET /api/v1/exports/{id}`, `…/download`;
+//! `crate::jobs::export` writes the file).
 //!
 //! The rows come from one read-only transaction through a portal, 1,000 at a
 //! time (each fetch under the statement timeout), are encoded into 64 KiB
@@ -21,21 +24,19 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use http_body::Frame;
-use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::collections::load;
-use super::{invalid_field, Api, ApiQuery, Ctx, Method};
+use super::{invalid_field, parse_id, Api, ApiJson, ApiQuery, Ctx, Method};
 use crate::audit::{Event, Outcome};
-use crate::authz::{Access, Permission};
+use crate::authz::{Access, Permission, Principal, Role};
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::http::AppState;
-use crate::records::export::{self, Export, Formulas};
-use crate::records::filter::{self, Filter, Limits};
-use crate::records::query::{self, QueryError, SortKey};
-use crate::records::{Collection, Field};
+use crate::jobs::export::{self as stored, StoredExport};
+use crate::records::export::{self, Export, Plan, PlanError};
 
 /// Rows fetched from the portal at a time.
 const BATCH_ROWS: i32 = 1000;
@@ -46,57 +47,44 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// How long a client may stop reading before the export gives up.
 const CLIENT_STALL: Duration = Duration::from_secs(60);
 
+/// How long a download link stays valid.
+const LINK_VALIDITY: Duration = Duration::from_secs(15 * 60);
+
 pub fn routes(api: Api) -> Api {
+    let export = Access::Permission(Permission::RecordsExport);
     api.route(
         Method::Get,
         "/api/v1/collections/{collection}/export.csv",
-        Access::Permission(Permission::RecordsExport),
+        export,
         stream_csv,
     )
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExportQuery {
-    filter: Option<String>,
-    sort: Option<String>,
-    fields: Option<String>,
-    formulas: Option<String>,
-}
-
-/// What one export reads, owned by the task that streams it.
-struct Plan {
-    collection: Collection,
-    fields: Option<Vec<String>>,
-    filter: Option<Filter>,
-    sort: Vec<SortKey>,
-    formulas: Formulas,
-}
-
-impl Plan {
-    fn export(&self) -> Export<'_> {
-        let fields: Vec<&Field> = match &self.fields {
-            Some(names) => names
-                .iter()
-                .filter_map(|n| self.collection.field(n))
-                .collect(),
-            None => self.collection.fields.iter().collect(),
-        };
-        Export {
-            collection: &self.collection,
-            fields,
-            filter: self.filter.as_ref(),
-            sort: &self.sort,
-            formulas: self.formulas,
-        }
-    }
+    .route(
+        Method::Post,
+        "/api/v1/collections/{collection}/exports",
+        export,
+        create_stored,
+    )
+    .route(Method::Get, "/api/v1/exports", export, list_stored)
+    .route(Method::Get, "/api/v1/exports/{id}", export, get_stored)
+    .route(
+        Method::Delete,
+        "/api/v1/exports/{id}",
+        export,
+        delete_stored,
+    )
+    .route(
+        Method::Get,
+        "/api/v1/exports/{id}/download",
+        export,
+        download,
+    )
 }
 
 async fn stream_csv(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(name): Path<String>,
-    ApiQuery(q): ApiQuery<ExportQuery>,
+    ApiQuery(q): ApiQuery<export::Request>,
 ) -> Result<Response, ErrorBody> {
     let permit = state.exports.clone().try_acquire_owned().map_err(|_| {
         ErrorBody::new(
@@ -108,25 +96,7 @@ async fn stream_csv(
     })?;
     let mut client = state.pool.get().await?;
     let collection = load(&**client, &name).await?;
-    let filter = match q.filter.as_deref().filter(|f| !f.is_empty()) {
-        Some(text) => Some(
-            filter::parse(text, &collection.filter_fields(), Limits::default())
-                .map_err(QueryError::from)?,
-        ),
-        None => None,
-    };
-    let formulas = match q.formulas.as_deref() {
-        None | Some("neutralise") => Formulas::Neutralise,
-        Some("keep") => Formulas::Keep,
-        Some(_) => return Err(invalid_field("formulas", "expected neutralise or keep")),
-    };
-    let plan = Plan {
-        sort: query::parse_sort(&collection, q.sort.as_deref())?,
-        fields: query::parse_fields(&collection, q.fields.as_deref())?,
-        collection,
-        filter,
-        formulas,
-    };
+    let plan = Plan::new(collection, &q)?;
     let tx = client.transaction().await?;
     ctx.audit_event(
         &tx,
@@ -141,7 +111,7 @@ async fn stream_csv(
             "filter": q.filter.unwrap_or_default(),
             "sort": q.sort.unwrap_or_default(),
             "fields": plan.export().fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
-            "formulas": if formulas == Formulas::Keep { "keep" } else { "neutralise" },
+            "formulas": plan.formulas.as_str(),
         })),
     )
     .await?;
@@ -169,6 +139,15 @@ async fn stream_csv(
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(response)
+}
+
+impl From<PlanError> for ErrorBody {
+    fn from(e: PlanError) -> ErrorBody {
+        match e {
+            PlanError::Query(q) => q.into(),
+            PlanError::Formulas => invalid_field("formulas", "expected neutralise or keep"),
+        }
+    }
 }
 
 /// Why an export stopped before its last row.
@@ -297,4 +276,293 @@ impl http_body::Body for Chunks {
             .poll_recv(cx)
             .map(|chunk| chunk.map(|r| r.map(Frame::data)))
     }
+}
+
+// Stored exports: jobs whose file any replica serves.
+
+/// An export is its requester's; admins see every export.
+fn visible(principal: &Principal, export: &StoredExport) -> bool {
+    principal.role == Role::Admin || export.requested_by == Some(principal.user_id)
+}
+
+fn no_export(id: i64) -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::NotFound,
+        format!("no export with id {id}; GET /api/v1/exports lists yours"),
+    )
+}
+
+/// The export's JSON, with a fresh download link when it is ready.
+fn with_link(state: &AppState, principal: &Principal, export: &StoredExport) -> serde_json::Value {
+    let mut body = json!(export);
+    if export.state == "ready" {
+        let until =
+            time::OffsetDateTime::now_utc().unix_timestamp() + LINK_VALIDITY.as_secs() as i64;
+        let link = state.keys.seal_cursor(
+            &link_purpose(export.id, principal.user_id),
+            &until.to_string(),
+        );
+        body["download_url"] = json!(format!(
+            "/api/v1/exports/{}/download?link={}",
+            export.id,
+            encode_query(&link)
+        ));
+        body["download_url_expires_at"] = json!(until);
+    }
+    body
+}
+
+/// A link is for one export and one person.
+fn link_purpose(export: i64, user: i64) -> String {
+    format!("export-download:{export}:{user}")
+}
+
+fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn create_stored(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<export::Request>,
+) -> Result<Response, ErrorBody> {
+    let principal = ctx.principal()?.clone();
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let collection = load(&*tx, &name).await?;
+    // Refused now if it cannot run: the job plans it again when it starts.
+    let plan = Plan::new(collection, &request)?;
+    let fields: Vec<String> = plan
+        .export()
+        .fields
+        .iter()
+        .map(|f| f.name.clone())
+        .collect();
+    let created = stored::create(
+        &tx,
+        &name,
+        &request,
+        principal.user_id,
+        &ctx.request_id,
+        state.export_retention,
+    )
+    .await?;
+    ctx.audit_event(
+        &tx,
+        &Event::new(
+            "export.create",
+            format!("export:{}", created.id),
+            Outcome::Success,
+        )
+        .details(json!({
+            "export_id": created.id,
+            "job_id": created.job_id,
+            "collection": name,
+            "format": "csv",
+            "filter": request.filter.clone().unwrap_or_default(),
+            "sort": request.sort.clone().unwrap_or_default(),
+            "fields": fields,
+            "formulas": plan.formulas.as_str(),
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+    let mut response = (
+        axum::http::StatusCode::ACCEPTED,
+        Json(with_link(&state, &principal, &created)),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/exports/{}", created.id)) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListExports {
+    limit: Option<i64>,
+}
+
+async fn list_stored(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiQuery(q): ApiQuery<ListExports>,
+) -> Result<Json<serde_json::Value>, ErrorBody> {
+    let principal = ctx.principal()?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(invalid_field("limit", "between 1 and 200"));
+    }
+    let client = state.pool.get().await?;
+    let mine = (principal.role != Role::Admin).then_some(principal.user_id);
+    let items: Vec<serde_json::Value> = stored::list(&**client, mine, limit)
+        .await?
+        .iter()
+        .map(|e| with_link(&state, principal, e))
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn find_visible(
+    state: &AppState,
+    principal: &Principal,
+    raw_id: &str,
+) -> Result<StoredExport, ErrorBody> {
+    let id = parse_id(raw_id, "export")?;
+    let client = state.pool.get().await?;
+    match stored::get(&**client, id).await? {
+        Some(e) if visible(principal, &e) => Ok(e),
+        _ => Err(no_export(id)),
+    }
+}
+
+async fn get_stored(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ErrorBody> {
+    let principal = ctx.principal()?;
+    let export = find_visible(&state, principal, &id).await?;
+    Ok(Json(with_link(&state, principal, &export)))
+}
+
+async fn delete_stored(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ErrorBody> {
+    let principal = ctx.principal()?;
+    let export = find_visible(&state, principal, &id).await?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    stored::delete(&tx, &export).await?;
+    ctx.audit_event(
+        &tx,
+        &Event::new(
+            "export.delete",
+            format!("export:{}", export.id),
+            Outcome::Success,
+        )
+        .details(json!({ "export_id": export.id, "collection": export.collection, "state": export.state })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DownloadQuery {
+    link: Option<String>,
+}
+
+async fn download(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<DownloadQuery>,
+) -> Result<Response, ErrorBody> {
+    let principal = ctx.principal()?.clone();
+    let export = find_visible(&state, &principal, &id).await?;
+    let valid_until = q
+        .link
+        .as_deref()
+        .and_then(|link| {
+            state
+                .keys
+                .open_cursor(&link_purpose(export.id, principal.user_id), link)
+        })
+        .and_then(|until| until.parse::<i64>().ok());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if valid_until.is_none_or(|until| until <= now) {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidLink,
+            "this download link is not valid for you or has expired (links last 15 minutes); \
+             open the export again (GET /api/v1/exports/{id}) for a new link",
+        ));
+    }
+    if export.state != "ready" {
+        return Err(ErrorBody::new(
+            ErrorCode::Conflict,
+            format!(
+                "export {} is {}, not ready; its file can be downloaded once it is",
+                export.id, export.state
+            ),
+        ));
+    }
+    let mut client = state.pool.get().await?;
+    let chunks = stored::chunk_count(&**client, &export).await?;
+    let tx = client.transaction().await?;
+    ctx.audit_event(
+        &tx,
+        &Event::new(
+            "export.download",
+            format!("export:{}", export.id),
+            Outcome::Success,
+        )
+        .details(json!({
+            "export_id": export.id,
+            "collection": export.collection,
+            "rows": export.rows,
+            "bytes": export.bytes,
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+
+    let (sender, receiver) = mpsc::channel(2);
+    let file = export.clone();
+    tokio::spawn(async move {
+        for seq in 0..chunks {
+            let data = match stored::chunk(&**client, &file, seq as i32).await {
+                Ok(Some(data)) => Ok(Bytes::from(data)),
+                Ok(None) => Err(io::Error::other("a chunk of the export is missing")),
+                Err(e) => Err(io::Error::other(crate::db::describe_pg_error(&e))),
+            };
+            let failed = data.is_err();
+            if failed {
+                tracing::error!(export = file.id, seq, "cannot read an export's chunk");
+            }
+            if sender.send(data).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    let mut response = Body::new(Chunks(receiver)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8; header=present"),
+    );
+    if let Some(bytes) = export.bytes {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes as u64));
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}-export-{}.csv\"",
+        export.collection, export.id
+    )) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(hex) = &export.sha256 {
+        let raw: Vec<u8> = (0..hex.len() / 2)
+            .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+            .collect();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+        if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{b64}:")) {
+            headers.insert("repr-digest", v);
+        }
+    }
+    Ok(response)
 }

@@ -12,6 +12,7 @@ mod auth;
 mod collections;
 mod exports;
 pub mod idempotency;
+mod jobs;
 pub mod openapi;
 pub mod ratelimit;
 mod records;
@@ -115,6 +116,7 @@ fn api() -> Api {
     let api = collections::routes(api);
     let api = records::routes(api);
     let api = exports::routes(api);
+    let api = jobs::routes(api);
     openapi::routes(api)
 }
 

@@ -35,6 +35,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub api: ApiConfig,
+    pub jobs: JobsConfig,
     pub log: LogConfig,
 }
 
@@ -54,6 +55,14 @@ pub struct AuthConfig {
 pub struct ApiConfig {
     pub rate_limit_per_minute: u32,
     pub query_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    pub workers: usize,
+    pub lease_secs: u64,
+    pub export_retention_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -460,6 +469,13 @@ fn validate(
             "api.query_timeout_ms",
             config.api.query_timeout_ms,
             100..=600_000,
+        ),
+        ("jobs.workers", config.jobs.workers as u64, 0..=32),
+        ("jobs.lease_secs", config.jobs.lease_secs, 2..=3600),
+        (
+            "jobs.export_retention_hours",
+            config.jobs.export_retention_hours,
+            1..=8760,
         ),
     ] {
         if !range.contains(&value) {

@@ -61,11 +61,13 @@ pub enum ErrorCode {
     QueryTimeout,
     /// The server streams as many exports as it allows at once.
     ExportsBusy,
+    /// A download link that is not the caller's, was altered, or expired.
+    InvalidLink,
 }
 
 impl ErrorCode {
     /// Every code, for the documentation test.
-    pub const ALL: [ErrorCode; 37] = [
+    pub const ALL: [ErrorCode; 38] = [
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
@@ -103,6 +105,7 @@ impl ErrorCode {
         ErrorCode::InvalidSort,
         ErrorCode::QueryTimeout,
         ErrorCode::ExportsBusy,
+        ErrorCode::InvalidLink,
     ];
 
     pub fn status(self) -> StatusCode {
@@ -124,7 +127,7 @@ impl ErrorCode {
                 StatusCode::UNAUTHORIZED
             }
             Forbidden | SessionRequired | CsrfFailed | MfaEnrolmentRequired | AccountDisabled
-            | InvalidSetupToken => StatusCode::FORBIDDEN,
+            | InvalidSetupToken | InvalidLink => StatusCode::FORBIDDEN,
             TooManyAttempts | RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Conflict
             | UsernameTaken

@@ -36,6 +36,8 @@ pub struct AppState {
     /// Streamed exports running at once on this replica (each holds a
     /// database connection while it runs).
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// How long a stored export stays downloadable (`jobs.export_retention_hours`).
+    pub export_retention: Duration,
     pub rate_limiter: Arc<RateLimiter>,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,

@@ -9,11 +9,91 @@
 //! `-`, `@`, a tab or a carriage return get a leading `'`. A missing value is
 //! an empty field and an empty text is `""`, as in `COPY`.
 
+use serde::{Deserialize, Serialize};
 use tokio_postgres::types::ToSql;
 
-use super::filter::{self, Filter, Value};
-use super::query::SortKey;
+use super::filter::{self, Filter, Limits, Value};
+use super::query::{self, QueryError, SortKey};
 use super::{Collection, Field, FieldType};
+
+/// An export as asked for (query parameters, or the body of an export
+/// job), kept as text so a stored export can be planned again later.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub filter: Option<String>,
+    pub sort: Option<String>,
+    pub fields: Option<String>,
+    pub formulas: Option<String>,
+}
+
+/// Why an export request cannot be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("formulas must be neutralise or keep")]
+    Formulas,
+}
+
+/// What one export reads, planned against the collection as it is now.
+pub struct Plan {
+    pub collection: Collection,
+    fields: Option<Vec<String>>,
+    filter: Option<Filter>,
+    sort: Vec<SortKey>,
+    pub formulas: Formulas,
+}
+
+impl Plan {
+    pub fn new(collection: Collection, request: &Request) -> Result<Plan, PlanError> {
+        let filter = match request.filter.as_deref().filter(|f| !f.is_empty()) {
+            Some(text) => Some(
+                filter::parse(text, &collection.filter_fields(), Limits::default())
+                    .map_err(QueryError::from)?,
+            ),
+            None => None,
+        };
+        let formulas = match request.formulas.as_deref() {
+            None | Some("neutralise") => Formulas::Neutralise,
+            Some("keep") => Formulas::Keep,
+            Some(_) => return Err(PlanError::Formulas),
+        };
+        Ok(Plan {
+            sort: query::parse_sort(&collection, request.sort.as_deref())?,
+            fields: query::parse_fields(&collection, request.fields.as_deref())?,
+            collection,
+            filter,
+            formulas,
+        })
+    }
+
+    pub fn export(&self) -> Export<'_> {
+        let fields: Vec<&Field> = match &self.fields {
+            Some(names) => names
+                .iter()
+                .filter_map(|n| self.collection.field(n))
+                .collect(),
+            None => self.collection.fields.iter().collect(),
+        };
+        Export {
+            collection: &self.collection,
+            fields,
+            filter: self.filter.as_ref(),
+            sort: &self.sort,
+            formulas: self.formulas,
+        }
+    }
+}
+
+impl Formulas {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Formulas::Neutralise => "neutralise",
+            Formulas::Keep => "keep",
+        }
+    }
+}
 
 /// Whether values that look like spreadsheet formulas are neutralised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

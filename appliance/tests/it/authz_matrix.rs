@@ -76,6 +76,15 @@ const MATRIX: &[(&str, &str, &str)] = &[
         "AE",
     ),
     ("GET", "/api/v1/collections/{collection}/export.csv", "AE"),
+    ("POST", "/api/v1/collections/{collection}/exports", "AE"),
+    ("GET", "/api/v1/exports", "AE"),
+    ("GET", "/api/v1/exports/{id}", "AE"),
+    ("DELETE", "/api/v1/exports/{id}", "AE"),
+    ("GET", "/api/v1/exports/{id}/download", "AE"),
+    ("GET", "/api/v1/jobs", "A"),
+    ("GET", "/api/v1/jobs/{id}", "A"),
+    ("POST", "/api/v1/jobs/{id}/cancel", "A"),
+    ("POST", "/api/v1/jobs/{id}/retry", "A"),
 ];
 
 /// Error codes that mean "not allowed".

@@ -1,0 +1,381 @@
+//! Stored CSV exports: created with a job, written by the job into
+//! `export_chunks` (1 MiB each, under the attempt that wrote them), and
+//! offered for download only once an attempt has written the whole file.
+//!
+//! An attempt starts from scratch: it deletes whatever an earlier attempt
+//! left, writes its own chunks, and in one transaction at the end marks the
+//! export ready with its attempt number, row count, size and SHA-256. A
+//! crash before that leaves chunks nobody serves; the next attempt deletes
+//! them. A job that finds its export already ready does nothing (delivery is
+//! at least once).
+
+use ring::digest;
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio_postgres::GenericClient;
+
+use super::worker::JobCtx;
+use super::{queue, JobError, Kind};
+use crate::audit::{self, Event, Outcome};
+use crate::records::export::{self, Plan, Request};
+
+/// Bytes per stored chunk.
+const CHUNK_BYTES: usize = 1024 * 1024;
+/// Rows fetched from the portal at a time.
+const BATCH_ROWS: i32 = 1000;
+
+/// An export as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredExport {
+    pub id: i64,
+    pub collection: String,
+    /// queued, running, ready, failed or cancelled.
+    pub state: String,
+    pub request: serde_json::Value,
+    pub requested_by: Option<i64>,
+    pub job_id: i64,
+    pub progress: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub rows: Option<i64>,
+    pub bytes: Option<i64>,
+    pub sha256: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ready_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The attempt whose chunks are the file (internal).
+    #[serde(skip)]
+    pub attempt: Option<i32>,
+}
+
+const COLUMNS: &str = "e.id, e.collection, e.query, e.requested_by, e.job_id, j.progress, \
+                       j.last_error, e.rows_written, e.bytes, e.sha256, e.created_at, e.ready_at, \
+                       e.expires_at, e.attempt, j.state";
+
+fn stored(row: &tokio_postgres::Row) -> StoredExport {
+    let attempt: Option<i32> = row.get(13);
+    let job_state: String = row.get(14);
+    let state = match (attempt, job_state.as_str()) {
+        (Some(_), _) => "ready",
+        (None, "queued") => "queued",
+        (None, "running") => "running",
+        (None, "cancelled") => "cancelled",
+        (None, _) => "failed",
+    };
+    StoredExport {
+        id: row.get(0),
+        collection: row.get(1),
+        request: row.get(2),
+        requested_by: row.get(3),
+        job_id: row.get(4),
+        progress: row.get(5),
+        error: if state == "failed" { row.get(6) } else { None },
+        rows: row.get(7),
+        bytes: row.get(8),
+        sha256: row.get(9),
+        created_at: row.get(10),
+        ready_at: row.get(11),
+        expires_at: row.get(12),
+        attempt,
+        state: state.to_string(),
+    }
+}
+
+/// Creates an export and its job (in the caller's transaction).
+pub async fn create(
+    tx: &tokio_postgres::Transaction<'_>,
+    collection: &str,
+    request: &Request,
+    requested_by: i64,
+    request_id: &str,
+    retention: std::time::Duration,
+) -> Result<StoredExport, tokio_postgres::Error> {
+    let job_id = queue::enqueue(
+        tx,
+        Kind::Export,
+        &json!({ "collection": collection }),
+        Some(requested_by),
+        Some(request_id),
+    )
+    .await?;
+    let query = serde_json::to_value(request).unwrap_or_default();
+    let row = tx
+        .query_one(
+            "INSERT INTO exports (job_id, collection, requested_by, query, expires_at) \
+             VALUES ($1, $2, $3, $4, now() + $5::bigint * interval '1 second') RETURNING id",
+            &[
+                &job_id,
+                &collection,
+                &requested_by,
+                &query,
+                &(retention.as_secs() as i64),
+            ],
+        )
+        .await?;
+    let id: i64 = row.get(0);
+    Ok(get(tx, id).await?.expect("the export just created"))
+}
+
+pub async fn get<C: GenericClient>(
+    client: &C,
+    id: i64,
+) -> Result<Option<StoredExport>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM exports e JOIN jobs j ON j.id = e.job_id WHERE e.id = $1"
+            ),
+            &[&id],
+        )
+        .await?;
+    Ok(row.as_ref().map(stored))
+}
+
+/// Exports newest first: one person's, or everyone's.
+pub async fn list<C: GenericClient>(
+    client: &C,
+    requested_by: Option<i64>,
+    limit: i64,
+) -> Result<Vec<StoredExport>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM exports e JOIN jobs j ON j.id = e.job_id \
+                 WHERE $1::bigint IS NULL OR e.requested_by = $1 ORDER BY e.id DESC LIMIT $2"
+            ),
+            &[&requested_by, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(stored).collect())
+}
+
+/// Deletes an export (its chunks go with it) and cancels its job if it
+/// has not finished.
+pub async fn delete(
+    tx: &tokio_postgres::Transaction<'_>,
+    export: &StoredExport,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "UPDATE jobs SET state = 'cancelled', finished_at = now(), lease_until = NULL \
+         WHERE id = $1 AND state IN ('queued', 'running')",
+        &[&export.job_id],
+    )
+    .await?;
+    tx.execute("DELETE FROM exports WHERE id = $1", &[&export.id])
+        .await?;
+    Ok(())
+}
+
+/// Deletes exports past their retention (and cancels their jobs).
+pub async fn delete_expired<C: GenericClient>(client: &C) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "WITH gone AS (DELETE FROM exports WHERE expires_at < now() RETURNING job_id) \
+             UPDATE jobs SET state = 'cancelled', finished_at = now(), lease_until = NULL \
+             WHERE id IN (SELECT job_id FROM gone) AND state IN ('queued', 'running')",
+            &[],
+        )
+        .await
+}
+
+/// The number of chunks of a ready export's file, in order: `seq` 0..n.
+pub async fn chunk_count<C: GenericClient>(
+    client: &C,
+    export: &StoredExport,
+) -> Result<i64, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM export_chunks WHERE export_id = $1 AND attempt = $2",
+            &[&export.id, &export.attempt],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// One chunk of a ready export's file.
+pub async fn chunk<C: GenericClient>(
+    client: &C,
+    export: &StoredExport,
+    seq: i32,
+) -> Result<Option<Vec<u8>>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT data FROM export_chunks WHERE export_id = $1 AND attempt = $2 AND seq = $3",
+            &[&export.id, &export.attempt, &seq],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// The job: writes the export's file.
+pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
+    let mut writer = ctx.pool.get().await?;
+    let found = writer
+        .query_opt(
+            "SELECT e.id, e.collection, e.query, e.attempt, e.requested_by, u.username \
+             FROM exports e LEFT JOIN users u ON u.id = e.requested_by WHERE e.job_id = $1",
+            &[&ctx.job.id],
+        )
+        .await?;
+    let Some(found) = found else {
+        return Err(JobError::Permanent(
+            "the export was deleted (or expired) before it was written".to_string(),
+        ));
+    };
+    let export_id: i64 = found.get(0);
+    let name: String = found.get(1);
+    if found.get::<_, Option<i32>>(3).is_some() {
+        return Ok(());
+    }
+    let request: Request = serde_json::from_value(found.get(2))
+        .map_err(|e| JobError::Permanent(format!("the stored request is unreadable: {e}")))?;
+    let audit_ctx = audit::Context {
+        actor_id: found.get(4),
+        actor: found
+            .get::<_, Option<String>>(5)
+            .unwrap_or_else(|| "system".to_string()),
+        client_addr: String::new(),
+        request_id: ctx.job.request_id.clone().unwrap_or_default(),
+    };
+
+    let mut reader = ctx.pool.get().await?;
+    let collection = crate::records::collection(&**reader, &name)
+        .await?
+        .ok_or_else(|| JobError::Permanent(format!("the collection {name:?} no longer exists")))?;
+    let plan = Plan::new(collection, &request).map_err(|e| {
+        JobError::Permanent(format!(
+            "the collection's fields changed since the export was asked for: {e}"
+        ))
+    })?;
+    let export = plan.export();
+
+    // From scratch: whatever an earlier attempt wrote goes.
+    writer
+        .execute(
+            "DELETE FROM export_chunks WHERE export_id = $1",
+            &[&export_id],
+        )
+        .await?;
+    let tx = reader.build_transaction().read_only(true).start().await?;
+    tx.batch_execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
+        .await?;
+    let (sql, values) = export.statement();
+    let params = export::params(&values);
+    let plan_rows = tx
+        .query_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), &params)
+        .await?;
+    let plan_json: serde_json::Value = plan_rows.get(0);
+    let estimate = plan_json[0]["Plan"]["Plan Rows"]
+        .as_f64()
+        .unwrap_or(0.0)
+        .round() as i64;
+    ctx.progress(&json!({ "rows": 0, "estimate": estimate }))
+        .await?;
+
+    let statement = tx.prepare(&sql).await?;
+    let portal = tx.bind(&statement, &params).await?;
+    let neutralise = export.neutralised_columns();
+    let mut hash = digest::Context::new(&digest::SHA256);
+    let mut chunk = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
+    export.header(&mut chunk);
+    let mut rows = 0i64;
+    let mut bytes = 0i64;
+    let mut seq = 0i32;
+    let attempt = ctx.job.attempt;
+    let mut store = |chunk: &mut Vec<u8>, seq: &mut i32| {
+        hash.update(chunk);
+        bytes += chunk.len() as i64;
+        let data = std::mem::replace(chunk, Vec::with_capacity(CHUNK_BYTES + 64 * 1024));
+        let n = *seq;
+        *seq += 1;
+        (data, n)
+    };
+    loop {
+        ctx.check()?;
+        let batch = tx.query_portal(&portal, BATCH_ROWS).await?;
+        let mut cells: Vec<Option<&str>> = Vec::new();
+        for row in &batch {
+            cells.clear();
+            for i in 0..row.len() {
+                cells.push(row.try_get(i)?);
+            }
+            export::write_record(&mut chunk, &cells, &neutralise);
+            rows += 1;
+        }
+        let last = batch.len() < BATCH_ROWS as usize;
+        if chunk.len() >= CHUNK_BYTES || (last && !chunk.is_empty()) {
+            let (data, n) = store(&mut chunk, &mut seq);
+            writer
+                .execute(
+                    "INSERT INTO export_chunks (export_id, attempt, seq, data) \
+                     VALUES ($1, $2, $3, $4)",
+                    &[&export_id, &attempt, &n, &data],
+                )
+                .await?;
+            ctx.progress(&json!({ "rows": rows, "estimate": estimate.max(rows) }))
+                .await?;
+        }
+        if last {
+            break;
+        }
+    }
+    tx.commit().await?;
+    let sha256: String = hash
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+
+    // Ready, in one transaction with its audit entry, only if still ours.
+    ctx.check()?;
+    let done = writer.transaction().await?;
+    let marked = done
+        .execute(
+            "UPDATE exports SET attempt = $2, rows_written = $3, bytes = $4, sha256 = $5, \
+                    ready_at = now(), expires_at = now() + $6::bigint * interval '1 second' \
+             WHERE id = $1 AND attempt IS NULL",
+            &[
+                &export_id,
+                &attempt,
+                &rows,
+                &bytes,
+                &sha256,
+                &(ctx.settings.export_retention.as_secs() as i64),
+            ],
+        )
+        .await?;
+    if marked == 1 {
+        // What earlier attempts may have left (a killed worker's last write).
+        done.execute(
+            "DELETE FROM export_chunks WHERE export_id = $1 AND attempt <> $2",
+            &[&export_id, &attempt],
+        )
+        .await?;
+        audit::append(
+            &done,
+            &audit_ctx,
+            &Event::new(
+                "export.ready",
+                format!("export:{export_id}"),
+                Outcome::Success,
+            )
+            .details(json!({
+                "export_id": export_id,
+                "collection": name,
+                "rows": rows,
+                "bytes": bytes,
+                "sha256": sha256,
+            })),
+        )
+        .await
+        .map_err(|e| match e {
+            audit::AuditError::Db(e) => JobError::from(e),
+        })?;
+    }
+    done.commit().await?;
+    Ok(())
+}

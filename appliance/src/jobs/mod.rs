@@ -1,0 +1,122 @@
+//! The job queue: durable work in PostgreSQL (migration V5) that any
+//! replica runs.
+//!
+//! - [`queue`]: the statements — enqueue, claim (`FOR UPDATE SKIP LOCKED`),
+//!   renew a lease, finish, fail with backoff, release, reap expired leases,
+//!   cancel and retry for the API.
+//! - [`worker`]: the per-replica workers: woken by `NOTIFY m77_jobs` (polling
+//!   every few seconds only as a fallback), a heartbeat per running job, and
+//!   a graceful stop that lets running jobs finish or releases them.
+//! - [`export`]: the first kind, CSV exports stored in PostgreSQL.
+//!
+//! Delivery is at least once: a worker that dies mid-job stops renewing its
+//! lease and the job runs again elsewhere, so every handler is idempotent.
+
+pub mod export;
+pub mod queue;
+pub mod worker;
+
+use std::time::Duration;
+
+/// The kinds of job this binary runs. A kind it does not know (written by a
+/// newer binary during a rolling upgrade) is left for a binary that does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A CSV export stored for download ([`export`]).
+    Export,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 1] = [Kind::Export];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Export => "export",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Attempts before a job of this kind is dead (dead-lettered).
+    pub fn max_attempts(self) -> i32 {
+        match self {
+            Kind::Export => 4,
+        }
+    }
+
+    /// The delay before retry `n` (1 after the first failure), before
+    /// jitter: exponential from the kind's base, capped.
+    pub fn backoff(self, n: i32) -> Duration {
+        let (base, cap) = match self {
+            Kind::Export => (Duration::from_secs(2), Duration::from_secs(300)),
+        };
+        let factor = 2u32.saturating_pow(n.clamp(1, 20) as u32 - 1);
+        base.saturating_mul(factor).min(cap)
+    }
+}
+
+/// "Equal jitter": between half the delay and the whole of it, so retries of
+/// many jobs that failed together spread out.
+pub fn jittered(delay: Duration) -> Duration {
+    let bytes = crate::identity::random_bytes(8);
+    let unit = u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])) as f64 / u64::MAX as f64;
+    delay.mul_f64(0.5 + unit / 2.0)
+}
+
+/// Why a job's attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth another attempt (the database was away, a statement timed out).
+    #[error("{0}")]
+    Transient(String),
+    /// Another attempt would fail the same way (the collection is gone).
+    #[error("{0}")]
+    Permanent(String),
+    /// The worker lost the job (lease taken over, job cancelled): stop
+    /// without recording anything.
+    #[error("the job was cancelled or taken over by another worker")]
+    Lost,
+}
+
+impl From<tokio_postgres::Error> for JobError {
+    fn from(e: tokio_postgres::Error) -> JobError {
+        JobError::Transient(crate::db::describe_pg_error(&e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for JobError {
+    fn from(e: deadpool_postgres::PoolError) -> JobError {
+        JobError::Transient(crate::db::describe_pool_error(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_jitter_stays_within_half() {
+        let k = Kind::Export;
+        assert_eq!(k.backoff(1), Duration::from_secs(2));
+        assert_eq!(k.backoff(2), Duration::from_secs(4));
+        assert_eq!(k.backoff(3), Duration::from_secs(8));
+        assert_eq!(k.backoff(30), Duration::from_secs(300));
+        for _ in 0..200 {
+            let d = jittered(Duration::from_secs(8));
+            assert!(
+                d >= Duration::from_secs(4) && d <= Duration::from_secs(8),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(Kind::parse("webhook"), None);
+    }
+}

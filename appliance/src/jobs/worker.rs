@@ -1,0 +1,382 @@
+//! The workers of one replica: each loops claiming a due job, running it
+//! under a renewed lease, and recording how it ended. Idle workers sleep
+//! until `NOTIFY m77_jobs` (through the replica's listener, `crate::cache`)
+//! or, as a fallback, a few seconds. One more task takes back jobs whose
+//! lease ran out (their worker died) and refreshes the queue's gauges.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::queue::{self, Claimed, Ending};
+use super::{export, jittered, JobError, Kind};
+use crate::metrics::{JobLabels, Metrics};
+
+/// How long an idle worker sleeps when no notification comes.
+const POLL: Duration = Duration::from_secs(5);
+/// How often leases are checked and the gauges refreshed.
+const REAP_EVERY: Duration = Duration::from_secs(5);
+
+/// What the workers need.
+#[derive(Clone)]
+pub struct Settings {
+    pub workers: usize,
+    pub lease: Duration,
+    pub export_retention: Duration,
+}
+
+struct Shared {
+    pool: deadpool_postgres::Pool,
+    wake: Arc<Notify>,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    name: String,
+}
+
+/// What a handler gets: the job, the pool, and a way to tell it lost the job.
+pub struct JobCtx {
+    pub pool: deadpool_postgres::Pool,
+    pub job: Claimed,
+    pub worker: String,
+    pub settings: Settings,
+    lost: Arc<AtomicBool>,
+}
+
+impl JobCtx {
+    /// `Err(Lost)` once the job is no longer this worker's (cancelled, or
+    /// its lease was taken over): handlers call it between steps.
+    pub fn check(&self) -> Result<(), JobError> {
+        if self.lost.load(Ordering::SeqCst) {
+            Err(JobError::Lost)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records progress for the API.
+    pub async fn progress(&self, progress: &serde_json::Value) -> Result<(), JobError> {
+        let client = self.pool.get().await?;
+        if queue::progress(&**client, &self.job, &self.worker, progress).await? {
+            Ok(())
+        } else {
+            self.lost.store(true, Ordering::SeqCst);
+            Err(JobError::Lost)
+        }
+    }
+}
+
+/// The running workers of this replica.
+pub struct Workers {
+    stop_claiming: watch::Sender<bool>,
+    release: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts `settings.workers` workers and the lease keeper.
+pub fn start(
+    pool: deadpool_postgres::Pool,
+    wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+) -> Workers {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".to_string());
+    let shared = Arc::new(Shared {
+        pool,
+        wake,
+        metrics,
+        name: format!("{host}:{}", std::process::id()),
+        settings: settings.clone(),
+    });
+    let (stop_claiming, stop_rx) = watch::channel(false);
+    let (release, release_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for n in 0..settings.workers {
+        tasks.push(tokio::spawn(work(
+            shared.clone(),
+            format!("{}#{n}", shared.name),
+            stop_rx.clone(),
+            release_rx.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(keep_leases(shared, stop_rx)));
+    Workers {
+        stop_claiming,
+        release,
+        tasks,
+    }
+}
+
+impl Workers {
+    /// Stops claiming new jobs, lets running ones finish for up to `grace`,
+    /// then gives back what still runs (queued again, without using up an
+    /// attempt) so another replica takes it up at once.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.stop_claiming.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut still_running = Vec::new();
+        for mut task in self.tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                still_running.push(task);
+            }
+        }
+        let _ = self.release.send(true);
+        for task in still_running {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+}
+
+async fn work(
+    shared: Arc<Shared>,
+    worker: String,
+    mut stop: watch::Receiver<bool>,
+    release: watch::Receiver<bool>,
+) {
+    let mut pause = Duration::from_millis(500);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        // Registered before looking, so a notification that arrives while
+        // the claim runs is not missed.
+        let notified = shared.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let claimed = match shared.pool.get().await {
+            Ok(client) => match queue::claim(&**client, &worker, shared.settings.lease).await {
+                Ok(Some(job)) => Ok(Ok(job)),
+                // Nothing due: sleep until the next retry is, at most POLL.
+                Ok(None) => queue::next_due(&**client).await.map(Err),
+                Err(e) => Err(e),
+            }
+            .map_err(|e| crate::db::describe_pg_error(&e)),
+            Err(e) => Err(crate::db::describe_pool_error(&e)),
+        };
+        match claimed {
+            Ok(Ok(job)) => {
+                pause = Duration::from_millis(500);
+                run(&shared, &worker, job, release.clone()).await;
+            }
+            Ok(Err(next)) => {
+                let nap = next.map_or(POLL, |d| d.clamp(Duration::from_millis(10), POLL));
+                tokio::select! {
+                    _ = &mut notified => {}
+                    _ = tokio::time::sleep(nap) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%worker, error = %e, "cannot claim jobs; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.changed() => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+async fn run(shared: &Arc<Shared>, worker: &str, job: Claimed, release: watch::Receiver<bool>) {
+    let span = tracing::info_span!(
+        "job",
+        job_id = job.id,
+        kind = job.kind.as_str(),
+        attempt = job.attempt,
+        request_id = job.request_id.as_deref().unwrap_or(""),
+        created_by = job.created_by,
+    );
+    run_job(shared, worker, job, release).instrument(span).await
+}
+
+async fn run_job(
+    shared: &Arc<Shared>,
+    worker: &str,
+    job: Claimed,
+    mut release: watch::Receiver<bool>,
+) {
+    let lost = Arc::new(AtomicBool::new(false));
+    let lost_signal = Arc::new(Notify::new());
+    let heartbeat = tokio::spawn(heartbeat(
+        shared.clone(),
+        worker.to_string(),
+        job.clone(),
+        lost.clone(),
+        lost_signal.clone(),
+    ));
+    let ctx = JobCtx {
+        pool: shared.pool.clone(),
+        job: job.clone(),
+        worker: worker.to_string(),
+        settings: shared.settings.clone(),
+        lost: lost.clone(),
+    };
+    tracing::info!("job started");
+    let started = Instant::now();
+    let result = {
+        let handler = async {
+            match job.kind {
+                Kind::Export => export::run(&ctx).await,
+            }
+        };
+        tokio::select! {
+            r = handler => Some(r),
+            _ = lost_signal.notified() => Some(Err(JobError::Lost)),
+            _ = release.wait_for(|r| *r) => None,
+        }
+    };
+    heartbeat.abort();
+    let seconds = started.elapsed().as_secs_f64();
+    let (ending, outcome) = match &result {
+        None => (Ending::Released, "released"),
+        Some(Ok(())) => (Ending::Succeeded, "succeeded"),
+        Some(Err(JobError::Lost)) => {
+            tracing::warn!(
+                seconds,
+                "job lost (cancelled, or taken over after its lease ran out)"
+            );
+            count(shared, job.kind, "lost", seconds);
+            return;
+        }
+        Some(Err(JobError::Transient(e))) => (
+            Ending::Failed {
+                error: e,
+                retry_in: Some(jittered(job.kind.backoff(job.attempt))),
+            },
+            "failed",
+        ),
+        Some(Err(JobError::Permanent(e))) => (
+            Ending::Failed {
+                error: e,
+                retry_in: None,
+            },
+            "failed",
+        ),
+    };
+    // Recording the end must not be lost to a passing database hiccup; if
+    // it is after all, the lease runs out and the job runs again.
+    let mut state = None;
+    for wait in [0u64, 200, 1000, 3000] {
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let Ok(mut client) = shared.pool.get().await else {
+            continue;
+        };
+        match queue::finish(&mut client, &job, worker, ending_again(&ending)).await {
+            Ok(s) => {
+                state = Some(s);
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot record the job's end")
+            }
+        }
+    }
+    count(shared, job.kind, outcome, seconds);
+    match (state.flatten(), &result) {
+        (Some(state), Some(Err(e))) => {
+            tracing::warn!(seconds, %state, error = %e, "job failed")
+        }
+        (Some(state), _) => tracing::info!(seconds, %state, "job {outcome}"),
+        (None, _) => tracing::warn!(seconds, "job ended but is no longer this worker's"),
+    }
+}
+
+fn ending_again<'a>(ending: &Ending<'a>) -> Ending<'a> {
+    match ending {
+        Ending::Succeeded => Ending::Succeeded,
+        Ending::Released => Ending::Released,
+        Ending::Failed { error, retry_in } => Ending::Failed {
+            error,
+            retry_in: *retry_in,
+        },
+    }
+}
+
+fn count(shared: &Shared, kind: Kind, outcome: &str, seconds: f64) {
+    let labels = JobLabels {
+        kind: kind.as_str().to_string(),
+        outcome: outcome.to_string(),
+    };
+    shared.metrics.job_runs.get_or_create(&labels).inc();
+    shared
+        .metrics
+        .job_duration
+        .get_or_create(&labels)
+        .observe(seconds);
+}
+
+/// Renews the lease every third of it; flags the job lost when the renewal
+/// finds it is no longer this worker's.
+async fn heartbeat(
+    shared: Arc<Shared>,
+    worker: String,
+    job: Claimed,
+    lost: Arc<AtomicBool>,
+    lost_signal: Arc<Notify>,
+) {
+    let every = shared.settings.lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        let renewed = match shared.pool.get().await {
+            Ok(client) => queue::renew(&**client, &job, &worker, shared.settings.lease).await,
+            Err(_) => continue,
+        };
+        match renewed {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.store(true, Ordering::SeqCst);
+                lost_signal.notify_one();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot renew a job's lease")
+            }
+        }
+    }
+}
+
+/// Takes back jobs whose lease ran out, deletes expired exports, and
+/// refreshes the queue gauges.
+async fn keep_leases(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(REAP_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        let Ok(client) = shared.pool.get().await else {
+            continue;
+        };
+        match queue::reap(&**client).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(
+                    ?ids,
+                    "jobs taken back: their worker stopped renewing the lease"
+                );
+                shared.wake.notify_waiters();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot check job leases")
+            }
+        }
+        if let Err(e) = export::delete_expired(&**client).await {
+            tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot delete expired exports");
+        }
+        if let Ok(depth) = queue::depth(&**client).await {
+            shared.metrics.jobs_due.set(depth.due);
+            shared.metrics.jobs_running.set(depth.running);
+            shared.metrics.jobs_dead.set(depth.dead);
+            shared
+                .metrics
+                .jobs_oldest_due_seconds
+                .set(depth.oldest_due_secs);
+        }
+    }
+}
