@@ -163,6 +163,8 @@ const views = {
   '/account': ['account', 'My account', accountView],
   '/audit': ['audit', 'Audit log', auditView],
   '/collections': ['collections', 'Collections', collectionsView],
+  '/exports': ['exports', 'Exports', exportsView],
+  '/jobs': ['jobs', 'Jobs', jobsView],
 };
 
 // Pages with a collection name in the path.
@@ -196,6 +198,8 @@ function renderNav() {
     h('li', {}, link('/system', 'System')),
     can('records:read') ? h('li', {}, link('/collections', 'Collections')) : null,
     can('users:read') ? h('li', {}, link('/users', 'Users')) : null,
+    can('records:export') ? h('li', {}, link('/exports', 'Exports')) : null,
+    can('jobs:manage') ? h('li', {}, link('/jobs', 'Jobs')) : null,
     can('audit:read') ? h('li', {}, link('/audit', 'Audit log')) : null,
     h('li', {}, link('/account', 'My account')),
     h('li', { class: 'who' }, `${state.me.user.username} (${state.me.user.role})`),
@@ -700,7 +704,10 @@ function sessionsSection() {
 
 const AUDIT_ACTIONS = ['auth.login', 'auth.logout', 'auth.logout_everywhere', 'setup.complete', 'setup.token_issue',
   'account.password_change', 'account.reauthenticate', 'account.mfa_enable', 'account.mfa_disable', 'token.create', 'token.revoke',
-  'user.create', 'user.update', 'user.password_reset', 'user.sessions_revoke', 'user.mfa_reset', 'settings.update'];
+  'user.create', 'user.update', 'user.password_reset', 'user.sessions_revoke', 'user.mfa_reset', 'settings.update',
+  'collection.create', 'collection.delete', 'field.add', 'field.update', 'field.hide', 'field.purge',
+  'record.create', 'record.update', 'record.delete', 'record.export', 'record.export.done',
+  'export.create', 'export.ready', 'export.download', 'export.delete', 'job.cancel', 'job.retry'];
 
 function toLocalInput(iso) {
   if (!iso) return '';
@@ -783,6 +790,127 @@ async function auditView(main) {
     });
     results.append(more);
   }
+}
+
+// ---- exports and jobs ---------------------------------------------------
+
+function formatBytes(n) {
+  if (n === null || n === undefined) return '—';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+// Exports: one's own (admins: everyone's), refreshed while any is running.
+async function exportsView(main) {
+  const params = new URLSearchParams(location.search);
+  append(main, h('p', { class: 'hint' },
+    'Exports started from a collection\'s records page with "Export in the background". ',
+    'A ready file can be downloaded until it expires; each download link works for 15 minutes.'));
+  const results = h('div', { id: 'exports-results', 'aria-live': 'polite' });
+  append(main, results);
+  const draw = async () => {
+    const list = await api('GET', '/api/v1/exports?limit=100');
+    if (!list.items.length) {
+      results.replaceChildren(h('p', { id: 'exports-empty', class: 'empty' }, 'No exports yet. Start one from a collection\'s records page.'));
+      return false;
+    }
+    const rows = list.items.map((e) => {
+      const progress = e.progress && e.state === 'running'
+        ? h('span', {}, h('progress', { max: String(Math.max(e.progress.estimate || 0, e.progress.rows || 0, 1)), value: String(e.progress.rows || 0), 'aria-label': `Export ${e.id} progress` }),
+          ` ${e.progress.rows} of about ${e.progress.estimate} rows`)
+        : null;
+      const actions = h('td', {},
+        e.download_url ? h('a', { href: e.download_url, download: '', class: 'button-link', 'data-action': 'download' }, `Download export ${e.id}`) : null,
+        h('button', { type: 'button', class: 'link-button', 'data-action': 'delete', onclick: async () => {
+          try { await api('DELETE', `/api/v1/exports/${e.id}`); notify(`Export ${e.id} deleted.`); await draw(); } catch (err) { showError(err); }
+        } }, `Delete export ${e.id}`));
+      return h('tr', { 'data-export-id': e.id, class: params.get('started') === String(e.id) ? 'highlight' : null },
+        h('th', { scope: 'row' }, `#${e.id}`),
+        h('td', {}, e.collection),
+        h('td', { 'data-field': 'state' }, e.state, progress ? ' ' : null, progress, e.error ? h('span', { class: 'field-error' }, ` ${e.error}`) : null),
+        h('td', { 'data-field': 'rows' }, e.rows === null || e.rows === undefined ? '—' : String(e.rows)),
+        h('td', {}, formatBytes(e.bytes)),
+        h('td', {}, h('code', { class: 'details' }, [e.request.filter ? `filter ${e.request.filter}` : 'every record', e.request.sort ? ` · sort ${e.request.sort}` : ''].join(''))),
+        h('td', {}, formatTime(e.created_at)),
+        h('td', {}, formatTime(e.expires_at)),
+        actions);
+    });
+    results.replaceChildren(h('table', { id: 'exports-table' },
+      h('caption', {}, 'Exports, newest first'),
+      h('thead', {}, h('tr', {}, ['Export', 'Collection', 'State', 'Rows', 'Size', 'Records', 'Started', 'Expires', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, rows)));
+    return list.items.some((e) => e.state === 'queued' || e.state === 'running');
+  };
+  let pending = await draw();
+  // Follow running exports until they finish or the page is left.
+  const follow = async () => {
+    while (pending && document.getElementById('exports-results') === results) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (document.getElementById('exports-results') !== results) return;
+      try { pending = await draw(); } catch (e) { showError(e); return; }
+    }
+  };
+  follow();
+}
+
+const JOB_STATES = ['queued', 'running', 'succeeded', 'dead', 'cancelled'];
+
+// The job queue for admins: by state, with attempts, cancel and retry.
+async function jobsView(main) {
+  const params = new URLSearchParams(location.search);
+  const current = JOB_STATES.includes(params.get('state')) ? params.get('state') : '';
+  const filter = h('form', { id: 'jobs-filter', class: 'filters', role: 'search', 'aria-label': 'Filter jobs' },
+    field('jobs-state', 'State', { tag: 'select', options: [''].concat(JOB_STATES).map((s) => h('option', { value: s, selected: s === current }, s || 'any')) }),
+    h('div', { class: 'filter-buttons' }, h('button', { type: 'submit' }, 'Show')));
+  filter.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const s = document.getElementById('jobs-state').value;
+    go(`/jobs${s ? `?state=${s}` : ''}`);
+  });
+  const results = h('div', { id: 'jobs-results', 'aria-live': 'polite' });
+  const detail = h('div', { id: 'job-detail' });
+  append(main, filter, results, detail);
+  const change = async (job, verb) => {
+    try {
+      const changed = await api('POST', `/api/v1/jobs/${job.id}/${verb}`, {});
+      notify(`Job ${job.id} is now ${changed.state}.`);
+      await draw();
+    } catch (e) { showError(e); }
+  };
+  const showAttempts = async (job) => {
+    const full = await api('GET', `/api/v1/jobs/${job.id}`);
+    detail.replaceChildren(h('h2', { id: 'job-detail-title', tabindex: '-1' }, `Attempts of job ${job.id} (${full.kind})`),
+      h('table', { id: 'job-attempts' },
+        h('thead', {}, h('tr', {}, ['Attempt', 'Worker', 'Started', 'Finished', 'Outcome', 'Error'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, full.attempts_log.map((a) => h('tr', { 'data-attempt': a.attempt },
+          h('th', { scope: 'row' }, String(a.attempt)), h('td', {}, a.worker), h('td', {}, formatTime(a.started_at)),
+          h('td', {}, formatTime(a.finished_at)), h('td', { 'data-field': 'outcome' }, a.outcome || 'running'), h('td', {}, a.error || '—'))))));
+    document.getElementById('job-detail-title').focus();
+  };
+  const draw = async () => {
+    const list = await api('GET', `/api/v1/jobs?limit=100${current ? `&state=${current}` : ''}`);
+    if (!list.items.length) {
+      results.replaceChildren(h('p', { id: 'jobs-empty', class: 'empty' }, current ? `No ${current} jobs.` : 'No jobs yet.'));
+      return;
+    }
+    results.replaceChildren(h('table', { id: 'jobs-table' },
+      h('caption', {}, 'Jobs, newest first'),
+      h('thead', {}, h('tr', {}, ['Job', 'Kind', 'State', 'Attempts', 'Next run', 'Last error', 'Created', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, list.items.map((j) => h('tr', { 'data-job-id': j.id },
+        h('th', { scope: 'row' }, `#${j.id}`),
+        h('td', {}, j.kind),
+        h('td', { 'data-field': 'state', class: j.state === 'dead' ? 'outcome-failure' : null }, j.state),
+        h('td', {}, `${j.attempts} of ${j.max_attempts}`),
+        h('td', {}, j.state === 'queued' ? formatTime(j.run_at) : '—'),
+        h('td', {}, j.last_error || '—'),
+        h('td', {}, formatTime(j.created_at)),
+        h('td', {},
+          h('button', { type: 'button', class: 'link-button', 'data-action': 'attempts', onclick: () => showAttempts(j).catch(showError) }, `Attempts of job ${j.id}`),
+          (j.state === 'queued' || j.state === 'running') ? h('button', { type: 'button', class: 'link-button', 'data-action': 'cancel', onclick: () => change(j, 'cancel') }, `Cancel job ${j.id}`) : null,
+          (j.state === 'dead' || j.state === 'cancelled') ? h('button', { type: 'button', class: 'link-button', 'data-action': 'retry', onclick: () => change(j, 'retry') }, `Retry job ${j.id}`) : null))))));
+  };
+  await draw();
 }
 
 // ---- collections and records ------------------------------------------
@@ -1005,6 +1133,18 @@ async function recordsView(main, name) {
     if (params.get('filter')) q.set('filter', params.get('filter'));
     if (sort) q.set('sort', sort);
     append(actions, h('a', { id: 'records-export', class: 'button-link', download: '', href: `/api/v1/collections/${name}/export.csv${q.toString() ? `?${q}` : ''}` }, 'Export to CSV'));
+    // The same export as a background job: for large views, or to fetch later.
+    append(actions, h('button', { type: 'button', id: 'records-export-job', class: 'secondary', onclick: async (event) => {
+      const button = event.currentTarget;
+      button.disabled = true;
+      try {
+        const body = {};
+        if (params.get('filter')) body.filter = params.get('filter');
+        if (sort) body.sort = sort;
+        const created = await api('POST', `/api/v1/collections/${name}/exports`, body);
+        go(`/exports?started=${created.id}`);
+      } catch (e) { showError(e); button.disabled = false; }
+    } }, 'Export in the background'));
   }
   append(main, actions, panel, results);
 

@@ -16,7 +16,7 @@ const STYLE: &str = include_str!("../../console/app.css");
 const ICON: &str = include_str!("../../console/favicon.svg");
 
 /// The console's pages (client-side routes).
-pub const PAGES: [&str; 10] = [
+pub const PAGES: [&str; 12] = [
     "/",
     "/login",
     "/setup",
@@ -27,6 +27,8 @@ pub const PAGES: [&str; 10] = [
     "/collections",
     "/collections/{name}",
     "/collections/{name}/schema",
+    "/exports",
+    "/jobs",
 ];
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

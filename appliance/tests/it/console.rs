@@ -383,6 +383,45 @@ async fn collections_flow(b: &mut Browser, checks: &mut Checks) {
     );
     assert!(csv.contains(",ThinkPad,3,laptop\r\n"), "{csv:?}");
     assert!(!csv.contains("Pixel"), "{csv:?}");
+    // The same view as a background export: progress until ready, then a
+    // download link; the file holds the view's records.
+    b.click("#records-export-job").await;
+    b.page("exports").await;
+    b.wait_text(
+        "#exports-table tr.highlight td[data-field='state']",
+        "ready",
+    )
+    .await;
+    let csv = b
+        .cmd_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch(document.querySelector('#exports-table tr.highlight a[data-action=download]').href)\
+               .then(r => r.text().then(t => done(r.status + '\\n' + t)))\
+               .catch(e => done('failed: ' + e));",
+        )
+        .await;
+    let csv = csv.as_str().unwrap_or("");
+    assert!(csv.starts_with("200\nid,label,qty,kind\r\n"), "{csv:?}");
+    assert!(
+        csv.contains(",ThinkPad,3,laptop\r\n") && !csv.contains("Pixel"),
+        "{csv:?}"
+    );
+    checks.page(b, "exports").await;
+    // The job that wrote it, with its attempt, on the admin's jobs page.
+    b.click("a[href='/jobs']").await;
+    b.page("jobs").await;
+    b.wait_text("#jobs-table td[data-field='state']", "succeeded")
+        .await;
+    b.click("#jobs-table button[data-action='attempts']").await;
+    b.wait_text("#job-attempts td[data-field='outcome']", "succeeded")
+        .await;
+    checks.page(b, "jobs").await;
+    b.script(
+        "location.href = '/collections/assets'; return null;",
+        serde_json::json!([]),
+    )
+    .await;
+    b.page("records").await;
     // Sorting by a column heading.
     b.click("#records-clear").await;
     b.page("records").await;
