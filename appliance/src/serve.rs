@@ -246,13 +246,18 @@ async fn serve_with_database(
         systemd::stopping();
         return Ok(Exit::Ok);
     }
+    let workers = crate::jobs::worker::start(pool.clone(), jobs_wake, metrics, job_settings);
     let shutdown = {
         let serving = serving.clone();
         let tls = tls.clone();
+        let jobs_stopping = workers.stopping();
         async move {
             while let SignalEvent::Reload = signals.next().await {
                 reload_tls(tls.as_deref());
             }
+            // No new jobs from now; running ones get the grace alongside
+            // the requests' drain.
+            jobs_stopping.now();
             serving.store(false, Ordering::SeqCst);
             systemd::stopping();
             tracing::info!("shutting down: draining in-flight requests");
@@ -298,7 +303,6 @@ async fn serve_with_database(
             );
         }
     }
-    let workers = crate::jobs::worker::start(pool.clone(), jobs_wake, metrics, job_settings);
     tokio::spawn(housekeeping(pool));
     let drain = server::serve(listener, server_config, app, limits, shutdown).await;
     if drain == server::Drain::TimedOut {
@@ -307,8 +311,9 @@ async fn serve_with_database(
             "shutdown grace period ended with requests still in flight"
         );
     }
-    // Running jobs get the same grace; what still runs then is given back
-    // to the queue for another replica (or the next start).
+    // Running jobs had the same grace, counted from the stop request; what
+    // still runs then is given back to the queue for another replica (or
+    // the next start).
     workers
         .stop(Duration::from_secs(config.http.shutdown_grace_secs))
         .await;

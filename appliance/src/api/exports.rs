@@ -475,6 +475,16 @@ async fn download(
 ) -> Result<Response, ErrorBody> {
     let principal = ctx.principal()?.clone();
     let export = find_visible(&state, &principal, &id).await?;
+    // A download holds a database connection while it runs, as a streamed
+    // export does: they share the same limit.
+    let permit = state.exports.clone().try_acquire_owned().map_err(|_| {
+        ErrorBody::new(
+            ErrorCode::ExportsBusy,
+            "this server is already sending as many exports as it allows; try again when one \
+             has finished",
+        )
+        .retry_after(10)
+    })?;
     let valid_until = q
         .link
         .as_deref()
@@ -524,6 +534,7 @@ async fn download(
     let (sender, receiver) = mpsc::channel(2);
     let file = export.clone();
     tokio::spawn(async move {
+        let _permit = permit;
         for seq in 0..chunks {
             let data = match stored::chunk(&**client, &file, seq as i32).await {
                 Ok(Some(data)) => Ok(Bytes::from(data)),
@@ -534,7 +545,9 @@ async fn download(
             if failed {
                 tracing::error!(export = file.id, seq, "cannot read an export's chunk");
             }
-            if sender.send(data).await.is_err() || failed {
+            // A client gone, or not reading for a minute, frees the connection.
+            let sent = tokio::time::timeout(CLIENT_STALL, sender.send(data)).await;
+            if !matches!(sent, Ok(Ok(()))) || failed {
                 return;
             }
         }

@@ -210,6 +210,39 @@ pub async fn chunk<C: GenericClient>(
     Ok(row.map(|r| r.get(0)))
 }
 
+/// The file an attempt writes: its chunks, size and digest so far.
+struct File {
+    export_id: i64,
+    attempt: i32,
+    hash: digest::Context,
+    bytes: i64,
+    chunks: i32,
+}
+
+impl File {
+    /// Stores what `chunk` holds (if anything) as the next chunk.
+    async fn store(
+        &mut self,
+        writer: &deadpool_postgres::Client,
+        chunk: &mut Vec<u8>,
+    ) -> Result<(), JobError> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::replace(chunk, Vec::with_capacity(CHUNK_BYTES + 64 * 1024));
+        self.hash.update(&data);
+        writer
+            .execute(
+                "INSERT INTO export_chunks (export_id, attempt, seq, data) VALUES ($1, $2, $3, $4)",
+                &[&self.export_id, &self.attempt, &self.chunks, &data],
+            )
+            .await?;
+        self.bytes += data.len() as i64;
+        self.chunks += 1;
+        Ok(())
+    }
+}
+
 /// The job: writes the export's file.
 pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
     let mut writer = ctx.pool.get().await?;
@@ -252,11 +285,15 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
     })?;
     let export = plan.export();
 
-    // From scratch: whatever an earlier attempt wrote goes.
+    // From scratch: what earlier attempts wrote goes — only earlier ones, and
+    // only while this attempt still holds the job (a stale attempt must never
+    // touch a later one's file).
     writer
         .execute(
-            "DELETE FROM export_chunks WHERE export_id = $1",
-            &[&export_id],
+            "DELETE FROM export_chunks WHERE export_id = $1 AND attempt < $2 \
+               AND EXISTS (SELECT 1 FROM jobs WHERE id = $3 AND worker = $4 AND attempts = $2 \
+                           AND state = 'running')",
+            &[&export_id, &ctx.job.attempt, &ctx.job.id, &ctx.worker],
         )
         .await?;
     let tx = reader.build_transaction().read_only(true).start().await?;
@@ -278,20 +315,16 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
     let statement = tx.prepare(&sql).await?;
     let portal = tx.bind(&statement, &params).await?;
     let neutralise = export.neutralised_columns();
-    let mut hash = digest::Context::new(&digest::SHA256);
     let mut chunk = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
     export.header(&mut chunk);
     let mut rows = 0i64;
-    let mut bytes = 0i64;
-    let mut seq = 0i32;
     let attempt = ctx.job.attempt;
-    let mut store = |chunk: &mut Vec<u8>, seq: &mut i32| {
-        hash.update(chunk);
-        bytes += chunk.len() as i64;
-        let data = std::mem::replace(chunk, Vec::with_capacity(CHUNK_BYTES + 64 * 1024));
-        let n = *seq;
-        *seq += 1;
-        (data, n)
+    let mut file = File {
+        export_id,
+        attempt,
+        hash: digest::Context::new(&digest::SHA256),
+        bytes: 0,
+        chunks: 0,
     };
     loop {
         ctx.check()?;
@@ -299,40 +332,63 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
         let mut cells: Vec<Option<&str>> = Vec::new();
         for row in &batch {
             cells.clear();
-            for i in 0..row.len() {
-                cells.push(row.try_get(i)?);
+            for c in 0..row.len() {
+                cells.push(row.try_get(c)?);
             }
             export::write_record(&mut chunk, &cells, &neutralise);
             rows += 1;
+            // Flushed row by row: a chunk never holds much more than 1 MiB,
+            // however large the records.
+            if chunk.len() >= CHUNK_BYTES {
+                file.store(&writer, &mut chunk).await?;
+                ctx.progress(&json!({ "rows": rows, "estimate": estimate.max(rows) }))
+                    .await?;
+            }
         }
-        let last = batch.len() < BATCH_ROWS as usize;
-        if chunk.len() >= CHUNK_BYTES || (last && !chunk.is_empty()) {
-            let (data, n) = store(&mut chunk, &mut seq);
-            writer
-                .execute(
-                    "INSERT INTO export_chunks (export_id, attempt, seq, data) \
-                     VALUES ($1, $2, $3, $4)",
-                    &[&export_id, &attempt, &n, &data],
-                )
-                .await?;
-            ctx.progress(&json!({ "rows": rows, "estimate": estimate.max(rows) }))
-                .await?;
-        }
-        if last {
+        if batch.len() < BATCH_ROWS as usize {
             break;
         }
     }
+    file.store(&writer, &mut chunk).await?;
     tx.commit().await?;
-    let sha256: String = hash
+    let (seq, bytes) = (file.chunks, file.bytes);
+    let sha256: String = file
+        .hash
         .finish()
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
 
-    // Ready, in one transaction with its audit entry, only if still ours.
+    // Ready, in one transaction with its audit entry, only if the job is
+    // still this attempt's (the row lock holds off a cancel meanwhile) and
+    // every chunk it wrote is there.
     ctx.check()?;
     let done = writer.transaction().await?;
+    let held = done
+        .query_opt(
+            "SELECT 1 FROM jobs WHERE id = $1 AND worker = $2 AND attempts = $3 \
+               AND state = 'running' FOR UPDATE",
+            &[&ctx.job.id, &ctx.worker, &attempt],
+        )
+        .await?;
+    if held.is_none() {
+        return Err(JobError::Lost);
+    }
+    let stored = done
+        .query_one(
+            "SELECT count(*), coalesce(sum(length(data)), 0)::bigint FROM export_chunks \
+             WHERE export_id = $1 AND attempt = $2",
+            &[&export_id, &attempt],
+        )
+        .await?;
+    let (stored_chunks, stored_bytes): (i64, i64) = (stored.get(0), stored.get(1));
+    if stored_chunks != i64::from(seq) || stored_bytes != bytes {
+        return Err(JobError::Transient(format!(
+            "the stored file is incomplete ({stored_chunks} of {seq} chunks, {stored_bytes} of \
+             {bytes} bytes); writing it again"
+        )));
+    }
     let marked = done
         .execute(
             "UPDATE exports SET attempt = $2, rows_written = $3, bytes = $4, sha256 = $5, \

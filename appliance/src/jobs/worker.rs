@@ -71,9 +71,28 @@ impl JobCtx {
 
 /// The running workers of this replica.
 pub struct Workers {
-    stop_claiming: watch::Sender<bool>,
+    stopping: Stopping,
     release: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// Tells the workers to take no more jobs, and remembers when (the grace
+/// for running jobs counts from then).
+#[derive(Clone)]
+pub struct Stopping {
+    sender: Arc<watch::Sender<bool>>,
+    since: Arc<std::sync::OnceLock<tokio::time::Instant>>,
+}
+
+impl Stopping {
+    pub fn now(&self) {
+        let _ = self.since.set(tokio::time::Instant::now());
+        let _ = self.sender.send(true);
+    }
+
+    fn since(&self) -> tokio::time::Instant {
+        *self.since.get_or_init(tokio::time::Instant::now)
+    }
 }
 
 /// Starts `settings.workers` workers and the lease keeper.
@@ -107,19 +126,30 @@ pub fn start(
     }
     tasks.push(tokio::spawn(keep_leases(shared, stop_rx)));
     Workers {
-        stop_claiming,
+        stopping: Stopping {
+            sender: Arc::new(stop_claiming),
+            since: Arc::new(std::sync::OnceLock::new()),
+        },
         release,
         tasks,
     }
 }
 
 impl Workers {
-    /// Stops claiming new jobs, lets running ones finish for up to `grace`,
-    /// then gives back what still runs (queued again, without using up an
-    /// attempt) so another replica takes it up at once.
+    /// For the signal handler: stop taking jobs as soon as a stop is asked
+    /// for, while requests drain.
+    pub fn stopping(&self) -> Stopping {
+        self.stopping.clone()
+    }
+
+    /// Stops claiming new jobs, lets running ones finish until `grace` after
+    /// the stop was asked for, then gives back what still runs (queued
+    /// again, without using up an attempt) so another replica takes it up
+    /// at once. Workers that do not end within 5 s more are aborted (their
+    /// jobs' leases then run out).
     pub async fn stop(self, grace: Duration) {
-        let _ = self.stop_claiming.send(true);
-        let deadline = tokio::time::Instant::now() + grace;
+        self.stopping.now();
+        let deadline = self.stopping.since() + grace;
         let mut still_running = Vec::new();
         for mut task in self.tasks {
             if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
@@ -127,9 +157,22 @@ impl Workers {
             }
         }
         let _ = self.release.send(true);
-        for task in still_running {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        let last = tokio::time::Instant::now() + Duration::from_secs(5);
+        for mut task in still_running {
+            if tokio::time::timeout_at(last, &mut task).await.is_err() {
+                task.abort();
+            }
         }
+    }
+}
+
+/// Aborts the task it holds when dropped: a heartbeat never outlives the
+/// run it belongs to, however that run ends.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -204,13 +247,13 @@ async fn run_job(
 ) {
     let lost = Arc::new(AtomicBool::new(false));
     let lost_signal = Arc::new(Notify::new());
-    let heartbeat = tokio::spawn(heartbeat(
+    let heartbeat = AbortOnDrop(tokio::spawn(heartbeat(
         shared.clone(),
         worker.to_string(),
         job.clone(),
         lost.clone(),
         lost_signal.clone(),
-    ));
+    )));
     let ctx = JobCtx {
         pool: shared.pool.clone(),
         job: job.clone(),
@@ -232,7 +275,7 @@ async fn run_job(
             _ = release.wait_for(|r| *r) => None,
         }
     };
-    heartbeat.abort();
+    drop(heartbeat);
     let seconds = started.elapsed().as_secs_f64();
     let (ending, outcome) = match &result {
         None => (Ending::Released, "released"),

@@ -190,6 +190,11 @@ pub fn parse_fields(c: &Collection, spec: Option<&str>) -> Result<Option<Vec<Str
                 "fields: no field named {name:?} in this collection"
             )));
         }
+        if names.iter().any(|n| n == name) {
+            return Err(QueryError::Fields(format!(
+                "fields: {name:?} is named twice; name each field once"
+            )));
+        }
         names.push(name.to_string());
     }
     Ok(Some(names))

@@ -329,6 +329,11 @@ async fn exports_need_the_export_permission_are_audited_and_refuse_bad_requests(
         "invalid_sort",
     );
     assert_error(
+        &editor.get(&format!("{path}?fields=name,name")).await,
+        400,
+        "invalid_sort",
+    );
+    assert_error(
         &editor.get(&format!("{path}?formulas=maybe")).await,
         422,
         "validation_failed",
