@@ -223,22 +223,37 @@ async fn write_all(
     let neutralise = export.neutralised_columns();
     let mut chunk = Vec::with_capacity(CHUNK_BYTES + 8 * 1024);
     export.header(&mut chunk);
+    let mut batch = tx.query_portal(&portal, BATCH_ROWS).await?;
     loop {
-        let batch = tx.query_portal(&portal, BATCH_ROWS).await?;
-        let mut cells: Vec<Option<&str>> = Vec::new();
-        for row in &batch {
-            cells.clear();
-            for i in 0..row.len() {
-                cells.push(row.try_get(i)?);
+        // The next batch is asked for before this one is encoded, so
+        // PostgreSQL produces it while this process encodes and sends.
+        let more = batch.len() == BATCH_ROWS as usize;
+        let fetch = async {
+            match more {
+                true => Some(tx.query_portal(&portal, BATCH_ROWS).await),
+                false => None,
             }
-            export::write_record(&mut chunk, &cells, &neutralise);
-            *rows += 1;
-            if chunk.len() >= CHUNK_BYTES {
-                send(sender, &mut chunk).await?;
+        };
+        let encode = async {
+            let mut cells: Vec<Option<&str>> = Vec::new();
+            for row in &batch {
+                cells.clear();
+                for i in 0..row.len() {
+                    cells.push(row.try_get(i)?);
+                }
+                export::write_record(&mut chunk, &cells, &neutralise);
+                *rows += 1;
+                if chunk.len() >= CHUNK_BYTES {
+                    send(sender, &mut chunk).await?;
+                }
             }
-        }
-        if batch.len() < BATCH_ROWS as usize {
-            break;
+            Ok::<(), Stopped>(())
+        };
+        let (next, encoded) = tokio::join!(fetch, encode);
+        encoded?;
+        match next {
+            Some(next) => batch = next?,
+            None => break,
         }
     }
     send(sender, &mut chunk).await?;

@@ -326,27 +326,42 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
         bytes: 0,
         chunks: 0,
     };
+    let mut batch = tx.query_portal(&portal, BATCH_ROWS).await?;
     loop {
         ctx.check()?;
-        let batch = tx.query_portal(&portal, BATCH_ROWS).await?;
-        let mut cells: Vec<Option<&str>> = Vec::new();
-        for row in &batch {
-            cells.clear();
-            for c in 0..row.len() {
-                cells.push(row.try_get(c)?);
+        // The next batch is asked for before this one is encoded, so
+        // PostgreSQL produces it while this worker encodes and stores.
+        let more = batch.len() == BATCH_ROWS as usize;
+        let fetch = async {
+            match more {
+                true => Some(tx.query_portal(&portal, BATCH_ROWS).await),
+                false => None,
             }
-            export::write_record(&mut chunk, &cells, &neutralise);
-            rows += 1;
-            // Flushed row by row: a chunk never holds much more than 1 MiB,
-            // however large the records.
-            if chunk.len() >= CHUNK_BYTES {
-                file.store(&writer, &mut chunk).await?;
-                ctx.progress(&json!({ "rows": rows, "estimate": estimate.max(rows) }))
-                    .await?;
+        };
+        let encode = async {
+            let mut cells: Vec<Option<&str>> = Vec::new();
+            for row in &batch {
+                cells.clear();
+                for c in 0..row.len() {
+                    cells.push(row.try_get(c)?);
+                }
+                export::write_record(&mut chunk, &cells, &neutralise);
+                rows += 1;
+                // Flushed row by row: a chunk never holds much more than
+                // 1 MiB, however large the records.
+                if chunk.len() >= CHUNK_BYTES {
+                    file.store(&writer, &mut chunk).await?;
+                    ctx.progress(&json!({ "rows": rows, "estimate": estimate.max(rows) }))
+                        .await?;
+                }
             }
-        }
-        if batch.len() < BATCH_ROWS as usize {
-            break;
+            Ok::<(), JobError>(())
+        };
+        let (next, encoded) = tokio::join!(fetch, encode);
+        encoded?;
+        match next {
+            Some(next) => batch = next?,
+            None => break,
         }
     }
     file.store(&writer, &mut chunk).await?;
