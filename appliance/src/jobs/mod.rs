@@ -81,9 +81,24 @@ pub enum JobError {
 }
 
 impl From<tokio_postgres::Error> for JobError {
+    /// Data and integrity errors (SQLSTATE classes 22 and 23: a value the
+    /// column cannot hold, a row that no longer exists to refer to) recur on
+    /// every attempt; everything else (the database away, a timeout, a
+    /// schema changed meanwhile, which the next attempt reads afresh) may
+    /// not.
     fn from(e: tokio_postgres::Error) -> JobError {
-        JobError::Transient(crate::db::describe_pg_error(&e))
+        let text = crate::db::describe_pg_error(&e);
+        if e.code().is_some_and(|c| recurs(c.code())) {
+            JobError::Permanent(text)
+        } else {
+            JobError::Transient(text)
+        }
     }
+}
+
+/// Whether an error with this SQLSTATE comes back on every attempt.
+fn recurs(sqlstate: &str) -> bool {
+    matches!(sqlstate.get(..2), Some("22" | "23"))
 }
 
 impl From<deadpool_postgres::PoolError> for JobError {
@@ -109,6 +124,21 @@ mod tests {
                 d >= Duration::from_secs(4) && d <= Duration::from_secs(8),
                 "{d:?}"
             );
+        }
+    }
+
+    #[test]
+    fn data_and_integrity_errors_recur_others_may_not() {
+        for (code, recurring) in [
+            ("22003", true),  // numeric value out of range
+            ("23503", true),  // foreign key violation (the export was deleted)
+            ("57014", false), // statement timeout
+            ("08006", false), // connection failure
+            ("42703", false), // undefined column: a schema change the next attempt reads
+            ("40001", false), // serialization failure
+            ("", false),
+        ] {
+            assert_eq!(recurs(code), recurring, "{code}");
         }
     }
 

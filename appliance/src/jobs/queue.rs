@@ -301,6 +301,22 @@ pub async fn reap<C: GenericClient>(client: &C) -> Result<Vec<i64>, tokio_postgr
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// Forgets finished jobs after `keep`: succeeded and cancelled ones, and
+/// dead ones nobody retried; never a job an export still points at.
+pub async fn purge_finished<C: GenericClient>(
+    client: &C,
+    keep: Duration,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "DELETE FROM jobs j WHERE state IN ('succeeded', 'cancelled', 'dead') \
+               AND finished_at < now() - $1::bigint * interval '1 second' \
+               AND NOT EXISTS (SELECT 1 FROM exports e WHERE e.job_id = j.id)",
+            &[&(keep.as_secs() as i64)],
+        )
+        .await
+}
+
 /// Why the API could not change a job.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {

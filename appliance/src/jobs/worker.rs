@@ -20,6 +20,10 @@ use crate::metrics::{JobLabels, Metrics};
 const POLL: Duration = Duration::from_secs(5);
 /// How often leases are checked and the gauges refreshed.
 const REAP_EVERY: Duration = Duration::from_secs(5);
+/// How long finished jobs (and their attempts) stay visible.
+const KEEP_FINISHED: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How often finished jobs are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// What the workers need.
 #[derive(Clone)]
@@ -388,6 +392,7 @@ async fn heartbeat(
 /// Takes back jobs whose lease ran out, deletes expired exports, and
 /// refreshes the queue gauges.
 async fn keep_leases(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut last_purge: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(REAP_EVERY) => {}
@@ -411,6 +416,12 @@ async fn keep_leases(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
         if let Err(e) = export::delete_expired(&**client).await {
             tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot delete expired exports");
+        }
+        if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+            last_purge = Some(Instant::now());
+            if let Err(e) = queue::purge_finished(&**client, KEEP_FINISHED).await {
+                tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot purge finished jobs");
+            }
         }
         if let Ok(depth) = queue::depth(&**client).await {
             shared.metrics.jobs_due.set(depth.due);

@@ -438,6 +438,16 @@ async fn failing_jobs_retry_with_growing_delays_then_dead_letter_and_replay() {
         .await
         .expect("collection")
         .get(0);
+    // A job finished long ago is purged by the lease keeper.
+    let old: i64 = sql
+        .query_one(
+            "INSERT INTO jobs (kind, payload, max_attempts, state, finished_at) \
+             VALUES ('export', '{}', 4, 'succeeded', now() - interval '31 days') RETURNING id",
+            &[],
+        )
+        .await
+        .expect("old job")
+        .get(0);
     // The records are held by another session: every attempt times out.
     sql.batch_execute(&format!(
         "BEGIN; LOCK TABLE records.\"c_{table}\" IN ACCESS EXCLUSIVE MODE;"
@@ -533,6 +543,16 @@ async fn failing_jobs_retry_with_growing_delays_then_dead_letter_and_replay() {
     assert_eq!(r.json()["state"], "cancelled");
     let cancelled = admin.get(&format!("/api/v1/exports/{second}")).await.json();
     assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+    assert_error(
+        &admin.get(&format!("/api/v1/jobs/{old}")).await,
+        404,
+        "not_found",
+    );
+    assert_eq!(
+        admin.get(&format!("/api/v1/jobs/{job_id}")).await.status,
+        200,
+        "a job an export points at stays"
+    );
     sql.batch_execute("ROLLBACK").await.expect("release");
 }
 
