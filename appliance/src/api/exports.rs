@@ -357,6 +357,18 @@ async fn create_stored(
     let collection = load(&*tx, &name).await?;
     // Refused now if it cannot run: the job plans it again when it starts.
     let plan = Plan::new(collection, &request)?;
+    // Each export is a copy of its records in the database: a bound per
+    // person keeps one account from filling it.
+    if stored::kept_by(&tx, principal.user_id).await? >= stored::PER_PERSON {
+        return Err(ErrorBody::new(
+            ErrorCode::TooManyExports,
+            format!(
+                "you already keep {} exports, the most one person may; delete some you no longer \
+                 need (Exports page, or DELETE /api/v1/exports/{{id}}) or wait until they expire",
+                stored::PER_PERSON
+            ),
+        ));
+    }
     let fields: Vec<String> = plan
         .export()
         .fields

@@ -63,11 +63,13 @@ pub enum ErrorCode {
     ExportsBusy,
     /// A download link that is not the caller's, was altered, or expired.
     InvalidLink,
+    /// The caller keeps as many stored exports as one person may.
+    TooManyExports,
 }
 
 impl ErrorCode {
     /// Every code, for the documentation test.
-    pub const ALL: [ErrorCode; 38] = [
+    pub const ALL: [ErrorCode; 39] = [
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
@@ -106,6 +108,7 @@ impl ErrorCode {
         ErrorCode::QueryTimeout,
         ErrorCode::ExportsBusy,
         ErrorCode::InvalidLink,
+        ErrorCode::TooManyExports,
     ];
 
     pub fn status(self) -> StatusCode {
@@ -134,7 +137,8 @@ impl ErrorCode {
             | LastAdmin
             | SetupComplete
             | IdempotencyKeyReused
-            | IdempotencyInProgress => StatusCode::CONFLICT,
+            | IdempotencyInProgress
+            | TooManyExports => StatusCode::CONFLICT,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -84,6 +84,29 @@ fn stored(row: &tokio_postgres::Row) -> StoredExport {
     }
 }
 
+/// Exports a person may keep at once (queued, running or ready).
+pub const PER_PERSON: i64 = 20;
+
+/// How many exports `user` keeps now (queued, running or ready, not
+/// expired); locks the person's row so two requests cannot both pass the
+/// limit.
+pub async fn kept_by(
+    tx: &tokio_postgres::Transaction<'_>,
+    user: i64,
+) -> Result<i64, tokio_postgres::Error> {
+    tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user])
+        .await?;
+    let row = tx
+        .query_one(
+            "SELECT count(*) FROM exports e JOIN jobs j ON j.id = e.job_id \
+             WHERE e.requested_by = $1 AND e.expires_at > now() \
+               AND (e.attempt IS NOT NULL OR j.state IN ('queued', 'running'))",
+            &[&user],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Creates an export and its job (in the caller's transaction).
 pub async fn create(
     tx: &tokio_postgres::Transaction<'_>,

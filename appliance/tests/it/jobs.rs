@@ -285,6 +285,31 @@ async fn a_stored_export_is_written_by_a_job_and_downloaded_through_an_expiring_
         .expect("count")
         .get(0);
     assert_eq!(chunks, 0);
+
+    // One person keeps at most 20 exports.
+    let small = json!({ "filter": r#"{"field":"n","op":"lte","value":1}"# });
+    let mut kept = Vec::new();
+    for _ in 0..20 {
+        kept.push(start_export(&erin, small.clone()).await);
+    }
+    assert_error(
+        &erin
+            .post("/api/v1/collections/notes/exports", small.clone())
+            .await,
+        409,
+        "too_many_exports",
+    );
+    assert_eq!(
+        eddie
+            .post("/api/v1/collections/notes/exports", small.clone())
+            .await
+            .status,
+        202,
+        "the bound is per person"
+    );
+    let r = erin.delete(&format!("/api/v1/exports/{}", kept[0])).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    start_export(&erin, small).await;
 }
 
 fn replica(site: &Site, extra: &str) -> (App, std::net::SocketAddr, AppConfig) {
