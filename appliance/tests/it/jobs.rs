@@ -663,3 +663,52 @@ async fn a_stopping_server_gives_its_running_job_back() {
         .collect();
     assert_eq!(outcomes, ["released", "succeeded"], "{job}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_whose_fields_are_gone_fails_at_once_without_retrying() {
+    let site = Site::start_with("[api]\nquery_timeout_ms = 300\n").await;
+    notes(&site, 50).await;
+    let admin = &site.admin;
+    let sql = site.sql().await;
+    let table: i64 = sql
+        .query_one("SELECT id FROM collections WHERE name = 'notes'", &[])
+        .await
+        .expect("collection")
+        .get(0);
+    // The first attempt times out on a held table and waits for its retry.
+    sql.batch_execute(&format!(
+        "BEGIN; LOCK TABLE records.\"c_{table}\" IN ACCESS EXCLUSIVE MODE;"
+    ))
+    .await
+    .expect("lock");
+    let id = start_export(admin, json!({ "fields": "title,risky" })).await;
+    let job_id = admin.get(&format!("/api/v1/exports/{id}")).await.json()["job_id"]
+        .as_i64()
+        .expect("job id");
+    let started = Instant::now();
+    loop {
+        let job = admin.get(&format!("/api/v1/jobs/{job_id}")).await.json();
+        if job["attempts"] == 1 && job["state"] == "queued" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Meanwhile a field it exports is removed (metadata only: no lock).
+    let r = admin.delete("/api/v1/collections/notes/fields/risky").await;
+    assert!(matches!(r.status, 200 | 204), "{}", r.body);
+    sql.batch_execute("ROLLBACK").await.expect("release");
+
+    // The next attempt cannot plan it: dead at once, not retried twice more.
+    let failed = wait_export(admin, id, |e| e["state"] == "failed").await;
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("fields changed since the export was asked for"),
+        "{failed}"
+    );
+    let job = admin.get(&format!("/api/v1/jobs/{job_id}")).await.json();
+    assert_eq!(job["state"], "dead", "{job}");
+    assert_eq!(job["attempts"], 2, "{job}");
+}
