@@ -38,8 +38,6 @@ use crate::http::AppState;
 use crate::jobs::export::{self as stored, StoredExport};
 use crate::records::export::{self, Export, Plan, PlanError};
 
-/// Rows fetched from the portal at a time.
-const BATCH_ROWS: i32 = 1000;
 /// Bytes encoded before they are handed to the response.
 const CHUNK_BYTES: usize = 64 * 1024;
 /// Chunks waiting for the client at most.
@@ -214,65 +212,32 @@ async fn write_all(
     rows: &mut u64,
 ) -> Result<(), Stopped> {
     let tx = client.build_transaction().read_only(true).start().await?;
-    // Values as COPY writes them, whatever the server's defaults.
-    tx.batch_execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
+    export
+        .write(&tx, CHUNK_BYTES, rows, &mut ToClient(sender))
         .await?;
-    let (sql, values) = export.statement();
-    let statement = tx.prepare(&sql).await?;
-    let portal = tx.bind(&statement, &export::params(&values)).await?;
-    let neutralise = export.neutralised_columns();
-    let mut chunk = Vec::with_capacity(CHUNK_BYTES + 8 * 1024);
-    export.header(&mut chunk);
-    let mut batch = tx.query_portal(&portal, BATCH_ROWS).await?;
-    loop {
-        // The next batch is asked for before this one is encoded, so
-        // PostgreSQL produces it while this process encodes and sends.
-        let more = batch.len() == BATCH_ROWS as usize;
-        let fetch = async {
-            match more {
-                true => Some(tx.query_portal(&portal, BATCH_ROWS).await),
-                false => None,
-            }
-        };
-        let encode = async {
-            let mut cells: Vec<Option<&str>> = Vec::new();
-            for row in &batch {
-                cells.clear();
-                for i in 0..row.len() {
-                    cells.push(row.try_get(i)?);
-                }
-                export::write_record(&mut chunk, &cells, &neutralise);
-                *rows += 1;
-                if chunk.len() >= CHUNK_BYTES {
-                    send(sender, &mut chunk).await?;
-                }
-            }
-            Ok::<(), Stopped>(())
-        };
-        let (next, encoded) = tokio::join!(fetch, encode);
-        encoded?;
-        match next {
-            Some(next) => batch = next?,
-            None => break,
-        }
-    }
-    send(sender, &mut chunk).await?;
     tx.commit().await?;
     Ok(())
 }
 
-async fn send(sender: &Sender, chunk: &mut Vec<u8>) -> Result<(), Stopped> {
-    if chunk.is_empty() {
-        return Ok(());
-    }
-    let bytes = Bytes::from(std::mem::replace(
-        chunk,
-        Vec::with_capacity(CHUNK_BYTES + 8 * 1024),
-    ));
-    match tokio::time::timeout(CLIENT_STALL, sender.send(Ok(bytes))).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(Stopped::ClientGone),
-        Err(_) => Err(Stopped::ClientStalled),
+/// The response's side of the channel.
+struct ToClient<'a>(&'a Sender);
+
+impl export::Sink for ToClient<'_> {
+    type Error = Stopped;
+
+    async fn flush(&mut self, chunk: &mut Vec<u8>, _rows: u64) -> Result<(), Stopped> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let bytes = Bytes::from(std::mem::replace(
+            chunk,
+            Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 8),
+        ));
+        match tokio::time::timeout(CLIENT_STALL, self.0.send(Ok(bytes))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Stopped::ClientGone),
+            Err(_) => Err(Stopped::ClientStalled),
+        }
     }
 }
 

@@ -22,8 +22,6 @@ use crate::records::export::{self, Plan, Request};
 
 /// Bytes per stored chunk.
 const CHUNK_BYTES: usize = 1024 * 1024;
-/// Rows fetched from the portal at a time.
-const BATCH_ROWS: i32 = 1000;
 
 /// An export as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -252,7 +250,7 @@ impl File {
         if chunk.is_empty() {
             return Ok(());
         }
-        let data = std::mem::replace(chunk, Vec::with_capacity(CHUNK_BYTES + 64 * 1024));
+        let data = std::mem::replace(chunk, Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 8));
         self.hash.update(&data);
         writer
             .execute(
@@ -263,6 +261,27 @@ impl File {
         self.bytes += data.len() as i64;
         self.chunks += 1;
         Ok(())
+    }
+}
+
+/// The job's side of [`Export::write`]: each chunk stored, progress
+/// reported, and a job no longer this worker's noticed.
+struct ToTable<'a> {
+    file: &'a mut File,
+    writer: &'a deadpool_postgres::Client,
+    ctx: &'a JobCtx,
+    estimate: u64,
+}
+
+impl export::Sink for ToTable<'_> {
+    type Error = JobError;
+
+    async fn flush(&mut self, chunk: &mut Vec<u8>, rows: u64) -> Result<(), JobError> {
+        self.ctx.check()?;
+        self.file.store(self.writer, chunk).await?;
+        self.ctx
+            .progress(&json!({ "rows": rows, "estimate": self.estimate.max(rows) }))
+            .await
     }
 }
 
@@ -320,27 +339,21 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
         )
         .await?;
     let tx = reader.build_transaction().read_only(true).start().await?;
-    tx.batch_execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
-        .await?;
     let (sql, values) = export.statement();
-    let params = export::params(&values);
     let plan_rows = tx
-        .query_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), &params)
+        .query_one(
+            &format!("EXPLAIN (FORMAT JSON) {sql}"),
+            &export::params(&values),
+        )
         .await?;
     let plan_json: serde_json::Value = plan_rows.get(0);
     let estimate = plan_json[0]["Plan"]["Plan Rows"]
         .as_f64()
         .unwrap_or(0.0)
-        .round() as i64;
+        .round() as u64;
     ctx.progress(&json!({ "rows": 0, "estimate": estimate }))
         .await?;
 
-    let statement = tx.prepare(&sql).await?;
-    let portal = tx.bind(&statement, &params).await?;
-    let neutralise = export.neutralised_columns();
-    let mut chunk = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
-    export.header(&mut chunk);
-    let mut rows = 0i64;
     let attempt = ctx.job.attempt;
     let mut file = File {
         export_id,
@@ -349,45 +362,15 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
         bytes: 0,
         chunks: 0,
     };
-    let mut batch = tx.query_portal(&portal, BATCH_ROWS).await?;
-    loop {
-        ctx.check()?;
-        // The next batch is asked for before this one is encoded, so
-        // PostgreSQL produces it while this worker encodes and stores.
-        let more = batch.len() == BATCH_ROWS as usize;
-        let fetch = async {
-            match more {
-                true => Some(tx.query_portal(&portal, BATCH_ROWS).await),
-                false => None,
-            }
-        };
-        let encode = async {
-            let mut cells: Vec<Option<&str>> = Vec::new();
-            for row in &batch {
-                cells.clear();
-                for c in 0..row.len() {
-                    cells.push(row.try_get(c)?);
-                }
-                export::write_record(&mut chunk, &cells, &neutralise);
-                rows += 1;
-                // Flushed row by row: a chunk never holds much more than
-                // 1 MiB, however large the records.
-                if chunk.len() >= CHUNK_BYTES {
-                    file.store(&writer, &mut chunk).await?;
-                    ctx.progress(&json!({ "rows": rows, "estimate": estimate.max(rows) }))
-                        .await?;
-                }
-            }
-            Ok::<(), JobError>(())
-        };
-        let (next, encoded) = tokio::join!(fetch, encode);
-        encoded?;
-        match next {
-            Some(next) => batch = next?,
-            None => break,
-        }
-    }
-    file.store(&writer, &mut chunk).await?;
+    let mut rows = 0u64;
+    let mut sink = ToTable {
+        file: &mut file,
+        writer: &writer,
+        ctx,
+        estimate,
+    };
+    export.write(&tx, CHUNK_BYTES, &mut rows, &mut sink).await?;
+    let rows = rows as i64;
     tx.commit().await?;
     let (seq, bytes) = (file.chunks, file.bytes);
     let sha256: String = file

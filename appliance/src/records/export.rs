@@ -173,6 +173,83 @@ impl Export<'_> {
     }
 }
 
+/// Rows fetched from the portal at a time.
+const BATCH_ROWS: i32 = 1000;
+
+/// Where [`Export::write`] hands the file, a chunk at a time.
+pub trait Sink {
+    type Error: From<tokio_postgres::Error>;
+
+    /// Takes what `chunk` holds (leaving it empty) after `rows` rows.
+    fn flush(
+        &mut self,
+        chunk: &mut Vec<u8>,
+        rows: u64,
+    ) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send;
+}
+
+impl Export<'_> {
+    /// Writes the whole file: the header, then every row, into a chunk,
+    /// handing it to `sink` (with the rows written so far) whenever it holds
+    /// `chunk_bytes` or more, and once at the end. Runs in `tx`, which the
+    /// caller opened read-only (one snapshot); values come as `COPY` writes
+    /// them whatever the server's settings. Rows are fetched through a
+    /// portal, 1,000 at a time, each fetch under the statement timeout; the
+    /// next batch is asked for before this one is encoded, so PostgreSQL
+    /// produces it while this process encodes and flushes. `rows` counts what
+    /// was written, also when it fails part way.
+    pub async fn write<S: Sink>(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        chunk_bytes: usize,
+        rows: &mut u64,
+        sink: &mut S,
+    ) -> Result<(), S::Error> {
+        tx.batch_execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
+            .await?;
+        let (sql, values) = self.statement();
+        let statement = tx.prepare(&sql).await?;
+        let portal = tx.bind(&statement, &params(&values)).await?;
+        let neutralise = self.neutralised_columns();
+        let mut chunk = Vec::with_capacity(chunk_bytes + chunk_bytes / 8);
+        self.header(&mut chunk);
+        let mut batch = tx.query_portal(&portal, BATCH_ROWS).await?;
+        loop {
+            let more = batch.len() == BATCH_ROWS as usize;
+            let fetch = async {
+                match more {
+                    true => Some(tx.query_portal(&portal, BATCH_ROWS).await),
+                    false => None,
+                }
+            };
+            let encode = async {
+                let mut cells: Vec<Option<&str>> = Vec::new();
+                for row in &batch {
+                    cells.clear();
+                    for i in 0..row.len() {
+                        cells.push(row.try_get(i)?);
+                    }
+                    write_record(&mut chunk, &cells, &neutralise);
+                    *rows += 1;
+                    // Flushed row by row: a chunk never holds much more than
+                    // `chunk_bytes`, however large the records.
+                    if chunk.len() >= chunk_bytes {
+                        sink.flush(&mut chunk, *rows).await?;
+                    }
+                }
+                Ok::<(), S::Error>(())
+            };
+            let (next, encoded) = tokio::join!(fetch, encode);
+            encoded?;
+            match next {
+                Some(next) => batch = next?,
+                None => break,
+            }
+        }
+        sink.flush(&mut chunk, *rows).await
+    }
+}
+
 /// The parameters of [`Export::statement`] as the driver takes them.
 pub fn params(values: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
     values.iter().map(|v| v.as_sql()).collect()
