@@ -5,16 +5,10 @@
 -- in the changing transaction (delivered on commit). Older binaries do not
 -- listen and are unaffected.
 
-CREATE FUNCTION m77_notify_auth() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Notifies the channel named by the trigger's argument.
+CREATE FUNCTION m77_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('m77_auth', '');
-    RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION m77_notify_catalog() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('m77_catalog', '');
+    PERFORM pg_notify(TG_ARGV[0], '');
     RETURN NULL;
 END
 $$;
@@ -25,24 +19,24 @@ CREATE TRIGGER api_tokens_notify_update AFTER UPDATE ON api_tokens
     WHEN ((OLD.user_id, OLD.secret_digest, OLD.permissions, OLD.expires_at, OLD.revoked_at)
           IS DISTINCT FROM
           (NEW.user_id, NEW.secret_digest, NEW.permissions, NEW.expires_at, NEW.revoked_at))
-    EXECUTE FUNCTION m77_notify_auth();
+    EXECUTE FUNCTION m77_notify('m77_auth');
 CREATE TRIGGER api_tokens_notify_delete AFTER DELETE OR TRUNCATE ON api_tokens
-    FOR EACH STATEMENT EXECUTE FUNCTION m77_notify_auth();
+    FOR EACH STATEMENT EXECUTE FUNCTION m77_notify('m77_auth');
 
 CREATE TRIGGER users_notify_update AFTER UPDATE ON users
     FOR EACH ROW
     WHEN ((OLD.username, OLD.role, OLD.disabled, OLD.totp_secret)
           IS DISTINCT FROM
           (NEW.username, NEW.role, NEW.disabled, NEW.totp_secret))
-    EXECUTE FUNCTION m77_notify_auth();
+    EXECUTE FUNCTION m77_notify('m77_auth');
 CREATE TRIGGER users_notify_delete AFTER DELETE OR TRUNCATE ON users
-    FOR EACH STATEMENT EXECUTE FUNCTION m77_notify_auth();
+    FOR EACH STATEMENT EXECUTE FUNCTION m77_notify('m77_auth');
 
 CREATE TRIGGER security_settings_notify AFTER UPDATE OR DELETE OR TRUNCATE ON security_settings
-    FOR EACH STATEMENT EXECUTE FUNCTION m77_notify_auth();
+    FOR EACH STATEMENT EXECUTE FUNCTION m77_notify('m77_auth');
 
 CREATE TRIGGER collections_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON collections
-    FOR EACH STATEMENT EXECUTE FUNCTION m77_notify_catalog();
+    FOR EACH STATEMENT EXECUTE FUNCTION m77_notify('m77_catalog');
 CREATE TRIGGER collection_fields_notify
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON collection_fields
-    FOR EACH STATEMENT EXECUTE FUNCTION m77_notify_catalog();
+    FOR EACH STATEMENT EXECUTE FUNCTION m77_notify('m77_catalog');

@@ -44,14 +44,8 @@ CREATE TABLE job_attempts (
     PRIMARY KEY (job_id, attempt)
 );
 
-CREATE FUNCTION m77_notify_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('m77_jobs', '');
-    RETURN NULL;
-END
-$$;
 CREATE TRIGGER jobs_notify AFTER INSERT OR UPDATE OF state, run_at ON jobs
-    FOR EACH ROW WHEN (NEW.state = 'queued') EXECUTE FUNCTION m77_notify_jobs();
+    FOR EACH ROW WHEN (NEW.state = 'queued') EXECUTE FUNCTION m77_notify('m77_jobs');
 
 CREATE TABLE exports (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -20,9 +20,10 @@ mod harness;
 #[allow(dead_code)]
 mod load;
 
+use harness::api::encode;
 use harness::app::AppConfig;
 use harness::pg::PgCluster;
-use load::{encode, Wrk};
+use load::Wrk;
 
 const RECORDS: i64 = 1_000_000;
 const SECS: u32 = 10;
@@ -101,17 +102,7 @@ fn main() {
         .get(0);
     let table = format!("records.\"c_{cid}\"");
     let started = std::time::Instant::now();
-    runtime
-        .block_on(sql.batch_execute(&format!(
-            "INSERT INTO {table} ({}) \
-             SELECT 'title ' || g, (ARRAY['open','closed','pending'])[1 + g % 3], g % 1000, \
-                    (g % 100000) / 100.0, date '2026-01-01' + (g % 365), \
-                    timestamptz '2026-01-01' + g * interval '1 second', g % 2 = 0, \
-                    'owner' || (g % 50), jsonb_build_object('n', g % 10), 'code-' || g \
-             FROM generate_series(1, {RECORDS}) g; ANALYZE {table};",
-            f.join(", ")
-        )))
-        .expect("load records");
+    runtime.block_on(load_records(&sql, &table, &f, 1, RECORDS));
     println!(
         "## {RECORDS} records with 10 fields loaded by SQL in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -255,17 +246,7 @@ end
         None,
     );
     let stored_1m = stored_export(&runtime, &admin, &app);
-    runtime
-        .block_on(sql.batch_execute(&format!(
-            "INSERT INTO {table} ({}) \
-             SELECT 'title ' || g, (ARRAY['open','closed','pending'])[1 + g % 3], g % 1000, \
-                    (g % 100000) / 100.0, date '2026-01-01' + (g % 365), \
-                    timestamptz '2026-01-01' + g * interval '1 second', g % 2 = 0, \
-                    'owner' || (g % 50), jsonb_build_object('n', g % 10), 'code-' || g \
-             FROM generate_series({RECORDS} + 1, 3 * {RECORDS}) g; ANALYZE {table};",
-            f.join(", ")
-        )))
-        .expect("load 2M more records");
+    runtime.block_on(load_records(&sql, &table, &f, RECORDS + 1, 3 * RECORDS));
     let export_3m = export_pair(
         &runtime,
         &sql,
@@ -333,6 +314,28 @@ end
         stored_secs / export_1m.copy_secs,
         export_1m.copy_secs
     );
+}
+
+/// Loads records `from..=to` by SQL into the bench collection's `table`
+/// (`columns`: its ten field columns, in order), then analyzes it.
+async fn load_records(
+    sql: &tokio_postgres::Client,
+    table: &str,
+    columns: &[String],
+    from: i64,
+    to: i64,
+) {
+    sql.batch_execute(&format!(
+        "INSERT INTO {table} ({}) \
+         SELECT 'title ' || g, (ARRAY['open','closed','pending'])[1 + g % 3], g % 1000, \
+                (g % 100000) / 100.0, date '2026-01-01' + (g % 365), \
+                timestamptz '2026-01-01' + g * interval '1 second', g % 2 = 0, \
+                'owner' || (g % 50), jsonb_build_object('n', g % 10), 'code-' || g \
+         FROM generate_series({from}, {to}) g; ANALYZE {table};",
+        columns.join(", ")
+    ))
+    .await
+    .expect("load records");
 }
 
 /// Starts a stored export of every record and waits until it is ready:

@@ -122,19 +122,6 @@ pub fn pgbench(
     }
 }
 
-/// Percent-encodes a query parameter value.
-pub fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 /// Creates the first admin through a setup link, and an API token with
 /// `permissions`; returns the token and the admin's session.
 pub async fn admin_and_token(

@@ -6,7 +6,7 @@
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::harness::api::{assert_error, ApiClient, Site};
+use crate::harness::api::{assert_error, encode, ApiClient, Site};
 
 type Table = Vec<Vec<Option<String>>>;
 
@@ -61,18 +61,6 @@ fn parse_csv(text: &str, record_end: &str) -> Table {
         }
     }
     records
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// The documented neutralisation, applied to PostgreSQL's values.
@@ -191,7 +179,7 @@ async fn a_streamed_export_is_copy_of_the_same_rows_with_formulas_neutralised() 
     .to_string();
     let path = format!(
         "/api/v1/collections/inv/export.csv?sort=-qty&filter={}",
-        enc(&filter)
+        encode(&filter)
     );
     let r = site.admin.get(&path).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -307,7 +295,7 @@ async fn exports_need_the_export_permission_are_audited_and_refuse_bad_requests(
 
     let filter = r#"{"field":"qty","op":"gte","value":0}"#;
     let r = editor
-        .get(&format!("{path}?filter={}&fields=name", enc(filter)))
+        .get(&format!("{path}?filter={}&fields=name", encode(filter)))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let rows = parse_csv(&r.body, "\r\n").len() - 1;

@@ -75,6 +75,34 @@ async fn wait_export(client: &ApiClient, id: i64, done: impl Fn(&Value) -> bool)
     }
 }
 
+/// Holds the notes' table from `sql`'s session (until its ROLLBACK): every
+/// export attempt then times out, as behind a long schema change.
+async fn hold_notes(sql: &tokio_postgres::Client) {
+    let table: i64 = sql
+        .query_one("SELECT id FROM collections WHERE name = 'notes'", &[])
+        .await
+        .expect("collection")
+        .get(0);
+    sql.batch_execute(&format!(
+        "BEGIN; LOCK TABLE records.\"c_{table}\" IN ACCESS EXCLUSIVE MODE;"
+    ))
+    .await
+    .expect("lock");
+}
+
+/// Waits until a job's first attempt failed and it waits for its retry.
+async fn wait_for_retry(admin: &ApiClient, job: i64) {
+    let started = Instant::now();
+    loop {
+        let j = admin.get(&format!("/api/v1/jobs/{job}")).await.json();
+        if j["attempts"] == 1 && j["state"] == "queued" {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{j}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn start_export(client: &ApiClient, body: Value) -> i64 {
     let r = client.post("/api/v1/collections/notes/exports", body).await;
     assert_eq!(r.status, 202, "{}", r.body);
@@ -458,11 +486,6 @@ async fn failing_jobs_retry_with_growing_delays_then_dead_letter_and_replay() {
     notes(&site, 50).await;
     let admin = &site.admin;
     let sql = site.sql().await;
-    let table: i64 = sql
-        .query_one("SELECT id FROM collections WHERE name = 'notes'", &[])
-        .await
-        .expect("collection")
-        .get(0);
     // A job finished long ago is purged by the lease keeper.
     let old: i64 = sql
         .query_one(
@@ -474,11 +497,7 @@ async fn failing_jobs_retry_with_growing_delays_then_dead_letter_and_replay() {
         .expect("old job")
         .get(0);
     // The records are held by another session: every attempt times out.
-    sql.batch_execute(&format!(
-        "BEGIN; LOCK TABLE records.\"c_{table}\" IN ACCESS EXCLUSIVE MODE;"
-    ))
-    .await
-    .expect("lock");
+    hold_notes(&sql).await;
     let id = start_export(admin, json!({})).await;
     let failed = wait_export(admin, id, |e| e["state"] == "failed").await;
     assert!(
@@ -538,29 +557,14 @@ async fn failing_jobs_retry_with_growing_delays_then_dead_letter_and_replay() {
     assert_eq!(audit["items"][0]["details"]["job_id"], job_id);
 
     // A job waiting for its retry can be cancelled; its export says so.
-    sql.batch_execute(&format!(
-        "BEGIN; LOCK TABLE records.\"c_{table}\" IN ACCESS EXCLUSIVE MODE;"
-    ))
-    .await
-    .expect("lock again");
+    hold_notes(&sql).await;
     let second = start_export(admin, json!({})).await;
     let waiting = wait_export(admin, second, |e| {
         e["state"] == "queued" && e["error"].is_null()
     })
     .await;
     let second_job = waiting["job_id"].as_i64().expect("job");
-    let started = Instant::now();
-    loop {
-        let job = admin
-            .get(&format!("/api/v1/jobs/{second_job}"))
-            .await
-            .json();
-        if job["attempts"].as_i64() >= Some(1) && job["state"] == "queued" {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "{job}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_retry(admin, second_job).await;
     let r = admin
         .post(&format!("/api/v1/jobs/{second_job}/cancel"), json!({}))
         .await;
@@ -670,30 +674,13 @@ async fn an_export_whose_fields_are_gone_fails_at_once_without_retrying() {
     notes(&site, 50).await;
     let admin = &site.admin;
     let sql = site.sql().await;
-    let table: i64 = sql
-        .query_one("SELECT id FROM collections WHERE name = 'notes'", &[])
-        .await
-        .expect("collection")
-        .get(0);
     // The first attempt times out on a held table and waits for its retry.
-    sql.batch_execute(&format!(
-        "BEGIN; LOCK TABLE records.\"c_{table}\" IN ACCESS EXCLUSIVE MODE;"
-    ))
-    .await
-    .expect("lock");
+    hold_notes(&sql).await;
     let id = start_export(admin, json!({ "fields": "title,risky" })).await;
     let job_id = admin.get(&format!("/api/v1/exports/{id}")).await.json()["job_id"]
         .as_i64()
         .expect("job id");
-    let started = Instant::now();
-    loop {
-        let job = admin.get(&format!("/api/v1/jobs/{job_id}")).await.json();
-        if job["attempts"] == 1 && job["state"] == "queued" {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "{job}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_retry(admin, job_id).await;
     // Meanwhile a field it exports is removed (metadata only: no lock).
     let r = admin.delete("/api/v1/collections/notes/fields/risky").await;
     assert!(matches!(r.status, 200 | 204), "{}", r.body);

@@ -6,19 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::harness::api::{assert_error, ApiClient, Site};
-
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+use crate::harness::api::{assert_error, encode, ApiClient, Site};
 
 async fn tickets(site: &Site) -> Value {
     let r = site
@@ -398,7 +386,7 @@ async fn hostile_names_filters_and_sorts_are_harmless() {
         let r = admin
             .get(&format!(
                 "/api/v1/collections/tickets/records?filter={}",
-                enc(f)
+                encode(f)
             ))
             .await;
         assert_error(&r, 400, "invalid_filter");
@@ -411,7 +399,7 @@ async fn hostile_names_filters_and_sorts_are_harmless() {
         &admin
             .get(&format!(
                 "/api/v1/collections/tickets/records?filter={}",
-                enc(&deep)
+                encode(&deep)
             ))
             .await,
         400,
@@ -423,7 +411,7 @@ async fn hostile_names_filters_and_sorts_are_harmless() {
         &admin
             .get(&format!(
                 "/api/v1/collections/tickets/records?filter={}",
-                enc(&big_in)
+                encode(&big_in)
             ))
             .await,
         400,
@@ -434,7 +422,7 @@ async fn hostile_names_filters_and_sorts_are_harmless() {
             &admin
                 .get(&format!(
                     "/api/v1/collections/tickets/records?sort={}",
-                    enc(sort)
+                    encode(sort)
                 ))
                 .await,
             400,
@@ -461,7 +449,7 @@ async fn hostile_names_filters_and_sorts_are_harmless() {
     let r = admin
         .get(&format!(
             "/api/v1/collections/tickets/records?filter={}",
-            enc(&f)
+            encode(&f)
         ))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -498,7 +486,7 @@ async fn cursors_walk_every_record_once_under_concurrent_writes_and_reject_tampe
     let r = admin
         .get(&format!(
             "/api/v1/collections/tickets/records?limit=1&count=exact&filter={}",
-            enc(nulls)
+            encode(nulls)
         ))
         .await;
     assert_eq!(
@@ -555,10 +543,10 @@ async fn cursors_walk_every_record_once_under_concurrent_writes_and_reject_tampe
         loop {
             let mut path = format!(
                 "/api/v1/collections/tickets/records?limit=7&sort={}",
-                enc(sort)
+                encode(sort)
             );
             if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={}", enc(c)));
+                path.push_str(&format!("&cursor={}", encode(c)));
             }
             let page = admin.get(&path).await;
             assert_eq!(page.status, 200, "{}", page.body);
@@ -586,16 +574,16 @@ async fn cursors_walk_every_record_once_under_concurrent_writes_and_reject_tampe
     for path in [
         format!(
             "/api/v1/collections/tickets/records?limit=2&sort=-priority&cursor={}",
-            enc(&cursor)
+            encode(&cursor)
         ),
         format!(
             "/api/v1/collections/tickets/records?limit=2&sort=priority&filter={}&cursor={}",
-            enc(r#"{"field":"priority","op":"gt","value":1}"#),
-            enc(&cursor)
+            encode(r#"{"field":"priority","op":"gt","value":1}"#),
+            encode(&cursor)
         ),
         format!(
             "/api/v1/collections/tickets/records?limit=2&sort=priority&cursor={}x",
-            enc(&cursor)
+            encode(&cursor)
         ),
     ] {
         assert_error(&admin.get(&path).await, 400, "invalid_cursor");
@@ -610,7 +598,7 @@ async fn cursors_walk_every_record_once_under_concurrent_writes_and_reject_tampe
         &admin
             .get(&format!(
                 "/api/v1/collections/other/records?limit=2&sort=priority&cursor={}",
-                enc(&cursor)
+                encode(&cursor)
             ))
             .await,
         400,
@@ -623,7 +611,7 @@ async fn cursors_walk_every_record_once_under_concurrent_writes_and_reject_tampe
     let r = admin
         .get(&format!(
             "/api/v1/collections/tickets/records?limit=2&sort=priority&cursor={}",
-            enc(&cursor)
+            encode(&cursor)
         ))
         .await;
     assert_error(&r, 400, "invalid_sort");
@@ -823,7 +811,7 @@ async fn a_field_changes_type_only_when_every_value_converts() {
     let page = admin
         .get(&format!(
             "/api/v1/collections/parts/records?sort=size&filter={}",
-            enc(&f)
+            encode(&f)
         ))
         .await;
     assert_eq!(page.status, 200, "{}", page.body);

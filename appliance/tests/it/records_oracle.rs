@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 
 use serde_json::{json, Map, Value};
 
-use crate::harness::api::Site;
+use crate::harness::api::{encode, Site};
 
 /// A small deterministic generator (xorshift64*); the seed is printed so a
 /// failure can be replayed.
@@ -195,18 +195,6 @@ fn eval(filter: &Value, record: &Map<String, Value>) -> bool {
     }
 }
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn filters_and_sorts_agree_with_an_independent_oracle() {
     let seed = std::time::SystemTime::now()
@@ -277,8 +265,8 @@ async fn filters_and_sorts_agree_with_an_independent_oracle() {
         let sort = format!("{}{sort_name}", if descending { "-" } else { "" });
         let path = format!(
             "/api/v1/collections/oracle/records?limit=200&sort={}&filter={}",
-            enc(&sort),
-            enc(&filter.to_string())
+            encode(&sort),
+            encode(&filter.to_string())
         );
         let r = admin.get(&path).await;
         assert_eq!(
@@ -322,11 +310,11 @@ async fn filters_and_sorts_agree_with_an_independent_oracle() {
             loop {
                 let mut page_path = format!(
                     "/api/v1/collections/oracle/records?limit=7&sort={}&filter={}",
-                    enc(&sort),
-                    enc(&filter.to_string())
+                    encode(&sort),
+                    encode(&filter.to_string())
                 );
                 if let Some(c) = &cursor {
-                    page_path.push_str(&format!("&cursor={}", enc(c)));
+                    page_path.push_str(&format!("&cursor={}", encode(c)));
                 }
                 let page = admin.get(&page_path).await;
                 assert_eq!(page.status, 200, "{}", page.body);

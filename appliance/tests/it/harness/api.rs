@@ -221,6 +221,19 @@ impl Site {
     }
 }
 
+/// Percent-encodes a query parameter's value (unreserved characters kept).
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// Repeats a GET until it answers `status`, and returns the body. For
 /// changes made outside the replica asked (by SQL, or on another replica),
 /// which reach its caches by notification; well under the caches' 30 s
