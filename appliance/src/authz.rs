@@ -87,10 +87,12 @@ pub enum Permission {
     CollectionsManage,
     #[serde(rename = "jobs:manage")]
     JobsManage,
+    #[serde(rename = "webhooks:manage")]
+    WebhooksManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::SystemRead,
         Permission::UsersRead,
         Permission::UsersManage,
@@ -101,6 +103,7 @@ impl Permission {
         Permission::RecordsExport,
         Permission::CollectionsManage,
         Permission::JobsManage,
+        Permission::WebhooksManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -115,6 +118,7 @@ impl Permission {
             Permission::RecordsExport => "records:export",
             Permission::CollectionsManage => "collections:manage",
             Permission::JobsManage => "jobs:manage",
+            Permission::WebhooksManage => "webhooks:manage",
         }
     }
 }

@@ -21,3 +21,4 @@ pub mod serve;
 pub mod startup;
 pub mod systemd;
 pub mod tls;
+pub mod webhooks;

@@ -202,10 +202,22 @@ async fn serve_with_database(
         jobs_wake.clone(),
     ));
     let metrics = Metrics::new();
+    let webhooks = Arc::new(crate::webhooks::Settings {
+        outbound: crate::webhooks::outbound::Outbound::new(
+            settings.webhook_policy.clone(),
+            Duration::from_secs(config.webhooks.timeout_secs),
+            config.webhooks.ca_file.as_deref(),
+        )?,
+        max_attempts: i32::try_from(config.webhooks.max_attempts).unwrap_or(12),
+        disable_after_failures: i32::try_from(config.webhooks.disable_after_failures)
+            .unwrap_or(i32::MAX),
+        disable_after: Duration::from_secs(config.webhooks.disable_after_hours * 3600),
+    });
     let job_settings = crate::jobs::worker::Settings {
         workers: config.jobs.workers,
         lease: Duration::from_secs(config.jobs.lease_secs),
         export_retention: Duration::from_secs(config.jobs.export_retention_hours * 3600),
+        webhooks: webhooks.clone(),
     };
     let state = AppState {
         pool: pool.clone(),
@@ -215,6 +227,7 @@ async fn serve_with_database(
         auth: AuthSettings::from_config(&config.auth),
         caches,
         export_retention: job_settings.export_retention,
+        webhook_attempts: webhooks.max_attempts,
         exports: Arc::new(tokio::sync::Semaphore::new(
             (config.database.pool_size / 4).max(1),
         )),

@@ -26,6 +26,8 @@ pub enum StartError {
     Db(#[from] DbError),
     #[error(transparent)]
     Migrate(#[from] MigrateError),
+    #[error(transparent)]
+    WebhookCa(#[from] crate::webhooks::outbound::CaFileError),
     #[error("{0}")]
     Other(String),
 }
@@ -33,7 +35,9 @@ pub enum StartError {
 impl StartError {
     pub fn exit(&self) -> Exit {
         match self {
-            StartError::Privileges(_) | StartError::Tls(_) => Exit::Config,
+            StartError::Privileges(_) | StartError::Tls(_) | StartError::WebhookCa(_) => {
+                Exit::Config
+            }
             StartError::Bind { .. } | StartError::Other(_) => Exit::Failure,
             StartError::Managed(e) if e.is_missing_component() => Exit::MissingComponent,
             StartError::Managed(ManagedError::SocketPathTooLong { .. }) => Exit::Config,

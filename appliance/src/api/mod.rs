@@ -18,6 +18,7 @@ pub mod ratelimit;
 mod records;
 mod system;
 mod users;
+mod webhooks;
 
 use std::net::SocketAddr;
 
@@ -117,6 +118,7 @@ fn api() -> Api {
     let api = records::routes(api);
     let api = exports::routes(api);
     let api = jobs::routes(api);
+    let api = webhooks::routes(api);
     openapi::routes(api)
 }
 

@@ -19,6 +19,7 @@ use crate::records::filter::{self, Limits};
 use crate::records::query::{self, Listing, QueryError};
 use crate::records::store::{self, Record, WriteError};
 use crate::records::{self, Collection};
+use crate::webhooks::{self, EventType};
 
 pub fn routes(api: Api) -> Api {
     let read = Access::Permission(Permission::RecordsRead);
@@ -229,6 +230,15 @@ async fn create(
         .details(json!({ "collection": name, "record_id": record.id, "fields": set })),
     )
     .await?;
+    webhooks::emit(
+        &tx,
+        EventType::RecordCreated,
+        &name,
+        json!({ "collection": name, "record": webhooks::record_payload(&c, &record) }),
+        Some(&ctx.request_id),
+        state.webhook_attempts,
+    )
+    .await?;
     tx.commit().await?;
     let mut response = with_etag(StatusCode::CREATED, &record);
     if let Ok(v) =
@@ -287,6 +297,23 @@ async fn update(
         })),
     )
     .await?;
+    let changed: Vec<String> = store::changed_fields(&before, &after)
+        .into_iter()
+        .filter(|f| c.fields.iter().any(|d| &d.name == f && !d.sensitive))
+        .collect();
+    webhooks::emit(
+        &tx,
+        EventType::RecordUpdated,
+        &name,
+        json!({
+            "collection": name,
+            "record": webhooks::record_payload(&c, &after),
+            "changed": changed,
+        }),
+        Some(&ctx.request_id),
+        state.webhook_attempts,
+    )
+    .await?;
     tx.commit().await?;
     Ok(with_etag(StatusCode::OK, &after))
 }
@@ -311,6 +338,15 @@ async fn delete(
             Outcome::Success,
         )
         .details(json!({ "collection": name, "record_id": id, "version": before.version })),
+    )
+    .await?;
+    webhooks::emit(
+        &tx,
+        EventType::RecordDeleted,
+        &name,
+        json!({ "collection": name, "record": webhooks::record_payload(&c, &before) }),
+        Some(&ctx.request_id),
+        state.webhook_attempts,
     )
     .await?;
     tx.commit().await?;

@@ -36,6 +36,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub api: ApiConfig,
     pub jobs: JobsConfig,
+    pub webhooks: WebhooksConfig,
     pub log: LogConfig,
 }
 
@@ -63,6 +64,18 @@ pub struct JobsConfig {
     pub workers: usize,
     pub lease_secs: u64,
     pub export_retention_hours: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    pub timeout_secs: u64,
+    pub max_attempts: u32,
+    pub disable_after_failures: u32,
+    pub disable_after_hours: u64,
+    pub allow_addresses: Vec<String>,
+    pub deny_private_addresses: bool,
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -150,6 +163,9 @@ pub struct Settings {
     pub file: Option<PathBuf>,
     pub listen: SocketAddr,
     pub database: DatabaseTarget,
+    /// Where webhook deliveries may connect (`webhooks.allow_addresses`,
+    /// `webhooks.deny_private_addresses`).
+    pub webhook_policy: crate::webhooks::guard::Policy,
 }
 
 /// One thing wrong with the configuration.
@@ -477,6 +493,26 @@ fn validate(
             config.jobs.export_retention_hours,
             1..=8760,
         ),
+        (
+            "webhooks.timeout_secs",
+            config.webhooks.timeout_secs,
+            1..=300,
+        ),
+        (
+            "webhooks.max_attempts",
+            u64::from(config.webhooks.max_attempts),
+            1..=50,
+        ),
+        (
+            "webhooks.disable_after_failures",
+            u64::from(config.webhooks.disable_after_failures),
+            1..=100_000,
+        ),
+        (
+            "webhooks.disable_after_hours",
+            config.webhooks.disable_after_hours,
+            0..=8760,
+        ),
     ] {
         if !range.contains(&value) {
             problem(
@@ -598,9 +634,29 @@ fn validate(
         }
     }
 
+    let mut allow = Vec::new();
+    for (i, text) in config.webhooks.allow_addresses.iter().enumerate() {
+        match crate::webhooks::guard::Cidr::parse(text) {
+            Ok(cidr) => allow.push(cidr),
+            Err(e) => problem(&format!("webhooks.allow_addresses[{i}]"), e.to_string()),
+        }
+    }
+    if let Some(ca) = &config.webhooks.ca_file {
+        if !ca.is_file() {
+            problem(
+                "webhooks.ca_file",
+                format!("{} does not exist or is not a file", ca.display()),
+            );
+        }
+    }
+
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
+    let webhook_policy = crate::webhooks::guard::Policy {
+        allow,
+        deny_private: config.webhooks.deny_private_addresses,
+    };
     let database = match url {
         Some(url) => DatabaseTarget::External { url, migration_url },
         None => DatabaseTarget::Managed {
@@ -615,6 +671,7 @@ fn validate(
         file,
         listen,
         database,
+        webhook_policy,
     })
 }
 

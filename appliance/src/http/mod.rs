@@ -38,6 +38,8 @@ pub struct AppState {
     pub exports: Arc<tokio::sync::Semaphore>,
     /// How long a stored export stays downloadable (`jobs.export_retention_hours`).
     pub export_retention: Duration,
+    /// Attempts per webhook delivery (`webhooks.max_attempts`).
+    pub webhook_attempts: i32,
     pub rate_limiter: Arc<RateLimiter>,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,

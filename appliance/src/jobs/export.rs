@@ -452,6 +452,23 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
         .map_err(|e| match e {
             audit::AuditError::Db(e) => JobError::from(e),
         })?;
+        crate::webhooks::emit(
+            &done,
+            crate::webhooks::EventType::ExportCompleted,
+            &name,
+            json!({
+                "export_id": export_id,
+                "collection": name,
+                "requested_by": audit_ctx.actor_id,
+                "rows": rows,
+                "bytes": bytes,
+                "sha256": sha256,
+                "url": format!("/api/v1/exports/{export_id}"),
+            }),
+            ctx.job.request_id.as_deref(),
+            ctx.settings.webhooks.max_attempts,
+        )
+        .await?;
     }
     done.commit().await?;
     Ok(())

@@ -7,13 +7,15 @@
 //! - [`worker`]: the per-replica workers: woken by `NOTIFY m77_jobs` (polling
 //!   every few seconds only as a fallback), a heartbeat per running job, and
 //!   a graceful stop that lets running jobs finish or releases them.
-//! - [`export`]: the first kind, CSV exports stored in PostgreSQL.
+//! - [`export`]: CSV exports stored in PostgreSQL.
+//! - [`webhook`]: webhook deliveries (`crate::webhooks`).
 //!
 //! Delivery is at least once: a worker that dies mid-job stops renewing its
 //! lease and the job runs again elsewhere, so every handler is idempotent.
 
 pub mod export;
 pub mod queue;
+pub mod webhook;
 pub mod worker;
 
 use std::time::Duration;
@@ -24,14 +26,17 @@ use std::time::Duration;
 pub enum Kind {
     /// A CSV export stored for download ([`export`]).
     Export,
+    /// One webhook delivery ([`webhook`]).
+    Webhook,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 1] = [Kind::Export];
+    pub const ALL: [Kind; 2] = [Kind::Export, Kind::Webhook];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Export => "export",
+            Kind::Webhook => "webhook",
         }
     }
 
@@ -39,10 +44,13 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
-    /// Attempts before a job of this kind is dead (dead-lettered).
+    /// Attempts before a job of this kind is dead (dead-lettered); for
+    /// webhook deliveries, `webhooks.max_attempts` sets it when they are
+    /// queued, this is what a replay adds.
     pub fn max_attempts(self) -> i32 {
         match self {
             Kind::Export => 4,
+            Kind::Webhook => 12,
         }
     }
 
@@ -51,6 +59,9 @@ impl Kind {
     pub fn backoff(self, n: i32) -> Duration {
         let (base, cap) = match self {
             Kind::Export => (Duration::from_secs(2), Duration::from_secs(300)),
+            // 5 s, 10 s, 20 s, … up to an hour apart: twelve attempts span
+            // about two and a half hours of a receiver being away.
+            Kind::Webhook => (Duration::from_secs(5), Duration::from_secs(3600)),
         };
         let factor = 2u32.saturating_pow(n.clamp(1, 20) as u32 - 1);
         base.saturating_mul(factor).min(cap)
@@ -147,6 +158,6 @@ mod tests {
         for k in Kind::ALL {
             assert_eq!(Kind::parse(k.as_str()), Some(k));
         }
-        assert_eq!(Kind::parse("webhook"), None);
+        assert_eq!(Kind::parse("webhooks"), None);
     }
 }

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::queue::{self, Claimed, Ending};
-use super::{export, jittered, JobError, Kind};
+use super::{export, jittered, webhook, JobError, Kind};
 use crate::metrics::{JobLabels, Metrics};
 
 /// How long an idle worker sleeps when no notification comes.
@@ -31,6 +31,7 @@ pub struct Settings {
     pub workers: usize,
     pub lease: Duration,
     pub export_retention: Duration,
+    pub webhooks: Arc<crate::webhooks::Settings>,
 }
 
 struct Shared {
@@ -271,6 +272,7 @@ async fn run_job(
         let handler = async {
             match job.kind {
                 Kind::Export => export::run(&ctx).await,
+                Kind::Webhook => webhook::run(&ctx).await,
             }
         };
         tokio::select! {
@@ -421,6 +423,10 @@ async fn keep_leases(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             last_purge = Some(Instant::now());
             if let Err(e) = queue::purge_finished(&**client, KEEP_FINISHED).await {
                 tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot purge finished jobs");
+            }
+            if let Err(e) = crate::webhooks::store::purge_deliveries(&**client, KEEP_FINISHED).await
+            {
+                tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot purge webhook deliveries");
             }
         }
         if let Ok(depth) = queue::depth(&**client).await {

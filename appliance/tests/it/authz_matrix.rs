@@ -85,6 +85,19 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/jobs/{id}", "A"),
     ("POST", "/api/v1/jobs/{id}/cancel", "A"),
     ("POST", "/api/v1/jobs/{id}/retry", "A"),
+    ("GET", "/api/v1/webhooks", "A"),
+    ("POST", "/api/v1/webhooks", "A"),
+    ("GET", "/api/v1/webhooks/{id}", "A"),
+    ("PATCH", "/api/v1/webhooks/{id}", "A"),
+    ("DELETE", "/api/v1/webhooks/{id}", "A"),
+    ("POST", "/api/v1/webhooks/{id}/rotate-secret", "A"),
+    ("GET", "/api/v1/webhooks/{id}/deliveries", "A"),
+    ("GET", "/api/v1/webhooks/{id}/deliveries/{delivery}", "A"),
+    (
+        "POST",
+        "/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver",
+        "A",
+    ),
 ];
 
 /// Error codes that mean "not allowed".
@@ -172,6 +185,7 @@ async fn every_route_as_every_role_and_anonymous() {
     for (method, path, rule) in MATRIX {
         let path = path
             .replace("{id}", "999999")
+            .replace("{delivery}", "999999")
             .replace("{collection}", "no_such_collection")
             .replace("{field}", "no_such_field");
         let body = matches!(*method, "POST" | "PATCH").then(|| json!({}));

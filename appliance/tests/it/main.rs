@@ -21,3 +21,4 @@ mod records;
 mod records_oracle;
 mod schema;
 mod secrets;
+mod webhooks;

@@ -7,6 +7,7 @@ pub mod app;
 pub mod browser;
 pub mod client;
 pub mod pg;
+pub mod receiver;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

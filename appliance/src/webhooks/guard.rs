@@ -1,0 +1,296 @@
+//! Which addresses a webhook delivery may reach (the SSRF guard).
+//!
+//! The check is made on every address a receiver's name resolves to, and
+//! the delivery connects to exactly the address that passed (no second
+//! lookup a rebinding DNS server could answer differently); redirects are
+//! checked the same way. Refused unless an admin allow-lists them
+//! (`webhooks.allow_addresses`): loopback, link-local (where cloud metadata
+//! services live), the known metadata addresses outside it, unspecified,
+//! multicast and broadcast addresses. Private ranges are allowed (on-prem
+//! receivers are internal) unless `webhooks.deny_private_addresses` is set.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// An address block in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare
+/// address is a block of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("`{0}` is not an address block; expected CIDR notation such as 10.1.0.0/16, 127.0.0.1/32 or ::1/128")]
+pub struct CidrError(pub String);
+
+impl Cidr {
+    pub fn parse(text: &str) -> Result<Cidr, CidrError> {
+        let err = || CidrError(text.to_string());
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr.trim().parse().map_err(|_| err())?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.trim().parse::<u8>().map_err(|_| err())?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(err());
+        }
+        Ok(Cidr {
+            network: canonical(network),
+            prefix,
+        })
+    }
+
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        match (self.network, canonical(addr)) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// An IPv4 address written as IPv6 (`::ffff:127.0.0.1`) is checked as the
+/// IPv4 address it is.
+fn canonical(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// Why an address is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Loopback,
+    LinkLocal,
+    Metadata,
+    Unspecified,
+    Multicast,
+    Private,
+}
+
+impl Refusal {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Refusal::Loopback => "a loopback address",
+            Refusal::LinkLocal => "a link-local address",
+            Refusal::Metadata => "a cloud metadata service address",
+            Refusal::Unspecified => "an unspecified or reserved address",
+            Refusal::Multicast => "a multicast or broadcast address",
+            Refusal::Private => "a private address (webhooks.deny_private_addresses is on)",
+        }
+    }
+}
+
+/// Metadata services outside 169.254.0.0/16 (where AWS's, GCP's and
+/// Azure's IPv4 ones live): Alibaba Cloud's, Azure's WireServer and AWS's
+/// IPv6 one.
+const METADATA: [IpAddr; 3] = [
+    IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)),
+    IpAddr::V4(Ipv4Addr::new(168, 63, 129, 16)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+];
+
+/// The outbound address policy.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub allow: Vec<Cidr>,
+    pub deny_private: bool,
+}
+
+impl Policy {
+    /// `Ok` when a delivery may connect to `addr`.
+    pub fn check(&self, addr: IpAddr) -> Result<(), Refusal> {
+        let addr = canonical(addr);
+        if self.allow.iter().any(|c| c.contains(addr)) {
+            return Ok(());
+        }
+        match classify(addr) {
+            Some(Refusal::Private) if !self.deny_private => Ok(()),
+            Some(refusal) => Err(refusal),
+            None => Ok(()),
+        }
+    }
+}
+
+fn classify(addr: IpAddr) -> Option<Refusal> {
+    if METADATA.contains(&addr) {
+        return Some(Refusal::Metadata);
+    }
+    match addr {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            if a.is_loopback() {
+                Some(Refusal::Loopback)
+            } else if a.is_link_local() {
+                if a == Ipv4Addr::new(169, 254, 169, 254) {
+                    Some(Refusal::Metadata)
+                } else {
+                    Some(Refusal::LinkLocal)
+                }
+            } else if o[0] == 0 || o[0] >= 240 {
+                // 0.0.0.0/8 ("this network"), 240.0.0.0/4 reserved and the
+                // broadcast address.
+                if a.is_broadcast() {
+                    Some(Refusal::Multicast)
+                } else {
+                    Some(Refusal::Unspecified)
+                }
+            } else if a.is_multicast() {
+                Some(Refusal::Multicast)
+            } else if a.is_private() || (o[0] == 100 && (64..128).contains(&o[1])) {
+                // RFC 1918 and carrier-grade NAT (100.64.0.0/10).
+                Some(Refusal::Private)
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(a) => {
+            let first = a.segments()[0];
+            if a.is_loopback() {
+                Some(Refusal::Loopback)
+            } else if a.is_unspecified() {
+                Some(Refusal::Unspecified)
+            } else if first & 0xffc0 == 0xfe80 {
+                Some(Refusal::LinkLocal)
+            } else if a.is_multicast() {
+                Some(Refusal::Multicast)
+            } else if first & 0xfe00 == 0xfc00 {
+                // Unique local addresses, IPv6's private ranges.
+                Some(Refusal::Private)
+            } else if let Some(v4) = a.to_ipv4() {
+                // IPv4-compatible (deprecated) forms: judged as IPv4.
+                if a.segments()[..6] == [0; 6] {
+                    classify(IpAddr::V4(v4))
+                } else {
+                    None
+                }
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test address")
+    }
+
+    #[test]
+    fn refuses_loopback_link_local_and_metadata_by_default() {
+        let p = Policy::default();
+        for (addr, why) in [
+            ("127.0.0.1", Refusal::Loopback),
+            ("127.8.9.10", Refusal::Loopback),
+            ("::1", Refusal::Loopback),
+            ("::ffff:127.0.0.1", Refusal::Loopback),
+            ("169.254.169.254", Refusal::Metadata),
+            ("::ffff:169.254.169.254", Refusal::Metadata),
+            ("169.254.1.1", Refusal::LinkLocal),
+            ("fe80::1", Refusal::LinkLocal),
+            ("fd00:ec2::254", Refusal::Metadata),
+            ("100.100.100.200", Refusal::Metadata),
+            ("0.0.0.0", Refusal::Unspecified),
+            ("::", Refusal::Unspecified),
+            ("255.255.255.255", Refusal::Multicast),
+            ("224.0.0.1", Refusal::Multicast),
+            ("ff02::1", Refusal::Multicast),
+        ] {
+            assert_eq!(p.check(ip(addr)), Err(why), "{addr}");
+        }
+    }
+
+    #[test]
+    fn private_ranges_are_allowed_unless_denied() {
+        let open = Policy::default();
+        let closed = Policy {
+            deny_private: true,
+            ..Policy::default()
+        };
+        for addr in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "100.64.0.1",
+            "fd12::1",
+        ] {
+            assert_eq!(open.check(ip(addr)), Ok(()), "{addr}");
+            assert_eq!(closed.check(ip(addr)), Err(Refusal::Private), "{addr}");
+        }
+        for addr in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2001:db8::1"] {
+            assert_eq!(closed.check(ip(addr)), Ok(()), "{addr}");
+        }
+    }
+
+    #[test]
+    fn allow_list_overrides_refusals_for_its_block_only() {
+        let p = Policy {
+            allow: vec![
+                Cidr::parse("127.0.0.1/32").expect("cidr"),
+                Cidr::parse("::1").expect("cidr"),
+            ],
+            deny_private: false,
+        };
+        assert_eq!(p.check(ip("127.0.0.1")), Ok(()));
+        assert_eq!(p.check(ip("::ffff:127.0.0.1")), Ok(()));
+        assert_eq!(p.check(ip("::1")), Ok(()));
+        assert_eq!(p.check(ip("127.0.0.2")), Err(Refusal::Loopback));
+        assert_eq!(p.check(ip("169.254.169.254")), Err(Refusal::Metadata));
+    }
+
+    #[test]
+    fn cidr_parsing() {
+        assert!(Cidr::parse("10.0.0.0/8")
+            .expect("cidr")
+            .contains(ip("10.255.0.1")));
+        assert!(!Cidr::parse("10.0.0.0/8")
+            .expect("cidr")
+            .contains(ip("11.0.0.1")));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .expect("cidr")
+            .contains(ip("1.2.3.4")));
+        assert!(Cidr::parse("fd00::/8")
+            .expect("cidr")
+            .contains(ip("fd12::1")));
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "example.com",
+            "10.0.0.0/x",
+            "1.2.3/8",
+        ] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
