@@ -16,7 +16,7 @@ const STYLE: &str = include_str!("../../console/app.css");
 const ICON: &str = include_str!("../../console/favicon.svg");
 
 /// The console's pages (client-side routes).
-pub const PAGES: [&str; 12] = [
+pub const PAGES: [&str; 13] = [
     "/",
     "/login",
     "/setup",
@@ -29,6 +29,7 @@ pub const PAGES: [&str; 12] = [
     "/collections/{name}/schema",
     "/exports",
     "/jobs",
+    "/webhooks",
 ];
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

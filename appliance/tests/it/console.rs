@@ -1,17 +1,20 @@
 //! The web console in headless Chromium: first-admin setup, users, MFA
 //! enrolment and sign-in with a code from oathtool, an API token created
-//! and revoked, the audit page's filters. Every page is screenshotted,
+//! and revoked, the audit page's filters, collections and records, exports,
+//! jobs and webhooks. Every page is screenshotted,
 //! scanned with axe-core (no serious or critical violations) and checked
 //! for browser console errors (script errors, CSP violations, failed
 //! asset loads).
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::harness::api::{setup_token, ApiClient, PASSWORD};
 use crate::harness::app::AppConfig;
 use crate::harness::browser::Browser;
 use crate::harness::pg::shared;
+use crate::harness::receiver::{Answer, Receiver};
 
 /// axe-core's `axe.min.js`, installed by scripts/test with npm.
 fn axe_source() -> String {
@@ -98,7 +101,11 @@ fn the_console_from_first_admin_to_audit_log() {
 
 async fn console_flow() {
     let db = shared().create_database().await;
-    let config = AppConfig::external(&shared().dsn(&db), "");
+    // A webhook receiver on this host is allow-listed for the webhooks page.
+    let config = AppConfig::external(
+        &shared().dsn(&db),
+        "[webhooks]\nallow_addresses = [\"127.0.0.1/32\"]\n",
+    );
     let mut app = config.spawn();
     let addr = app.wait_ready();
     let token = setup_token(&mut app);
@@ -248,6 +255,7 @@ async fn console_flow() {
     b.page("audit").await;
     b.find("#audit-empty").await;
     checks.page(&mut b, "audit-empty").await;
+    webhooks_flow(&mut b, &mut checks).await;
 
     assert!(
         checks.problems.is_empty(),
@@ -469,4 +477,62 @@ async fn collections_flow(b: &mut Browser, checks: &mut Checks) {
     checks.page(b, "records-page-2").await;
     b.click("#records-prev").await;
     b.wait_text("#records-table", "ThinkPad").await;
+}
+
+/// Webhooks page: add one for the assets collection, see the secret once,
+/// a record created fires a delivery that shows up in the log with its
+/// attempt, redeliver it, rotate the secret.
+async fn webhooks_flow(b: &mut Browser, checks: &mut Checks) {
+    let receiver = Receiver::start("127.0.0.1", vec![Answer::status(204)]).await;
+    b.click("a[href='/webhooks']").await;
+    b.page("webhooks").await;
+    b.find("#webhooks-empty").await;
+    b.type_into("#webhook-url", &receiver.url("/in")).await;
+    b.type_into("#webhook-description", "inventory sync").await;
+    b.script(
+        "document.getElementById('webhook-collection').value = 'assets'; return null;",
+        serde_json::json!([]),
+    )
+    .await;
+    // No event picked: the form says so before asking the server.
+    b.click("#webhook-create-form button[type=submit]").await;
+    b.wait_text("#webhook-events-error", "at least one event")
+        .await;
+    b.click("#event-record-created").await;
+    b.click("#webhook-create-form button[type=submit]").await;
+    b.wait_text("#webhook-secret", "whsec_").await;
+    b.wait_text("#webhooks-table td[data-field='state']", "enabled")
+        .await;
+    let made = b
+        .cmd_async(
+            "const done = arguments[arguments.length - 1];\
+             (async () => {\
+               const me = await (await fetch('/api/v1/me')).json();\
+               const r = await fetch('/api/v1/collections/assets/records', { method: 'POST',\
+                 headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },\
+                 body: JSON.stringify({ data: { label: 'Hooked', qty: 1 } }) });\
+               done(String(r.status));\
+             })();",
+        )
+        .await;
+    assert_eq!(made, "201");
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    b.click("#webhooks-table button[data-action='deliveries']")
+        .await;
+    b.wait_text("#deliveries-table td[data-field='state']", "delivered")
+        .await;
+    b.click("#deliveries-table button[data-action='attempts']")
+        .await;
+    b.wait_text("#delivery-attempts td[data-field='status']", "204")
+        .await;
+    b.wait_text("#delivery-payload", "Hooked").await;
+    checks.page(b, "webhooks").await;
+    b.click("#deliveries-table button[data-action='redeliver']")
+        .await;
+    b.wait_text("#notice", "queued again").await;
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    b.click("#webhooks-table button[data-action='rotate']")
+        .await;
+    b.wait_text("#webhook-created", "new secret").await;
 }
