@@ -7,7 +7,8 @@
 //!   pgbench running the page's SQL at `-R 500` in the same run;
 //! - the same request's maximum throughput against pgbench's tps;
 //! - a deep cursor page (page 10,000 of 50, reached by walking cursors);
-//! - create and update throughput;
+//! - create and update throughput, and create again with a webhook
+//!   subscribed to the collection (its deliveries running alongside);
 //! - CSV export streamed over HTTPS (curl) of 100k, ~1M and ~3M rows against
 //!   `COPY … TO STDOUT (FORMAT csv)` of the same rows, and the server's peak RSS;
 //! - a stored export job of ~1M rows, from the request to downloadable.
@@ -49,7 +50,8 @@ fn main() {
     let db = runtime.block_on(cluster.create_database());
     let config = AppConfig::external(
         &cluster.dsn(&db),
-        "[api]\nrate_limit_per_minute = 1000000\n",
+        "[api]\nrate_limit_per_minute = 1000000\n\
+         [webhooks]\nallow_addresses = [\"127.0.0.1/32\"]\n",
     );
     let mut app = config.spawn();
     let addr = app.wait_ready();
@@ -219,6 +221,35 @@ end
         },
         dir,
     );
+    // Create again while a webhook is subscribed: every write also queues
+    // a delivery, which the server's workers send meanwhile.
+    let receiver = runtime.block_on(harness::receiver::Receiver::start(
+        "127.0.0.1",
+        vec![harness::receiver::Answer::status(204)],
+    ));
+    let r = runtime.block_on(admin.post(
+        "/api/v1/webhooks",
+        serde_json::json!({ "url": receiver.url("/in"), "collection": "big", "events": ["record.created"] }),
+    ));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let webhook = r.json()["id"].as_i64().expect("webhook id");
+    let create_hooked = load::wrk(
+        &Wrk {
+            url: &format!("https://{addr}/api/v1/collections/big/records"),
+            headers: &[&bearer, json],
+            connections: MAX_CONNECTIONS,
+            secs: SECS,
+            lua: create_lua,
+        },
+        dir,
+    );
+    let delivered_during = receiver.received().len();
+    // Deleting it cancels what is still queued, so the exports below run
+    // without deliveries alongside.
+    let r = runtime.block_on(admin.delete(&format!("/api/v1/webhooks/{webhook}")));
+    assert_eq!(r.status, 204, "{}", r.body);
+    drop(receiver);
+
     // CSV exports: streamed to curl over HTTPS, against COPY of the same
     // rows to a client in the same run; the server's peak RSS meanwhile.
     let csv_columns = std::iter::once("id::text".to_string())
@@ -292,6 +323,11 @@ end
     println!("\n## Writes (16 connections, audited)");
     report("create", &create);
     report("update (PATCH, random record)", &update);
+    report("create, webhook subscribed", &create_hooked);
+    println!(
+        "  -> {:.2}x of create without; {delivered_during} deliveries sent during the {SECS} s",
+        create_hooked.rps / create.rps
+    );
     println!("\n## CSV export, streamed over HTTPS (curl) vs COPY ... TO STDOUT (FORMAT csv) to a client");
     for (label, e) in [
         ("100k rows (priority < 100)", &export_100k),

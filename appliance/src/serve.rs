@@ -233,6 +233,8 @@ async fn serve_with_database(
         )),
         rate_limiter: Arc::new(RateLimiter::new(config.api.rate_limit_per_minute)),
         body_limit: config.http.body_limit_bytes,
+        import_limit: usize::try_from(config.jobs.import_max_mb * 1024 * 1024)
+            .unwrap_or(usize::MAX),
     };
     let app = http::router(state);
     let listener = TcpListener::from_std(listener).map_err(|e| StartError::Bind {

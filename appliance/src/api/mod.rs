@@ -12,6 +12,7 @@ mod auth;
 mod collections;
 mod exports;
 pub mod idempotency;
+mod imports;
 mod jobs;
 pub mod openapi;
 pub mod ratelimit;
@@ -117,6 +118,7 @@ fn api() -> Api {
     let api = collections::routes(api);
     let api = records::routes(api);
     let api = exports::routes(api);
+    let api = imports::routes(api);
     let api = jobs::routes(api);
     let api = webhooks::routes(api);
     openapi::routes(api)

@@ -220,6 +220,15 @@ async fn create(
     let c = load(&*tx, &name).await?;
     let record = store::insert(&*tx, &c, &body.data, principal.user_id).await?;
     let set: Vec<&String> = body.data.keys().collect();
+    webhooks::emit(
+        &tx,
+        EventType::RecordCreated,
+        &name,
+        json!({ "collection": name, "record": webhooks::record_payload(&c, &record) }),
+        Some(&ctx.request_id),
+        state.webhook_attempts,
+    )
+    .await?;
     ctx.audit_event(
         &tx,
         &Event::new(
@@ -228,15 +237,6 @@ async fn create(
             Outcome::Success,
         )
         .details(json!({ "collection": name, "record_id": record.id, "fields": set })),
-    )
-    .await?;
-    webhooks::emit(
-        &tx,
-        EventType::RecordCreated,
-        &name,
-        json!({ "collection": name, "record": webhooks::record_payload(&c, &record) }),
-        Some(&ctx.request_id),
-        state.webhook_attempts,
     )
     .await?;
     tx.commit().await?;
@@ -282,21 +282,8 @@ async fn update(
     let c = load(&*tx, &name).await?;
     let (before, after) =
         store::update(&*tx, &c, id, &body.data, expected, principal.user_id).await?;
-    ctx.audit_event(
-        &tx,
-        &Event::new(
-            "record.update",
-            format!("collection:{name}/record:{id}"),
-            Outcome::Success,
-        )
-        .details(json!({
-            "collection": name,
-            "record_id": id,
-            "version": after.version,
-            "changed": store::changed_fields(&before, &after),
-        })),
-    )
-    .await?;
+    // Queued before the audit entry: the audit chain's lock is held from
+    // the entry to the commit, and writes wait for it.
     let changed: Vec<String> = store::changed_fields(&before, &after)
         .into_iter()
         .filter(|f| c.fields.iter().any(|d| &d.name == f && !d.sensitive))
@@ -312,6 +299,21 @@ async fn update(
         }),
         Some(&ctx.request_id),
         state.webhook_attempts,
+    )
+    .await?;
+    ctx.audit_event(
+        &tx,
+        &Event::new(
+            "record.update",
+            format!("collection:{name}/record:{id}"),
+            Outcome::Success,
+        )
+        .details(json!({
+            "collection": name,
+            "record_id": id,
+            "version": after.version,
+            "changed": store::changed_fields(&before, &after),
+        })),
     )
     .await?;
     tx.commit().await?;
@@ -330,6 +332,15 @@ async fn delete(
     let tx = client.transaction().await?;
     let c = load(&*tx, &name).await?;
     let before = store::delete(&*tx, &c, id, expected).await?;
+    webhooks::emit(
+        &tx,
+        EventType::RecordDeleted,
+        &name,
+        json!({ "collection": name, "record": webhooks::record_payload(&c, &before) }),
+        Some(&ctx.request_id),
+        state.webhook_attempts,
+    )
+    .await?;
     ctx.audit_event(
         &tx,
         &Event::new(
@@ -338,15 +349,6 @@ async fn delete(
             Outcome::Success,
         )
         .details(json!({ "collection": name, "record_id": id, "version": before.version })),
-    )
-    .await?;
-    webhooks::emit(
-        &tx,
-        EventType::RecordDeleted,
-        &name,
-        json!({ "collection": name, "record": webhooks::record_payload(&c, &before) }),
-        Some(&ctx.request_id),
-        state.webhook_attempts,
     )
     .await?;
     tx.commit().await?;

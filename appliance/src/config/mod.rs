@@ -64,6 +64,7 @@ pub struct JobsConfig {
     pub workers: usize,
     pub lease_secs: u64,
     pub export_retention_hours: u64,
+    pub import_max_mb: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -493,6 +494,7 @@ fn validate(
             config.jobs.export_retention_hours,
             1..=8760,
         ),
+        ("jobs.import_max_mb", config.jobs.import_max_mb, 1..=10240),
         (
             "webhooks.timeout_secs",
             config.webhooks.timeout_secs,

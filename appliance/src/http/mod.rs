@@ -43,6 +43,9 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// Largest import file, in bytes (`jobs.import_max_mb`): the one route
+    /// whose body may exceed `body_limit`, streamed to the database.
+    pub import_limit: usize,
 }
 
 /// The whole application: every route, then the middleware every request
@@ -51,6 +54,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     let body_limit = state.body_limit;
+    let import_limit = state.import_limit;
     let routes = Router::new()
         .merge(health::router())
         .merge(crate::api::router(state.clone()))
@@ -60,7 +64,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
-            BodyLimit(body_limit),
+            BodyLimit {
+                general: body_limit,
+                import: import_limit,
+            },
             body_limit::middleware,
         ))
         .layer(axum::middleware::from_fn_with_state(

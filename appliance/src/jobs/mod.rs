@@ -9,11 +9,13 @@
 //!   a graceful stop that lets running jobs finish or releases them.
 //! - [`export`]: CSV exports stored in PostgreSQL.
 //! - [`webhook`]: webhook deliveries (`crate::webhooks`).
+//! - [`import`]: bulk imports of CSV and NDJSON files.
 //!
 //! Delivery is at least once: a worker that dies mid-job stops renewing its
 //! lease and the job runs again elsewhere, so every handler is idempotent.
 
 pub mod export;
+pub mod import;
 pub mod queue;
 pub mod webhook;
 pub mod worker;
@@ -28,15 +30,18 @@ pub enum Kind {
     Export,
     /// One webhook delivery ([`webhook`]).
     Webhook,
+    /// A bulk import ([`import`]).
+    Import,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Export, Kind::Webhook];
+    pub const ALL: [Kind; 3] = [Kind::Export, Kind::Webhook, Kind::Import];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Export => "export",
             Kind::Webhook => "webhook",
+            Kind::Import => "import",
         }
     }
 
@@ -51,6 +56,7 @@ impl Kind {
         match self {
             Kind::Export => 4,
             Kind::Webhook => 12,
+            Kind::Import => 4,
         }
     }
 
@@ -58,7 +64,7 @@ impl Kind {
     /// jitter: exponential from the kind's base, capped.
     pub fn backoff(self, n: i32) -> Duration {
         let (base, cap) = match self {
-            Kind::Export => (Duration::from_secs(2), Duration::from_secs(300)),
+            Kind::Export | Kind::Import => (Duration::from_secs(2), Duration::from_secs(300)),
             // 5 s, 10 s, 20 s, … up to an hour apart: twelve attempts span
             // about two and a half hours of a receiver being away.
             Kind::Webhook => (Duration::from_secs(5), Duration::from_secs(3600)),

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::queue::{self, Claimed, Ending};
-use super::{export, jittered, webhook, JobError, Kind};
+use super::{export, import, jittered, webhook, JobError, Kind};
 use crate::metrics::{JobLabels, Metrics};
 
 /// How long an idle worker sleeps when no notification comes.
@@ -273,6 +273,7 @@ async fn run_job(
             match job.kind {
                 Kind::Export => export::run(&ctx).await,
                 Kind::Webhook => webhook::run(&ctx).await,
+                Kind::Import => import::run(&ctx).await,
             }
         };
         tokio::select! {
@@ -423,6 +424,9 @@ async fn keep_leases(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             last_purge = Some(Instant::now());
             if let Err(e) = queue::purge_finished(&**client, KEEP_FINISHED).await {
                 tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot purge finished jobs");
+            }
+            if let Err(e) = import::purge(&**client, KEEP_FINISHED).await {
+                tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot purge finished imports");
             }
             if let Err(e) = crate::webhooks::store::purge_deliveries(&**client, KEEP_FINISHED).await
             {

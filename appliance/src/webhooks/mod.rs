@@ -29,14 +29,16 @@ pub enum EventType {
     RecordUpdated,
     RecordDeleted,
     ExportCompleted,
+    ImportCompleted,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 4] = [
+    pub const ALL: [EventType; 5] = [
         EventType::RecordCreated,
         EventType::RecordUpdated,
         EventType::RecordDeleted,
         EventType::ExportCompleted,
+        EventType::ImportCompleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +47,7 @@ impl EventType {
             EventType::RecordUpdated => "record.updated",
             EventType::RecordDeleted => "record.deleted",
             EventType::ExportCompleted => "export.completed",
+            EventType::ImportCompleted => "import.completed",
         }
     }
 

@@ -13,6 +13,7 @@ mod database_tls;
 mod exports;
 mod http_surface;
 mod identity;
+mod imports;
 mod jobs;
 mod lifecycle;
 mod managed;
