@@ -166,6 +166,7 @@ const views = {
   '/exports': ['exports', 'Exports', exportsView],
   '/jobs': ['jobs', 'Jobs', jobsView],
   '/webhooks': ['webhooks', 'Webhooks', webhooksView],
+  '/imports': ['imports', 'Imports', importsView],
 };
 
 // Pages with a collection name in the path.
@@ -200,6 +201,7 @@ function renderNav() {
     can('records:read') ? h('li', {}, link('/collections', 'Collections')) : null,
     can('users:read') ? h('li', {}, link('/users', 'Users')) : null,
     can('records:export') ? h('li', {}, link('/exports', 'Exports')) : null,
+    can('records:write') ? h('li', {}, link('/imports', 'Imports')) : null,
     can('jobs:manage') ? h('li', {}, link('/jobs', 'Jobs')) : null,
     can('webhooks:manage') ? h('li', {}, link('/webhooks', 'Webhooks')) : null,
     can('audit:read') ? h('li', {}, link('/audit', 'Audit log')) : null,
@@ -710,7 +712,7 @@ const AUDIT_ACTIONS = ['auth.login', 'auth.logout', 'auth.logout_everywhere', 's
   'collection.create', 'collection.delete', 'field.add', 'field.update', 'field.hide', 'field.purge',
   'record.create', 'record.update', 'record.delete', 'record.export', 'record.export.done',
   'export.create', 'export.ready', 'export.download', 'export.delete', 'job.cancel', 'job.retry',
-  'webhook.create', 'webhook.update', 'webhook.delete', 'webhook.rotate_secret', 'webhook.redeliver', 'webhook.disable'];
+  'import.create', 'import.done', 'webhook.create', 'webhook.update', 'webhook.delete', 'webhook.rotate_secret', 'webhook.redeliver', 'webhook.disable'];
 
 function toLocalInput(iso) {
   if (!iso) return '';
@@ -916,7 +918,7 @@ async function jobsView(main) {
   await draw();
 }
 
-const WEBHOOK_EVENTS = ['record.created', 'record.updated', 'record.deleted', 'export.completed'];
+const WEBHOOK_EVENTS = ['record.created', 'record.updated', 'record.deleted', 'export.completed', 'import.completed'];
 
 // Webhooks for admins: subscriptions, secret rotation, delivery log, redelivery.
 async function webhooksView(main) {
@@ -1076,6 +1078,92 @@ async function webhooksView(main) {
   await draw();
   const open = webhooks.find((w) => String(w.id) === params.get('webhook'));
   if (open) await showLog(open);
+}
+
+// A file upload that becomes an import job of this collection.
+function importForm(name) {
+  const form = h('form', { id: 'import-form', novalidate: true },
+    field('import-file', 'File (CSV with a header of field names, or NDJSON)', { type: 'file', accept: '.csv,.ndjson,.jsonl,text/csv,application/x-ndjson' },
+      'CSV as the exports write it: an empty value is empty, "" is an empty text. NDJSON: one JSON object per line.'),
+    field('import-mode', 'If some rows are invalid', { tag: 'select', options: [
+      h('option', { value: 'all_or_nothing' }, 'import nothing (report every invalid row)'),
+      h('option', { value: 'skip_invalid' }, 'import the valid rows, report the others')] }),
+    h('button', { type: 'submit', id: 'import-submit' }, 'Import'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const file = document.getElementById('import-file').files[0];
+    if (!file) return setFieldError('import-file', 'Choose a file to import.');
+    const lower = file.name.toLowerCase();
+    const format = lower.endsWith('.csv') ? 'csv' : (lower.endsWith('.ndjson') || lower.endsWith('.jsonl')) ? 'ndjson' : null;
+    if (!format) return setFieldError('import-file', 'Choose a .csv, .ndjson or .jsonl file.');
+    const mode = document.getElementById('import-mode').value;
+    try {
+      const created = await busy(form, async () => {
+        const res = await fetch(`/api/v1/collections/${name}/imports?format=${format}&mode=${mode}`, {
+          method: 'POST',
+          headers: { Accept: 'application/json', 'Content-Type': format === 'csv' ? 'text/csv' : 'application/x-ndjson', 'X-CSRF-Token': state.csrf || '' },
+          body: file,
+          credentials: 'same-origin',
+        }).catch(() => { throw new ApiError(0, { message: 'The server cannot be reached. Check the network and try again.' }); });
+        const data = await res.json().catch(() => null);
+        if (!res.ok) throw new ApiError(res.status, data);
+        return data;
+      });
+      go(`/imports?started=${created.id}`);
+    } catch (e) { showError(e, { file: 'import-file', format: 'import-file', mode: 'import-mode' }); }
+  });
+  return h('details', { id: 'records-import', class: 'import' }, h('summary', {}, 'Import records from a file'), form);
+}
+
+// Imports: one's own (admins: everyone's), followed while any is running.
+async function importsView(main) {
+  const params = new URLSearchParams(location.search);
+  append(main, h('p', { class: 'hint' },
+    'Imports started from a collection\'s records page with "Import records from a file". ',
+    'Rows that are not valid are listed in the import\'s error report, with the line they start on.'));
+  const results = h('div', { id: 'imports-results', 'aria-live': 'polite' });
+  append(main, results);
+  const draw = async () => {
+    const list = await api('GET', '/api/v1/imports?limit=100');
+    if (!list.items.length) {
+      results.replaceChildren(h('p', { id: 'imports-empty', class: 'empty' }, 'No imports yet. Start one from a collection\'s records page.'));
+      return false;
+    }
+    const rows = list.items.map((i) => {
+      const p = i.progress;
+      const progress = p && i.state === 'running'
+        ? h('span', {}, h('progress', { max: String(Math.max(p.of_bytes || 0, 1)), value: String(p.bytes || 0), 'aria-label': `Import ${i.id} progress` }),
+          ` ${p.rows} rows read`)
+        : null;
+      const counts = i.rows_total === null || i.rows_total === undefined ? '—'
+        : `${i.rows_imported} of ${i.rows_total} imported, ${i.rows_failed} invalid`;
+      return h('tr', { 'data-import-id': i.id, class: params.get('started') === String(i.id) ? 'highlight' : null },
+        h('th', { scope: 'row' }, `#${i.id}`),
+        h('td', {}, i.collection),
+        h('td', {}, `${i.format}, ${i.mode === 'skip_invalid' ? 'skip invalid rows' : 'all or nothing'}`),
+        h('td', { 'data-field': 'state', class: (i.state === 'rejected' || i.state === 'failed') ? 'outcome-failure' : null },
+          i.state, progress ? ' ' : null, progress, i.error ? h('span', { class: 'field-error' }, ` ${i.error}`) : null),
+        h('td', { 'data-field': 'rows' }, counts),
+        h('td', {}, formatBytes(i.bytes)),
+        h('td', {}, formatTime(i.created_at)),
+        h('td', {}, i.errors_url ? h('a', { href: i.errors_url, download: '', class: 'button-link', 'data-action': 'errors' }, `Error report of import ${i.id}`) : '—'));
+    });
+    results.replaceChildren(h('table', { id: 'imports-table' },
+      h('caption', {}, 'Imports, newest first'),
+      h('thead', {}, h('tr', {}, ['Import', 'Collection', 'File', 'State', 'Rows', 'Size', 'Started', 'Invalid rows'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, rows)));
+    return list.items.some((i) => i.state === 'queued' || i.state === 'running');
+  };
+  let pending = await draw();
+  const follow = async () => {
+    while (pending && document.getElementById('imports-results') === results) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (document.getElementById('imports-results') !== results) return;
+      try { pending = await draw(); } catch (e) { showError(e); return; }
+    }
+  };
+  follow();
 }
 
 // ---- collections and records ------------------------------------------
@@ -1311,7 +1399,9 @@ async function recordsView(main, name) {
       } catch (e) { showError(e); button.disabled = false; }
     } }, 'Export in the background'));
   }
-  append(main, actions, panel, results);
+  append(main, actions);
+  if (writable) append(main, importForm(name));
+  append(main, panel, results);
 
   const sortKeys = sort ? sort.split(',') : [];
   const sortState = (fname) => {

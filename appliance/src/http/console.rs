@@ -16,7 +16,7 @@ const STYLE: &str = include_str!("../../console/app.css");
 const ICON: &str = include_str!("../../console/favicon.svg");
 
 /// The console's pages (client-side routes).
-pub const PAGES: [&str; 13] = [
+pub const PAGES: [&str; 14] = [
     "/",
     "/login",
     "/setup",
@@ -30,6 +30,7 @@ pub const PAGES: [&str; 13] = [
     "/exports",
     "/jobs",
     "/webhooks",
+    "/imports",
 ];
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -256,6 +256,7 @@ async fn console_flow() {
     b.find("#audit-empty").await;
     checks.page(&mut b, "audit-empty").await;
     webhooks_flow(&mut b, &mut checks).await;
+    imports_flow(&mut b, &mut checks, &shots).await;
 
     assert!(
         checks.problems.is_empty(),
@@ -535,4 +536,55 @@ async fn webhooks_flow(b: &mut Browser, checks: &mut Checks) {
     b.click("#webhooks-table button[data-action='rotate']")
         .await;
     b.wait_text("#webhook-created", "new secret").await;
+}
+
+/// Import from the records page: a CSV with one good and one bad row,
+/// valid rows kept; the imports page follows it to the end and offers the
+/// error report.
+async fn imports_flow(b: &mut Browser, checks: &mut Checks, dir: &std::path::Path) {
+    let file = dir.join("to-import.csv");
+    std::fs::write(
+        &file,
+        "label,qty\r\nImported from a file,5\r\nbad row,many\r\n",
+    )
+    .expect("write the file to import");
+    b.click("nav a[href='/collections']").await;
+    b.page("collections").await;
+    b.click("a[href='/collections/assets']").await;
+    b.page("records").await;
+    b.click("#records-import summary").await;
+    b.click("#import-submit").await;
+    b.wait_text("#import-file-error", "Choose a file").await;
+    b.choose_file("#import-file", &file).await;
+    b.script(
+        "document.getElementById('import-mode').value = 'skip_invalid'; return null;",
+        serde_json::json!([]),
+    )
+    .await;
+    b.click("#import-submit").await;
+    b.page("imports").await;
+    b.wait_text(
+        "#imports-table tr.highlight td[data-field='state']",
+        "completed",
+    )
+    .await;
+    b.wait_text(
+        "#imports-table tr.highlight td[data-field='rows']",
+        "1 of 2 imported, 1 invalid",
+    )
+    .await;
+    let report = b
+        .cmd_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch(document.querySelector('#imports-table tr.highlight a[data-action=errors]').href)\
+               .then(r => r.text().then(t => done(r.status + '\\n' + t)))\
+               .catch(e => done('failed: ' + e));",
+        )
+        .await;
+    let report = report.as_str().unwrap_or("");
+    assert!(
+        report.starts_with("200\nline,field,message\r\n3,qty,"),
+        "{report:?}"
+    );
+    checks.page(b, "imports").await;
 }

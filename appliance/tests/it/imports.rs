@@ -468,3 +468,128 @@ async fn ndjson_imports_and_hostile_uploads_are_refused_up_front() {
         .json();
     assert_eq!(count["count"]["value"], rows, "{count}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_whose_worker_is_killed_runs_again_elsewhere_and_imports_each_row_once() {
+    let lease = "[jobs]\nlease_secs = 2\n";
+    let mut site = Site::start_with(lease).await;
+    collection(&site, "stock").await;
+    let (mut b, b_addr, _config_b) = crate::jobs::replica(&site, lease);
+    let r = site
+        .admin
+        .post(
+            "/api/v1/me/tokens",
+            json!({ "name": "imports", "permissions": ["records:write", "records:read", "jobs:manage"] }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let secret = r.json()["token"].as_str().expect("token").to_string();
+    let on_a = ApiClient::with_token(site.addr, &secret);
+    let on_b = ApiClient::with_token(b_addr, &secret);
+
+    // The row titled "slow" takes 3 s to insert: the worker is killed
+    // while it waits, with the rows before it written but not committed.
+    let sql = site.sql().await;
+    let title: i64 = sql
+        .query_one(
+            "SELECT f.id FROM collection_fields f JOIN collections c ON c.id = f.collection_id \
+             WHERE c.name = 'stock' AND f.name = 'title'",
+            &[],
+        )
+        .await
+        .expect("field")
+        .get(0);
+    let table: i64 = sql
+        .query_one("SELECT id FROM collections WHERE name = 'stock'", &[])
+        .await
+        .expect("collection")
+        .get(0);
+    sql.batch_execute(&format!(
+        "CREATE FUNCTION test_slow_row() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$; \
+         CREATE TRIGGER test_slow_row BEFORE INSERT ON records.\"c_{table}\" FOR EACH ROW \
+         WHEN (NEW.\"f_{title}\" = 'slow') EXECUTE FUNCTION test_slow_row();"
+    ))
+    .await
+    .expect("slow trigger");
+    let mut csv = String::from("title,qty,code\n");
+    for n in 0..3000 {
+        let t = if n == 2000 {
+            "slow".to_string()
+        } else {
+            format!("row {n}")
+        };
+        csv.push_str(&format!("{t},{n},C{n}\n"));
+    }
+    let r = upload(&on_a, "/api/v1/collections/stock/imports", &csv, "text/csv").await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["id"].as_i64().expect("id");
+    let job_id = r.json()["job_id"].as_i64().expect("job id");
+    let started = Instant::now();
+    let worker: String = loop {
+        let row = sql
+            .query_one(
+                "SELECT worker, (SELECT count(*) FROM pg_stat_activity \
+                                 WHERE wait_event = 'PgSleep' AND query LIKE 'INSERT INTO records.%') \
+                 FROM jobs WHERE id = $1",
+                &[&job_id],
+            )
+            .await
+            .expect("job");
+        if row.get::<_, i64>(1) > 0 {
+            break row.get(0);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the import never reached the slow row"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let pid: u32 = worker
+        .split(':')
+        .nth(1)
+        .and_then(|p| p.split('#').next())
+        .and_then(|p| p.parse().ok())
+        .expect("worker pid");
+    let (survivor, killed_a) = if pid == site.app.pid() {
+        site.app.signal(nix::sys::signal::Signal::SIGKILL);
+        (&on_b, true)
+    } else {
+        assert_eq!(pid, b.pid(), "the worker is one of the two replicas");
+        b.signal(nix::sys::signal::Signal::SIGKILL);
+        (&on_a, false)
+    };
+    let started = Instant::now();
+    let done = loop {
+        let i = survivor.get(&format!("/api/v1/imports/{id}")).await.json();
+        if !matches!(i["state"].as_str(), Some("queued" | "running")) {
+            break i;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{i}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["rows_imported"], 3000);
+    let job = survivor.get(&format!("/api/v1/jobs/{job_id}")).await.json();
+    let log = job["attempts_log"].as_array().expect("attempts").clone();
+    assert_eq!(log.len(), 2, "{job}");
+    assert_eq!(log[0]["outcome"], "lease_expired", "{job}");
+    assert_eq!(log[1]["outcome"], "succeeded", "{job}");
+    let counts = sql
+        .query_one(
+            &format!("SELECT count(*), count(DISTINCT \"f_{title}\") FROM records.\"c_{table}\""),
+            &[],
+        )
+        .await
+        .expect("count");
+    assert_eq!(
+        (counts.get::<_, i64>(0), counts.get::<_, i64>(1)),
+        (3000, 3000),
+        "each row once"
+    );
+    if killed_a {
+        let _ = site.app.wait_exit(Duration::from_secs(5));
+    } else {
+        let _ = b.wait_exit(Duration::from_secs(5));
+    }
+}

@@ -340,7 +340,7 @@ async fn a_stored_export_is_written_by_a_job_and_downloaded_through_an_expiring_
     start_export(&erin, small).await;
 }
 
-fn replica(site: &Site, extra: &str) -> (App, std::net::SocketAddr, AppConfig) {
+pub fn replica(site: &Site, extra: &str) -> (App, std::net::SocketAddr, AppConfig) {
     let config = AppConfig::external(&shared().dsn(&site.db), extra);
     let mut app = config.spawn();
     let addr = app.wait_ready();

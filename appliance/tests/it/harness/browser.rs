@@ -189,6 +189,17 @@ impl Browser {
             .await;
     }
 
+    /// Chooses a file for an `<input type=file>` (its path on this machine).
+    pub async fn choose_file(&self, css: &str, path: &std::path::Path) {
+        self.on_element(
+            css,
+            "POST",
+            "value",
+            json!({ "text": path.display().to_string() }),
+        )
+        .await;
+    }
+
     pub async fn text(&self, css: &str) -> String {
         self.on_element(css, "GET", "text", json!({}))
             .await
