@@ -8,9 +8,10 @@
 //! `import.completed` webhook event. So a retried job never imports twice
 //! (a finished import is left alone) and a crash leaves nothing behind. In
 //! `all_or_nothing` mode any invalid row rolls the rows back (the report is
-//! still written). Rows are inserted under one savepoint per batch; a batch
-//! with a row the database refuses (a duplicate in a unique field) is
-//! inserted again row by row to find it.
+//! still written). Valid rows are inserted by batches of up to 500, one
+//! statement each, under a savepoint; a batch with a row the database
+//! refuses (a duplicate in a unique field) is inserted again row by row to
+//! find it.
 
 use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
@@ -24,7 +25,7 @@ use crate::records::import::{FileError, Format, Mode, Reader, Row, RowProblem};
 use crate::records::store::{self, WriteError};
 use crate::records::Collection;
 
-/// Rows inserted under one savepoint.
+/// Rows inserted by one statement, at most.
 const BATCH: usize = 500;
 /// Problems kept for the report (all are counted).
 pub const MAX_REPORTED: usize = 10_000;
@@ -374,22 +375,22 @@ async fn insert(
             },
         }
     }
-    for batch in valid.chunks(BATCH) {
+    // One statement per batch, its parameters well under PostgreSQL's limit.
+    let batch_rows = (30_000 / (c.fields.len() + 1)).clamp(1, BATCH);
+    for batch in valid.chunks(batch_rows) {
         let all_in = {
             let sp = tx.savepoint("import_batch").await?;
-            let mut refused = false;
-            for (_, data) in batch {
-                if store::insert(&sp, c, data, user).await.is_err() {
-                    refused = true;
-                    break;
+            let rows: Vec<&Map<String, Json>> = batch.iter().map(|(_, data)| data).collect();
+            match store::insert_many(&sp, c, &rows, user).await {
+                Ok(_) => {
+                    sp.commit().await?;
+                    true
+                }
+                Err(_) => {
+                    sp.rollback().await?;
+                    false
                 }
             }
-            if refused {
-                sp.rollback().await?;
-            } else {
-                sp.commit().await?;
-            }
-            !refused
         };
         if all_in {
             tally.imported += batch.len() as i64;

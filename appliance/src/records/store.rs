@@ -163,6 +163,57 @@ pub async fn insert<C: GenericClient>(
     }
 }
 
+/// Inserts several records in one statement (bulk imports): each is
+/// validated like [`insert`]; a field a record lacks takes its default.
+/// Returns how many were inserted. Keep `rows × fields` well under
+/// PostgreSQL's 65,535 parameters.
+pub async fn insert_many<C: GenericClient>(
+    client: &C,
+    c: &Collection,
+    rows: &[&Map<String, Json>],
+    user_id: i64,
+) -> Result<u64, WriteError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let per_row = rows
+        .iter()
+        .map(|data| cells(c, data, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut present = vec![false; c.fields.len()];
+    for (i, _) in per_row.iter().flatten() {
+        present[*i] = true;
+    }
+    let used: Vec<usize> = (0..c.fields.len()).filter(|i| present[*i]).collect();
+    let mut columns = vec!["created_by".to_string(), "updated_by".to_string()];
+    columns.extend(used.iter().map(|i| c.fields[*i].column()));
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&user_id];
+    let mut tuples = Vec::with_capacity(per_row.len());
+    for cells in &per_row {
+        let mut tuple = vec!["$1".to_string(), "$1".to_string()];
+        for i in &used {
+            match cells.iter().find(|(j, _)| j == i) {
+                Some((_, cell)) => {
+                    tuple.push(cell.placeholder(params.len() + 1));
+                    params.push(cell.as_sql());
+                }
+                None => tuple.push("DEFAULT".to_string()),
+            }
+        }
+        tuples.push(format!("({})", tuple.join(", ")));
+    }
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES {}",
+        c.table(),
+        columns.join(", "),
+        tuples.join(", ")
+    );
+    client
+        .execute(&sql, &params)
+        .await
+        .map_err(|e| duplicate(c, &e).unwrap_or(WriteError::Db(e)))
+}
+
 pub async fn get<C: GenericClient>(
     client: &C,
     c: &Collection,

@@ -1,0 +1,130 @@
+//! Bulk import benchmark (not a test): `cargo bench -p mogothrow77 --bench imports`.
+//!
+//! A CSV of 10 fields per row (the records benchmark's collection: text,
+//! an enum, integer, decimal, date, timestamp, boolean, text, JSON, a
+//! unique text) imported through the API — upload to `completed` — at
+//! 100,000 and 300,000 rows, against `psql`'s `\copy … FROM … (FORMAT csv,
+//! HEADER)` of the same file into a table of the same column types and
+//! unique index, measured in the same run. Needs `psql`.
+
+#[path = "../tests/it/harness/mod.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::api::Site;
+use harness::pg::shared;
+use serde_json::json;
+
+fn csv(rows: usize) -> String {
+    let mut out = String::from("title,status,priority,amount,due,seen_at,done,owner,tags,code\n");
+    for n in 0..rows {
+        let status = ["open", "closed", "pending"][n % 3];
+        out.push_str(&format!(
+            "\"Ticket {n}, imported\",{status},{},{}.{:02},2026-{:02}-{:02},2026-01-31 12:{:02}:00+00,{},owner{},\"{{\"\"n\"\": {n}}}\",code-{n}\n",
+            n % 1000,
+            n % 5000,
+            n % 100,
+            n % 12 + 1,
+            n % 28 + 1,
+            n % 60,
+            if n % 2 == 0 { "t" } else { "f" },
+            n % 50,
+        ));
+    }
+    out
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let site = runtime.block_on(Site::start_with(
+        "[jobs]\nimport_max_mb = 1024\n[api]\nrate_limit_per_minute = 1000000\n",
+    ));
+    let dir = tempfile::tempdir().expect("dir");
+    harness::chmod(dir.path(), 0o755);
+    println!("## Bulk import of CSV, 10 fields per row, through the API vs psql \\copy");
+    for (i, rows) in [100_000usize, 300_000].into_iter().enumerate() {
+        let name = format!("big{i}");
+        let r = runtime.block_on(site.admin.post(
+            "/api/v1/collections",
+            json!({ "name": name, "fields": [
+                { "name": "title", "type": "text" },
+                { "name": "status", "type": "enum", "enum_values": ["open", "closed", "pending"], "indexed": true },
+                { "name": "priority", "type": "integer", "indexed": true },
+                { "name": "amount", "type": "decimal" },
+                { "name": "due", "type": "date" },
+                { "name": "seen_at", "type": "timestamp" },
+                { "name": "done", "type": "boolean" },
+                { "name": "owner", "type": "text" },
+                { "name": "tags", "type": "json" },
+                { "name": "code", "type": "text", "unique": true }
+            ] }),
+        ));
+        assert_eq!(r.status, 201, "{}", r.body);
+        let file = csv(rows);
+        let started = Instant::now();
+        let r = runtime.block_on(site.admin.call_raw(
+            "POST",
+            &format!("/api/v1/collections/{name}/imports"),
+            Some(&file),
+            &[("Content-Type", "text/csv")],
+        ));
+        assert_eq!(r.status, 202, "{}", r.body);
+        let uploaded = started.elapsed().as_secs_f64();
+        let id = r.json()["id"].as_i64().expect("id");
+        let done = loop {
+            let i = runtime
+                .block_on(site.admin.get(&format!("/api/v1/imports/{id}")))
+                .json();
+            if !matches!(i["state"].as_str(), Some("queued" | "running")) {
+                break i;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let api_secs = started.elapsed().as_secs_f64();
+        assert_eq!(done["state"], "completed", "{done}");
+        assert_eq!(done["rows_imported"].as_u64(), Some(rows as u64), "{done}");
+
+        let path = dir.path().join(format!("{name}.csv"));
+        std::fs::write(&path, &file).expect("write csv");
+        let sql = runtime.block_on(shared().connect(&site.db));
+        runtime
+            .block_on(sql.batch_execute(&format!(
+                "CREATE TABLE copy_{name} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                 title text, status text, priority bigint, amount numeric, due date, \
+                 seen_at timestamptz, done boolean, owner text, tags jsonb, code text UNIQUE); \
+                 CREATE INDEX ON copy_{name} (status, id); CREATE INDEX ON copy_{name} (priority, id);"
+            )))
+            .expect("reference table");
+        let started = Instant::now();
+        let out = Command::new("psql")
+            .arg(shared().dsn(&site.db))
+            .arg("-v")
+            .arg("ON_ERROR_STOP=1")
+            .arg("-c")
+            .arg(format!(
+                "\\copy copy_{name} (title, status, priority, amount, due, seen_at, done, owner, tags, code) FROM '{}' WITH (FORMAT csv, HEADER)",
+                path.display()
+            ))
+            .output()
+            .expect("psql");
+        let copy_secs = started.elapsed().as_secs_f64();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!(
+            "{rows:>8} rows {:>6.1} MB: API {api_secs:>6.2} s ({:>7.0} rows/s; upload {uploaded:.2} s)  \\copy {copy_secs:>5.2} s ({:>7.0} rows/s)  -> {:.1}x",
+            file.len() as f64 / 1e6,
+            rows as f64 / api_secs,
+            rows as f64 / copy_secs,
+            api_secs / copy_secs
+        );
+    }
+}
