@@ -15,6 +15,7 @@ pub mod identity;
 pub mod jobs;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod privileges;
 pub mod records;
 pub mod serve;

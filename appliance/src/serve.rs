@@ -218,6 +218,7 @@ async fn serve_with_database(
         lease: Duration::from_secs(config.jobs.lease_secs),
         export_retention: Duration::from_secs(config.jobs.export_retention_hours * 3600),
         webhooks: webhooks.clone(),
+        email: None,
     };
     let state = AppState {
         pool: pool.clone(),
@@ -261,6 +262,27 @@ async fn serve_with_database(
         systemd::stopping();
         return Ok(Exit::Ok);
     }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let host = config
+        .tls
+        .hostnames
+        .first()
+        .map(String::as_str)
+        .unwrap_or("localhost");
+    let url = format!("{scheme}://{host}:{}/", addr.port());
+    let job_settings = crate::jobs::worker::Settings {
+        email: match &settings.smtp {
+            Some(relay) => Some(Arc::new(crate::notify::Email {
+                mailer: crate::notify::smtp::Mailer::new(
+                    relay.clone(),
+                    config.smtp.ca_file.as_deref(),
+                )?,
+                console_url: url.clone(),
+            })),
+            None => None,
+        },
+        ..job_settings
+    };
     let workers = crate::jobs::worker::start(pool.clone(), jobs_wake, metrics, job_settings);
     let shutdown = {
         let serving = serving.clone();
@@ -292,14 +314,6 @@ async fn serve_with_database(
         });
     }
 
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let host = config
-        .tls
-        .hostnames
-        .first()
-        .map(String::as_str)
-        .unwrap_or("localhost");
-    let url = format!("{scheme}://{host}:{}/", addr.port());
     let setup_link = first_admin_setup_link(connections, &url).await;
     tracing::info!(
         %addr,

@@ -28,6 +28,8 @@ pub enum StartError {
     Migrate(#[from] MigrateError),
     #[error(transparent)]
     WebhookCa(#[from] crate::webhooks::outbound::CaFileError),
+    #[error(transparent)]
+    SmtpCa(#[from] crate::notify::smtp::CaFileError),
     #[error("{0}")]
     Other(String),
 }
@@ -35,9 +37,10 @@ pub enum StartError {
 impl StartError {
     pub fn exit(&self) -> Exit {
         match self {
-            StartError::Privileges(_) | StartError::Tls(_) | StartError::WebhookCa(_) => {
-                Exit::Config
-            }
+            StartError::Privileges(_)
+            | StartError::Tls(_)
+            | StartError::WebhookCa(_)
+            | StartError::SmtpCa(_) => Exit::Config,
             StartError::Bind { .. } | StartError::Other(_) => Exit::Failure,
             StartError::Managed(e) if e.is_missing_component() => Exit::MissingComponent,
             StartError::Managed(ManagedError::SocketPathTooLong { .. }) => Exit::Config,

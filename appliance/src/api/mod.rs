@@ -466,3 +466,14 @@ pub async fn blocking<T: Send + 'static>(
         ErrorBody::new(ErrorCode::Internal, "internal error; see the server log")
     })
 }
+
+/// Tells a missing key (`None`) from an explicit `null` (`Some(None)`).
+pub mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}

@@ -76,6 +76,18 @@ struct CreateUser {
     display_name: String,
     role: String,
     password: String,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+/// An address as entered: trimmed, empty meaning none, checked.
+fn email_of(raw: Option<&str>) -> Result<Option<String>, ErrorBody> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(address) => crate::notify::smtp::check_address(address)
+            .map(|()| Some(address.to_string()))
+            .map_err(|m| invalid_field("email", m)),
+    }
 }
 
 async fn create(
@@ -87,6 +99,7 @@ async fn create(
     users::check_username(&username).map_err(|m| invalid_field("username", m))?;
     check_display_name(&req.display_name)?;
     let role = parse_role(&req.role)?;
+    let email = email_of(req.email.as_deref())?;
     let hash = new_password_hash(&req.password, &username, &req.display_name, "password").await?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -96,10 +109,17 @@ async fn create(
             format!("a user named {username:?} already exists; pick another name"),
         ));
     };
+    let user = match &email {
+        Some(address) => users::set_email(&*tx, user.id, Some(address))
+            .await?
+            .unwrap_or(user),
+        None => user,
+    };
     ctx.audit_event(
         &tx,
-        &Event::new("user.create", format!("user:{}", user.id), Outcome::Success)
-            .details(json!({ "username": user.username, "role": role })),
+        &Event::new("user.create", format!("user:{}", user.id), Outcome::Success).details(
+            json!({ "username": user.username, "role": role, "email_set": email.is_some() }),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -115,6 +135,9 @@ struct UpdateUser {
     disabled: Option<bool>,
     #[serde(default)]
     display_name: Option<String>,
+    /// `null` or `""` clears it.
+    #[serde(default, with = "super::double_option")]
+    email: Option<Option<String>>,
 }
 
 async fn update(
@@ -128,6 +151,11 @@ async fn update(
     if let Some(name) = &req.display_name {
         check_display_name(name)?;
     }
+    let email = req
+        .email
+        .as_ref()
+        .map(|e| email_of(e.as_deref()))
+        .transpose()?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let Some(before) = users::get(&*tx, id).await? else {
@@ -142,11 +170,16 @@ async fn update(
             "this is the last enabled admin; make another user admin first",
         ));
     }
-    let Some(after) =
+    let Some(mut after) =
         users::update(&*tx, id, role, req.disabled, req.display_name.as_deref()).await?
     else {
         return Err(no_user(id));
     };
+    if let Some(email) = &email {
+        after = users::set_email(&*tx, id, email.as_deref())
+            .await?
+            .ok_or_else(|| no_user(id))?;
+    }
     // A role change or disabling ends the user's sessions: they sign in
     // again and get a new session id with the new privileges.
     let privileges_changed = before.role != after.role || (after.disabled && !before.disabled);
@@ -161,6 +194,7 @@ async fn update(
             "role": { "from": before.role, "to": after.role },
             "disabled": { "from": before.disabled, "to": after.disabled },
             "display_name_changed": before.display_name != after.display_name,
+            "email_changed": before.email != after.email,
             "sessions_ended": sessions_ended,
         })),
     )

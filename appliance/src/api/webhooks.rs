@@ -87,21 +87,10 @@ struct UpdateBody {
     url: Option<String>,
     description: Option<String>,
     /// `null` (explicitly): every collection.
-    #[serde(default, with = "double_option")]
+    #[serde(default, with = "super::double_option")]
     collection: Option<Option<String>>,
     events: Option<Vec<String>>,
     enabled: Option<bool>,
-}
-
-/// Tells a missing key (`None`) from an explicit `null` (`Some(None)`).
-mod double_option {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<String>>, D::Error> {
-        Option::<String>::deserialize(d).map(Some)
-    }
 }
 
 /// Checks a definition; the collection, when named, must exist.

@@ -37,6 +37,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub jobs: JobsConfig,
     pub webhooks: WebhooksConfig,
+    pub smtp: SmtpConfig,
     pub log: LogConfig,
 }
 
@@ -65,6 +66,20 @@ pub struct JobsConfig {
     pub lease_secs: u64,
     pub export_retention_hours: u64,
     pub import_max_mb: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: String,
+    pub username: String,
+    pub password: Option<Secret>,
+    pub password_file: Option<PathBuf>,
+    pub from: String,
+    pub ca_file: Option<PathBuf>,
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -167,6 +182,8 @@ pub struct Settings {
     /// Where webhook deliveries may connect (`webhooks.allow_addresses`,
     /// `webhooks.deny_private_addresses`).
     pub webhook_policy: crate::webhooks::guard::Policy,
+    /// The mail relay, when `smtp.host` is set.
+    pub smtp: Option<crate::notify::smtp::Relay>,
 }
 
 /// One thing wrong with the configuration.
@@ -562,6 +579,15 @@ fn validate(
         &db.migration_url,
         &db.migration_url_file,
     );
+    let smtp_password = if config.smtp.host.trim().is_empty() {
+        None
+    } else {
+        secret(
+            "smtp.password",
+            &config.smtp.password,
+            &config.smtp.password_file,
+        )
+    };
     for (key, value, from_file) in [
         ("database.url", &url, db.url_file.is_some()),
         (
@@ -636,6 +662,7 @@ fn validate(
         }
     }
 
+    let smtp = smtp_relay(&config.smtp, smtp_password, &mut problem);
     let mut allow = Vec::new();
     for (i, text) in config.webhooks.allow_addresses.iter().enumerate() {
         match crate::webhooks::guard::Cidr::parse(text) {
@@ -674,6 +701,77 @@ fn validate(
         listen,
         database,
         webhook_policy,
+        smtp,
+    })
+}
+
+/// The mail relay from `[smtp]`; `None` when `smtp.host` is empty.
+fn smtp_relay(
+    c: &SmtpConfig,
+    password: Option<Secret>,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<crate::notify::smtp::Relay> {
+    use crate::notify::smtp::{check_address, Relay, Security};
+    if c.host.trim().is_empty() {
+        return None;
+    }
+    let security = Security::parse(&c.security);
+    if security.is_none() {
+        problem(
+            "smtp.security",
+            format!(
+                "unknown value `{}`; expected one of: starttls, tls, none",
+                c.security
+            ),
+        );
+    }
+    if c.port == 0 {
+        problem(
+            "smtp.port",
+            "0 is not a port; expected 1 to 65535 (587 for starttls, 465 for tls)".to_string(),
+        );
+    }
+    if let Err(e) = check_address(&c.from) {
+        problem("smtp.from", e);
+    }
+    if !(1..=300).contains(&c.timeout_secs) {
+        problem(
+            "smtp.timeout_secs",
+            format!("{} is out of range; expected 1 to 300", c.timeout_secs),
+        );
+    }
+    let username = (!c.username.is_empty()).then(|| c.username.clone());
+    match (&username, &password) {
+        (Some(_), None) => problem(
+            "smtp.password",
+            "missing: smtp.username is set, so set smtp.password or smtp.password_file".to_string(),
+        ),
+        (None, Some(_)) => problem(
+            "smtp.username",
+            "missing: a password is set, so the user name must be too".to_string(),
+        ),
+        (Some(_), Some(_)) if security == Some(Security::None) => problem(
+            "smtp.security",
+            "is \"none\", but a password is set: it would cross the network in clear; use starttls or tls".to_string(),
+        ),
+        _ => {}
+    }
+    if let Some(ca) = &c.ca_file {
+        if !ca.is_file() {
+            problem(
+                "smtp.ca_file",
+                format!("{} does not exist or is not a file", ca.display()),
+            );
+        }
+    }
+    Some(Relay {
+        host: c.host.trim().to_string(),
+        port: c.port,
+        security: security.unwrap_or(Security::StartTls),
+        username,
+        password,
+        from: c.from.clone(),
+        timeout: std::time::Duration::from_secs(c.timeout_secs),
     })
 }
 

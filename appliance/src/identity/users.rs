@@ -16,14 +16,16 @@ pub struct User {
     pub role: Role,
     pub disabled: bool,
     pub mfa_enabled: bool,
+    /// For notifications (set by admins); `None` when unknown.
+    pub email: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 
-const COLUMNS: &str =
-    "id, username, display_name, role, disabled, totp_secret IS NOT NULL, created_at, updated_at";
+const COLUMNS: &str = "id, username, display_name, role, disabled, totp_secret IS NOT NULL, \
+                       created_at, updated_at, email";
 
 fn from_row(row: &Row) -> User {
     let role: String = row.get(3);
@@ -37,6 +39,7 @@ fn from_row(row: &Row) -> User {
         mfa_enabled: row.get(5),
         created_at: row.get(6),
         updated_at: row.get(7),
+        email: row.get(8),
     }
 }
 
@@ -178,6 +181,24 @@ pub async fn update<C: GenericClient>(
                  WHERE id = $1 RETURNING {COLUMNS}"
             ),
             &[&id, &role.map(Role::as_str), &disabled, &display_name],
+        )
+        .await?;
+    Ok(row.as_ref().map(from_row))
+}
+
+/// Sets (or, with `None`, clears) a user's e-mail address; the caller
+/// checked it. Returns the user as changed.
+pub async fn set_email<C: GenericClient>(
+    client: &C,
+    id: i64,
+    email: Option<&str>,
+) -> Result<Option<User>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE users SET email = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+            ),
+            &[&id, &email],
         )
         .await?;
     Ok(row.as_ref().map(from_row))

@@ -411,10 +411,10 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
         )));
     }
     let marked = done
-        .execute(
+        .query_opt(
             "UPDATE exports SET attempt = $2, rows_written = $3, bytes = $4, sha256 = $5, \
                     ready_at = now(), expires_at = now() + $6::bigint * interval '1 second' \
-             WHERE id = $1 AND attempt IS NULL",
+             WHERE id = $1 AND attempt IS NULL RETURNING expires_at",
             &[
                 &export_id,
                 &attempt,
@@ -425,7 +425,8 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
             ],
         )
         .await?;
-    if marked == 1 {
+    if let Some(marked) = marked {
+        let expires_at: OffsetDateTime = marked.get(0);
         // What earlier attempts may have left (a killed worker's last write).
         done.execute(
             "DELETE FROM export_chunks WHERE export_id = $1 AND attempt <> $2",
@@ -469,6 +470,29 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
             ctx.settings.webhooks.max_attempts,
         )
         .await?;
+        // And an e-mail to the requester, when there is a relay and an
+        // address.
+        if let Some(email) = &ctx.settings.email {
+            let to: Option<String> = done
+                .query_opt(
+                    "SELECT email FROM users WHERE id = $1",
+                    &[&audit_ctx.actor_id],
+                )
+                .await?
+                .and_then(|r| r.get(0));
+            if let Some(to) = to {
+                let (subject, body) = crate::notify::export_ready(
+                    &email.console_url,
+                    export_id,
+                    &name,
+                    rows,
+                    bytes,
+                    expires_at,
+                );
+                crate::notify::queue(&*done, &to, &subject, &body, ctx.job.request_id.as_deref())
+                    .await?;
+            }
+        }
     }
     done.commit().await?;
     Ok(())

@@ -10,10 +10,12 @@
 //! - [`export`]: CSV exports stored in PostgreSQL.
 //! - [`webhook`]: webhook deliveries (`crate::webhooks`).
 //! - [`import`]: bulk imports of CSV and NDJSON files.
+//! - [`email`]: e-mail notifications (`crate::notify`).
 //!
 //! Delivery is at least once: a worker that dies mid-job stops renewing its
 //! lease and the job runs again elsewhere, so every handler is idempotent.
 
+pub mod email;
 pub mod export;
 pub mod import;
 pub mod queue;
@@ -32,16 +34,19 @@ pub enum Kind {
     Webhook,
     /// A bulk import ([`import`]).
     Import,
+    /// An e-mail notification ([`email`]).
+    Email,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Export, Kind::Webhook, Kind::Import];
+    pub const ALL: [Kind; 4] = [Kind::Export, Kind::Webhook, Kind::Import, Kind::Email];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Export => "export",
             Kind::Webhook => "webhook",
             Kind::Import => "import",
+            Kind::Email => "email",
         }
     }
 
@@ -57,6 +62,7 @@ impl Kind {
             Kind::Export => 4,
             Kind::Webhook => 12,
             Kind::Import => 4,
+            Kind::Email => 8,
         }
     }
 
@@ -68,6 +74,8 @@ impl Kind {
             // 5 s, 10 s, 20 s, … up to an hour apart: twelve attempts span
             // about two and a half hours of a receiver being away.
             Kind::Webhook => (Duration::from_secs(5), Duration::from_secs(3600)),
+            // 10 s, 20 s, … 10 min: eight attempts span about half an hour.
+            Kind::Email => (Duration::from_secs(10), Duration::from_secs(600)),
         };
         let factor = 2u32.saturating_pow(n.clamp(1, 20) as u32 - 1);
         base.saturating_mul(factor).min(cap)

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::queue::{self, Claimed, Ending};
-use super::{export, import, jittered, webhook, JobError, Kind};
+use super::{email, export, import, jittered, webhook, JobError, Kind};
 use crate::metrics::{JobLabels, Metrics};
 
 /// How long an idle worker sleeps when no notification comes.
@@ -32,6 +32,8 @@ pub struct Settings {
     pub lease: Duration,
     pub export_retention: Duration,
     pub webhooks: Arc<crate::webhooks::Settings>,
+    /// E-mail, when `[smtp]` is configured.
+    pub email: Option<Arc<crate::notify::Email>>,
 }
 
 struct Shared {
@@ -274,6 +276,7 @@ async fn run_job(
                 Kind::Export => export::run(&ctx).await,
                 Kind::Webhook => webhook::run(&ctx).await,
                 Kind::Import => import::run(&ctx).await,
+                Kind::Email => email::run(&ctx).await,
             }
         };
         tokio::select! {

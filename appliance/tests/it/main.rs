@@ -17,6 +17,7 @@ mod imports;
 mod jobs;
 mod lifecycle;
 mod managed;
+mod notify;
 mod readiness;
 mod records;
 mod records_oracle;

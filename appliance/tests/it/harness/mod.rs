@@ -8,6 +8,7 @@ pub mod browser;
 pub mod client;
 pub mod pg;
 pub mod receiver;
+pub mod smtp;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

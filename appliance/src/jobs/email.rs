@@ -1,0 +1,38 @@
+//! E-mail notifications (`crate::notify`): one job per message, sent
+//! through the configured relay. A relay that is away or answers 4xx is
+//! retried with the kind's backoff; a 5xx answer (an address the relay
+//! refuses, bad credentials) is permanent.
+
+use super::worker::JobCtx;
+use super::JobError;
+use crate::notify::smtp::{Message, SmtpError};
+
+pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
+    let Some(email) = &ctx.settings.email else {
+        return Err(JobError::Permanent(
+            "e-mail is not configured on the server that ran this job (smtp.host is empty)"
+                .to_string(),
+        ));
+    };
+    let field = |name: &str| -> Result<String, JobError> {
+        ctx.job.payload[name]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| JobError::Permanent(format!("the message has no {name}")))
+    };
+    let (to, subject, body) = (field("to")?, field("subject")?, field("body")?);
+    crate::notify::smtp::check_address(&to).map_err(JobError::Permanent)?;
+    ctx.check()?;
+    email
+        .mailer
+        .send(&Message {
+            to: &to,
+            subject: &subject,
+            body: &body,
+        })
+        .await
+        .map_err(|e| match e {
+            SmtpError::Transient(m) => JobError::Transient(m),
+            SmtpError::Permanent(m) => JobError::Permanent(m),
+        })
+}
