@@ -172,7 +172,7 @@ async fn deliveries_are_signed_retried_with_growing_delays_and_logged() {
             "url": receiver.url("/hooks/in?token=receiver-own"),
             "description": "ticketing",
             "collection": "tickets",
-            "events": ["record.created", "record.updated", "record.deleted", "export.completed"],
+            "events": ["record.created", "record.updated", "record.deleted", "export.completed", "import.completed"],
         }),
     )
     .await;
@@ -322,6 +322,28 @@ async fn deliveries_are_signed_retried_with_growing_delays_and_logged() {
     assert_eq!(done["data"]["rows"], 0);
     assert_eq!(done["data"]["url"], format!("/api/v1/exports/{export}"));
 
+    // So is an import's end — one event for the import, none per record.
+    let r = site
+        .admin
+        .call_raw(
+            "POST",
+            "/api/v1/collections/tickets/imports?mode=skip_invalid",
+            Some("title,pin\nimported,1\n,2\n"),
+            &[("Content-Type", "text/csv")],
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let import = r.json()["id"].as_i64().expect("import id");
+    let got = receiver.wait_for(7, Duration::from_secs(30)).await;
+    let imported = got[6].json();
+    assert_eq!(imported["type"], "import.completed", "{imported}");
+    assert_eq!(imported["data"]["import_id"], import);
+    assert_eq!(imported["data"]["outcome"], "completed");
+    assert_eq!(
+        (imported["data"]["imported"].as_i64(), imported["data"]["failed"].as_i64()),
+        (Some(1), Some(1))
+    );
+
     // Audited, without the secret or the URL's query string.
     let audit = site.admin.get("/api/v1/audit?action=webhook.create").await;
     assert_eq!(audit.status, 200, "{}", audit.body);
@@ -355,7 +377,7 @@ async fn deliveries_are_signed_retried_with_growing_delays_and_logged() {
         .await;
     assert_eq!(r.status, 201);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(receiver.received().len(), 6);
+    assert_eq!(receiver.received().len(), 7);
 }
 
 #[tokio::test(flavor = "multi_thread")]
