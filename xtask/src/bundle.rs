@@ -368,6 +368,8 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
         "operations.md",
         "security.md",
         "api.md",
+        "records.md",
+        "webhooks.md",
         "runbooks/audit-log-tampered.md",
         "runbooks/database-unreachable.md",
         "runbooks/postgresql-major-upgrade.md",

@@ -135,6 +135,8 @@ pub fn stage_payload(stage: &Path, binary: &Path) -> Result<()> {
         "operations.md",
         "security.md",
         "api.md",
+        "records.md",
+        "webhooks.md",
         "runbooks/audit-log-tampered.md",
     ] {
         let path = workspace().join("docs").join(name);
