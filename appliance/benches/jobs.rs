@@ -14,29 +14,13 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::Pool;
 use harness::app::AppConfig;
-use harness::pg::PgCluster;
+use harness::pg::{pool, PgCluster};
 use mogothrow77::jobs::queue::{self, Ending};
 
 const JOBS: i64 = 5_000;
 const LEASE: Duration = Duration::from_secs(30);
-
-fn pool(dsn: &str, size: usize) -> Pool {
-    let config: tokio_postgres::Config = dsn.parse().expect("dsn");
-    let manager = Manager::from_config(
-        config,
-        tokio_postgres::NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Pool::builder(manager)
-        .max_size(size)
-        .runtime(Runtime::Tokio1)
-        .build()
-        .expect("pool")
-}
 
 /// Claims and finishes jobs until none is left.
 async fn worker(pool: Pool, name: String) -> u64 {

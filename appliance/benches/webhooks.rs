@@ -18,9 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use harness::api::Site;
-use harness::pg::shared;
+use harness::pg::{pool, shared};
 use harness::receiver::{Answer, Receiver};
 use mogothrow77::webhooks::guard::{Cidr, Policy};
 use mogothrow77::webhooks::outbound::{Outbound, Trace};
@@ -28,22 +27,6 @@ use mogothrow77::webhooks::{self, signing, EventType};
 use serde_json::json;
 
 const EVENTS: usize = 2_000;
-
-fn pool(dsn: &str) -> Pool {
-    let config: tokio_postgres::Config = dsn.parse().expect("dsn");
-    let manager = Manager::from_config(
-        config,
-        tokio_postgres::NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Pool::builder(manager)
-        .max_size(2)
-        .runtime(Runtime::Tokio1)
-        .build()
-        .expect("pool")
-}
 
 /// Deliveries/s through the server's queue with `workers` workers.
 async fn through_the_queue(workers: usize) -> f64 {
@@ -61,7 +44,7 @@ async fn through_the_queue(workers: usize) -> f64 {
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let webhook = r.json()["id"].as_i64().expect("id");
-    let pool = pool(&shared().dsn(&site.db));
+    let pool = pool(&shared().dsn(&site.db), 2);
     let mut client = pool.get().await.expect("connection");
     let tx = client.transaction().await.expect("transaction");
     for n in 0..EVENTS {

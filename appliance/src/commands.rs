@@ -155,15 +155,7 @@ where
 
 /// The console's base URL from the configuration.
 fn base_url(settings: &Settings) -> String {
-    let config = &settings.config;
-    let scheme = if config.tls.enabled { "https" } else { "http" };
-    let host = config
-        .tls
-        .hostnames
-        .first()
-        .map(String::as_str)
-        .unwrap_or("localhost");
-    format!("{scheme}://{host}:{}/", settings.listen.port())
+    settings.console_url(settings.listen.port())
 }
 
 /// `admin setup-token`: a new first-admin setup link.

@@ -262,14 +262,7 @@ async fn serve_with_database(
         systemd::stopping();
         return Ok(Exit::Ok);
     }
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let host = config
-        .tls
-        .hostnames
-        .first()
-        .map(String::as_str)
-        .unwrap_or("localhost");
-    let url = format!("{scheme}://{host}:{}/", addr.port());
+    let url = settings.console_url(addr.port());
     let job_settings = crate::jobs::worker::Settings {
         email: match &settings.smtp {
             Some(relay) => Some(Arc::new(crate::notify::Email {

@@ -198,3 +198,48 @@ pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, T
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
+
+/// Why a CA file cannot be trusted.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct CaFileError {
+    pub path: String,
+    pub reason: String,
+}
+
+/// The configuration for outgoing TLS (webhooks, the mail relay, an
+/// external database): certificates verified against the CAs of `ca_file`
+/// (PEM) and, with `system_roots`, the system's.
+pub fn client_config(
+    ca_file: Option<&Path>,
+    system_roots: bool,
+) -> Result<rustls::ClientConfig, CaFileError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if system_roots {
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    }
+    if let Some(path) = ca_file {
+        let err = |reason: String| CaFileError {
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = fs::read(path).map_err(|e| err(e.to_string()))?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+            .filter_map(Result::ok)
+            .collect();
+        if certs.is_empty() {
+            return Err(err("no PEM certificate found".to_string()));
+        }
+        roots.add_parsable_certificates(certs);
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| CaFileError {
+        path: String::new(),
+        reason: e.to_string(),
+    })?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}

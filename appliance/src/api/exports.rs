@@ -30,7 +30,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::collections::load;
-use super::{invalid_field, parse_id, Api, ApiJson, ApiQuery, Ctx, Method};
+use super::{invalid_field, page_limit, parse_id, Api, ApiJson, ApiQuery, Ctx, Method};
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission, Principal, Role};
 use crate::http::error::{ErrorBody, ErrorCode};
@@ -392,10 +392,7 @@ async fn list_stored(
     ApiQuery(q): ApiQuery<ListExports>,
 ) -> Result<Json<serde_json::Value>, ErrorBody> {
     let principal = ctx.principal()?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(invalid_field("limit", "between 1 and 200"));
-    }
+    let limit = page_limit(q.limit)?;
     let client = state.pool.get().await?;
     let mine = (principal.role != Role::Admin).then_some(principal.user_id);
     let items: Vec<serde_json::Value> = stored::list(&**client, mine, limit)

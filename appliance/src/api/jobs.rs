@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{invalid_field, parse_id, Api, ApiQuery, Ctx, Method};
+use super::{invalid_field, page_limit, parse_id, Api, ApiQuery, Ctx, Method};
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::http::error::{ErrorBody, ErrorCode};
@@ -55,10 +55,7 @@ async fn list(
             ));
         }
     }
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(invalid_field("limit", "between 1 and 200"));
-    }
+    let limit = page_limit(q.limit)?;
     let client = state.pool.get().await?;
     let items = queue::list(&**client, q.state.as_deref(), q.before, limit).await?;
     let next_before = (items.len() as i64 == limit)

@@ -450,6 +450,16 @@ pub fn parse_id(raw: &str, what: &str) -> Result<i64, ErrorBody> {
         .map_err(|_| ErrorBody::new(ErrorCode::NotFound, format!("no {what} with id {raw:?}")))
 }
 
+/// A listing's `limit`: 1 to 200, 50 when absent.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ErrorBody> {
+    let limit = limit.unwrap_or(50);
+    if (1..=200).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(invalid_field("limit", "between 1 and 200"))
+    }
+}
+
 /// A field-level validation failure.
 pub fn invalid_field(field: &str, message: impl Into<String>) -> ErrorBody {
     let message = message.into();

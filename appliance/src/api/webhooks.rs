@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::collections::load;
-use super::{invalid_field, parse_id, Api, ApiJson, ApiQuery, Ctx, Method};
+use super::{invalid_field, page_limit, parse_id, Api, ApiJson, ApiQuery, Ctx, Method};
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::http::error::{ErrorBody, ErrorCode};
@@ -308,10 +308,7 @@ async fn deliveries(
     ApiQuery(q): ApiQuery<DeliveriesQuery>,
 ) -> Result<Json<Value>, ErrorBody> {
     let id = parse_id(&id, "webhook")?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(invalid_field("limit", "between 1 and 200"));
-    }
+    let limit = page_limit(q.limit)?;
     let client = state.pool.get().await?;
     store::get(&**client, id)
         .await?
@@ -321,6 +318,10 @@ async fn deliveries(
         .then(|| items.last().map(|d| d.id))
         .flatten();
     Ok(Json(json!({ "items": items, "next_before": next_before })))
+}
+
+fn delivery_id(webhook: i64, raw: &str) -> Result<i64, ErrorBody> {
+    raw.parse::<i64>().map_err(|_| no_delivery(webhook, raw))
 }
 
 fn no_delivery(webhook: i64, id: &str) -> ErrorBody {
@@ -335,9 +336,7 @@ async fn delivery(
     Path((id, delivery)): Path<(String, String)>,
 ) -> Result<Json<Value>, ErrorBody> {
     let id = parse_id(&id, "webhook")?;
-    let delivery_id = delivery
-        .parse::<i64>()
-        .map_err(|_| no_delivery(id, &delivery))?;
+    let delivery_id = delivery_id(id, &delivery)?;
     let client = state.pool.get().await?;
     let (found, payload) = store::delivery_of(&**client, id, delivery_id)
         .await?
@@ -356,9 +355,7 @@ async fn redeliver(
 ) -> Result<Response, ErrorBody> {
     let principal = ctx.principal()?;
     let id = parse_id(&id, "webhook")?;
-    let delivery_id = delivery
-        .parse::<i64>()
-        .map_err(|_| no_delivery(id, &delivery))?;
+    let delivery_id = delivery_id(id, &delivery)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let webhook = store::get(&*tx, id).await?.ok_or_else(|| no_webhook(id))?;

@@ -776,6 +776,24 @@ fn smtp_relay(
 }
 
 impl Settings {
+    /// The console's address on `port`: the first TLS host name (the one
+    /// the certificate is made for), https unless TLS is off.
+    pub fn console_url(&self, port: u16) -> String {
+        let scheme = if self.config.tls.enabled {
+            "https"
+        } else {
+            "http"
+        };
+        let host = self
+            .config
+            .tls
+            .hostnames
+            .first()
+            .map(String::as_str)
+            .unwrap_or("localhost");
+        format!("{scheme}://{host}:{port}/")
+    }
+
     /// The effective configuration as TOML, secrets redacted.
     pub fn effective_toml(&self) -> String {
         toml::to_string_pretty(&self.config)

@@ -5,12 +5,9 @@ pub mod managed;
 pub mod migrate;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::{DatabaseTarget, Settings};
@@ -195,34 +192,12 @@ pub fn normalize_sslmode(url: &str) -> String {
 /// Whether TLS is used follows the URL's `sslmode` (disable, prefer, require);
 /// when used, the server certificate is always verified.
 fn tls_connector(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, DbError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| DbError::CaFile {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-                .filter_map(Result::ok)
-                .collect();
-            if certs.is_empty() {
-                return Err(DbError::CaFile {
-                    path: path.display().to_string(),
-                    reason: "no PEM certificate found".to_string(),
-                });
-            }
-            roots.add_parsable_certificates(certs);
-        }
-        None => {
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| DbError::Pool(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    // A CA file replaces the system's CAs: the database's own CA is the
+    // only one that may vouch for it.
+    let config =
+        crate::tls::client_config(ca_file, ca_file.is_none()).map_err(|e| DbError::CaFile {
+            path: e.path,
+            reason: e.reason,
+        })?;
     Ok(MakeRustlsConnect::new(config))
 }

@@ -386,16 +386,7 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
     // every chunk it wrote is there.
     ctx.check()?;
     let done = writer.transaction().await?;
-    let held = done
-        .query_opt(
-            "SELECT 1 FROM jobs WHERE id = $1 AND worker = $2 AND attempts = $3 \
-               AND state = 'running' FOR UPDATE",
-            &[&ctx.job.id, &ctx.worker, &attempt],
-        )
-        .await?;
-    if held.is_none() {
-        return Err(JobError::Lost);
-    }
+    ctx.hold(&*done).await?;
     let stored = done
         .query_one(
             "SELECT count(*), coalesce(sum(length(data)), 0)::bigint FROM export_chunks \

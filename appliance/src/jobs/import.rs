@@ -446,16 +446,7 @@ async fn finish(
     audit_ctx: &audit::Context,
 ) -> Result<(), JobError> {
     ctx.check()?;
-    let held = tx
-        .query_opt(
-            "SELECT 1 FROM jobs WHERE id = $1 AND worker = $2 AND attempts = $3 \
-               AND state = 'running' FOR UPDATE",
-            &[&ctx.job.id, &ctx.worker, &ctx.job.attempt],
-        )
-        .await?;
-    if held.is_none() {
-        return Err(JobError::Lost);
-    }
+    ctx.hold(&*tx).await?;
     let ns: Vec<i32> = (1..=tally.problems.len() as i32).collect();
     let lines: Vec<i64> = tally.problems.iter().map(|p| p.line as i64).collect();
     let fields: Vec<Option<&str>> = tally.problems.iter().map(|p| p.field.as_deref()).collect();

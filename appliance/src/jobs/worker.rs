@@ -64,6 +64,23 @@ impl JobCtx {
         }
     }
 
+    /// Locks the job's row in the caller's transaction, and `Err(Lost)`
+    /// unless this attempt still holds it: what the transaction then
+    /// commits cannot race a cancel or a takeover.
+    pub async fn hold<C: tokio_postgres::GenericClient>(&self, tx: &C) -> Result<(), JobError> {
+        let held = tx
+            .query_opt(
+                "SELECT 1 FROM jobs WHERE id = $1 AND worker = $2 AND attempts = $3 \
+                   AND state = 'running' FOR UPDATE",
+                &[&self.job.id, &self.worker, &self.job.attempt],
+            )
+            .await?;
+        match held {
+            Some(_) => Ok(()),
+            None => Err(JobError::Lost),
+        }
+    }
+
     /// Records progress for the API.
     pub async fn progress(&self, progress: &serde_json::Value) -> Result<(), JobError> {
         let client = self.pool.get().await?;

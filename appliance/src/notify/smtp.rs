@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -97,32 +96,10 @@ pub struct Message<'a> {
 
 impl Mailer {
     pub fn new(relay: Relay, ca_file: Option<&Path>) -> Result<Mailer, CaFileError> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        if let Some(path) = ca_file {
-            let err = |reason: String| CaFileError {
-                path: path.display().to_string(),
-                reason,
-            };
-            let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-                .filter_map(Result::ok)
-                .collect();
-            if certs.is_empty() {
-                return Err(err("no PEM certificate found".to_string()));
-            }
-            roots.add_parsable_certificates(certs);
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| CaFileError {
-            path: String::new(),
-            reason: e.to_string(),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let config = crate::tls::client_config(ca_file, true).map_err(|e| CaFileError {
+            path: e.path,
+            reason: e.reason,
+        })?;
         Ok(Mailer {
             relay,
             tls: TlsConnector::from(Arc::new(config)),

@@ -15,8 +15,7 @@ use axum::body::Bytes;
 use axum::http::{header, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -145,32 +144,10 @@ impl Outbound {
         timeout: Duration,
         ca_file: Option<&Path>,
     ) -> Result<Outbound, CaFileError> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        if let Some(path) = ca_file {
-            let err = |reason: String| CaFileError {
-                path: path.display().to_string(),
-                reason,
-            };
-            let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-                .filter_map(Result::ok)
-                .collect();
-            if certs.is_empty() {
-                return Err(err("no PEM certificate found".to_string()));
-            }
-            roots.add_parsable_certificates(certs);
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| CaFileError {
-            path: String::new(),
-            reason: e.to_string(),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let config = crate::tls::client_config(ca_file, true).map_err(|e| CaFileError {
+            path: e.path,
+            reason: e.reason,
+        })?;
         Ok(Outbound {
             tls: TlsConnector::from(Arc::new(config)),
             policy,

@@ -340,7 +340,10 @@ async fn deliveries_are_signed_retried_with_growing_delays_and_logged() {
     assert_eq!(imported["data"]["import_id"], import);
     assert_eq!(imported["data"]["outcome"], "completed");
     assert_eq!(
-        (imported["data"]["imported"].as_i64(), imported["data"]["failed"].as_i64()),
+        (
+            imported["data"]["imported"].as_i64(),
+            imported["data"]["failed"].as_i64()
+        ),
         (Some(1), Some(1))
     );
 

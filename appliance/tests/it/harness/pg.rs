@@ -248,3 +248,21 @@ pub fn shared() -> &'static PgCluster {
     static SHARED: OnceLock<PgCluster> = OnceLock::new();
     SHARED.get_or_init(PgCluster::start)
 }
+
+/// A connection pool without TLS (benchmarks drive the queue directly).
+#[allow(dead_code)] // used by the benchmarks, which share this harness
+pub fn pool(dsn: &str, size: usize) -> deadpool_postgres::Pool {
+    let config: tokio_postgres::Config = dsn.parse().expect("dsn");
+    let manager = deadpool_postgres::Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    deadpool_postgres::Pool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .expect("pool")
+}
