@@ -220,7 +220,7 @@ async fn serve_with_database(
         webhooks: webhooks.clone(),
         email: None,
     };
-    let state = AppState {
+    let state = AppState::new(crate::http::Shared {
         pool: pool.clone(),
         metrics: metrics.clone(),
         db_timeout: Duration::from_secs(config.database.connect_timeout_secs),
@@ -236,7 +236,7 @@ async fn serve_with_database(
         body_limit: config.http.body_limit_bytes,
         import_limit: usize::try_from(config.jobs.import_max_mb * 1024 * 1024)
             .unwrap_or(usize::MAX),
-    };
+    });
     let app = http::router(state);
     let listener = TcpListener::from_std(listener).map_err(|e| StartError::Bind {
         addr: settings.listen.to_string(),

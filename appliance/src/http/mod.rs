@@ -22,9 +22,27 @@ use crate::identity::AuthSettings;
 use crate::metrics::Metrics;
 use body_limit::BodyLimit;
 
-/// What handlers share.
+/// What handlers share: cloned for every extractor of every request, so
+/// one pointer ([`Shared`] behind an `Arc`).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The state itself.
+pub struct Shared {
     pub pool: Pool,
     pub metrics: Arc<Metrics>,
     /// Bound for database checks made on behalf of a request.

@@ -7,6 +7,7 @@
 pub mod export;
 pub mod filter;
 pub mod import;
+pub mod page;
 pub mod query;
 pub mod schema;
 pub mod store;

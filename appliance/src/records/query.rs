@@ -7,9 +7,11 @@
 
 use serde_json::{json, Value as Json};
 use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 
 use super::filter::{self, Filter};
-use super::store::{from_row, select_sql, Record};
+use super::page::{Items, ENVELOPE};
+use super::store::select_sql;
 use super::{to_cell, Cell, Collection, Field, FieldType};
 use crate::identity::keys::ServerKeys;
 
@@ -48,14 +50,18 @@ impl Key {
         }
     }
 
-    /// The key's value in a record, as the API shows it.
-    fn value(&self, r: &Record) -> Json {
-        match self {
-            Key::Field(f) => r.data.get(&f.name).cloned().unwrap_or(Json::Null),
-            Key::Id => json!(r.id),
-            Key::CreatedAt => json!(rfc3339(r.created_at)),
-            Key::UpdatedAt => json!(rfc3339(r.updated_at)),
-        }
+    /// The key's value in a row selected with the full select list, as
+    /// the API shows it.
+    fn value(&self, c: &Collection, row: &Row) -> Result<Json, tokio_postgres::Error> {
+        Ok(match self {
+            Key::Field(f) => match c.fields.iter().position(|x| x.id == f.id) {
+                Some(i) => super::read_value(row, ENVELOPE + i, f.field_type)?,
+                None => Json::Null,
+            },
+            Key::Id => json!(row.try_get::<_, i64>(0)?),
+            Key::CreatedAt => json!(rfc3339(row.try_get(2)?)),
+            Key::UpdatedAt => json!(rfc3339(row.try_get(3)?)),
+        })
     }
 
     /// A cursor value back as a typed parameter.
@@ -228,10 +234,10 @@ pub struct Count {
 }
 
 /// A page of records and the cursor for the next one: the list response's
-/// body as it is (serialized straight from the records, no copy).
+/// body as it is (the records serialized straight from their rows).
 #[derive(serde::Serialize)]
 pub struct Page {
-    pub items: Vec<Record>,
+    pub items: Items,
     pub next_cursor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<Count>,
@@ -433,27 +439,31 @@ pub async fn list(
         }
     };
     let more = rows.len() as i64 > l.limit;
-    let mut items: Vec<Record> = rows
-        .iter()
-        .take(l.limit as usize)
-        .map(|r| from_row(c, r))
-        .collect::<Result<_, _>>()
-        .map_err(QueryError::Db)?;
-    let next_cursor = match (more, items.last()) {
+    let mut rows = rows;
+    rows.truncate(l.limit as usize);
+    // Every column read once with its field's type: a catalog that trails
+    // a schema change fails here (and is read again), not while the
+    // response is written.
+    if let Some(first) = rows.first() {
+        for (i, f) in c.fields.iter().enumerate() {
+            super::read_value(first, ENVELOPE + i, f.field_type).map_err(QueryError::Db)?;
+        }
+    }
+    let next_cursor = match (more, rows.last()) {
         (true, Some(last)) => {
-            let mut values: Vec<Json> = l.sort.iter().map(|k| k.key.value(last)).collect();
-            values.push(json!(last.id));
+            let mut values: Vec<Json> = l
+                .sort
+                .iter()
+                .map(|k| k.key.value(c, last))
+                .collect::<Result<_, _>>()
+                .map_err(QueryError::Db)?;
+            values.push(json!(last.try_get::<_, i64>(0).map_err(QueryError::Db)?));
             Some(keys.seal_cursor(&purpose, &Json::Array(values).to_string()))
         }
         _ => None,
     };
-    if let Some(names) = &l.fields {
-        for r in &mut items {
-            r.data.retain(|k, _| names.contains(k));
-        }
-    }
     Ok(Page {
-        items,
+        items: Items::new(c, rows, l.fields.as_deref()),
         next_cursor,
         count,
     })
