@@ -158,16 +158,30 @@ async fn list(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<query::Page>, ErrorBody> {
+) -> Result<Response, ErrorBody> {
     let client = state.pool.get().await?;
     let c = load_cached(&state.caches, &client, &name).await?;
-    match list_page(&state, &client, &c, &q).await {
+    let page = match list_page(&state, &client, &c, &q).await {
         Err(QueryError::Db(e)) if records::schema_moved(&e) => {
             let c = reload(&state.caches, &client, &name).await?;
-            Ok(Json(list_page(&state, &client, &c, &q).await?))
+            list_page(&state, &client, &c, &q).await?
         }
-        page => Ok(Json(page?)),
-    }
+        page => page?,
+    };
+    drop(client);
+    // Written once into a buffer of about the right size (a page of
+    // records is tens of kilobytes; growing a small buffer copies it
+    // again and again).
+    let mut body = Vec::with_capacity(1024 + page.items.len() * 512);
+    serde_json::to_writer(&mut body, &page).map_err(|e| {
+        tracing::error!(error = %e, "a page of records could not be written as JSON");
+        ErrorBody::new(ErrorCode::Internal, "internal error; see the server log")
+    })?;
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response())
 }
 
 async fn list_page(

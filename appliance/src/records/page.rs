@@ -6,6 +6,7 @@
 
 use serde::ser::{Error as _, SerializeMap, SerializeSeq, SerializeStruct};
 use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
 use tokio_postgres::Row;
@@ -126,25 +127,39 @@ impl Serialize for CellRef<'_> {
                 Some(t) => Stamp(t).serialize(s),
                 None => s.serialize_none(),
             },
-            FieldType::Json => get::<Option<serde_json::Value>, S::Error>(row, i)?.serialize(s),
+            // jsonb's text as it is: no JSON tree built and dropped per
+            // value (and numbers keep every digit).
+            FieldType::Json => get::<Option<tokio_postgres::types::Json<&RawValue>>, S::Error>(
+                row, i,
+            )?
+            .map(|j| j.0)
+            .serialize(s),
         }
     }
 }
 
-/// `YYYY-MM-DD` (years 0 to 9999, as PostgreSQL stores them here).
+/// `YYYY-MM-DD`, digits written by hand (years 0 to 9999: what the
+/// records API accepts).
 fn write_date(buf: &mut [u8; 16], d: Date) -> Result<&str, std::fmt::Error> {
-    use std::io::Write;
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    write!(
-        cursor,
-        "{:04}-{:02}-{:02}",
-        d.year(),
-        u8::from(d.month()),
-        d.day()
-    )
-    .map_err(|_| std::fmt::Error)?;
-    let n = cursor.position() as usize;
-    std::str::from_utf8(&buf[..n]).map_err(|_| std::fmt::Error)
+    let year = u32::try_from(d.year()).map_err(|_| std::fmt::Error)?;
+    if year > 9999 {
+        return Err(std::fmt::Error);
+    }
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    let (month, day) = (u32::from(u8::from(d.month())), u32::from(d.day()));
+    buf[..10].copy_from_slice(&[
+        digit(year / 1000),
+        digit(year / 100),
+        digit(year / 10),
+        digit(year),
+        b'-',
+        digit(month / 10),
+        digit(month),
+        b'-',
+        digit(day / 10),
+        digit(day),
+    ]);
+    std::str::from_utf8(&buf[..10]).map_err(|_| std::fmt::Error)
 }
 
 /// A timestamp as RFC 3339 in UTC, formatted on the stack.
@@ -172,6 +187,8 @@ mod tests {
         let mut buf = [0u8; 16];
         let d = Date::from_calendar_date(2024, time::Month::February, 9).expect("date");
         assert_eq!(write_date(&mut buf, d), Ok("2024-02-09"));
+        let d = Date::from_calendar_date(987, time::Month::December, 31).expect("date");
+        assert_eq!(write_date(&mut buf, d), Ok("0987-12-31"));
         let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_000).expect("t");
         assert_eq!(
             serde_json::to_string(&Stamp(t)).expect("json"),
