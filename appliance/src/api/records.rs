@@ -178,7 +178,10 @@ async fn list(
         ErrorBody::new(ErrorCode::Internal, "internal error; see the server log")
     })?;
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response())

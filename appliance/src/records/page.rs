@@ -129,11 +129,11 @@ impl Serialize for CellRef<'_> {
             },
             // jsonb's text as it is: no JSON tree built and dropped per
             // value (and numbers keep every digit).
-            FieldType::Json => get::<Option<tokio_postgres::types::Json<&RawValue>>, S::Error>(
-                row, i,
-            )?
-            .map(|j| j.0)
-            .serialize(s),
+            FieldType::Json => {
+                get::<Option<tokio_postgres::types::Json<&RawValue>>, S::Error>(row, i)?
+                    .map(|j| j.0)
+                    .serialize(s)
+            }
         }
     }
 }
