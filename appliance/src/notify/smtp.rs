@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -232,7 +232,13 @@ async fn reply<S: AsyncRead + AsyncWrite + Unpin>(
     let mut lines = Vec::new();
     loop {
         let mut line = String::new();
-        let n = s.read_line(&mut line).await.map_err(io_error)?;
+        // At most 1,001 bytes: a relay that never ends its line cannot make
+        // this grow.
+        let n = (&mut *s)
+            .take(1001)
+            .read_line(&mut line)
+            .await
+            .map_err(io_error)?;
         if n == 0 {
             return Err(SmtpError::Transient(
                 "the mail relay closed the connection".to_string(),

@@ -296,6 +296,8 @@ pub struct Reader<'c> {
     columns: Option<Vec<Option<usize>>>,
     /// NDJSON: the incomplete last line.
     pending: Vec<u8>,
+    /// NDJSON: the rest of an over-long line (already reported) is skipped.
+    skipping: bool,
     ndjson_line: u64,
 }
 
@@ -307,6 +309,7 @@ impl<'c> Reader<'c> {
             csv: CsvReader::new(),
             columns: None,
             pending: Vec::new(),
+            skipping: false,
             ndjson_line: 0,
         }
     }
@@ -325,6 +328,16 @@ impl<'c> Reader<'c> {
                 self.csv_rows(records, out)
             }
             Format::Ndjson => {
+                let mut bytes = bytes;
+                if self.skipping {
+                    match bytes.iter().position(|&b| b == b'\n') {
+                        Some(i) => {
+                            self.skipping = false;
+                            bytes = &bytes[i + 1..];
+                        }
+                        None => return Ok(()),
+                    }
+                }
                 self.pending.extend_from_slice(bytes);
                 let mut start = 0;
                 while let Some(i) = self.pending[start..].iter().position(|&b| b == b'\n') {
@@ -344,6 +357,7 @@ impl<'c> Reader<'c> {
                         )]),
                     });
                     self.pending.clear();
+                    self.skipping = true;
                 }
                 Ok(())
             }
@@ -707,6 +721,21 @@ mod tests {
         assert_eq!(
             rows[3].data.as_ref().expect("ok")["title"],
             serde_json::json!("last")
+        );
+    }
+
+    #[test]
+    fn an_ndjson_line_over_the_limit_is_one_problem_and_later_lines_keep_their_numbers() {
+        let c = collection();
+        let mut file = format!("{{\"title\":\"{}\"}}\n", "x".repeat(9 * 1024 * 1024));
+        file.push_str("{\"title\":\"after\"}\n");
+        let rows = read_in_pieces(&c, Format::Ndjson, file.as_bytes(), 1024 * 1024);
+        let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![1, 2]);
+        assert!(rows[0].data.is_err());
+        assert_eq!(
+            rows[1].data.as_ref().expect("ok")["title"],
+            serde_json::json!("after")
         );
     }
 

@@ -40,23 +40,32 @@ impl Cidr {
         if prefix > max {
             return Err(err());
         }
-        Ok(Cidr {
-            network: canonical(network),
-            prefix,
-        })
+        // An IPv4 block written as IPv6 (`::ffff:10.0.0.0/104`) is the IPv4
+        // block it names; its prefix counts the 96 bits before the address.
+        match network {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) if prefix >= 96 => Ok(Cidr {
+                    network: IpAddr::V4(v4),
+                    prefix: prefix - 96,
+                }),
+                Some(_) => Err(err()),
+                None => Ok(Cidr { network, prefix }),
+            },
+            IpAddr::V4(_) => Ok(Cidr { network, prefix }),
+        }
     }
 
     pub fn contains(&self, addr: IpAddr) -> bool {
         match (self.network, canonical(addr)) {
             (IpAddr::V4(net), IpAddr::V4(a)) => {
                 let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
+                    .checked_shl(32u32.saturating_sub(u32::from(self.prefix)))
                     .unwrap_or(0);
                 u32::from(net) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(a)) => {
                 let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
+                    .checked_shl(128u32.saturating_sub(u32::from(self.prefix)))
                     .unwrap_or(0);
                 u128::from(net) & mask == u128::from(a) & mask
             }
@@ -180,6 +189,9 @@ fn classify(addr: IpAddr) -> Option<Refusal> {
                 Some(Refusal::LinkLocal)
             } else if a.is_multicast() {
                 Some(Refusal::Multicast)
+            } else if let Some(v4) = embedded_v4(a) {
+                // NAT64 and 6to4 addresses reach the IPv4 address they carry.
+                classify(IpAddr::V4(v4))
             } else if first & 0xfe00 == 0xfc00 {
                 // Unique local addresses, IPv6's private ranges.
                 Some(Refusal::Private)
@@ -194,6 +206,20 @@ fn classify(addr: IpAddr) -> Option<Refusal> {
                 None
             }
         }
+    }
+}
+
+/// The IPv4 address inside a NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`)
+/// address.
+fn embedded_v4(a: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = a.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        Some(v4(s[6], s[7]))
+    } else if s[0] == 0x2002 {
+        Some(v4(s[1], s[2]))
+    } else {
+        None
     }
 }
 
@@ -224,6 +250,10 @@ mod tests {
             ("255.255.255.255", Refusal::Multicast),
             ("224.0.0.1", Refusal::Multicast),
             ("ff02::1", Refusal::Multicast),
+            ("64:ff9b::a9fe:a9fe", Refusal::Metadata),
+            ("64:ff9b::7f00:1", Refusal::Loopback),
+            ("2002:7f00:1::", Refusal::Loopback),
+            ("2002:a9fe:a9fe::1", Refusal::Metadata),
         ] {
             assert_eq!(p.check(ip(addr)), Err(why), "{addr}");
         }
@@ -282,6 +312,13 @@ mod tests {
         assert!(Cidr::parse("fd00::/8")
             .expect("cidr")
             .contains(ip("fd12::1")));
+        // IPv4 written as IPv6: the IPv4 block it names, never more.
+        let one = Cidr::parse("::ffff:10.1.2.3/128").expect("cidr");
+        assert!(one.contains(ip("10.1.2.3")));
+        assert!(!one.contains(ip("10.1.2.4")));
+        assert!(!one.contains(ip("169.254.169.254")));
+        let block = Cidr::parse("::ffff:10.0.0.0/104").expect("cidr");
+        assert!(block.contains(ip("10.9.9.9")) && !block.contains(ip("11.0.0.1")));
         for bad in [
             "",
             "10.0.0.0/33",
@@ -289,6 +326,7 @@ mod tests {
             "example.com",
             "10.0.0.0/x",
             "1.2.3/8",
+            "::ffff:10.0.0.0/95",
         ] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }

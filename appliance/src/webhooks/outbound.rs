@@ -133,7 +133,8 @@ fn target(url: &str) -> Result<Target, SendError> {
 /// resolves is checked at delivery, when it matters.
 pub fn check_url(url: &str) -> Result<(), SendError> {
     if url.len() > 2000 {
-        return Err(SendError::BadUrl(format!("{}…", &url[..40])));
+        let start: String = url.chars().take(40).collect();
+        return Err(SendError::BadUrl(format!("{start}…")));
     }
     target(url).map(|_| ())
 }

@@ -152,6 +152,12 @@ async fn deliveries_are_signed_retried_with_growing_delays_and_logged() {
             422,
             "validation_failed",
         ),
+        // Over 2,000 bytes, cut inside a multi-byte character for the message.
+        (
+            json!({ "url": format!("https://a{}", "é".repeat(1000)), "events": ["record.created"] }),
+            422,
+            "validation_failed",
+        ),
         (
             json!({ "url": receiver.url("/"), "events": ["record.*"] }),
             422,
