@@ -236,6 +236,9 @@ async fn serve_with_database(
         body_limit: config.http.body_limit_bytes,
         import_limit: usize::try_from(config.jobs.import_max_mb * 1024 * 1024)
             .unwrap_or(usize::MAX),
+        imports: Arc::new(tokio::sync::Semaphore::new(
+            (config.database.pool_size / 4).max(1),
+        )),
     });
     let app = http::router(state);
     let listener = TcpListener::from_std(listener).map_err(|e| StartError::Bind {

@@ -93,6 +93,16 @@ async fn upload(
 ) -> Result<Response, ErrorBody> {
     let principal = ctx.principal()?;
     let format = format_of(&q, &headers)?;
+    // Each upload holds a connection while the file arrives: at most a
+    // quarter of the pool, so slow senders cannot starve the API.
+    let _permit = state.imports.clone().try_acquire_owned().map_err(|_| {
+        ErrorBody::new(
+            ErrorCode::ImportsBusy,
+            "this server is already receiving as many import files as it allows; try again \
+             when one has been received",
+        )
+        .retry_after(10)
+    })?;
     let mode = match q.mode.as_deref() {
         None => Mode::AllOrNothing,
         Some(m) => {

@@ -65,11 +65,13 @@ pub enum ErrorCode {
     InvalidLink,
     /// The caller keeps as many stored exports as one person may.
     TooManyExports,
+    /// The server receives as many import files as it allows at once.
+    ImportsBusy,
 }
 
 impl ErrorCode {
     /// Every code, for the documentation test.
-    pub const ALL: [ErrorCode; 39] = [
+    pub const ALL: [ErrorCode; 40] = [
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
@@ -109,6 +111,7 @@ impl ErrorCode {
         ErrorCode::ExportsBusy,
         ErrorCode::InvalidLink,
         ErrorCode::TooManyExports,
+        ErrorCode::ImportsBusy,
     ];
 
     pub fn status(self) -> StatusCode {
@@ -124,7 +127,9 @@ impl ErrorCode {
             | InvalidSort => StatusCode::BAD_REQUEST,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             DuplicateValue | SchemaConflict => StatusCode::CONFLICT,
-            CollectionBusy | QueryTimeout | ExportsBusy => StatusCode::SERVICE_UNAVAILABLE,
+            CollectionBusy | QueryTimeout | ExportsBusy | ImportsBusy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ValidationFailed | PasswordPolicy => StatusCode::UNPROCESSABLE_ENTITY,
             Unauthenticated | InvalidCredentials | MfaRequired | InvalidMfaCode => {
                 StatusCode::UNAUTHORIZED

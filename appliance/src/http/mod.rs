@@ -64,6 +64,9 @@ pub struct Shared {
     /// Largest import file, in bytes (`jobs.import_max_mb`): the one route
     /// whose body may exceed `body_limit`, streamed to the database.
     pub import_limit: usize,
+    /// Import uploads being received at once on this replica (each holds a
+    /// database connection and a transaction while the file arrives).
+    pub imports: Arc<tokio::sync::Semaphore>,
 }
 
 /// The whole application: every route, then the middleware every request

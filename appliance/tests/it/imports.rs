@@ -318,7 +318,8 @@ async fn bad_rows_are_reported_by_line_all_or_nothing_keeps_nothing_skip_invalid
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ndjson_imports_and_hostile_uploads_are_refused_up_front() {
-    let site = Site::start_with("[jobs]\nimport_max_mb = 1\n").await;
+    // pool_size 4 (it follows [database]): one upload at a time.
+    let site = Site::start_with("pool_size = 4\n[jobs]\nimport_max_mb = 1\n").await;
     collection(&site, "stock").await;
     let path = "/api/v1/collections/stock/imports";
     let ndjson = "{\"title\":\"one\",\"qty\":1,\"doc\":{\"a\":[true]}}\r\n\n\
@@ -449,6 +450,50 @@ async fn ndjson_imports_and_hostile_uploads_are_refused_up_front() {
         jobs_before,
         "no import was queued"
     );
+    // One upload at a time here: a second while a slow one arrives is 503
+    // imports_busy; once the slow one is gone, uploads are taken again.
+    let mut slow = crate::harness::client::connect_tls(site.addr)
+        .await
+        .expect("connect");
+    let mut started = head("Transfer-Encoding: chunked\r\n").into_bytes();
+    started.extend_from_slice(b"6\r\ntitle\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut slow, &started)
+        .await
+        .expect("send the start");
+    tokio::io::AsyncWriteExt::flush(&mut slow)
+        .await
+        .expect("flush");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = upload(&site.admin, path, "title\nx\n", "text/csv").await;
+        if r.status == 503 {
+            assert_error(&r, 503, "imports_busy");
+            assert_eq!(r.header("retry-after"), Some("10"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never busy: {} {}",
+            r.status,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(slow);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = upload(&site.admin, path, "title\nafter the slow one\n", "text/csv").await;
+        if r.status == 202 {
+            break;
+        }
+        assert_error(&r, 503, "imports_busy");
+        assert!(
+            Instant::now() < deadline,
+            "the slow upload's permit was never given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // Under it, but over http.body_limit_bytes: streamed, several chunks.
     let rows = 90_000;
     let mut csv = String::from("title,qty\n");
