@@ -80,6 +80,17 @@ async fn tickets(site: &Site) {
     assert_eq!(r.status, 201, "{}", r.body);
 }
 
+/// Creates a ticket titled `title`; the write must succeed.
+async fn new_ticket(client: &ApiClient, title: &str) {
+    let r = client
+        .post(
+            "/api/v1/collections/tickets/records",
+            json!({ "data": { "title": title } }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
 async fn create_webhook(client: &ApiClient, body: Value) -> (i64, String) {
     let r = client.post("/api/v1/webhooks", body).await;
     assert_eq!(r.status, 201, "{}", r.body);
@@ -402,14 +413,7 @@ async fn sustained_failure_dead_letters_disables_and_an_admin_redelivers() {
         json!({ "url": receiver.url("/"), "events": ["record.created"] }),
     )
     .await;
-    let r = site
-        .admin
-        .post(
-            "/api/v1/collections/tickets/records",
-            json!({ "data": { "title": "t" } }),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    new_ticket(&site.admin, "t").await;
 
     let d = wait_delivery(&site.admin, id, |d| d["state"] == "failed").await;
     assert_eq!(d["attempts"], 3);
@@ -444,14 +448,7 @@ async fn sustained_failure_dead_letters_disables_and_an_admin_redelivers() {
     assert_eq!(audit["items"][0]["details"]["webhook_id"], id);
 
     // A disabled webhook gets no new deliveries and cannot be redelivered to.
-    let r = site
-        .admin
-        .post(
-            "/api/v1/collections/tickets/records",
-            json!({ "data": { "title": "u" } }),
-        )
-        .await;
-    assert_eq!(r.status, 201);
+    new_ticket(&site.admin, "u").await;
     let page = site
         .admin
         .get(&format!("/api/v1/webhooks/{id}/deliveries"))
@@ -541,14 +538,7 @@ async fn the_guard_refuses_loopback_metadata_and_redirects_to_them() {
         .await;
         hooks.push(id);
     }
-    let r = site
-        .admin
-        .post(
-            "/api/v1/collections/tickets/records",
-            json!({ "data": { "title": "t" } }),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    new_ticket(&site.admin, "t").await;
     for (id, (url, why)) in hooks.iter().zip(&targets) {
         let d = wait_delivery(&site.admin, *id, |d| d["state"] == "failed").await;
         assert_eq!(d["attempts"], 1, "refusals are not retried: {d}");
