@@ -60,8 +60,67 @@ fn main() {
             ));
         }
     }
-    println!("cargo:rustc-env=APPLIANCE_SCHEMA_LEVEL={level}");
     if !problems.is_empty() {
         panic!("invalid migrations:\n  {}", problems.join("\n  "));
     }
+
+    // Upgrade-test fixtures only (docs/releasing.md): a later release built
+    // from this source, with its own version and extra migrations, so the
+    // upgrade tests have a real N+1 to upgrade to. Release builds never set
+    // these.
+    println!("cargo:rerun-if-env-changed=MOGOTHROW77_FIXTURE_VERSION");
+    println!("cargo:rerun-if-env-changed=MOGOTHROW77_FIXTURE_MIGRATIONS");
+    let version = std::env::var("MOGOTHROW77_FIXTURE_VERSION")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| std::env::var("CARGO_PKG_VERSION").unwrap_or_default());
+    println!("cargo:rustc-env=APPLIANCE_VERSION={version}");
+    let mut files = migration_files(dir);
+    if let Some(extra) =
+        std::env::var_os("MOGOTHROW77_FIXTURE_MIGRATIONS").filter(|v| !v.is_empty())
+    {
+        let extra = Path::new(&extra);
+        println!("cargo:rerun-if-changed={}", extra.display());
+        files.extend(migration_files(extra));
+    }
+    files.sort_by_key(|(v, _, _)| *v);
+    level = level.max(files.last().map(|(v, _, _)| *v).unwrap_or(0));
+    println!("cargo:rustc-env=APPLIANCE_SCHEMA_LEVEL={level}");
+    // The embedded migrations: (file stem, SQL), oldest first.
+    let mut code = String::from("pub const EMBEDDED: &[(&str, &str)] = &[\n");
+    for (_, stem, path) in &files {
+        code.push_str(&format!("    ({stem:?}, include_str!({path:?})),\n"));
+    }
+    code.push_str("];\n");
+    let out = Path::new(&std::env::var("OUT_DIR").unwrap_or_default()).join("migrations.rs");
+    if let Err(e) = std::fs::write(&out, code) {
+        panic!("cannot write {}: {e}", out.display());
+    }
+}
+
+/// `V<n>__<name>.sql` files in `dir`: (n, file stem, absolute path).
+fn migration_files(dir: &Path) -> Vec<(u32, String, String)> {
+    let dir = match dir.canonicalize() {
+        Ok(d) => d,
+        Err(e) => panic!("cannot read {}: {e}", dir.display()),
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) => panic!("cannot read {}: {e}", dir.display()),
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(stem) = name.strip_suffix(".sql") else {
+            continue;
+        };
+        if let Some(v) = stem
+            .strip_prefix('V')
+            .and_then(|rest| rest.split_once("__"))
+            .and_then(|(v, _)| v.parse::<u32>().ok())
+        {
+            out.push((v, stem.to_string(), entry.path().display().to_string()));
+        }
+    }
+    out
 }

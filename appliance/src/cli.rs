@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 /// `mogothrow77 --version`: version, commit and schema level.
 pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
+    env!("APPLIANCE_VERSION"),
     " (commit ",
     env!("APPLIANCE_GIT_COMMIT"),
     ", schema level ",
@@ -40,6 +40,13 @@ pub enum Command {
     Check,
     /// Print the version, git commit and the schema level this binary knows.
     Version,
+    /// Back the database up into a pg_dump custom-format archive (mode
+    /// 0600, never overwritten), then read it back with pg_restore --list.
+    Backup {
+        /// The archive to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Administration of people and access.
     Admin {
         #[command(subcommand)]

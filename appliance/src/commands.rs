@@ -3,7 +3,8 @@
 
 use crate::audit::{self, Event, Outcome};
 use crate::cli::VERSION;
-use crate::config::Settings;
+use crate::config::{DatabaseTarget, Settings};
+use crate::db::backup;
 use crate::db::migrate::{self, MigrateError};
 use crate::exit::Exit;
 use crate::identity::setup;
@@ -60,6 +61,48 @@ async fn run_migrate(database: &startup::Database, check_only: bool) -> Result<E
         println!("applied {m}");
     }
     Ok(Exit::Ok)
+}
+
+/// `backup --out FILE`: the database through the running cluster (managed
+/// mode starts it for the dump when the service is stopped).
+pub async fn backup(settings: Settings, out: std::path::PathBuf) -> Exit {
+    let result = async {
+        startup::become_service_user(&settings)?;
+        let binaries = match &settings.database {
+            DatabaseTarget::Managed { bin_dir } => backup::client_binaries(
+                bin_dir.as_deref(),
+                Some(&settings.config.state_dir.join("postgres")),
+            ),
+            DatabaseTarget::External { .. } => backup::client_binaries(None, None),
+        }
+        .map_err(|e| StartError::Other(e.to_string()))?;
+        let database = startup::open_database(&settings, Purpose::Migrate).await?;
+        let ca_file = settings.config.database.ca_file.clone();
+        let connections = database.connections.clone();
+        let dumped = tokio::task::spawn_blocking(move || {
+            backup::dump(&connections, ca_file.as_deref(), &binaries, &out)
+        })
+        .await
+        .map_err(|e| StartError::Other(format!("the backup task failed: {e}")));
+        database.close().await;
+        dumped?.map_err(|e| StartError::Other(e.to_string()))
+    }
+    .await;
+    match result {
+        Ok(summary) => {
+            println!(
+                "backup written: {} ({} bytes, {} archive entries, read back with pg_restore --list)",
+                summary.path.display(),
+                summary.bytes,
+                summary.entries
+            );
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("mogothrow77 backup: {e}");
+            e.exit()
+        }
+    }
 }
 
 /// `check`: every check prints one line; exit 0 only when all pass.

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             Command::Migrate { check } => commands::migrate(settings, check).await,
             Command::Check => commands::check(settings).await,
             Command::Version => commands::version(),
+            Command::Backup { out } => commands::backup(settings, out).await,
             Command::Admin {
                 command: AdminCommand::SetupToken,
             } => commands::setup_token(settings).await,

@@ -144,7 +144,7 @@ impl Metrics {
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION").to_string(),
+                version: env!("APPLIANCE_VERSION").to_string(),
                 commit: env!("APPLIANCE_GIT_COMMIT").to_string(),
             })
             .set(1);

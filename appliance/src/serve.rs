@@ -315,7 +315,7 @@ async fn serve_with_database(
         %addr,
         %url,
         startup_ms = started.elapsed().as_millis() as u64,
-        version = env!("CARGO_PKG_VERSION"),
+        version = env!("APPLIANCE_VERSION"),
         "ready"
     );
     systemd::ready(&format!("serving on {addr}"));

@@ -231,11 +231,16 @@ pub struct BundleArgs<'a> {
     pub debian_packages: Option<&'a Path>,
     pub key: &'a Path,
     pub out: &'a Path,
+    pub compat: Option<&'a Path>,
 }
 
 /// Builds `mogothrow77-<version>-offline.zip` in `out`.
 pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
-    let version = env!("CARGO_PKG_VERSION");
+    // The release is the one its package carries (`0.1.0-1` → `0.1.0`).
+    let package_version = deb_info(args.deb)?.version;
+    let version = package_version
+        .split_once('-')
+        .map_or(package_version.as_str(), |(v, _)| v);
     let epoch = source_date_epoch()?;
     let commit = run_capture(Command::new("git").args(["rev-parse", "--short=12", "HEAD"]))
         .map(|c| c.trim().to_string())
@@ -356,12 +361,17 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
         source: sbom_path,
     });
     // The compatibility data the upgrade tool and installer read.
-    for name in ["compat.toml", "compat-matrix.md"] {
-        files.push(BundleFile {
-            path: name.to_string(),
-            source: workspace().join(name),
-        });
-    }
+    let compat = args
+        .compat
+        .map_or_else(|| workspace().join("compat.toml"), Path::to_path_buf);
+    files.push(BundleFile {
+        path: "compat.toml".to_string(),
+        source: compat,
+    });
+    files.push(BundleFile {
+        path: "compat-matrix.md".to_string(),
+        source: workspace().join("compat-matrix.md"),
+    });
     for doc in [
         "install.md",
         "configuration.md",

@@ -151,9 +151,19 @@ pub fn stage_payload(stage: &Path, binary: &Path) -> Result<()> {
     )
 }
 
+/// The release the binary reports (`mogothrow77 version`), so the package
+/// can never claim another.
+pub fn binary_version(binary: &Path) -> Result<String> {
+    let out = run_capture(Command::new(binary).arg("version"))?;
+    out.split_whitespace()
+        .nth(1)
+        .map(str::to_string)
+        .ok_or_else(|| format!("{} version printed {out:?}", binary.display()))
+}
+
 /// Builds `mogothrow77_<version>-<rev>_amd64.deb` in `out`.
 pub fn build(binary: &Path, out: &Path) -> Result<PathBuf> {
-    let version = format!("{}-{REVISION}", env!("CARGO_PKG_VERSION"));
+    let version = format!("{}-{REVISION}", binary_version(binary)?);
     let epoch = source_date_epoch()?;
     let packaging = packaging();
     let stage = out.join(format!("{PACKAGE}-deb-stage"));

@@ -63,6 +63,10 @@ enum Command {
         /// Directory for the bundle.
         #[arg(long)]
         out: PathBuf,
+        /// The compatibility data to ship [default: the workspace's
+        /// compat.toml]; upgrade-test fixture bundles name their own.
+        #[arg(long)]
+        compat: Option<PathBuf>,
     },
     /// Verify a bundle against a minisign public key; unpack it with --dest.
     VerifyBundle {
@@ -152,6 +156,7 @@ fn main() -> ExitCode {
             debian_packages,
             key,
             out,
+            compat,
         } => bundle::build(bundle::BundleArgs {
             deb: &deb,
             rpm: rpm.as_deref(),
@@ -160,6 +165,7 @@ fn main() -> ExitCode {
             debian_packages: debian_packages.as_deref(),
             key: &key,
             out: &out,
+            compat: compat.as_deref(),
         })
         .map(|p| println!("{}", p.display())),
         Command::VerifyBundle {

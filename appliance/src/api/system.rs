@@ -54,7 +54,7 @@ async fn system(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     let instance_id: String = row.get(0);
     let postgres: String = row.get(1);
     Ok(Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": env!("APPLIANCE_VERSION"),
         "commit": env!("APPLIANCE_GIT_COMMIT"),
         "instance_id": instance_id,
         "schema": {

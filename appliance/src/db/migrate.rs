@@ -14,7 +14,11 @@ use tokio_postgres::Client;
 
 use super::describe_pg_error;
 
-refinery::embed_migrations!("../migrations");
+/// The migrations compiled in by the build script (`migrations/`, plus a
+/// test fixture's extra ones in upgrade-test builds).
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
 
 /// Advisory lock key held while migrating ("mogo77" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6d6f_676f_3737;
@@ -112,10 +116,9 @@ pub enum Incompatible {
 
 /// Migrations embedded in this binary, oldest first.
 pub fn known() -> Result<Vec<KnownMigration>, MigrateError> {
-    let runner = migrations::runner();
     let mut out = Vec::new();
-    for m in runner.get_migrations() {
-        let sql = m.sql().unwrap_or_default().to_string();
+    for (stem, sql) in embedded::EMBEDDED {
+        let m = Migration::unapplied(stem, sql).map_err(|e| MigrateError::Apply(e.to_string()))?;
         let kind = sql
             .lines()
             .next()
@@ -126,7 +129,7 @@ pub fn known() -> Result<Vec<KnownMigration>, MigrateError> {
             version: m.version() as i32,
             name: m.name().to_string(),
             kind,
-            sql,
+            sql: sql.to_string(),
         });
     }
     out.sort_by_key(|m| m.version);

@@ -1,6 +1,7 @@
 //! PostgreSQL: connection settings for the application and migration roles,
 //! the connection pool, and TLS to external servers.
 
+pub mod backup;
 pub mod managed;
 pub mod migrate;
 

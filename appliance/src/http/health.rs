@@ -38,7 +38,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
         )),
     };
     match outcome {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response(),
+        // The version and schema level let the upgrade tool confirm which
+        // release answers (the same facts /metrics publishes).
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({
+                "status": "ready",
+                "version": env!("APPLIANCE_VERSION"),
+                "schema_level": migrate::binary_level(),
+            })),
+        )
+            .into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "unavailable", "reasons": [reason] })),

@@ -272,7 +272,7 @@ impl Outbound {
             .header(header::CONTENT_TYPE, "application/json")
             .header(
                 header::USER_AGENT,
-                concat!("Mogothrow77-Webhooks/", env!("CARGO_PKG_VERSION")),
+                concat!("Mogothrow77-Webhooks/", env!("APPLIANCE_VERSION")),
             );
         let mut request = request
             .body(Full::new(body))

@@ -6,6 +6,7 @@ mod harness;
 mod api_conventions;
 mod audit_log;
 mod authz_matrix;
+mod backup;
 mod caches;
 mod config_errors;
 mod console;

@@ -19,6 +19,21 @@ async fn readyz_follows_the_database() {
     let ready = client::get(addr, "/readyz").await.expect("readyz");
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert_eq!(ready.json()["status"], "ready");
+    // The upgrade tool confirms the release that answers from these.
+    assert_eq!(ready.json()["version"], env!("CARGO_PKG_VERSION"));
+    let newest = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+        .expect("migrations")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name.strip_prefix('V')?
+                .split_once("__")?
+                .0
+                .parse::<u64>()
+                .ok()
+        })
+        .max();
+    assert_eq!(ready.json()["schema_level"].as_u64(), newest);
 
     cluster.stop();
     let down = client::get(addr, "/readyz").await.expect("readyz");

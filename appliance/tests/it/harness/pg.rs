@@ -202,6 +202,11 @@ impl PgCluster {
         }
     }
 
+    /// One of the cluster's PostgreSQL programs (`pg_restore`, …).
+    pub fn program(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
     /// A connection string (key=value form) for `database`.
     pub fn dsn(&self, database: &str) -> String {
         format!(

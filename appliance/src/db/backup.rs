@@ -1,0 +1,170 @@
+//! `mogothrow77 backup`: the database as a `pg_dump` custom-format archive,
+//! read back with `pg_restore --list` before it is called good. The upgrade
+//! tool takes one before it migrates.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tokio_postgres::config::{Host, SslMode};
+
+use super::managed::{self, PgBinaries};
+use super::Connections;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("no pg_dump found {searched}; install the PostgreSQL client (apt-get install postgresql-client)")]
+    NoPgDump { searched: String },
+    #[error("{path} already exists; choose a new file (backups are never overwritten)")]
+    Exists { path: String },
+    #[error("cannot create {path}: {reason}")]
+    Create { path: String, reason: String },
+    #[error("cannot run {program}: {reason}")]
+    Spawn { program: String, reason: String },
+    #[error("pg_dump failed ({status}): {stderr}")]
+    Dump { status: String, stderr: String },
+    #[error("the archive {path} does not read back ({stderr}); it was removed")]
+    Unreadable { path: String, stderr: String },
+}
+
+/// What a finished backup holds.
+#[derive(Debug)]
+pub struct Summary {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Entries `pg_restore --list` reads from the archive.
+    pub entries: usize,
+}
+
+/// The client binaries to dump with: the managed cluster's own, or for an
+/// external server the newest installed (pg_dump reads older servers).
+pub fn client_binaries(
+    configured: Option<&Path>,
+    data_dir: Option<&Path>,
+) -> Result<PgBinaries, BackupError> {
+    let (found, searched) = managed::discover(configured);
+    let chosen = match data_dir {
+        Some(dir) => managed::choose(&found, &searched, dir).ok(),
+        None => found
+            .iter()
+            .filter(|b| b.bin_dir.join("pg_dump").is_file())
+            .max_by_key(|b| b.major.parse::<u32>().unwrap_or(0))
+            .cloned(),
+    };
+    chosen
+        .filter(|b| b.bin_dir.join("pg_dump").is_file())
+        .ok_or(BackupError::NoPgDump { searched })
+}
+
+/// libpq's environment for the schema owner's connection: the password
+/// travels in the environment of the child only, never on a command line.
+fn libpq_env(connections: &Connections, ca_file: Option<&Path>) -> Vec<(&'static str, String)> {
+    let c = &connections.owner;
+    let mut env = Vec::new();
+    if let Some(host) = c.get_hosts().first() {
+        env.push((
+            "PGHOST",
+            match host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            },
+        ));
+    }
+    if let Some(port) = c.get_ports().first() {
+        env.push(("PGPORT", port.to_string()));
+    }
+    if let Some(user) = c.get_user() {
+        env.push(("PGUSER", user.to_string()));
+    }
+    if let Some(db) = c.get_dbname() {
+        env.push(("PGDATABASE", db.to_string()));
+    }
+    if let Some(password) = c.get_password() {
+        env.push(("PGPASSWORD", String::from_utf8_lossy(password).into_owned()));
+    }
+    let tcp = matches!(c.get_hosts().first(), Some(Host::Tcp(_)));
+    if tcp {
+        let mode = match (c.get_ssl_mode(), ca_file) {
+            (SslMode::Disable, _) => "disable",
+            (_, Some(ca)) => {
+                env.push(("PGSSLROOTCERT", ca.display().to_string()));
+                "verify-full"
+            }
+            (SslMode::Prefer, None) => "prefer",
+            _ => "require",
+        };
+        env.push(("PGSSLMODE", mode.to_string()));
+    }
+    env
+}
+
+/// Dumps the database into `out` (created 0600; never overwritten) and
+/// reads it back.
+pub fn dump(
+    connections: &Connections,
+    ca_file: Option<&Path>,
+    binaries: &PgBinaries,
+    out: &Path,
+) -> Result<Summary, BackupError> {
+    // Claimed first, private and exclusive: pg_dump then writes into it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => BackupError::Exists {
+                path: out.display().to_string(),
+            },
+            _ => BackupError::Create {
+                path: out.display().to_string(),
+                reason: e.to_string(),
+            },
+        })?;
+    let spawn_err = |program: &Path| {
+        let program = program.display().to_string();
+        move |e: std::io::Error| BackupError::Spawn {
+            program: program.clone(),
+            reason: e.to_string(),
+        }
+    };
+    let pg_dump = binaries.bin_dir.join("pg_dump");
+    let output = Command::new(&pg_dump)
+        .args(["--format=custom", "--no-password", "--file"])
+        .arg(out)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(libpq_env(connections, ca_file))
+        .output()
+        .map_err(spawn_err(&pg_dump))?;
+    if !output.status.success() {
+        let _ = std::fs::remove_file(out);
+        return Err(BackupError::Dump {
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    let pg_restore = binaries.bin_dir.join("pg_restore");
+    let listed = Command::new(&pg_restore)
+        .arg("--list")
+        .arg(out)
+        .output()
+        .map_err(spawn_err(&pg_restore))?;
+    if !listed.status.success() {
+        let _ = std::fs::remove_file(out);
+        return Err(BackupError::Unreadable {
+            path: out.display().to_string(),
+            stderr: String::from_utf8_lossy(&listed.stderr).trim().to_string(),
+        });
+    }
+    let entries = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .count();
+    let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    Ok(Summary {
+        path: out.to_path_buf(),
+        bytes,
+        entries,
+    })
+}
