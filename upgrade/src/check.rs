@@ -5,10 +5,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use compat::{CompatData, Version};
-use minisign_verify::PublicKey;
-use offline_bundle::Limits;
 
-use crate::{host, Exit};
+use crate::release::{self, OpenError};
+use crate::{host, system, Exit};
 
 /// Where packages install the vendor's release public key.
 pub const DEFAULT_PUBLIC_KEY: &str = "/etc/mogothrow77/release-keys/mogothrow77.pub";
@@ -18,6 +17,7 @@ pub struct Inputs {
     pub public_keys: Vec<PathBuf>,
     pub installed: PathBuf,
     pub os_release: PathBuf,
+    pub config: PathBuf,
 }
 
 /// Why an upgrade is refused; each names what to do.
@@ -42,6 +42,8 @@ pub enum Blocker {
         os: String,
         supported: Vec<String>,
     },
+    /// The new release cannot use the database as it is.
+    Schema(String),
 }
 
 impl fmt::Display for Blocker {
@@ -83,6 +85,7 @@ impl fmt::Display for Blocker {
                 list(stops),
                 stops.first().map(Version::to_string).unwrap_or_default()
             ),
+            Blocker::Schema(text) => f.write_str(text),
             Blocker::UnsupportedOs { os, supported } => write!(
                 f,
                 "this host runs {os}, which the release does not support; supported: {}",
@@ -98,6 +101,8 @@ pub struct Plan {
     pub installed: Option<Version>,
     pub target: Version,
     pub blockers: Vec<Blocker>,
+    /// A contract migration will run (known once the database was asked).
+    pub rollback_needs_backup: bool,
 }
 
 /// Decides from the bundle's compatibility data alone.
@@ -142,6 +147,7 @@ pub fn decide(
         installed,
         target,
         blockers,
+        rollback_needs_backup: false,
     })
 }
 
@@ -152,16 +158,6 @@ fn refuse(message: impl fmt::Display) -> Exit {
 }
 
 pub fn run(inputs: &Inputs) -> Exit {
-    let mut keys = Vec::new();
-    for path in &inputs.public_keys {
-        match PublicKey::from_file(path) {
-            Ok(key) => keys.push(key),
-            Err(e) => {
-                println!("cannot read the trusted public key {}: {e}", path.display());
-                return Exit::Usage;
-            }
-        }
-    }
     let unpacked = match tempfile::Builder::new()
         .prefix("mogothrow77-upgrade-")
         .tempdir()
@@ -170,28 +166,21 @@ pub fn run(inputs: &Inputs) -> Exit {
         Err(e) => return refuse(format!("cannot create a scratch directory: {e}")),
     };
     let dest = unpacked.path().join("bundle");
-    let verified =
-        match offline_bundle::open(&inputs.bundle, &keys, Some(&dest), &Limits::default()) {
-            Ok(v) => v,
-            Err(e) => return refuse(format!("bundle {}: {e}", inputs.bundle.display())),
-        };
+    let release = match release::open(&inputs.bundle, &inputs.public_keys, &dest) {
+        Ok(r) => r,
+        Err(OpenError::Key(e)) => {
+            println!("{e}");
+            return Exit::Usage;
+        }
+        Err(OpenError::Refused(e)) => return refuse(e),
+    };
     println!(
         "ok       bundle {} {} (commit {}): signature and {} file digests verified",
-        verified.manifest.product,
-        verified.manifest.version,
-        verified.manifest.commit,
-        verified.manifest.files.len()
+        release.manifest.product,
+        release.manifest.version,
+        release.manifest.commit,
+        release.manifest.files.len()
     );
-    let Some(target) = Version::parse(&verified.manifest.version) else {
-        return refuse(format!(
-            "the bundle's version {:?} is not MAJOR.MINOR.PATCH",
-            verified.manifest.version
-        ));
-    };
-    let data = match CompatData::load(&dest.join("compat.toml")) {
-        Ok(d) => d,
-        Err(e) => return refuse(format!("the bundle's compatibility data: {e}")),
-    };
     let installed = match host::installed_version(&inputs.installed) {
         Ok(v) => v,
         Err(e) => return refuse(e),
@@ -200,10 +189,13 @@ pub fn run(inputs: &Inputs) -> Exit {
         Ok(os) => os,
         Err(e) => return refuse(e),
     };
-    let plan = match decide(&data, target, installed, &os) {
+    let mut plan = match decide(&release.data, release.target, installed, &os) {
         Ok(p) => p,
         Err(e) => return refuse(e),
     };
+    if plan.blockers.is_empty() && installed.is_some() {
+        schema(&release, inputs, unpacked.path(), &mut plan);
+    }
     print_plan(&plan, &os, &dest);
     if plan.blockers.is_empty() {
         Exit::Done
@@ -213,6 +205,87 @@ pub fn run(inputs: &Inputs) -> Exit {
         }
         println!("nothing was changed");
         Exit::Refused
+    }
+}
+
+/// Asks the new release about the live database: whether it accepts the
+/// schema, which migrations it would run, and so whether rolling back
+/// afterwards needs the backup.
+fn schema(release: &release::Release, inputs: &Inputs, scratch: &Path, plan: &mut Plan) {
+    if !inputs.config.is_file() {
+        println!(
+            "note     no configuration at {}: the database schema was not checked",
+            inputs.config.display()
+        );
+        return;
+    }
+    let binary = match release
+        .deb()
+        .and_then(|deb| system::unpack_package(&deb, &scratch.join("root")))
+    {
+        Ok(b) => b,
+        Err(e) => {
+            plan.blockers.push(Blocker::Schema(e));
+            return;
+        }
+    };
+    let out = std::process::Command::new(&binary)
+        .arg("--config")
+        .arg(&inputs.config)
+        .args(["migrate", "--check"])
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            plan.blockers.push(Blocker::Schema(format!(
+                "cannot run {}: {e}",
+                binary.display()
+            )));
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    match out.status.code() {
+        Some(0) => println!("ok       database schema: no migrations to run"),
+        Some(1) => {
+            let pending: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("  V"))
+                .map(str::trim)
+                .collect();
+            println!(
+                "ok       database schema: migrations to run: {}",
+                pending.join(", ")
+            );
+            let contracts: Vec<&str> = pending
+                .iter()
+                .filter(|m| m.ends_with("(contract)"))
+                .copied()
+                .collect();
+            plan.rollback_needs_backup = !contracts.is_empty();
+            if contracts.is_empty() {
+                println!(
+                    "ok       rollback window: all are expand migrations, so `rollback` can \
+                     return to the installed release without restoring the backup"
+                );
+            } else {
+                println!(
+                    "note     rollback needs the backup: {} is a contract migration; once it ran, \
+                     the installed release cannot run on the schema and going back means \
+                     restoring the backup (docs/upgrade.md#restoring-the-backup)",
+                    contracts.join(", ")
+                );
+            }
+        }
+        Some(3) => plan.blockers.push(Blocker::Schema(format!(
+            "the database schema holds contract migrations {} does not know",
+            release.target
+        ))),
+        _ => plan.blockers.push(Blocker::Schema(format!(
+            "cannot check the database with {}: {}",
+            release.target,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
     }
 }
 
@@ -233,15 +306,27 @@ fn print_plan(plan: &Plan, os: &str, unpacked: &Path) {
     } else {
         "the package"
     };
-    println!("plan:");
-    for step in [
-        "back up the database and /etc/mogothrow77 to <state_dir>/backups/ and test-restore it",
+    println!("plan (`mogothrow77-upgrade apply` runs these steps, journaled):");
+    for (i, step) in [
+        "verify the bundle and unpack the new release's binary",
+        "check the upgrade path, the OS and that the new release accepts the database schema",
+        "preflight: disk space for the backup and the release; no other upgrade running",
+        "back up the database (<state_dir>/backups/, read back with pg_restore --list) and /etc/mogothrow77; keep the running release's package for rollback",
         "stop the service (it drains in-flight requests)",
         "run the new release's forward-only migrations",
-        &format!("install {package} with MOGOTHROW77_NO_START=1, keeping the previous release for rollback"),
-        "start the service and wait for READY, /readyz and the target version",
-    ] {
-        println!("  - {step}");
+        &format!("install {package} with MOGOTHROW77_NO_START=1"),
+        "start the service (systemd waits for READY)",
+        "check /readyz answers with the target version and schema level",
+        if plan.rollback_needs_backup {
+            "afterwards `rollback` cannot return without the backup (a contract migration runs)"
+        } else {
+            "afterwards `rollback` can return to the installed release (binary only)"
+        },
+    ]
+    .iter()
+    .enumerate()
+    {
+        println!("  {}. {step}", i + 1);
     }
 }
 

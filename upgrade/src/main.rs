@@ -1,12 +1,21 @@
-//! `mogothrow77-upgrade`: upgrades an installation from a signed offline
-//! bundle. This release has `check`, which verifies the bundle and prints
-//! the upgrade plan and every reason it would be refused, changing nothing.
+//! `mogothrow77-upgrade`: upgrades a package installation from a signed
+//! offline bundle. `check` prints the plan and every blocking reason and
+//! changes nothing; `apply` upgrades as a journaled state machine
+//! (src/apply.rs); `rollback` returns to the previous release; `status`
+//! shows the journal.
 //!
-//! Exit codes (docs/upgrade.md): 0 the upgrade is possible, 2 usage,
-//! 10 refused before changing anything.
+//! Exit codes (docs/upgrade.md): 0 done, 1 failed and rolled back, 2 usage,
+//! 10 refused before changing anything, 11 stopped and needs an admin.
 
+mod apply;
 mod check;
+mod faults;
 mod host;
+mod journal;
+mod probe;
+mod release;
+mod settings;
+mod system;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,18 +49,77 @@ enum Command {
         /// Where the host's OS is described.
         #[arg(long, value_name = "PATH", default_value = "/etc/os-release")]
         os_release: PathBuf,
+        /// The appliance's configuration file; when it exists, the new
+        /// release checks the database schema and lists its migrations.
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "/etc/mogothrow77/config.toml"
+        )]
+        config: PathBuf,
     },
+    /// Upgrade to BUNDLE's release: verify, check compatibility, preflight,
+    /// back up, stop, migrate, swap the package, start, verify health.
+    /// Journaled: after a crash, rerun `apply` to finish or `rollback`.
+    Apply {
+        /// The offline bundle (mogothrow77-<version>-offline.zip).
+        bundle: PathBuf,
+        /// Trusted minisign public key(s) of the vendor.
+        #[arg(long = "public-key", value_name = "FILE", default_value = check::DEFAULT_PUBLIC_KEY)]
+        public_keys: Vec<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+        /// Where the host's OS is described.
+        #[arg(long, value_name = "PATH", default_value = "/etc/os-release")]
+        os_release: PathBuf,
+    },
+    /// Return to the release before the journal's upgrade (binary rollback;
+    /// refused with the backup named when the schema moved past it).
+    Rollback {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show the journal of the last upgrade.
+    Status {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// The appliance's configuration file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/mogothrow77/config.toml"
+    )]
+    config: PathBuf,
+    /// The tool's journal, lock, kept packages and configuration copies.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/mogothrow77-upgrade"
+    )]
+    work_dir: PathBuf,
+    /// Print the result as JSON on standard output (progress goes to
+    /// standard error).
+    #[arg(long)]
+    json: bool,
 }
 
 /// Exit codes shared with the installer (product contract).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Done = 0,
+    Failed = 1,
     Usage = 2,
     Refused = 10,
+    NeedsAdmin = 11,
 }
 
 fn main() -> ExitCode {
+    faults::arm();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -69,12 +137,36 @@ fn main() -> ExitCode {
             public_keys,
             installed,
             os_release,
+            config,
         } => check::run(&check::Inputs {
             bundle,
             public_keys,
             installed,
             os_release,
+            config,
         }),
+        Command::Apply {
+            bundle,
+            public_keys,
+            common,
+            os_release,
+        } => apply::apply(&apply::Options {
+            bundle,
+            public_keys,
+            config: common.config,
+            work_dir: common.work_dir,
+            os_release,
+            json: common.json,
+        }),
+        Command::Rollback { common } => apply::rollback(&apply::Options {
+            bundle: PathBuf::new(),
+            public_keys: Vec::new(),
+            config: common.config,
+            work_dir: common.work_dir,
+            os_release: PathBuf::from("/etc/os-release"),
+            json: common.json,
+        }),
+        Command::Status { common } => apply::status(&common.work_dir, common.json),
     };
     ExitCode::from(exit as u8)
 }

@@ -56,10 +56,12 @@ pub fn client_binaries(
         .ok_or(BackupError::NoPgDump { searched })
 }
 
-/// libpq's environment for the schema owner's connection: the password
-/// travels in the environment of the child only, never on a command line.
+/// libpq's environment for the application role's connection: the role
+/// that can read every table (the records tables are its own, the rest it
+/// is granted). The password travels in the environment of the child
+/// only, never on a command line.
 fn libpq_env(connections: &Connections, ca_file: Option<&Path>) -> Vec<(&'static str, String)> {
-    let c = &connections.owner;
+    let c = &connections.app;
     let mut env = Vec::new();
     if let Some(host) = c.get_hosts().first() {
         env.push((

@@ -380,7 +380,7 @@ async fn migrate_locked(client: &mut Client) -> Result<Vec<KnownMigration>, Migr
         .set_abort_divergent(true)
         .run_async(client)
         .await
-        .map_err(|e| MigrateError::Apply(e.to_string()))?;
+        .map_err(|e| MigrateError::Apply(describe_refinery(&e)))?;
     let applied: BTreeSet<i32> = report
         .applied_migrations()
         .iter()
@@ -391,6 +391,23 @@ async fn migrate_locked(client: &mut Client) -> Result<Vec<KnownMigration>, Migr
         .into_iter()
         .filter(|m| applied.contains(&m.version))
         .collect())
+}
+
+/// refinery's message with PostgreSQL's own below it (refinery alone says
+/// only "db error").
+fn describe_refinery(e: &refinery::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        if let Some(pg) = s.downcast_ref::<tokio_postgres::Error>() {
+            text.push_str(&describe_pg_error(pg));
+            break;
+        }
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 #[cfg(test)]

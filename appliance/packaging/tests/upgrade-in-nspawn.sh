@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# Real upgrade test: a minimal Debian 12 (rootfs.sh) booted with systemd as
+# PID 1 and the network off. Inside, release N is installed from its offline
+# bundle, records are created through the API, and mogothrow77-upgrade
+# (the packaged tool) upgrades it to fixture releases built from this source
+# (scripts/test: N+1 adds an expand migration, N+2 a contract migration):
+# - N → N+2 refused with the required stop named (nothing changed);
+# - N → N+1 applied (migration, data kept, /readyz on the new version),
+#   rolled back within the window (expand only), and applied again with no
+#   migration left to run (its service downtime is printed);
+# - N+1 → N refused as a downgrade; a tampered bundle refused;
+# - N+1 → N+2 applied; its rollback refused with the backup named (exit 11)
+#   while N+2 keeps serving;
+# - the fault matrix on N → N+1, each from a fresh copy of the installed N:
+#   the tool SIGKILLed after every step (a build with the fault-injection
+#   feature), then `apply` rerun and, separately, `rollback` run; a failing
+#   migration; a new binary that fails to start; a full disk for the
+#   backup. After each: a ready service on one consistent version with
+#   every record.
+# The host prints the matrix and fails on any FAIL line.
+#
+# usage: upgrade-in-nspawn.sh UNPACKED_BUNDLE_N BUNDLE_N.zip BUNDLE_N1.zip BUNDLE_N2.zip PUBLIC_KEY FAULT_TOOL
+set -euo pipefail
+
+unpacked=$(readlink -f "$1")
+n0=$(readlink -f "$2")
+n1=$(readlink -f "$3")
+n2=$(readlink -f "$4")
+pub=$(readlink -f "$5")
+fault_tool=$(readlink -f "$6")
+here=$(dirname "$(readlink -f "$0")")
+command -v systemd-nspawn >/dev/null || { echo "missing systemd-nspawn: apt-get install systemd-container" >&2; exit 2; }
+[ -f "$unpacked/packages/debian12/Packages" ] || { echo "$unpacked is not an unpacked offline bundle" >&2; exit 2; }
+cache=$("$here/rootfs.sh" bookworm)
+
+work=$(mktemp -d /var/tmp/m77-upgrade.XXXXXX)
+cleanup() { rm -rf "$work"; }
+trap cleanup EXIT
+cp -a "$cache" "$work/root"
+root=$work/root
+mkdir -p "$root/root/bundle"
+cp -a "$unpacked/packages/debian12/." "$root/root/bundle/"
+cp "$n0" "$root/root/n0.zip"
+cp "$n1" "$root/root/n1.zip"
+cp "$n2" "$root/root/n2.zip"
+cp "$pub" "$root/root/release.pub"
+install -m 0755 "$fault_tool" "$root/root/upgrade-fault-injection"
+echo 'deb [trusted=yes] file:/root/bundle ./' >"$root/root/apt-sources.list"
+
+cat >"$root/root/upgrade-test.sh" <<'EOF'
+#!/bin/bash
+# Runs inside the booted container; one result line per check.
+out=/root/results
+: >"$out"
+log=/root/detail.log
+ok() { echo "ok $*" >>"$out"; }
+fail() { echo "FAIL $*" >>"$out"; }
+check() { local name=$1; shift; if "$@" >>"$log" 2>&1; then ok "$name"; else fail "$name"; fi; }
+# A matrix row: its outcome, or FAILED when one of the named checks failed.
+matrix() {
+  local row=$1 name; shift
+  for name in "$@"; do
+    grep -qx "FAIL $name" "$out" && { echo "matrix $row | FAILED ($name)" >>"$out"; return; }
+  done
+  echo "matrix $row" >>"$out"
+}
+api=https://localhost:8443
+password='correct horse battery staple 77'
+upgrade() { mogothrow77-upgrade "$@" --public-key /root/release.pub; }
+
+wait_ready() {
+  for _ in $(seq 1 240); do
+    curl -sk --max-time 2 "$api/readyz" 2>/dev/null | grep -q '"status":"ready"' && return 0
+    sleep 0.25
+  done
+  return 1
+}
+version_is() {
+  mogothrow77 version | grep -q "^mogothrow77 $1 " \
+    && curl -sk --max-time 5 "$api/readyz" | grep -q "\"version\":\"$1\""
+}
+session() {
+  curl -sk -c /root/jar -H 'content-type: application/json' \
+    -d "{\"username\":\"admin\",\"password\":\"$password\"}" "$api/api/v1/auth/login" \
+    | sed -n 's/.*"csrf_token":"\([^"]*\)".*/\1/p'
+}
+record_count() {
+  session >/dev/null
+  curl -sk -b /root/jar "$api/api/v1/collections/assets/records?limit=100&fields=serial" \
+    | grep -o '"serial":"[^"]*"' | sort -u | wc -l
+}
+records_intact() { [ "$(record_count)" = 25 ]; }
+# One consistent, ready installation of version $1 with every record.
+healthy_on() {
+  systemctl is-active --quiet mogothrow77 && wait_ready && version_is "$1" \
+    && [ "$(dpkg-query -W -f '${Version}' mogothrow77)" = "$1-1" ] && records_intact
+}
+
+apt_offline="-o Dir::Etc::SourceList=/root/apt-sources.list -o Dir::Etc::SourceParts=-"
+check apt-update apt-get $apt_offline update
+check install-n env DEBIAN_FRONTEND=noninteractive apt-get $apt_offline install -y mogothrow77
+check n-ready wait_ready
+N=$(mogothrow77 version | cut -d' ' -f2)
+N1=$(mogothrow77-upgrade check /root/n1.zip --public-key /root/release.pub | sed -n 's/.*target: \([0-9.]*\).*/\1/p')
+N2=$(mogothrow77-upgrade check /root/n2.zip --public-key /root/release.pub | sed -n 's/.*target: \([0-9.]*\).*/\1/p')
+echo "versions N=$N N+1=$N1 N+2=$N2" >>"$out"
+
+create_data() {
+  local token csrf
+  token=$(mogothrow77 admin setup-token | grep -o 'token=[A-Za-z0-9_-]*' | head -1 | cut -d= -f2)
+  [ -n "$token" ] || return 1
+  csrf=$(curl -sk -c /root/jar -H 'content-type: application/json' \
+    -d "{\"token\":\"$token\",\"username\":\"admin\",\"password\":\"$password\"}" "$api/api/v1/setup" \
+    | sed -n 's/.*"csrf_token":"\([^"]*\)".*/\1/p')
+  [ -n "$csrf" ] || return 1
+  curl -skf -b /root/jar -H 'content-type: application/json' -H "X-CSRF-Token: $csrf" \
+    -d '{"name":"assets","fields":[{"name":"serial","type":"text","required":true,"unique":true},{"name":"count","type":"integer"}]}' \
+    "$api/api/v1/collections" >/dev/null || return 1
+  for i in $(seq 1 25); do
+    curl -skf -b /root/jar -H 'content-type: application/json' -H "X-CSRF-Token: $csrf" \
+      -d "{\"data\":{\"serial\":\"S-$i\",\"count\":$i}}" "$api/api/v1/collections/assets/records" >/dev/null || return 1
+  done
+}
+check create-records create_data
+check records-25 records_intact
+
+# A copy of the installed N, to start each fault scenario from.
+systemctl stop mogothrow77
+cp -a /var/lib/mogothrow77 /root/snapshot-state
+cp -a /etc/mogothrow77 /root/snapshot-etc
+cp /root/bundle/mogothrow77_"$N"-1_amd64.deb /root/n.deb
+systemctl start mogothrow77
+wait_ready
+reset_to_n() {
+  systemctl stop mogothrow77
+  umount /var/lib/mogothrow77/backups 2>/dev/null
+  rm -f /etc/systemd/system/mogothrow77.service.d/fault.conf
+  systemctl daemon-reload
+  MOGOTHROW77_NO_START=1 dpkg -i /root/n.deb >/dev/null 2>&1
+  rm -rf /var/lib/mogothrow77 /etc/mogothrow77 /var/lib/mogothrow77-upgrade
+  cp -a /root/snapshot-state /var/lib/mogothrow77
+  cp -a /root/snapshot-etc /etc/mogothrow77
+  systemctl reset-failed mogothrow77 2>/dev/null
+  systemctl start mogothrow77 && wait_ready
+}
+
+# --- refusals and the happy path -------------------------------------------
+expect() {  # CODE PATTERN COMMAND...: exit code and output
+  local code=$1 pattern=$2; shift 2
+  "$@" >/root/last.txt 2>&1
+  local got=$?
+  cat /root/last.txt >>"$log"
+  [ "$got" = "$code" ] && grep -q -- "$pattern" /root/last.txt
+}
+check skip-stop-refused expect 10 "must stop at $N1 first" upgrade apply /root/n2.zip
+check skip-stop-changed-nothing healthy_on "$N"
+cp /root/n1.zip /root/tampered.zip
+printf 'X' | dd of=/root/tampered.zip bs=1 seek=2000 conv=notrunc 2>/dev/null
+check tampered-refused expect 10 "REFUSED  bundle" upgrade apply /root/tampered.zip
+check tampered-changed-nothing healthy_on "$N"
+
+check check-n1-window expect 0 "rollback window: all are expand migrations" upgrade check /root/n1.zip
+check apply-n1 expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
+check n1-healthy healthy_on "$N1"
+check n1-migration-applied sh -c "mogothrow77 migrate --check | grep -q 'no pending migrations'"
+check n1-backup-restorable sh -c 'ls /var/lib/mogothrow77/backups/*/database.dump && pg_restore --list /var/lib/mogothrow77/backups/*/database.dump >/dev/null'
+check status-done sh -c 'mogothrow77-upgrade status | grep -q "outcome: Done"'
+echo "downtime with-migration $(mogothrow77-upgrade status --json | sed -n 's/.*"downtime_seconds": *\([0-9.]*\).*/\1/p')" >>"$out"
+check downgrade-refused expect 10 "older than the installed $N1" upgrade apply /root/n0.zip
+check rollback-within-window expect 0 "ROLLED BACK  $N runs again" mogothrow77-upgrade rollback
+check rolled-back-healthy healthy_on "$N"
+check reapply-n1 expect 0 "no migrations to run" upgrade apply /root/n1.zip
+check reapplied-healthy healthy_on "$N1"
+echo "downtime without-migration $(mogothrow77-upgrade status --json | sed -n 's/.*"downtime_seconds": *\([0-9.]*\).*/\1/p')" >>"$out"
+check check-n2-needs-backup expect 0 "rollback needs the backup: V[0-9]*__upgrade_fixture_contract (contract)" upgrade check /root/n2.zip
+check apply-n2-contract expect 0 "upgraded $N1 → $N2" upgrade apply /root/n2.zip
+check n2-healthy healthy_on "$N2"
+check rollback-past-window-refused expect 11 "the-schema-is-past-the-rollback-window" mogothrow77-upgrade rollback
+check rollback-refusal-names-backup grep -q "database.dump" /root/last.txt
+check n2-still-serving healthy_on "$N2"
+
+# --- the fault matrix on N → N+1 ------------------------------------------
+fi_apply() { MOGOTHROW77_UPGRADE_FAULT=$1 /root/upgrade-fault-injection apply /root/n1.zip --public-key /root/release.pub >>"$log" 2>&1; }
+for step in verify compatibility preflight backup stop migrate swap start health; do
+  for recovery in apply rollback; do
+    name="kill-after-$step+$recovery"
+    if ! reset_to_n >>"$log" 2>&1; then fail "$name reset"; continue; fi
+    fi_apply "kill-after:$step"
+    killed=$?
+    [ "$killed" = 137 ] || { fail "$name killed (exit $killed)"; continue; }
+    if [ "$recovery" = apply ]; then
+      upgrade apply /root/n1.zip >>"$log" 2>&1; code=$?; want=$N1
+    else
+      mogothrow77-upgrade rollback >>"$log" 2>&1; code=$?; want=$N
+    fi
+    if [ "$code" = 0 ] && healthy_on "$want" >>"$log" 2>&1; then
+      ok "$name"; echo "matrix kill -9 after $step | rerun $recovery | exit $code, $want ready, 25 records" >>"$out"
+    else
+      fail "$name (exit $code)"; echo "matrix kill -9 after $step | rerun $recovery | exit $code, NOT healthy on $want" >>"$out"
+    fi
+  done
+done
+
+# A migration that fails: its table already exists.
+owner_sql() { runuser -u mogothrow77 -- psql -h /var/lib/mogothrow77/run -U mogothrow77_owner -d mogothrow77 -v ON_ERROR_STOP=1 -c "$1"; }
+reset_to_n >>"$log" 2>&1
+check fault-migration-setup owner_sql 'CREATE TABLE upgrade_fixture_notes (blocker int)'
+check fault-migration-rolled-back expect 1 "ROLLED BACK  $N runs again" upgrade apply /root/n1.zip
+check fault-migration-reason grep -q "already exists" /root/last.txt
+check fault-migration-healthy healthy_on "$N"
+matrix "migration fails | (automatic) | exit 1, $N ready, 25 records" fault-migration-rolled-back fault-migration-reason fault-migration-healthy
+check fault-migration-fixed owner_sql 'DROP TABLE upgrade_fixture_notes'
+check fault-migration-rerun expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
+check fault-migration-rerun-healthy healthy_on "$N1"
+
+# A new binary that fails to start (only the new version is stopped).
+reset_to_n >>"$log" 2>&1
+mkdir -p /etc/systemd/system/mogothrow77.service.d
+cat >/etc/systemd/system/mogothrow77.service.d/fault.conf <<CONF
+[Service]
+ExecStartPre=/bin/sh -c '! /usr/bin/mogothrow77 version | grep -q " $N1 "'
+CONF
+systemctl daemon-reload
+check fault-start-rolled-back expect 1 "ROLLED BACK  $N runs again" upgrade apply /root/n1.zip
+check fault-start-healthy healthy_on "$N"
+matrix "new binary fails to start | (automatic) | exit 1, $N ready, 25 records" fault-start-rolled-back fault-start-healthy
+rm -f /etc/systemd/system/mogothrow77.service.d/fault.conf
+systemctl daemon-reload
+
+# A full disk where the backup goes: refused before anything changed.
+reset_to_n >>"$log" 2>&1
+mkdir -p /var/lib/mogothrow77/backups
+mount -t tmpfs -o size=4k tmpfs /var/lib/mogothrow77/backups
+check fault-disk-refused expect 10 "nothing was changed" upgrade apply /root/n1.zip
+check fault-disk-reason grep -q "No space left on device" /root/last.txt
+check fault-disk-healthy healthy_on "$N"
+matrix "disk full (backup) | (automatic) | exit 10, $N ready, 25 records" fault-disk-refused fault-disk-reason fault-disk-healthy
+umount /var/lib/mogothrow77/backups
+check fault-disk-rerun expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
+check fault-disk-rerun-healthy healthy_on "$N1"
+
+journalctl -u mogothrow77 --no-pager >/root/journal.txt 2>&1 || true
+echo done >>"$out"
+systemctl poweroff --no-block
+EOF
+chmod 755 "$root/root/upgrade-test.sh"
+
+cat >"$root/etc/systemd/system/upgrade-test.service" <<'EOF'
+[Unit]
+Description=Mogothrow77 upgrade test
+After=multi-user.target
+
+[Service]
+Type=exec
+ExecStart=/root/upgrade-test.sh
+
+[Install]
+WantedBy=multi-user.target
+EOF
+mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+ln -sf /etc/systemd/system/upgrade-test.service "$root/etc/systemd/system/multi-user.target.wants/upgrade-test.service"
+
+echo "==> booting the test host (network off)"
+start=$SECONDS
+set +e
+timeout 1500 systemd-nspawn --quiet --register=no --keep-unit --private-network \
+  -D "$root" -b >"$work/boot.log" 2>&1
+status=$?
+set -e
+echo "==> test host ran for $((SECONDS - start)) s (nspawn exit $status)"
+if [ ! -f "$root/root/results" ]; then
+  echo "no results: the test never ran" >&2
+  tail -40 "$work/boot.log" >&2
+  exit 1
+fi
+grep -v '^matrix ' "$root/root/results"
+echo "==> fault matrix (step × fault → outcome)"
+grep '^matrix ' "$root/root/results" | sed 's/^matrix /  /' | column -t -s '|' || true
+failed=0
+grep -q '^FAIL' "$root/root/results" && failed=1
+grep -qx done "$root/root/results" || { echo "the test did not finish" >&2; failed=1; }
+if [ "$failed" = 1 ]; then
+  logs=${MOGOTHROW77_TEST_LOGS:-/var/tmp}
+  cp "$root/root/detail.log" "$logs/upgrade-test-detail.log" 2>/dev/null \
+    && echo "the whole detail log: $logs/upgrade-test-detail.log" >&2
+  echo "---- detail (tail)" >&2; tail -150 "$root/root/detail.log" >&2 || true
+  echo "---- journal (tail)" >&2; tail -60 "$root/root/journal.txt" >&2 || true
+  exit 1
+fi
+echo "==> upgrade test passed"

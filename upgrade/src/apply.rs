@@ -1,0 +1,836 @@
+//! `apply BUNDLE` and `rollback`: the upgrade as a journaled state machine.
+//!
+//! Every step is recorded before and after it runs, so a run that was
+//! killed is finished by the next `apply` (each step can be repeated
+//! safely) or undone by `rollback`. Failures before the service is stopped
+//! change nothing (exit 10); later ones bring the previous release back
+//! when it can run on the schema (exit 1), and otherwise stop with the
+//! runbook section and the backup named (exit 11).
+
+use std::cell::{Cell, RefCell};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use compat::Version;
+
+use crate::journal::{self, Journal, JournalError, Outcome, Step, StepState, WorkDir};
+use crate::release::{self, OpenError};
+use crate::settings::{self, Settings};
+use crate::system::{self, SchemaFit};
+use crate::{check, faults, host, Exit};
+
+/// The installed server binary (package installs).
+pub const INSTALLED_BINARY: &str = "/usr/bin/mogothrow77";
+/// How long a started service may take to answer `/readyz`.
+const READY_LIMIT: Duration = Duration::from_secs(60);
+
+pub struct Options {
+    pub bundle: PathBuf,
+    pub public_keys: Vec<PathBuf>,
+    pub config: PathBuf,
+    pub work_dir: PathBuf,
+    pub os_release: PathBuf,
+    pub json: bool,
+}
+
+/// Progress lines: standard output, or standard error when `--json` keeps
+/// standard output for the journal.
+struct Report {
+    json: bool,
+}
+
+impl Report {
+    fn line(&self, text: &str) {
+        if self.json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    fn finish(&self, journal: Option<&Journal>, exit: Exit) -> Exit {
+        if self.json {
+            let value = match journal {
+                Some(j) => serde_json::to_value(j).unwrap_or_default(),
+                None => serde_json::Value::Null,
+            };
+            println!(
+                "{}",
+                serde_json::json!({ "exit": exit as u8, "journal": value })
+            );
+        }
+        exit
+    }
+}
+
+/// Why a step stopped.
+enum Failure {
+    /// Nothing was changed; the upgrade is refused.
+    Refuse(String),
+    /// Something failed after changes began.
+    Fail(String),
+}
+
+type StepResult = Result<String, Failure>;
+
+struct Run<'a> {
+    opts: &'a Options,
+    /// Whether the journal is written (from the backup step on, or when
+    /// resuming).
+    persist: Cell<bool>,
+    /// The last upgrade's finished journal, archived once this run persists.
+    superseded: RefCell<Option<Journal>>,
+    work: WorkDir,
+    settings: Settings,
+    report: Report,
+    staging: PathBuf,
+    new_binary: PathBuf,
+}
+
+fn refuse_now(report: &Report, message: &str) -> Exit {
+    report.line(&format!("REFUSED  {message}"));
+    report.line("nothing was changed");
+    report.finish(None, Exit::Refused)
+}
+
+pub fn apply(opts: &Options) -> Exit {
+    let report = Report { json: opts.json };
+    let work = match WorkDir::lock(&opts.work_dir) {
+        Ok(w) => w,
+        Err(e @ JournalError::Busy { .. }) => return refuse_now(&report, &e.to_string()),
+        Err(e) => return refuse_now(&report, &e.to_string()),
+    };
+    let settings = match settings::load(&opts.config) {
+        Ok(s) => s,
+        Err(e) => return refuse_now(&report, &e),
+    };
+    let previous = match work.load() {
+        Ok(j) => j,
+        Err(e) => {
+            report.line(&format!("STOPPED  {e}"));
+            return report.finish(None, Exit::NeedsAdmin);
+        }
+    };
+    let staging = work.root.join("staging");
+    let resuming = previous
+        .as_ref()
+        .is_some_and(|j| j.outcome == Outcome::InProgress);
+    let run = Run {
+        opts,
+        new_binary: staging.join("root/usr/bin/mogothrow77"),
+        staging,
+        work,
+        settings,
+        report,
+        persist: Cell::new(resuming),
+        superseded: RefCell::new(None),
+    };
+    // Always verify the bundle first, also when resuming.
+    let started = Instant::now();
+    let release = match run.open_bundle() {
+        Ok(r) => r,
+        Err(OpenError::Key(e)) => {
+            run.report.line(&e);
+            return run.report.finish(None, Exit::Usage);
+        }
+        Err(OpenError::Refused(e)) => {
+            if let Some(j) = previous.filter(|j| j.outcome == Outcome::InProgress) {
+                // An interrupted upgrade cannot continue without its bundle.
+                run.report.line(&format!("REFUSED  {e}"));
+                run.report.line(&format!(
+                    "an unfinished upgrade {} → {} is in the journal: rerun apply with its bundle, \
+                     or run `mogothrow77-upgrade rollback`",
+                    j.from, j.to
+                ));
+                return run.report.finish(Some(&j), Exit::Refused);
+            }
+            return refuse_now(&run.report, &e);
+        }
+    };
+    let target = release.target;
+    let mut journal = match previous {
+        Some(j) if j.outcome == Outcome::InProgress => {
+            if j.to != target.to_string() {
+                run.report.line(&format!(
+                    "REFUSED  an unfinished upgrade {} → {} is in the journal; this bundle is {target}: \
+                     rerun apply with the {} bundle, or run `mogothrow77-upgrade rollback` first",
+                    j.from, j.to, j.to
+                ));
+                return run.report.finish(Some(&j), Exit::Refused);
+            }
+            run.report.line(&format!(
+                "resuming the upgrade {} → {} (journal {})",
+                j.from, j.to, j.id
+            ));
+            j
+        }
+        other => {
+            // The last upgrade's journal stays until this one changes
+            // something (a refused attempt leaves it in place).
+            *run.superseded.borrow_mut() = other;
+            let installed =
+                match host::installed_version(Path::new(INSTALLED_BINARY)) {
+                    Ok(Some(v)) => v,
+                    Ok(None) => return refuse_now(
+                        &run.report,
+                        "mogothrow77 is not installed here: install it with mogothrow77-install",
+                    ),
+                    Err(e) => return refuse_now(&run.report, &e),
+                };
+            Journal::new(&installed.to_string(), &target.to_string(), &opts.bundle)
+        }
+    };
+    let verified = run.stage_package(&release, &mut journal);
+    let outcome = run
+        .finish_step(
+            &mut journal,
+            Step::Verify,
+            started,
+            verified.map(|_| {
+                format!(
+                    "bundle {} (commit {}): signature and {} file digests verified",
+                    release.manifest.version,
+                    release.manifest.commit,
+                    release.manifest.files.len()
+                )
+            }),
+        )
+        .and_then(|()| run.steps(&release, &mut journal));
+    match outcome {
+        Ok(exit) | Err(exit) => exit,
+    }
+}
+
+impl Run<'_> {
+    fn open_bundle(&self) -> Result<release::Release, OpenError> {
+        let dest = self.staging.join("bundle");
+        for dir in [&dest, &self.staging.join("root")] {
+            if dir.exists() {
+                fs::remove_dir_all(dir)
+                    .map_err(|e| OpenError::Refused(format!("{}: {e}", dir.display())))?;
+            }
+        }
+        fs::create_dir_all(&self.staging)
+            .map_err(|e| OpenError::Refused(format!("{}: {e}", self.staging.display())))?;
+        release::open(&self.opts.bundle, &self.opts.public_keys, &dest)
+    }
+
+    /// Keeps the target's package and unpacks its binary to run it before
+    /// it is installed.
+    fn stage_package(&self, release: &release::Release, journal: &mut Journal) -> StepResult {
+        let deb = release.deb().map_err(Failure::Refuse)?;
+        let releases = self.work.releases();
+        fs::create_dir_all(&releases)
+            .map_err(|e| Failure::Refuse(format!("{}: {e}", releases.display())))?;
+        let kept = releases.join(deb.file_name().unwrap_or_default());
+        fs::copy(&deb, &kept).map_err(|e| Failure::Refuse(format!("{}: {e}", kept.display())))?;
+        let binary =
+            system::unpack_package(&kept, &self.staging.join("root")).map_err(Failure::Refuse)?;
+        let reported = host::installed_version(&binary).map_err(Failure::Refuse)?;
+        if reported != Some(release.target) {
+            return Err(Failure::Refuse(format!(
+                "the bundle's package holds mogothrow77 {}, not {}",
+                reported.map(|v| v.to_string()).unwrap_or_default(),
+                release.target
+            )));
+        }
+        journal.package = Some(kept);
+        journal.target_schema_level = schema_level(&binary);
+        Ok(String::new())
+    }
+
+    /// Records a step's end; on failure, decides what happens next.
+    fn finish_step(
+        &self,
+        journal: &mut Journal,
+        step: Step,
+        started: Instant,
+        result: StepResult,
+    ) -> Result<(), Exit> {
+        let seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(detail) => {
+                journal.record(step, StepState::Done, seconds, &detail);
+                self.save(journal)?;
+                self.report.line(&format!(
+                    "[{}/9] {:<13} done in {seconds:.1} s{}",
+                    step.number(),
+                    step.name(),
+                    if detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {detail}")
+                    }
+                ));
+                faults::after(step);
+                Ok(())
+            }
+            Err(Failure::Refuse(reason)) | Err(Failure::Fail(reason))
+                if !journal.changed_anything() =>
+            {
+                journal.record(step, StepState::Failed, seconds, &reason);
+                journal.outcome = Outcome::Refused;
+                journal.message = Some(reason.clone());
+                self.save(journal)?;
+                self.report.line(&format!(
+                    "[{}/9] {:<13} FAILED after {seconds:.1} s",
+                    step.number(),
+                    step.name()
+                ));
+                self.report.line(&format!("REFUSED  {reason}"));
+                self.report
+                    .line(&format!("nothing was changed: {} still runs", journal.from));
+                Err(self.report.finish(Some(journal), Exit::Refused))
+            }
+            Err(Failure::Refuse(reason)) | Err(Failure::Fail(reason)) => {
+                journal.record(step, StepState::Failed, seconds, &reason);
+                self.save(journal)?;
+                self.report.line(&format!(
+                    "[{}/9] {:<13} FAILED after {seconds:.1} s: {reason}",
+                    step.number(),
+                    step.name()
+                ));
+                let exit = recover(
+                    &self.report,
+                    &self.work,
+                    &self.settings,
+                    self.opts,
+                    journal,
+                    &reason,
+                );
+                Err(self.report.finish(Some(journal), exit))
+            }
+        }
+    }
+
+    /// Writes the journal once this run has begun to change the host
+    /// (before that, a crash or refusal leaves nothing to finish or undo).
+    fn save(&self, journal: &Journal) -> Result<(), Exit> {
+        if !self.persist.get() {
+            return Ok(());
+        }
+        self.work.save(journal).map_err(|e| {
+            self.report
+                .line(&format!("STOPPED  cannot write the journal: {e}"));
+            Exit::NeedsAdmin
+        })
+    }
+
+    fn steps(&self, release: &release::Release, journal: &mut Journal) -> Result<Exit, Exit> {
+        for step in &Step::ALL[1..] {
+            let step = *step;
+            if journal.done(step) && step < Step::Stop {
+                continue;
+            }
+            if journal.done(step) && !matches!(step, Step::Start | Step::Health) {
+                // Stop, migrate and swap are repeatable, but once done they
+                // need not be: the journal says so.
+                continue;
+            }
+            if step == Step::Backup && !self.persist.get() {
+                if let Some(last) = self.superseded.borrow_mut().take() {
+                    if let Err(e) = self.work.archive(&last) {
+                        self.report
+                            .line(&format!("STOPPED  cannot archive the last journal: {e}"));
+                        return Err(self.report.finish(Some(journal), Exit::Refused));
+                    }
+                }
+                self.persist.set(true);
+            }
+            journal.record(step, StepState::Started, 0.0, "");
+            self.save(journal)?;
+            let started = Instant::now();
+            let result = match step {
+                Step::Verify => Ok(String::new()),
+                Step::Compatibility => self.compatibility(release, journal),
+                Step::Preflight => self.preflight(journal),
+                Step::Backup => self.backup(journal),
+                Step::Stop => {
+                    if journal.stopped_at.is_none() {
+                        journal.stopped_at = Some(journal::now());
+                    }
+                    system::stop_service()
+                        .map(|()| String::new())
+                        .map_err(Failure::Fail)
+                }
+                // Nothing pending: the managed cluster need not even start.
+                Step::Migrate if !journal.migrations_pending => {
+                    Ok("no migrations to run".to_string())
+                }
+                Step::Migrate => system::server(&self.new_binary, &self.opts.config, &["migrate"])
+                    .map(|out| out.lines().collect::<Vec<_>>().join("; "))
+                    .map_err(|e| {
+                        Failure::Fail(format!("{e} (docs/upgrade.md#a-migration-failed)"))
+                    }),
+                Step::Swap => self.swap(journal),
+                Step::Start => system::start_service()
+                    .map(|()| String::new())
+                    .map_err(Failure::Fail),
+                Step::Health => self.health(journal),
+            };
+            self.finish_step(journal, step, started, result)?;
+        }
+        journal.outcome = Outcome::Done;
+        journal.message = None;
+        self.save(journal)?;
+        self.report.line(&format!(
+            "upgraded {} → {}; the service was down {:.1} s; backup: {}",
+            journal.from,
+            journal.to,
+            journal.downtime_seconds.unwrap_or(0.0),
+            journal
+                .backup
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ));
+        Ok(self.report.finish(Some(journal), Exit::Done))
+    }
+
+    fn compatibility(&self, release: &release::Release, journal: &mut Journal) -> StepResult {
+        let from = Version::parse(&journal.from)
+            .ok_or_else(|| Failure::Refuse(format!("installed version {:?}", journal.from)))?;
+        let os = host::os_name(&self.opts.os_release).map_err(Failure::Refuse)?;
+        let plan = check::decide(&release.data, release.target, Some(from), &os)
+            .map_err(Failure::Refuse)?;
+        if let Some(blocker) = plan.blockers.first() {
+            return Err(Failure::Refuse(blocker.to_string()));
+        }
+        let fit = system::schema_fit(&self.new_binary, &self.opts.config);
+        journal.migrations_pending = fit == SchemaFit::Pending;
+        match fit {
+            SchemaFit::Runs | SchemaFit::Pending => {}
+            SchemaFit::TooNew => {
+                return Err(Failure::Refuse(format!(
+                    "the database schema holds contract migrations {} does not know: it was \
+                     migrated by a newer release",
+                    release.target
+                )))
+            }
+            SchemaFit::Unknown(e) => {
+                return Err(Failure::Refuse(format!(
+                    "cannot check the database with {}: {e}",
+                    release.target
+                )))
+            }
+        }
+        Ok(format!(
+            "{} → {} allowed on {os}; the database schema fits{}",
+            journal.from,
+            journal.to,
+            if journal.migrations_pending {
+                "; migrations to run"
+            } else {
+                "; no migrations to run"
+            }
+        ))
+    }
+
+    fn preflight(&self, journal: &Journal) -> StepResult {
+        let state = &self.settings.state_dir;
+        let package = journal
+            .package
+            .as_ref()
+            .and_then(|p| fs::metadata(p).ok())
+            .map_or(0, |m| m.len());
+        // The backup is at most about the database's size on disk (managed
+        // mode); the package is unpacked twice (staging and install).
+        let database = system::used_bytes(&state.join("postgres"));
+        let margin = 64 << 20;
+        let need_state = database + margin;
+        let free_state = system::free_bytes(state).map_err(Failure::Refuse)?;
+        if free_state < need_state {
+            return Err(Failure::Refuse(format!(
+                "{} has {} MiB free; the backup needs about {} MiB: free space there first \
+                 (docs/upgrade.md#not-enough-disk-space)",
+                state.display(),
+                free_state >> 20,
+                need_state >> 20
+            )));
+        }
+        let need_root = 3 * package + margin;
+        let free_root = system::free_bytes(Path::new("/usr")).map_err(Failure::Refuse)?;
+        if free_root < need_root {
+            return Err(Failure::Refuse(format!(
+                "/usr has {} MiB free; the new release needs about {} MiB \
+                 (docs/upgrade.md#not-enough-disk-space)",
+                free_root >> 20,
+                need_root >> 20
+            )));
+        }
+        Ok(format!(
+            "{} MiB free for the backup, {} MiB for the release; no other upgrade runs",
+            free_state >> 20,
+            free_root >> 20
+        ))
+    }
+
+    fn backup(&self, journal: &mut Journal) -> StepResult {
+        let fail = |e: String| Failure::Fail(e);
+        let state = &self.settings.state_dir;
+        let owner = fs::metadata(state).map_err(|e| fail(format!("{}: {e}", state.display())))?;
+        let dir = state.join("backups").join(&journal.id);
+        for d in [state.join("backups"), dir.clone()] {
+            fs::create_dir_all(&d).map_err(|e| fail(format!("{}: {e}", d.display())))?;
+            std::os::unix::fs::chown(
+                &d,
+                Some(std::os::unix::fs::MetadataExt::uid(&owner)),
+                Some(std::os::unix::fs::MetadataExt::gid(&owner)),
+            )
+            .map_err(|e| fail(format!("{}: {e}", d.display())))?;
+            fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .map_err(|e| fail(format!("{}: {e}", d.display())))?;
+        }
+        let archive = dir.join("database.dump");
+        // A run killed during the dump leaves a partial archive.
+        let _ = fs::remove_file(&archive);
+        let path = archive
+            .to_str()
+            .ok_or_else(|| fail("non-UTF-8 state_dir".into()))?;
+        system::server(
+            &self.new_binary,
+            &self.opts.config,
+            &["backup", "--out", path],
+        )
+        .map_err(|e| fail(format!("{e} (docs/upgrade.md#the-backup-failed)")))?;
+        journal.backup = Some(archive.clone());
+
+        let config_dir = self
+            .opts
+            .config
+            .parent()
+            .unwrap_or(Path::new("/etc/mogothrow77"));
+        let config_copy = self.work.root.join("backups").join(&journal.id).join("etc");
+        if config_copy.exists() {
+            fs::remove_dir_all(&config_copy)
+                .map_err(|e| fail(format!("{}: {e}", config_copy.display())))?;
+        }
+        if let Some(parent) = config_copy.parent() {
+            fs::create_dir_all(parent).map_err(|e| fail(format!("{}: {e}", parent.display())))?;
+        }
+        system::run(
+            std::process::Command::new("cp")
+                .arg("-a")
+                .arg(config_dir)
+                .arg(&config_copy),
+        )
+        .map_err(fail)?;
+        journal.config_backup = Some(config_copy);
+
+        let previous = self.previous_package(journal).map_err(fail)?;
+        journal.previous_package = Some(previous.clone());
+        Ok(format!(
+            "database → {} ({} bytes); configuration → {}; previous release kept as {}",
+            archive.display(),
+            fs::metadata(&archive).map_or(0, |m| m.len()),
+            journal
+                .config_backup
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            previous.display()
+        ))
+    }
+
+    /// The installed release's package: kept from an earlier upgrade, or
+    /// rebuilt from what dpkg installed.
+    fn previous_package(&self, journal: &Journal) -> Result<PathBuf, String> {
+        let releases = self.work.releases();
+        let prefix = format!("{}_{}-", system::PACKAGE, journal.from);
+        if let Ok(entries) = fs::read_dir(&releases) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.starts_with(&prefix) && name.ends_with(".deb") {
+                    return Ok(entry.path());
+                }
+            }
+        }
+        let installed = system::installed_package_version().unwrap_or_default();
+        if !installed.starts_with(&format!("{}-", journal.from)) {
+            return Err(format!(
+                "dpkg lists mogothrow77 {installed:?}, but the binary reports {}: \
+                 finish or repair the package first (dpkg --configure -a)",
+                journal.from
+            ));
+        }
+        system::repack_installed(&releases, &self.work.root.join("repack"))
+    }
+
+    fn swap(&self, journal: &Journal) -> StepResult {
+        let package = journal
+            .package
+            .as_ref()
+            .ok_or_else(|| Failure::Fail("the journal names no package".to_string()))?;
+        system::install_package(package).map_err(Failure::Fail)?;
+        let now = host::installed_version(Path::new(INSTALLED_BINARY)).map_err(Failure::Fail)?;
+        if now.map(|v| v.to_string()).as_deref() != Some(journal.to.as_str()) {
+            return Err(Failure::Fail(format!(
+                "after installing {}, {INSTALLED_BINARY} reports {:?}",
+                package.display(),
+                now.map(|v| v.to_string())
+            )));
+        }
+        Ok(format!("{} installed", package.display()))
+    }
+
+    fn health(&self, journal: &mut Journal) -> StepResult {
+        let ready = crate::probe::wait_ready(
+            self.settings.probe_addr,
+            &self.settings.cert_file,
+            READY_LIMIT,
+        )
+        .map_err(|e| Failure::Fail(format!("/readyz: {e}")))?;
+        if ready.version != journal.to {
+            return Err(Failure::Fail(format!(
+                "/readyz reports version {}, not {}",
+                ready.version, journal.to
+            )));
+        }
+        if let Some(level) = journal.target_schema_level {
+            if ready.schema_level != u64::from(level) {
+                return Err(Failure::Fail(format!(
+                    "/readyz reports schema level {}, not {level}",
+                    ready.schema_level
+                )));
+            }
+        }
+        journal.downtime_seconds = journal.stopped_at.map(|t| journal::now() - t);
+        Ok(format!(
+            "READY; /readyz: version {}, schema level {}",
+            ready.version, ready.schema_level
+        ))
+    }
+}
+
+/// The schema level a server binary reports (`mogothrow77 version`).
+fn schema_level(binary: &Path) -> Option<u32> {
+    let out = system::run(std::process::Command::new(binary).arg("version")).ok()?;
+    out.rsplit("schema level ")
+        .next()?
+        .trim_end_matches([')', '\n', ' '])
+        .parse()
+        .ok()
+}
+
+/// Brings the journal's previous release back, or says why it cannot.
+fn recover(
+    report: &Report,
+    work: &WorkDir,
+    settings: &Settings,
+    opts: &Options,
+    journal: &mut Journal,
+    reason: &str,
+) -> Exit {
+    report.line(&format!("rolling back to {}: {reason}", journal.from));
+    let config = &opts.config;
+    let needs_admin = |journal: &mut Journal, section: &str, text: String| {
+        let backup = journal
+            .backup
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "none was taken".to_string());
+        let message = format!(
+            "{text}. The database backup from before the upgrade: {backup}. \
+             See docs/upgrade.md#{section}"
+        );
+        report.line(&format!("STOPPED  {message}"));
+        journal.outcome = Outcome::NeedsAdmin;
+        journal.message = Some(message);
+        let _ = work.save(journal);
+        Exit::NeedsAdmin
+    };
+    // A release that was verified healthy keeps serving until the previous
+    // one is known to fit the schema; otherwise the service is stopped now
+    // (it may be failing and restarting).
+    if !journal.done(Step::Health) {
+        let _ = system::stop_service();
+    }
+    // Which binary is the previous release: the installed one, or the one
+    // in the kept package (unpacked to ask it before anything changes).
+    let installed = system::installed_package_version().unwrap_or_default();
+    let previous_installed = installed.starts_with(&format!("{}-", journal.from));
+    let previous_binary = if previous_installed {
+        PathBuf::from(INSTALLED_BINARY)
+    } else {
+        let Some(previous) = journal.previous_package.clone() else {
+            return needs_admin(
+                journal,
+                "the-previous-release-cannot-be-restored",
+                format!("the journal keeps no package of {}", journal.from),
+            );
+        };
+        match system::unpack_package(&previous, &work.root.join("staging/previous")) {
+            Ok(binary) => binary,
+            Err(e) => {
+                return needs_admin(
+                    journal,
+                    "the-previous-release-cannot-be-restored",
+                    format!("the kept package of {} is unusable: {e}", journal.from),
+                )
+            }
+        }
+    };
+    // The previous release must be able to run on the schema as it is now
+    // (the rollback window: only expand migrations since it).
+    let unfit = match system::schema_fit(&previous_binary, config) {
+        SchemaFit::Runs | SchemaFit::Pending => None,
+        SchemaFit::TooNew => Some((
+            "the-schema-is-past-the-rollback-window",
+            format!(
+                "{} cannot run on the database: {} applied a contract migration, so going \
+                 back needs the backup restored",
+                journal.from, journal.to
+            ),
+        )),
+        SchemaFit::Unknown(e) => Some((
+            "the-previous-release-does-not-start",
+            format!("{} cannot check the database: {e}", journal.from),
+        )),
+    };
+    if let Some((section, text)) = unfit {
+        let serving = journal.done(Step::Health).then_some(journal.outcome);
+        let exit = needs_admin(journal, section, text);
+        if let Some(outcome) = serving {
+            // Nothing was touched: the upgraded release still serves.
+            journal.outcome = outcome;
+            let _ = work.save(journal);
+            report.line(&format!("nothing was changed: {} still serves", journal.to));
+        }
+        return exit;
+    }
+    let _ = system::stop_service();
+    if !previous_installed {
+        let previous = journal.previous_package.clone().unwrap_or_default();
+        if let Err(e) = system::install_package(&previous) {
+            return needs_admin(
+                journal,
+                "the-previous-release-cannot-be-restored",
+                format!("reinstalling {} failed: {e}", previous.display()),
+            );
+        }
+    }
+    if let Err(e) = system::start_service() {
+        return needs_admin(
+            journal,
+            "the-previous-release-does-not-start",
+            format!("{} does not start: {e}", journal.from),
+        );
+    }
+    match crate::probe::wait_ready(settings.probe_addr, &settings.cert_file, READY_LIMIT) {
+        Ok(ready) if ready.version == journal.from => {}
+        Ok(ready) => {
+            return needs_admin(
+                journal,
+                "the-previous-release-does-not-start",
+                format!("/readyz reports {}, not {}", ready.version, journal.from),
+            )
+        }
+        Err(e) => {
+            return needs_admin(
+                journal,
+                "the-previous-release-does-not-start",
+                format!("{} is not ready: {e}", journal.from),
+            )
+        }
+    }
+    journal.outcome = Outcome::RolledBack;
+    journal.message = Some(format!("rolled back to {}: {reason}", journal.from));
+    let _ = work.save(journal);
+    report.line(&format!(
+        "ROLLED BACK  {} runs again and is ready; the upgrade failed: {reason}",
+        journal.from
+    ));
+    Exit::Failed
+}
+
+/// `rollback`: returns to the release before the journal's upgrade.
+pub fn rollback(opts: &Options) -> Exit {
+    let report = Report { json: opts.json };
+    let work = match WorkDir::lock(&opts.work_dir) {
+        Ok(w) => w,
+        Err(e) => return refuse_now(&report, &e.to_string()),
+    };
+    let settings = match settings::load(&opts.config) {
+        Ok(s) => s,
+        Err(e) => return refuse_now(&report, &e),
+    };
+    let mut journal = match work.load() {
+        Ok(Some(j)) => j,
+        Ok(None) => {
+            report.line("nothing to roll back: no upgrade is in the journal");
+            return report.finish(None, Exit::Done);
+        }
+        Err(e) => {
+            report.line(&format!("STOPPED  {e}"));
+            return report.finish(None, Exit::NeedsAdmin);
+        }
+    };
+    if matches!(journal.outcome, Outcome::Refused | Outcome::RolledBack) {
+        report.line(&format!(
+            "nothing to roll back: the last upgrade {} → {} ended {:?}; {} runs",
+            journal.from, journal.to, journal.outcome, journal.from
+        ));
+        return report.finish(Some(&journal), Exit::Done);
+    }
+    let exit = recover(
+        &report,
+        &work,
+        &settings,
+        opts,
+        &mut journal,
+        "rollback requested",
+    );
+    let exit = if exit == Exit::Failed {
+        Exit::Done
+    } else {
+        exit
+    };
+    report.finish(Some(&journal), exit)
+}
+
+/// `status`: the journal, as text or JSON.
+pub fn status(work_dir: &Path, json: bool) -> Exit {
+    match journal::load(&work_dir.join("journal.json")) {
+        Ok(None) => {
+            if json {
+                println!("null");
+            } else {
+                println!("no upgrade has run on this host");
+            }
+            Exit::Done
+        }
+        Ok(Some(j)) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
+                return Exit::Done;
+            }
+            println!("upgrade {} → {} (journal {})", j.from, j.to, j.id);
+            println!("outcome: {:?}", j.outcome);
+            if let Some(m) = &j.message {
+                println!("message: {m}");
+            }
+            for r in &j.steps {
+                println!(
+                    "  [{}/9] {:<13} {:?} {:.1} s {}",
+                    r.step.number(),
+                    r.step.name(),
+                    r.state,
+                    r.seconds,
+                    r.detail
+                );
+            }
+            if let Some(b) = &j.backup {
+                println!("backup: {}", b.display());
+            }
+            if let Some(d) = j.downtime_seconds {
+                println!("downtime: {d:.1} s");
+            }
+            Exit::Done
+        }
+        Err(e) => {
+            println!("{e}");
+            Exit::NeedsAdmin
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! A release as its signed offline bundle delivers it: verified, unpacked,
+//! with its compatibility data and its package.
+
+use std::path::{Path, PathBuf};
+
+use compat::{CompatData, Version};
+use minisign_verify::PublicKey;
+use offline_bundle::{Limits, Manifest};
+
+pub struct Release {
+    pub target: Version,
+    pub data: CompatData,
+    pub manifest: Manifest,
+    /// Where the bundle was unpacked.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug)]
+pub enum OpenError {
+    /// A trusted key could not be read (a usage error).
+    Key(String),
+    /// The bundle is refused: nothing else may happen.
+    Refused(String),
+}
+
+pub fn read_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>, OpenError> {
+    paths
+        .iter()
+        .map(|p| {
+            PublicKey::from_file(p).map_err(|e| {
+                OpenError::Key(format!(
+                    "cannot read the trusted public key {}: {e}",
+                    p.display()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Verifies the bundle (signature, then every file's digest) and unpacks
+/// it into `dest`, which must not exist yet.
+pub fn open(bundle: &Path, keys: &[PathBuf], dest: &Path) -> Result<Release, OpenError> {
+    let keys = read_keys(keys)?;
+    let refused = |e: String| OpenError::Refused(e);
+    let verified = offline_bundle::open(bundle, &keys, Some(dest), &Limits::default())
+        .map_err(|e| refused(format!("bundle {}: {e}", bundle.display())))?;
+    let target = Version::parse(&verified.manifest.version).ok_or_else(|| {
+        refused(format!(
+            "the bundle's version {:?} is not MAJOR.MINOR.PATCH",
+            verified.manifest.version
+        ))
+    })?;
+    let data = CompatData::load(&dest.join("compat.toml"))
+        .map_err(|e| refused(format!("the bundle's compatibility data: {e}")))?;
+    Ok(Release {
+        target,
+        data,
+        manifest: verified.manifest,
+        dir: dest.to_path_buf(),
+    })
+}
+
+impl Release {
+    /// The appliance's Debian package for the target release.
+    pub fn deb(&self) -> Result<PathBuf, String> {
+        let prefix = format!("packages/debian12/mogothrow77_{}-", self.target);
+        let mut found = self
+            .manifest
+            .files
+            .iter()
+            .filter(|f| f.path.starts_with(&prefix) && f.path.ends_with("_amd64.deb"));
+        match (found.next(), found.next()) {
+            (Some(f), None) => Ok(self.dir.join(&f.path)),
+            (None, _) => Err(format!(
+                "the bundle holds no Debian package of mogothrow77 {}",
+                self.target
+            )),
+            (Some(_), Some(_)) => Err(format!(
+                "the bundle holds more than one package of mogothrow77 {}",
+                self.target
+            )),
+        }
+    }
+}
