@@ -21,7 +21,7 @@ pub mod write;
 
 pub use error::BundleError;
 pub use manifest::{FileEntry, Manifest};
-pub use read::{open, Limits, VerifiedBundle};
+pub use read::{open, open_dir, Limits, VerifiedBundle};
 pub use write::{write_bundle, BundleFile, BundleInfo};
 
 /// Archive name of the manifest.

@@ -169,6 +169,95 @@ pub fn open(
 }
 
 /// Checks every entry's name, type and size from the central directory.
+/// Verifies a bundle unpacked by hand (`unzip` keeps `manifest.json` and
+/// its signature): the signature first, then every listed file — a regular
+/// file reached without symbolic links, of the listed size and SHA-256.
+/// Files the manifest does not list are never used, so they are ignored.
+pub fn open_dir(dir: &Path, keys: &[PublicKey]) -> Result<VerifiedBundle, BundleError> {
+    let read_limited = |name: &'static str, limit: u64, missing: BundleError| {
+        let path = dir.join(name);
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing),
+            Err(e) => return Err(BundleError::io(&path)(e)),
+        };
+        if !meta.file_type().is_file() {
+            return Err(BundleError::NotAFile(name.to_string()));
+        }
+        if meta.len() > limit {
+            return Err(BundleError::EntryTooLarge {
+                name: name.to_string(),
+                size: meta.len(),
+                limit,
+            });
+        }
+        fs::read(&path).map_err(BundleError::io(&path))
+    };
+    let manifest_bytes = read_limited(
+        MANIFEST,
+        MAX_MANIFEST_BYTES,
+        BundleError::MissingManifest(MANIFEST),
+    )?;
+    let signature_bytes = read_limited(
+        SIGNATURE,
+        MAX_SIGNATURE_BYTES,
+        BundleError::MissingSignature(SIGNATURE),
+    )?;
+    verify_signature(&manifest_bytes, &signature_bytes, keys)?;
+    let manifest = Manifest::parse(&manifest_bytes)?;
+    for file in &manifest.files {
+        // Every component must be a real directory or, last, a regular file.
+        let mut path = dir.to_path_buf();
+        let parts: Vec<&str> = file.path.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            path.push(part);
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(BundleError::MissingFile(file.path.clone()))
+                }
+                Err(e) => return Err(BundleError::io(&path)(e)),
+            };
+            let last = i + 1 == parts.len();
+            if meta.file_type().is_symlink() {
+                return Err(BundleError::Symlink(file.path.clone()));
+            }
+            if (last && !meta.file_type().is_file()) || (!last && !meta.is_dir()) {
+                return Err(BundleError::NotAFile(file.path.clone()));
+            }
+            if last && meta.len() != file.size {
+                return Err(BundleError::SizeMismatch {
+                    name: file.path.clone(),
+                    expected: file.size,
+                    actual: meta.len(),
+                });
+            }
+        }
+        let mut input = File::open(&path).map_err(BundleError::io(&path))?;
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buffer = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = input.read(&mut buffer).map_err(BundleError::io(&path))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if total > file.size {
+                break;
+            }
+            context.update(&buffer[..n]);
+        }
+        if total != file.size || hex(&context.finish()) != file.sha256 {
+            return Err(BundleError::DigestMismatch(file.path.clone()));
+        }
+    }
+    Ok(VerifiedBundle {
+        manifest,
+        root: Some(dir.to_path_buf()),
+    })
+}
+
 fn inspect(
     archive: &mut ZipArchive<File>,
     bundle: &Path,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use minisign_verify::PublicKey;
-use offline_bundle::{open, write_bundle, BundleError, BundleFile, BundleInfo, Limits};
+use offline_bundle::{open, open_dir, write_bundle, BundleError, BundleFile, BundleInfo, Limits};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
@@ -105,6 +105,67 @@ fn a_signed_bundle_verifies_and_unpacks() {
     // Verification without unpacking.
     let checked = open(&bundle, &[keys.public()], None, &Limits::default()).expect("verifies");
     assert!(checked.root.is_none());
+}
+
+/// A bundle unpacked by hand (as `unzip` does: manifest and signature too).
+fn unzipped(bundle: &Path, dest: &Path) {
+    let mut archive = zip::ZipArchive::new(fs::File::open(bundle).expect("open")).expect("zip");
+    archive.extract(dest).expect("extract");
+}
+
+#[test]
+fn an_unpacked_directory_verifies_and_its_changes_are_refused() {
+    let keys = Keys::generate();
+    let stranger = Keys::generate();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = good_bundle(&keys, dir.path());
+    let root = dir.path().join("by-hand");
+    unzipped(&bundle, &root);
+    let verified = open_dir(&root, &[keys.public()]).expect("verifies");
+    assert_eq!(verified.manifest.files.len(), 3);
+    assert_eq!(verified.path("compat.toml"), Some(root.join("compat.toml")));
+    // A file nobody listed is never used, so it does not matter.
+    fs::write(root.join("notes.txt"), b"mine").expect("write");
+    assert!(open_dir(&root, &[keys.public()]).is_ok());
+
+    assert!(matches!(
+        open_dir(&root, &[stranger.public()]),
+        Err(BundleError::UntrustedKey { .. })
+    ));
+    let deb = root.join("packages/app.deb");
+    let original = fs::read(&deb).expect("read");
+    let mut changed = original.clone();
+    changed[10] ^= 1;
+    fs::write(&deb, &changed).expect("write");
+    assert!(matches!(
+        open_dir(&root, &[keys.public()]),
+        Err(BundleError::DigestMismatch(name)) if name == "packages/app.deb"
+    ));
+    fs::write(&deb, [original.as_slice(), b"x"].concat()).expect("write");
+    assert!(matches!(
+        open_dir(&root, &[keys.public()]),
+        Err(BundleError::SizeMismatch { .. })
+    ));
+    // The right bytes behind a symbolic link are still refused.
+    let elsewhere = dir.path().join("elsewhere.deb");
+    fs::write(&elsewhere, &original).expect("write");
+    fs::remove_file(&deb).expect("remove");
+    std::os::unix::fs::symlink(&elsewhere, &deb).expect("symlink");
+    assert!(matches!(
+        open_dir(&root, &[keys.public()]),
+        Err(BundleError::Symlink(_))
+    ));
+    fs::remove_file(&deb).expect("remove");
+    assert!(matches!(
+        open_dir(&root, &[keys.public()]),
+        Err(BundleError::MissingFile(_))
+    ));
+    fs::write(&deb, &original).expect("write");
+    fs::remove_file(root.join("manifest.json.minisig")).expect("remove");
+    assert!(matches!(
+        open_dir(&root, &[keys.public()]),
+        Err(BundleError::MissingSignature(_))
+    ));
 }
 
 #[test]

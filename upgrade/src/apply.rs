@@ -320,12 +320,9 @@ impl Run<'_> {
     fn steps(&self, release: &release::Release, journal: &mut Journal) -> Result<Exit, Exit> {
         for step in &Step::ALL[1..] {
             let step = *step;
-            if journal.done(step) && step < Step::Stop {
-                continue;
-            }
+            // Steps the journal marks done are not repeated, except start
+            // and health: a resumed run must see the service ready itself.
             if journal.done(step) && !matches!(step, Step::Start | Step::Health) {
-                // Stop, migrate and swap are repeatable, but once done they
-                // need not be: the journal says so.
                 continue;
             }
             if step == Step::Backup && !self.persist.get() {

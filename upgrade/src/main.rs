@@ -7,15 +7,7 @@
 //! Exit codes (docs/upgrade.md): 0 done, 1 failed and rolled back, 2 usage,
 //! 10 refused before changing anything, 11 stopped and needs an admin.
 
-mod apply;
-mod check;
-mod faults;
-mod host;
-mod journal;
-mod probe;
-mod release;
-mod settings;
-mod system;
+use mogothrow77_upgrade::{apply, check, faults, Exit};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,16 +98,6 @@ struct Common {
     /// standard error).
     #[arg(long)]
     json: bool,
-}
-
-/// Exit codes shared with the installer (product contract).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Done = 0,
-    Failed = 1,
-    Usage = 2,
-    Refused = 10,
-    NeedsAdmin = 11,
 }
 
 fn main() -> ExitCode {

@@ -41,36 +41,59 @@ pub fn read_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>, OpenError> {
 /// it into `dest`, which must not exist yet.
 pub fn open(bundle: &Path, keys: &[PathBuf], dest: &Path) -> Result<Release, OpenError> {
     let keys = read_keys(keys)?;
-    let refused = |e: String| OpenError::Refused(e);
     let verified = offline_bundle::open(bundle, &keys, Some(dest), &Limits::default())
-        .map_err(|e| refused(format!("bundle {}: {e}", bundle.display())))?;
-    let target = Version::parse(&verified.manifest.version).ok_or_else(|| {
-        refused(format!(
-            "the bundle's version {:?} is not MAJOR.MINOR.PATCH",
-            verified.manifest.version
-        ))
-    })?;
-    let data = CompatData::load(&dest.join("compat.toml"))
-        .map_err(|e| refused(format!("the bundle's compatibility data: {e}")))?;
-    Ok(Release {
-        target,
-        data,
-        manifest: verified.manifest,
-        dir: dest.to_path_buf(),
-    })
+        .map_err(|e| OpenError::Refused(format!("bundle {}: {e}", bundle.display())))?;
+    Release::new(verified.manifest, dest)
+}
+
+/// Verifies a bundle that is either the zip (unpacked into `dest`) or a
+/// directory it was unpacked into by hand (verified where it lies).
+pub fn open_any(bundle: &Path, keys: &[PathBuf], dest: &Path) -> Result<Release, OpenError> {
+    if !bundle.is_dir() {
+        return open(bundle, keys, dest);
+    }
+    let keys = read_keys(keys)?;
+    let verified = offline_bundle::open_dir(bundle, &keys)
+        .map_err(|e| OpenError::Refused(format!("bundle {}: {e}", bundle.display())))?;
+    Release::new(verified.manifest, bundle)
 }
 
 impl Release {
+    /// A verified bundle's release: its version and compatibility data.
+    fn new(manifest: Manifest, dir: &Path) -> Result<Release, OpenError> {
+        let refused = |e: String| OpenError::Refused(e);
+        let target = Version::parse(&manifest.version).ok_or_else(|| {
+            refused(format!(
+                "the bundle's version {:?} is not MAJOR.MINOR.PATCH",
+                manifest.version
+            ))
+        })?;
+        let data = CompatData::load(&dir.join("compat.toml"))
+            .map_err(|e| refused(format!("the bundle's compatibility data: {e}")))?;
+        Ok(Release {
+            target,
+            data,
+            manifest,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// A listed file whose path starts with `prefix` and ends with `suffix`.
+    pub fn listed(&self, prefix: &str, suffix: &str) -> Vec<PathBuf> {
+        self.manifest
+            .files
+            .iter()
+            .filter(|f| f.path.starts_with(prefix) && f.path.ends_with(suffix))
+            .map(|f| self.dir.join(&f.path))
+            .collect()
+    }
+
     /// The appliance's Debian package for the target release.
     pub fn deb(&self) -> Result<PathBuf, String> {
         let prefix = format!("packages/debian12/mogothrow77_{}-", self.target);
-        let mut found = self
-            .manifest
-            .files
-            .iter()
-            .filter(|f| f.path.starts_with(&prefix) && f.path.ends_with("_amd64.deb"));
+        let mut found = self.listed(&prefix, "_amd64.deb").into_iter();
         match (found.next(), found.next()) {
-            (Some(f), None) => Ok(self.dir.join(&f.path)),
+            (Some(path), None) => Ok(path),
             (None, _) => Err(format!(
                 "the bundle holds no Debian package of mogothrow77 {}",
                 self.target

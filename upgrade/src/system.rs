@@ -65,10 +65,12 @@ pub fn installed_package_version() -> Option<String> {
 }
 
 /// Installs a package without letting its maintainer scripts start or
-/// restart the service: the upgrade tool starts it itself.
+/// restart the service: the upgrade tool starts it itself. A configuration
+/// file the admin changed is kept, never asked about (no one is there to
+/// answer a dpkg prompt).
 pub fn install_package(deb: &Path) -> Result<(), String> {
     run(Command::new("dpkg")
-        .arg("-i")
+        .args(["--force-confdef", "--force-confold", "-i"])
         .arg(deb)
         .env("MOGOTHROW77_NO_START", "1")
         .env("DEBIAN_FRONTEND", "noninteractive"))

@@ -232,6 +232,7 @@ pub struct BundleArgs<'a> {
     pub key: &'a Path,
     pub out: &'a Path,
     pub compat: Option<&'a Path>,
+    pub installer: Option<&'a Path>,
 }
 
 /// Builds `mogothrow77-<version>-offline.zip` in `out`.
@@ -319,6 +320,14 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
         files.push(BundleFile {
             path: format!("{dir}/{name}"),
             source: artifact.to_path_buf(),
+        });
+    }
+
+    // mogothrow77-install: the installer, at the top (docs/install.md).
+    if let Some(installer) = args.installer {
+        files.push(BundleFile {
+            path: "mogothrow77-install".to_string(),
+            source: installer.to_path_buf(),
         });
     }
 

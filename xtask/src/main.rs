@@ -67,6 +67,10 @@ enum Command {
         /// compat.toml]; upgrade-test fixture bundles name their own.
         #[arg(long)]
         compat: Option<PathBuf>,
+        /// The installer binary (`mogothrow77-install`), shipped at the
+        /// bundle's top level.
+        #[arg(long)]
+        installer: Option<PathBuf>,
     },
     /// Verify a bundle against a minisign public key; unpack it with --dest.
     VerifyBundle {
@@ -157,6 +161,7 @@ fn main() -> ExitCode {
             key,
             out,
             compat,
+            installer,
         } => bundle::build(bundle::BundleArgs {
             deb: &deb,
             rpm: rpm.as_deref(),
@@ -166,6 +171,7 @@ fn main() -> ExitCode {
             key: &key,
             out: &out,
             compat: compat.as_deref(),
+            installer: installer.as_deref(),
         })
         .map(|p| println!("{}", p.display())),
         Command::VerifyBundle {

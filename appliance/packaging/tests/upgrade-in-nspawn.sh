@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Real upgrade test: a minimal Debian 12 (rootfs.sh) booted with systemd as
-# PID 1 and the network off. Inside, release N is installed from its offline
-# bundle, records are created through the API, and mogothrow77-upgrade
+# Real install and upgrade test: a minimal Debian 12 (rootfs.sh) booted with
+# systemd as PID 1 and the network off. Inside, release N is installed from
+# its offline bundle by mogothrow77-install (after its --check, and a
+# refused --check on an unsupported OS), the installer is run again (safe),
+# records are created through the API, and mogothrow77-upgrade
 # (the packaged tool) upgrades it to fixture releases built from this source
 # (scripts/test: N+1 adds an expand migration, N+2 a contract migration):
 # - N → N+2 refused with the required stop named (nothing changed);
@@ -45,6 +47,8 @@ cp "$n1" "$root/root/n1.zip"
 cp "$n2" "$root/root/n2.zip"
 cp "$pub" "$root/root/release.pub"
 install -m 0755 "$fault_tool" "$root/root/upgrade-fault-injection"
+# The installer as the bundle ships it (verified with the bundle).
+install -m 0755 "$unpacked/mogothrow77-install" "$root/root/mogothrow77-install"
 echo 'deb [trusted=yes] file:/root/bundle ./' >"$root/root/apt-sources.list"
 
 cat >"$root/root/upgrade-test.sh" <<'EOF'
@@ -63,6 +67,13 @@ matrix() {
     grep -qx "FAIL $name" "$out" && { echo "matrix $row | FAILED ($name)" >>"$out"; return; }
   done
   echo "matrix $row" >>"$out"
+}
+expect() {  # CODE PATTERN COMMAND...: exit code and output
+  local code=$1 pattern=$2; shift 2
+  "$@" >/root/last.txt 2>&1
+  local got=$?
+  cat /root/last.txt >>"$log"
+  [ "$got" = "$code" ] && grep -q -- "$pattern" /root/last.txt
 }
 api=https://localhost:8443
 password='correct horse battery staple 77'
@@ -96,10 +107,18 @@ healthy_on() {
     && [ "$(dpkg-query -W -f '${Version}' mogothrow77)" = "$1-1" ] && records_intact
 }
 
-apt_offline="-o Dir::Etc::SourceList=/root/apt-sources.list -o Dir::Etc::SourceParts=-"
-check apt-update apt-get $apt_offline update
-check install-n env DEBIAN_FRONTEND=noninteractive apt-get $apt_offline install -y mogothrow77
+# Release N goes in with the installer from its bundle (no network).
+installer() { /root/mogothrow77-install /root/n0.zip --public-key /root/release.pub "$@"; }
+printf 'ID=fedora\nVERSION_ID="40"\n' >/root/fedora-os-release
+check installer-refuses-unsupported-os expect 10 "FAIL  os: fedora-40 is not supported" installer --check --os-release /root/fedora-os-release
+check installer-names-the-fix grep -q "fix: install on one of: .*debian-12" /root/last.txt
+check installer-check expect 0 "all checks passed" installer --check
+check installer-check-changed-nothing sh -c '! dpkg-query -W mogothrow77'
+check install-n expect 0 "first-admin setup link" installer
+check install-prints-console grep -q "^console: https://" /root/last.txt
 check n-ready wait_ready
+check installer-rerun-is-safe expect 0 "installed already: .* is installed" installer
+check installer-rerun-ready wait_ready
 N=$(mogothrow77 version | cut -d' ' -f2)
 N1=$(mogothrow77-upgrade check /root/n1.zip --public-key /root/release.pub | sed -n 's/.*target: \([0-9.]*\).*/\1/p')
 N2=$(mogothrow77-upgrade check /root/n2.zip --public-key /root/release.pub | sed -n 's/.*target: \([0-9.]*\).*/\1/p')
@@ -145,13 +164,6 @@ reset_to_n() {
 }
 
 # --- refusals and the happy path -------------------------------------------
-expect() {  # CODE PATTERN COMMAND...: exit code and output
-  local code=$1 pattern=$2; shift 2
-  "$@" >/root/last.txt 2>&1
-  local got=$?
-  cat /root/last.txt >>"$log"
-  [ "$got" = "$code" ] && grep -q -- "$pattern" /root/last.txt
-}
 check skip-stop-refused expect 10 "must stop at $N1 first" upgrade apply /root/n2.zip
 check skip-stop-changed-nothing healthy_on "$N"
 cp /root/n1.zip /root/tampered.zip

@@ -1,0 +1,265 @@
+//! `mogothrow77-install`: installs the appliance from a signed offline
+//! bundle on a Debian or Ubuntu host. Verifies the bundle, runs the host
+//! checks (printing each with what to do when it fails), installs the
+//! package from the bundle with apt (no network: the bundle is the only
+//! package source), starts the service, waits for READY and `/readyz`, and
+//! prints the console URL and the first-admin setup link. `--check` runs
+//! the checks only. Running it again is safe.
+//!
+//! Exit codes (docs/install.md): 0 done, 2 usage, 10 refused before
+//! changing anything, 11 stopped and needs an admin.
+
+mod preflight;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use mogothrow77_upgrade::release::{self, OpenError, Release};
+use mogothrow77_upgrade::{probe, settings, system, Exit};
+
+const INSTALLED_BINARY: &str = "/usr/bin/mogothrow77";
+const CONFIG: &str = "/etc/mogothrow77/config.toml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mogothrow77-install",
+    version,
+    about = "Install Mogothrow77 from a signed offline bundle"
+)]
+struct Cli {
+    /// The offline bundle (mogothrow77-<version>-offline.zip), or a
+    /// directory it was unpacked into with `unzip`.
+    bundle: PathBuf,
+    /// The vendor's minisign public key (from the release notes, received
+    /// out of band).
+    #[arg(long = "public-key", value_name = "FILE", required = true)]
+    public_keys: Vec<PathBuf>,
+    /// Run the host checks only; change nothing.
+    #[arg(long)]
+    check: bool,
+    /// Where the installer unpacks the bundle and keeps its apt state.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/mogothrow77-install"
+    )]
+    work_dir: PathBuf,
+    /// Where the host's OS is described.
+    #[arg(long, value_name = "PATH", default_value = "/etc/os-release")]
+    os_release: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Done
+            } as u8);
+        }
+    };
+    ExitCode::from(install(&cli) as u8)
+}
+
+fn refuse(message: &str) -> Exit {
+    println!("REFUSED  {message}");
+    println!("nothing was changed");
+    Exit::Refused
+}
+
+fn stopped(message: &str) -> Exit {
+    println!("STOPPED  {message}");
+    println!("see docs/install.md#when-the-installer-stops");
+    Exit::NeedsAdmin
+}
+
+fn install(cli: &Cli) -> Exit {
+    let release = match open_bundle(cli) {
+        Ok(r) => r,
+        Err(OpenError::Key(e)) => {
+            println!("{e}");
+            return Exit::Usage;
+        }
+        Err(OpenError::Refused(e)) => return refuse(&e),
+    };
+    println!(
+        "ok    bundle {} {} (commit {}): signature and {} file digests verified",
+        release.manifest.product,
+        release.manifest.version,
+        release.manifest.commit,
+        release.manifest.files.len()
+    );
+    let checks = preflight::run(
+        &release,
+        &preflight::Host {
+            os_release: &cli.os_release,
+            meminfo: Path::new("/proc/meminfo"),
+            installed_binary: Path::new(INSTALLED_BINARY),
+        },
+    );
+    for c in &checks {
+        if c.passed {
+            println!("ok    {}: {}", c.name, c.detail);
+        } else {
+            println!("FAIL  {}: {}", c.name, c.detail);
+            println!("      fix: {}", c.fix);
+        }
+    }
+    let failed = checks.iter().filter(|c| !c.passed).count();
+    if failed > 0 {
+        return refuse(&format!("{failed} check(s) failed; fix them and run again"));
+    }
+    if cli.check {
+        println!("all checks passed; nothing was changed (--check)");
+        return Exit::Done;
+    }
+    let reinstall = preflight::is_reinstall(&release, Path::new(INSTALLED_BINARY));
+    if !reinstall {
+        let started = Instant::now();
+        if let Err(e) = install_package(cli, &release) {
+            return stopped(&format!("installing the package failed: {e}"));
+        }
+        println!(
+            "ok    installed mogothrow77 {} from the bundle in {:.1} s",
+            release.target,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let started = Instant::now();
+    if let Err(e) = system::start_service() {
+        return stopped(&format!("the service does not start: {e}"));
+    }
+    let settings = match settings::load(Path::new(CONFIG)) {
+        Ok(s) => s,
+        Err(e) => return stopped(&e),
+    };
+    match probe::wait_ready(
+        settings.probe_addr,
+        &settings.cert_file,
+        Duration::from_secs(120),
+    ) {
+        Ok(ready) if ready.version == release.target.to_string() => println!(
+            "ok    service ready in {:.1} s: /readyz answers version {}, schema level {}",
+            started.elapsed().as_secs_f64(),
+            ready.version,
+            ready.schema_level
+        ),
+        Ok(ready) => {
+            return stopped(&format!(
+                "/readyz answers version {}, not {}",
+                ready.version, release.target
+            ))
+        }
+        Err(e) => return stopped(&format!("the service is not ready: {e}")),
+    }
+    first_admin();
+    Exit::Done
+}
+
+fn open_bundle(cli: &Cli) -> Result<Release, OpenError> {
+    if cli.bundle.is_dir() {
+        return release::open_any(&cli.bundle, &cli.public_keys, &cli.work_dir);
+    }
+    let dest = cli.work_dir.join("bundle");
+    let io = |e: std::io::Error| OpenError::Refused(format!("{}: {e}", cli.work_dir.display()));
+    if dest.exists() {
+        fs::remove_dir_all(&dest).map_err(io)?;
+    }
+    fs::create_dir_all(&cli.work_dir).map_err(io)?;
+    fs::set_permissions(
+        &cli.work_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .map_err(io)?;
+    release::open_any(&cli.bundle, &cli.public_keys, &dest)
+}
+
+/// apt with the bundle's packages as the only source, its own lists
+/// directory (the host's apt state is left alone), and the maintainer
+/// scripts told not to start the service (the installer starts it).
+fn install_package(cli: &Cli, release: &Release) -> Result<(), String> {
+    let packages = release.dir.join("packages/debian12");
+    if !packages.join("Packages").is_file() {
+        return Err(format!(
+            "the bundle has no apt index in {}",
+            packages.display()
+        ));
+    }
+    let apt = cli.work_dir.join("apt");
+    let lists = apt.join("lists");
+    fs::create_dir_all(lists.join("partial")).map_err(|e| format!("{}: {e}", lists.display()))?;
+    let sources = apt.join("sources.list");
+    // trusted=yes: every file of the bundle was verified against the
+    // vendor's signature above.
+    fs::write(
+        &sources,
+        format!("deb [trusted=yes] file:{} ./\n", packages.display()),
+    )
+    .map_err(|e| format!("{}: {e}", sources.display()))?;
+    let apt_get = |args: &[&str]| {
+        let mut cmd = Command::new("apt-get");
+        cmd.arg("-o")
+            .arg(format!("Dir::Etc::SourceList={}", sources.display()))
+            .args(["-o", "Dir::Etc::SourceParts=-"])
+            .arg("-o")
+            .arg(format!("Dir::State::Lists={}", lists.display()))
+            .args(["-o", "APT::Get::List-Cleanup=0"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .env("MOGOTHROW77_NO_START", "1");
+        system::run(&mut cmd)
+    };
+    apt_get(&["update", "-q"])?;
+    apt_get(&[
+        "install",
+        "-y",
+        "-q",
+        "-o",
+        "Dpkg::Options::=--force-confdef",
+        "-o",
+        "Dpkg::Options::=--force-confold",
+        "mogothrow77",
+    ])?;
+    Ok(())
+}
+
+/// The console URL, and the first-admin setup link while no user exists.
+fn first_admin() {
+    let out = Command::new(INSTALLED_BINARY)
+        .args(["--config", CONFIG, "admin", "setup-token"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let link = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            let console = link.split("/setup#").next().unwrap_or_default();
+            println!("console: {console}/");
+            println!("first-admin setup link (one-time, valid 24 hours; `mogothrow77 admin setup-token` issues a new one):");
+            println!("  {link}");
+        }
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stderr).to_string();
+            if text.contains("users exist already") {
+                println!("users exist already: sign in to the console");
+            } else {
+                println!("note  no setup link: {}", text.trim());
+            }
+        }
+        Err(e) => println!("note  no setup link: cannot run {INSTALLED_BINARY}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

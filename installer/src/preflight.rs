@@ -1,0 +1,390 @@
+//! The host checks the installer runs before it changes anything. Each
+//! says what it found and, when it fails, what to do.
+
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mogothrow77_upgrade::release::Release;
+use mogothrow77_upgrade::{host, system};
+
+/// The port the package's configuration listens on.
+pub const HTTPS_PORT: u16 = 8443;
+const MIN_MEMORY_KIB: u64 = 1024 * 1024;
+const MIN_STATE_FREE: u64 = 1 << 30;
+const MIN_USR_FREE: u64 = 300 << 20;
+
+#[derive(Debug)]
+pub struct Check {
+    pub name: &'static str,
+    pub passed: bool,
+    pub detail: String,
+    /// What to do when it failed.
+    pub fix: String,
+}
+
+fn pass(name: &'static str, detail: String) -> Check {
+    Check {
+        name,
+        passed: true,
+        detail,
+        fix: String::new(),
+    }
+}
+
+fn fail(name: &'static str, detail: String, fix: &str) -> Check {
+    Check {
+        name,
+        passed: false,
+        detail,
+        fix: fix.to_string(),
+    }
+}
+
+/// What the checks look at; paths are parameters so tests can point them
+/// elsewhere.
+pub struct Host<'a> {
+    pub os_release: &'a Path,
+    pub meminfo: &'a Path,
+    pub installed_binary: &'a Path,
+}
+
+pub fn run(release: &Release, host_paths: &Host<'_>) -> Vec<Check> {
+    vec![
+        os(release, host_paths.os_release),
+        arch(),
+        systemd(),
+        package_manager(),
+        memory(host_paths.meminfo),
+        disk(
+            "/var/lib",
+            MIN_STATE_FREE,
+            "the appliance's state and its database",
+        ),
+        disk("/usr", MIN_USR_FREE, "the programs"),
+        port(),
+        postgresql(release),
+        clock(release),
+        installed(release, host_paths.installed_binary),
+    ]
+}
+
+fn os(release: &Release, os_release: &Path) -> Check {
+    let supported = release
+        .data
+        .release(release.target)
+        .map(|r| r.os.clone())
+        .unwrap_or_default();
+    match host::os_name(os_release) {
+        Ok(os) if supported.contains(&os) => pass("os", format!("{os} is supported")),
+        Ok(os) => fail(
+            "os",
+            format!("{os} is not supported by {}", release.target),
+            &format!("install on one of: {}", supported.join(", ")),
+        ),
+        Err(e) => fail("os", e, "this host has no readable /etc/os-release"),
+    }
+}
+
+fn arch() -> Check {
+    let arch = std::env::consts::ARCH;
+    if arch == "x86_64" {
+        pass("cpu", arch.to_string())
+    } else {
+        fail(
+            "cpu",
+            arch.to_string(),
+            "the release is built for x86_64 hosts only",
+        )
+    }
+}
+
+fn systemd() -> Check {
+    if Path::new("/run/systemd/system").is_dir() {
+        pass("systemd", "systemd is the service manager".to_string())
+    } else {
+        fail(
+            "systemd",
+            "systemd is not running as the init system".to_string(),
+            "boot the host with systemd; the package runs the appliance as a systemd service \
+             (containers: use the OCI image instead)",
+        )
+    }
+}
+
+fn package_manager() -> Check {
+    if Path::new("/usr/bin/dpkg").is_file() && Path::new("/usr/bin/apt-get").is_file() {
+        pass("packages", "dpkg and apt-get are present".to_string())
+    } else if Path::new("/usr/bin/rpm").is_file() {
+        fail(
+            "packages",
+            "an RPM-based host".to_string(),
+            "this installer handles Debian and Ubuntu hosts; on RHEL-family hosts install the \
+             bundle's .rpm with dnf (docs/install.md#from-the-rpm-rhel-8-and-newer-and-compatible)",
+        )
+    } else {
+        fail(
+            "packages",
+            "neither dpkg/apt-get nor rpm found".to_string(),
+            "install on a Debian, Ubuntu or RHEL-family host",
+        )
+    }
+}
+
+fn memory(meminfo: &Path) -> Check {
+    let total = std::fs::read_to_string(meminfo).ok().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+    });
+    match total {
+        Some(kib) if kib >= MIN_MEMORY_KIB => pass("memory", format!("{} MiB", kib / 1024)),
+        Some(kib) => fail(
+            "memory",
+            format!("{} MiB", kib / 1024),
+            "give the host at least 1 GiB of memory",
+        ),
+        None => fail(
+            "memory",
+            format!("cannot read MemTotal from {}", meminfo.display()),
+            "run on a Linux host with /proc mounted",
+        ),
+    }
+}
+
+fn disk(path: &'static str, need: u64, what: &str) -> Check {
+    let name = if path == "/usr" {
+        "disk /usr"
+    } else {
+        "disk /var/lib"
+    };
+    match system::free_bytes(Path::new(path)) {
+        Ok(free) if free >= need => pass(name, format!("{} MiB free", free >> 20)),
+        Ok(free) => fail(
+            name,
+            format!("{} MiB free; {what} need {} MiB", free >> 20, need >> 20),
+            &format!("free space on the filesystem holding {path}"),
+        ),
+        Err(e) => fail(name, e, "check the filesystem"),
+    }
+}
+
+fn port() -> Check {
+    let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, HTTPS_PORT);
+    match TcpListener::bind(addr) {
+        Ok(_) => pass("https port", format!("{HTTPS_PORT} is free")),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && service_active() => pass(
+            "https port",
+            format!("{HTTPS_PORT} is served by mogothrow77 (installed already)"),
+        ),
+        Err(e) => fail(
+            "https port",
+            format!("{HTTPS_PORT} cannot be used: {e}"),
+            &format!(
+                "stop what listens on {HTTPS_PORT} (`ss -ltnp 'sport = :{HTTPS_PORT}'`), or \
+                 install, then set `listen` in /etc/mogothrow77/config.toml"
+            ),
+        ),
+    }
+}
+
+fn service_active() -> bool {
+    std::process::Command::new("systemctl")
+        .args(["is-active", "--quiet", system::SERVICE])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A supported PostgreSQL on the host, or one the bundle brings for
+/// managed mode.
+fn postgresql(release: &Release) -> Check {
+    let supported = release
+        .data
+        .release(release.target)
+        .map(|r| r.postgresql.clone())
+        .unwrap_or_default();
+    let installed: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|major| Path::new(&format!("/usr/lib/postgresql/{major}/bin/postgres")).is_file())
+        .collect();
+    if let Some(major) = installed.iter().filter(|m| supported.contains(m)).max() {
+        return pass(
+            "postgresql",
+            format!("PostgreSQL {major} is installed (managed mode uses it)"),
+        );
+    }
+    let bundled: Vec<u32> = supported
+        .iter()
+        .copied()
+        .filter(|major| {
+            !release
+                .listed(&format!("packages/debian12/postgresql-{major}_"), ".deb")
+                .is_empty()
+        })
+        .collect();
+    match bundled.iter().max() {
+        Some(major) => pass(
+            "postgresql",
+            format!("PostgreSQL {major} comes from the bundle (managed mode)"),
+        ),
+        None => fail(
+            "postgresql",
+            format!(
+                "no supported PostgreSQL ({}) on the host or in the bundle",
+                supported
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "install a supported PostgreSQL server package, or use the offline bundle that \
+             carries PostgreSQL",
+        ),
+    }
+}
+
+fn clock(release: &Release) -> Check {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let built = release.manifest.created;
+    let day = 86_400;
+    if now + day < built {
+        fail(
+            "clock",
+            format!("the clock says {now} (Unix time), before the bundle was made ({built})"),
+            "set the clock (`timedatectl set-time`, or NTP): certificates and sessions depend on it",
+        )
+    } else if now > built + 10 * 365 * day {
+        fail(
+            "clock",
+            format!("the clock says {now} (Unix time), over ten years after the bundle was made"),
+            "set the clock (`timedatectl set-time`, or NTP)",
+        )
+    } else {
+        pass("clock", "plausible (after the bundle was made)".to_string())
+    }
+}
+
+fn installed(release: &Release, binary: &Path) -> Check {
+    match host::installed_version(binary) {
+        Ok(None) => pass("not installed yet", "a new installation".to_string()),
+        Ok(Some(v)) if v == release.target => pass(
+            "installed already",
+            format!("{v} is installed: the installer checks it and starts it if needed"),
+        ),
+        Ok(Some(v)) if v < release.target => fail(
+            "installed already",
+            format!("{v} is installed"),
+            &format!(
+                "upgrade with `mogothrow77-upgrade apply` and this bundle ({} → {})",
+                v, release.target
+            ),
+        ),
+        Ok(Some(v)) => fail(
+            "installed already",
+            format!(
+                "{v}, newer than the bundle's {}, is installed",
+                release.target
+            ),
+            "nothing to install; downgrades are not supported",
+        ),
+        Err(e) => fail(
+            "installed already",
+            e,
+            "repair or remove the installed package",
+        ),
+    }
+}
+
+/// Whether the version in the check list is the target (for re-runs).
+pub fn is_reinstall(release: &Release, binary: &Path) -> bool {
+    matches!(host::installed_version(binary), Ok(Some(v)) if v == release.target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use offline_bundle::{FileEntry, Manifest};
+
+    fn release(created: u64, files: &[&str]) -> Release {
+        let data = compat::CompatData::parse(
+            "[[release]]\nversion = \"1.0.0\"\nschema_level = 1\nupgrade_from = []\n\
+             required_stops = []\npostgresql = [15, 16]\nos = [\"debian-12\"]\n\
+             kubernetes = { min = \"1.27\", max = \"1.30\" }\n",
+            "test",
+        )
+        .expect("compat");
+        Release {
+            target: compat::Version(1, 0, 0),
+            data,
+            manifest: Manifest {
+                format: 1,
+                product: "mogothrow77".to_string(),
+                version: "1.0.0".to_string(),
+                commit: "0123456789ab".to_string(),
+                created,
+                files: files
+                    .iter()
+                    .map(|p| FileEntry {
+                        path: p.to_string(),
+                        size: 0,
+                        sha256: "0".repeat(64),
+                    })
+                    .collect(),
+            },
+            dir: "/nonexistent".into(),
+        }
+    }
+
+    #[test]
+    fn checks_say_what_they_found_and_what_to_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = release(
+            1_700_000_000,
+            &["packages/debian12/postgresql-15_15.18_amd64.deb"],
+        );
+
+        let os = dir.path().join("os-release");
+        std::fs::write(&os, "ID=debian\nVERSION_ID=\"12\"\n").expect("write");
+        assert!(super::os(&r, &os).passed);
+        std::fs::write(&os, "ID=fedora\nVERSION_ID=\"40\"\n").expect("write");
+        let c = super::os(&r, &os);
+        assert!(!c.passed);
+        assert!(
+            c.detail.contains("fedora-40") && c.fix.contains("debian-12"),
+            "{c:?}"
+        );
+
+        let mem = dir.path().join("meminfo");
+        std::fs::write(&mem, "MemTotal:        2048000 kB\nMemFree: 1 kB\n").expect("write");
+        assert!(memory(&mem).passed);
+        std::fs::write(&mem, "MemTotal:         512000 kB\n").expect("write");
+        let c = memory(&mem);
+        assert!(!c.passed && c.fix.contains("1 GiB"), "{c:?}");
+
+        assert!(clock(&r).passed);
+        let future = release(u64::MAX / 2, &[]);
+        assert!(!clock(&future).passed);
+
+        let bin = dir.path().join("mogothrow77");
+        assert!(installed(&r, &bin).passed, "nothing installed");
+        std::fs::write(
+            &bin,
+            "#!/bin/sh\necho 'mogothrow77 0.9.0 (commit 0123456789ab, schema level 1)'\n",
+        )
+        .expect("write");
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let c = installed(&r, &bin);
+        assert!(
+            !c.passed && c.fix.contains("mogothrow77-upgrade apply"),
+            "{c:?}"
+        );
+    }
+}
