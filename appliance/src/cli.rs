@@ -47,6 +47,13 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Replace the managed database with a `backup` archive (the service
+    /// must be stopped; every change since the backup is lost).
+    Restore {
+        /// The archive `backup` wrote.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
     /// Administration of people and access.
     Admin {
         #[command(subcommand)]

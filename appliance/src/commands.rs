@@ -105,6 +105,61 @@ pub async fn backup(settings: Settings, out: std::path::PathBuf) -> Exit {
     }
 }
 
+/// `restore --from FILE`: the managed database replaced by an archive.
+/// The archive is read before anything is dropped; the restore runs in one
+/// transaction into a freshly created database.
+pub async fn restore(settings: Settings, from: std::path::PathBuf) -> Exit {
+    let result = async {
+        startup::become_service_user(&settings)?;
+        let DatabaseTarget::Managed { bin_dir } = &settings.database else {
+            return Err(StartError::Other(
+                "restore replaces the managed database only; restore an external database \
+                 with your DBA's tools (pg_restore into an empty database, as the owner role; \
+                 docs/upgrade.md#restoring-the-backup)"
+                    .to_string(),
+            ));
+        };
+        let state = &settings.config.state_dir;
+        let binaries = backup::client_binaries(bin_dir.as_deref(), Some(&state.join("postgres")))
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        let entries =
+            backup::entries(&binaries, &from).map_err(|e| StartError::Other(e.to_string()))?;
+        let database = startup::open_database(&settings, Purpose::Restore).await?;
+        let outcome = async {
+            let pg = crate::db::managed::ManagedPostgres::prepare(
+                state,
+                bin_dir.as_deref(),
+                settings.config.database.pool_size + 10,
+            )
+            .await?;
+            pg.recreate_database().await?;
+            let env = pg.superuser_env();
+            let from = from.clone();
+            tokio::task::spawn_blocking(move || backup::restore(&binaries, env, &from))
+                .await
+                .map_err(|e| StartError::Other(format!("the restore task failed: {e}")))?
+                .map_err(|e| StartError::Other(e.to_string()))
+        }
+        .await;
+        database.close().await;
+        outcome.map(|()| entries)
+    }
+    .await;
+    match result {
+        Ok(entries) => {
+            println!(
+                "restored {} ({entries} archive entries) into the managed database",
+                from.display()
+            );
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("mogothrow77 restore: {e}");
+            e.exit()
+        }
+    }
+}
+
 /// `check`: every check prints one line; exit 0 only when all pass.
 pub async fn check(settings: Settings) -> Exit {
     println!("ok    configuration is valid");

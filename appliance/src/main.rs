@@ -47,6 +47,7 @@ fn main() -> ExitCode {
             Command::Check => commands::check(settings).await,
             Command::Version => commands::version(),
             Command::Backup { out } => commands::backup(settings, out).await,
+            Command::Restore { from } => commands::restore(settings, from).await,
             Command::Admin {
                 command: AdminCommand::SetupToken,
             } => commands::setup_token(settings).await,

@@ -108,6 +108,9 @@ pub enum Purpose {
     Migrate,
     /// `check`: uses the running cluster; never creates or starts one.
     Check,
+    /// `restore`: like `migrate`, but never while `serve` runs (it
+    /// replaces the database under it).
+    Restore,
 }
 
 /// Opens the configured database for `purpose`.
@@ -151,6 +154,12 @@ pub async fn open_database(settings: &Settings, purpose: Purpose) -> Result<Data
             (lock, false)
         }
         // `serve` holds the lock: use its cluster.
+        (Purpose::Restore, None) => {
+            return Err(StartError::Other(format!(
+                "the service is running on state_dir {}: stop it first (systemctl stop mogothrow77)",
+                settings.config.state_dir.display()
+            )))
+        }
         (Purpose::Migrate | Purpose::Check, None) if running => {
             return Ok(Database {
                 connections,
@@ -161,9 +170,11 @@ pub async fn open_database(settings: &Settings, purpose: Purpose) -> Result<Data
         (Purpose::Migrate | Purpose::Check, None) => {
             return Err(not_running(" (another mogothrow77 process is starting it)"))
         }
-        (Purpose::Migrate | Purpose::Check, Some(lock)) if running => (lock, true),
+        (Purpose::Migrate | Purpose::Check | Purpose::Restore, Some(lock)) if running => {
+            (lock, true)
+        }
         (Purpose::Check, Some(_)) => return Err(not_running("")),
-        (Purpose::Migrate, Some(lock)) => (lock, false),
+        (Purpose::Migrate | Purpose::Restore, Some(lock)) => (lock, false),
     };
     if use_running {
         return Ok(Database {

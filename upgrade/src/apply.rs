@@ -32,6 +32,10 @@ pub struct Options {
     pub work_dir: PathBuf,
     pub os_release: PathBuf,
     pub json: bool,
+    /// `rollback --restore-backup`: when the previous release cannot run
+    /// on the schema, restore the upgrade's backup (losing every change
+    /// made since) instead of stopping.
+    pub restore_backup: bool,
 }
 
 /// Progress lines: standard output, or standard error when `--json` keeps
@@ -670,8 +674,17 @@ fn recover(
     };
     // The previous release must be able to run on the schema as it is now
     // (the rollback window: only expand migrations since it).
-    let unfit = match system::schema_fit(&previous_binary, config) {
+    let fit = system::schema_fit(&previous_binary, config);
+    let restore = fit == SchemaFit::TooNew && opts.restore_backup;
+    if opts.restore_backup && !restore {
+        report.line(&format!(
+            "the backup is not needed: {} can run on the database as it is",
+            journal.from
+        ));
+    }
+    let unfit = match fit {
         SchemaFit::Runs | SchemaFit::Pending => None,
+        SchemaFit::TooNew if restore => None,
         SchemaFit::TooNew => Some((
             "the-schema-is-past-the-rollback-window",
             format!(
@@ -697,6 +710,33 @@ fn recover(
         return exit;
     }
     let _ = system::stop_service();
+    if restore {
+        let Some(backup) = journal.backup.clone() else {
+            return needs_admin(
+                journal,
+                "restoring-the-backup-failed",
+                "the journal names no backup".to_string(),
+            );
+        };
+        // The binary installed now restores: restoring does not depend on
+        // the schema, and it is the release that knows this state_dir.
+        let restored = system::server(
+            Path::new(INSTALLED_BINARY),
+            config,
+            &["restore", "--from", &backup.display().to_string()],
+        );
+        if let Err(e) = restored {
+            return needs_admin(
+                journal,
+                "restoring-the-backup-failed",
+                format!("restoring {} failed: {e}", backup.display()),
+            );
+        }
+        report.line(&format!(
+            "restored the backup {} taken before the upgrade; changes made since are gone",
+            backup.display()
+        ));
+    }
     if !previous_installed {
         let previous = journal.previous_package.clone().unwrap_or_default();
         if let Err(e) = system::install_package(&previous) {
@@ -731,11 +771,19 @@ fn recover(
             )
         }
     }
+    let with_backup = if restore {
+        " with the backup restored"
+    } else {
+        ""
+    };
     journal.outcome = Outcome::RolledBack;
-    journal.message = Some(format!("rolled back to {}: {reason}", journal.from));
+    journal.message = Some(format!(
+        "rolled back to {}{with_backup}: {reason}",
+        journal.from
+    ));
     let _ = work.save(journal);
     report.line(&format!(
-        "ROLLED BACK  {} runs again and is ready; the upgrade failed: {reason}",
+        "ROLLED BACK  {} runs again{with_backup} and is ready ({reason})",
         journal.from
     ));
     Exit::Failed

@@ -70,6 +70,11 @@ enum Command {
     Rollback {
         #[command(flatten)]
         common: Common,
+        /// When the previous release cannot run on the schema (a contract
+        /// migration ran), restore the database backup the upgrade took —
+        /// every change made since is lost — instead of stopping.
+        #[arg(long)]
+        restore_backup: bool,
     },
     /// Show the journal of the last upgrade.
     Status {
@@ -139,14 +144,19 @@ fn main() -> ExitCode {
             work_dir: common.work_dir,
             os_release,
             json: common.json,
+            restore_backup: false,
         }),
-        Command::Rollback { common } => apply::rollback(&apply::Options {
+        Command::Rollback {
+            common,
+            restore_backup,
+        } => apply::rollback(&apply::Options {
             bundle: PathBuf::new(),
             public_keys: Vec::new(),
             config: common.config,
             work_dir: common.work_dir,
             os_release: PathBuf::from("/etc/os-release"),
             json: common.json,
+            restore_backup,
         }),
         Command::Status { common } => apply::status(&common.work_dir, common.json),
     };

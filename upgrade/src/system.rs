@@ -137,7 +137,9 @@ pub fn repack_installed(out_dir: &Path, scratch: &Path) -> Result<PathBuf, Strin
         .map(|l| format!("{l}\n"))
         .collect();
     fs::write(control_dir.join("control"), control).map_err(io(&control_dir))?;
-    let info = Path::new("/var/lib/dpkg/info");
+    // dpkg's own list of the package's control files (not its database
+    // layout, which is dpkg's business).
+    let control_files = run(Command::new("dpkg-query").args(["--control-path", PACKAGE]))?;
     for (name, mode) in [
         ("conffiles", 0o644),
         ("md5sums", 0o644),
@@ -146,10 +148,14 @@ pub fn repack_installed(out_dir: &Path, scratch: &Path) -> Result<PathBuf, Strin
         ("prerm", 0o755),
         ("postrm", 0o755),
     ] {
-        let source = info.join(format!("{PACKAGE}.{name}"));
-        if source.is_file() {
+        let suffix = format!(".{name}");
+        let found = control_files
+            .lines()
+            .map(|l| Path::new(l.trim()))
+            .find(|p| p.to_string_lossy().ends_with(&suffix));
+        if let Some(source) = found.filter(|p| p.is_file()) {
             let dest = control_dir.join(name);
-            fs::copy(&source, &dest).map_err(io(&source))?;
+            fs::copy(source, &dest).map_err(io(source))?;
             fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(mode))
                 .map_err(io(&dest))?;
         }

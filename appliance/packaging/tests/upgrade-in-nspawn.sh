@@ -12,7 +12,7 @@
 #   migration left to run (its service downtime is printed);
 # - N+1 → N refused as a downgrade; a tampered bundle refused;
 # - N+1 → N+2 applied; its rollback refused with the backup named (exit 11)
-#   while N+2 keeps serving;
+#   while N+2 keeps serving; then `rollback --restore-backup` back to N+1;
 # - the fault matrix on N → N+1, each from a fresh copy of the installed N:
 #   the tool SIGKILLed after every step (a build with the fault-injection
 #   feature), then `apply` rerun and, separately, `rollback` run; a failing
@@ -190,6 +190,9 @@ check n2-healthy healthy_on "$N2"
 check rollback-past-window-refused expect 11 "the-schema-is-past-the-rollback-window" mogothrow77-upgrade rollback
 check rollback-refusal-names-backup grep -q "database.dump" /root/last.txt
 check n2-still-serving healthy_on "$N2"
+check rollback-with-backup expect 0 "ROLLED BACK  $N1 runs again with the backup restored" mogothrow77-upgrade rollback --restore-backup
+check restored-healthy healthy_on "$N1"
+check restored-schema-is-n1s sh -c "mogothrow77 migrate --check | grep -q 'no pending migrations'"
 
 # --- the fault matrix on N → N+1 ------------------------------------------
 fi_apply() { MOGOTHROW77_UPGRADE_FAULT=$1 /root/upgrade-fault-injection apply /root/n1.zip --public-key /root/release.pub >>"$log" 2>&1; }

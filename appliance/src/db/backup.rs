@@ -23,6 +23,10 @@ pub enum BackupError {
     Spawn { program: String, reason: String },
     #[error("pg_dump failed ({status}): {stderr}")]
     Dump { status: String, stderr: String },
+    #[error("{path} is not a readable pg_dump archive ({stderr}); nothing was changed")]
+    NotAnArchive { path: String, stderr: String },
+    #[error("pg_restore failed ({status}): {stderr}; the database is empty: fix the cause and restore again")]
+    Restore { status: String, stderr: String },
     #[error("the archive {path} does not read back ({stderr}); it was removed")]
     Unreadable { path: String, stderr: String },
 }
@@ -146,27 +150,77 @@ pub fn dump(
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         });
     }
-    let pg_restore = binaries.bin_dir.join("pg_restore");
-    let listed = Command::new(&pg_restore)
-        .arg("--list")
-        .arg(out)
-        .output()
-        .map_err(spawn_err(&pg_restore))?;
-    if !listed.status.success() {
+    let entries = entries(binaries, out).map_err(|e| {
         let _ = std::fs::remove_file(out);
-        return Err(BackupError::Unreadable {
-            path: out.display().to_string(),
-            stderr: String::from_utf8_lossy(&listed.stderr).trim().to_string(),
-        });
-    }
-    let entries = String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        .count();
+        match e {
+            BackupError::NotAnArchive { path, stderr } => BackupError::Unreadable { path, stderr },
+            other => other,
+        }
+    })?;
     let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     Ok(Summary {
         path: out.to_path_buf(),
         bytes,
         entries,
     })
+}
+
+/// Reads an archive's table of contents (`pg_restore --list`): the check
+/// that comes before anything is dropped for a restore.
+pub fn entries(binaries: &PgBinaries, archive: &Path) -> Result<usize, BackupError> {
+    let pg_restore = binaries.bin_dir.join("pg_restore");
+    let listed = Command::new(&pg_restore)
+        .arg("--list")
+        .arg(archive)
+        .output()
+        .map_err(|e| BackupError::Spawn {
+            program: pg_restore.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    if !listed.status.success() {
+        return Err(BackupError::NotAnArchive {
+            path: archive.display().to_string(),
+            stderr: String::from_utf8_lossy(&listed.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .count())
+}
+
+/// Restores an archive into an empty database, in one transaction,
+/// stopping at the first error.
+pub fn restore(
+    binaries: &PgBinaries,
+    env: Vec<(&'static str, String)>,
+    archive: &Path,
+) -> Result<(), BackupError> {
+    let pg_restore = binaries.bin_dir.join("pg_restore");
+    let out = Command::new(&pg_restore)
+        .args(["--exit-on-error", "--single-transaction", "--no-password"])
+        .arg("--dbname")
+        .arg(
+            env.iter()
+                .find(|(k, _)| *k == "PGDATABASE")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+        )
+        .arg(archive)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(env)
+        .output()
+        .map_err(|e| BackupError::Spawn {
+            program: pg_restore.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(BackupError::Restore {
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
 }

@@ -398,6 +398,30 @@ impl ManagedPostgres {
         })
     }
 
+    /// Drops the appliance's database (ending its sessions) and creates it
+    /// empty again with its roles and grants, for a restore. The cluster
+    /// must be running.
+    pub async fn recreate_database(&self) -> Result<(), ManagedError> {
+        let err = |e: tokio_postgres::Error| ManagedError::Bootstrap(describe_pg_error(&e));
+        let admin = connect_socket(&self.connection(&self.os_user, "postgres")).await?;
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
+            .await
+            .map_err(err)?;
+        bootstrap(self).await
+    }
+
+    /// libpq's settings for the cluster's superuser (the service user) on
+    /// the appliance's database, over the socket.
+    pub fn superuser_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PGHOST", self.layout.socket_dir.display().to_string()),
+            ("PGPORT", PORT.to_string()),
+            ("PGUSER", self.os_user.clone()),
+            ("PGDATABASE", DATABASE.to_string()),
+        ]
+    }
+
     /// Starts PostgreSQL, waits until it accepts connections, creates the
     /// roles and database if needed, and supervises it from then on.
     pub async fn start(self) -> Result<Supervisor, ManagedError> {

@@ -77,3 +77,60 @@ fn managed_backup_starts_the_cluster_for_its_run() {
     // The cluster it started for the dump is stopped again.
     assert!(!config.state_dir().join("postgres/postmaster.pid").exists());
 }
+
+/// The number of entries `audit verify` reports (the chain checked whole).
+fn audit_entries(config: &AppConfig) -> String {
+    let verified = config.run(&["audit", "verify"]);
+    assert_eq!(verified.code(), Some(0), "{}", verified.all());
+    verified
+        .stdout
+        .split("audit log intact: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .expect("entry count")
+        .to_string()
+}
+
+#[test]
+fn managed_restore_brings_back_the_archived_state() {
+    let config = AppConfig::new("");
+    let mut app = config.spawn();
+    app.wait_ready();
+    let archive = config.state_dir().join("before.dump");
+    let path = archive.to_str().expect("path");
+    assert_eq!(config.run(&["backup", "--out", path]).code(), Some(0));
+    let before = audit_entries(&config);
+    // A change after the backup: a setup link issued (an audit entry).
+    assert_eq!(config.run(&["admin", "setup-token"]).code(), Some(0));
+    assert_ne!(audit_entries(&config), before);
+
+    // Never under a running service.
+    let refused = config.run(&["restore", "--from", path]);
+    assert_eq!(refused.code(), Some(1), "{}", refused.all());
+    assert!(
+        refused.stderr.contains("stop it first"),
+        "{}",
+        refused.stderr
+    );
+    app.stop();
+
+    // Not an archive: refused before anything is dropped.
+    let junk = config.state_dir().join("junk.dump");
+    std::fs::write(&junk, b"not an archive").expect("write");
+    let bad = config.run(&["restore", "--from", junk.to_str().expect("path")]);
+    assert_eq!(bad.code(), Some(1), "{}", bad.all());
+    assert!(
+        bad.stderr.contains("not a readable pg_dump archive"),
+        "{}",
+        bad.stderr
+    );
+
+    let restored = config.run(&["restore", "--from", path]);
+    assert_eq!(restored.code(), Some(0), "{}", restored.all());
+    assert!(restored.stdout.contains("restored"), "{}", restored.stdout);
+    let mut app = config.spawn();
+    app.wait_ready();
+    // The change after the backup is gone and the chain is intact.
+    assert_eq!(audit_entries(&config), before);
+    app.stop();
+}
