@@ -57,11 +57,12 @@ pub fn run(release: &Release, host_paths: &Host<'_>) -> Vec<Check> {
         package_manager(),
         memory(host_paths.meminfo),
         disk(
+            "disk /var/lib",
             "/var/lib",
             MIN_STATE_FREE,
             "the appliance's state and its database",
         ),
-        disk("/usr", MIN_USR_FREE, "the programs"),
+        disk("disk /usr", "/usr", MIN_USR_FREE, "the programs"),
         port(),
         postgresql(release),
         clock(release),
@@ -153,12 +154,7 @@ fn memory(meminfo: &Path) -> Check {
     }
 }
 
-fn disk(path: &'static str, need: u64, what: &str) -> Check {
-    let name = if path == "/usr" {
-        "disk /usr"
-    } else {
-        "disk /var/lib"
-    };
+fn disk(name: &'static str, path: &str, need: u64, what: &str) -> Check {
     match system::free_bytes(Path::new(path)) {
         Ok(free) if free >= need => pass(name, format!("{} MiB free", free >> 20)),
         Ok(free) => fail(
@@ -174,7 +170,7 @@ fn port() -> Check {
     let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, HTTPS_PORT);
     match TcpListener::bind(addr) {
         Ok(_) => pass("https port", format!("{HTTPS_PORT} is free")),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && service_active() => pass(
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && system::service_active() => pass(
             "https port",
             format!("{HTTPS_PORT} is served by mogothrow77 (installed already)"),
         ),
@@ -187,13 +183,6 @@ fn port() -> Check {
             ),
         ),
     }
-}
-
-fn service_active() -> bool {
-    std::process::Command::new("systemctl")
-        .args(["is-active", "--quiet", system::SERVICE])
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// A supported PostgreSQL on the host, or one the bundle brings for

@@ -399,9 +399,9 @@ impl Run<'_> {
             return Err(Failure::Refuse(blocker.to_string()));
         }
         let fit = system::schema_fit(&self.new_binary, &self.opts.config);
-        journal.migrations_pending = fit == SchemaFit::Pending;
+        journal.migrations_pending = matches!(fit, SchemaFit::Pending(_));
         match fit {
-            SchemaFit::Runs | SchemaFit::Pending => {}
+            SchemaFit::Runs | SchemaFit::Pending(_) => {}
             SchemaFit::TooNew => {
                 return Err(Failure::Refuse(format!(
                     "the database schema holds contract migrations {} does not know: it was \
@@ -683,7 +683,7 @@ fn recover(
         ));
     }
     let unfit = match fit {
-        SchemaFit::Runs | SchemaFit::Pending => None,
+        SchemaFit::Runs | SchemaFit::Pending(_) => None,
         SchemaFit::TooNew if restore => None,
         SchemaFit::TooNew => Some((
             "the-schema-is-past-the-rollback-window",

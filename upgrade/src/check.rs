@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use compat::{CompatData, Version};
 
 use crate::release::{self, OpenError};
-use crate::{host, system, Exit};
+use crate::system::{self, SchemaFit};
+use crate::{host, Exit};
 
 /// Where packages install the vendor's release public key.
 pub const DEFAULT_PUBLIC_KEY: &str = "/etc/mogothrow77/release-keys/mogothrow77.pub";
@@ -229,30 +230,9 @@ fn schema(release: &release::Release, inputs: &Inputs, scratch: &Path, plan: &mu
             return;
         }
     };
-    let out = std::process::Command::new(&binary)
-        .arg("--config")
-        .arg(&inputs.config)
-        .args(["migrate", "--check"])
-        .output();
-    let out = match out {
-        Ok(o) => o,
-        Err(e) => {
-            plan.blockers.push(Blocker::Schema(format!(
-                "cannot run {}: {e}",
-                binary.display()
-            )));
-            return;
-        }
-    };
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    match out.status.code() {
-        Some(0) => println!("ok       database schema: no migrations to run"),
-        Some(1) => {
-            let pending: Vec<&str> = text
-                .lines()
-                .filter(|l| l.starts_with("  V"))
-                .map(str::trim)
-                .collect();
+    match system::schema_fit(&binary, &inputs.config) {
+        SchemaFit::Runs => println!("ok       database schema: no migrations to run"),
+        SchemaFit::Pending(pending) => {
             println!(
                 "ok       database schema: migrations to run: {}",
                 pending.join(", ")
@@ -260,7 +240,7 @@ fn schema(release: &release::Release, inputs: &Inputs, scratch: &Path, plan: &mu
             let contracts: Vec<&str> = pending
                 .iter()
                 .filter(|m| m.ends_with("(contract)"))
-                .copied()
+                .map(String::as_str)
                 .collect();
             plan.rollback_needs_backup = !contracts.is_empty();
             if contracts.is_empty() {
@@ -277,14 +257,13 @@ fn schema(release: &release::Release, inputs: &Inputs, scratch: &Path, plan: &mu
                 );
             }
         }
-        Some(3) => plan.blockers.push(Blocker::Schema(format!(
+        SchemaFit::TooNew => plan.blockers.push(Blocker::Schema(format!(
             "the database schema holds contract migrations {} does not know",
             release.target
         ))),
-        _ => plan.blockers.push(Blocker::Schema(format!(
-            "cannot check the database with {}: {}",
-            release.target,
-            String::from_utf8_lossy(&out.stderr).trim()
+        SchemaFit::Unknown(e) => plan.blockers.push(Blocker::Schema(format!(
+            "cannot check the database with {}: {e}",
+            release.target
         ))),
     }
 }

@@ -57,6 +57,13 @@ pub fn start_service() -> Result<(), String> {
         })
 }
 
+pub fn service_active() -> bool {
+    Command::new("systemctl")
+        .args(["is-active", "--quiet", SERVICE])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// The installed package's version (`0.1.0-1`), if installed.
 pub fn installed_package_version() -> Option<String> {
     run(Command::new("dpkg-query").args(["-W", "-f", "${Version}", PACKAGE]))
@@ -196,8 +203,9 @@ pub fn used_bytes(path: &Path) -> u64 {
 pub enum SchemaFit {
     /// It can run on the schema as it is (exit 0).
     Runs,
-    /// It would apply migrations first (exit 1).
-    Pending,
+    /// It would apply these migrations first (exit 1), each as
+    /// `V<n>__<name> (<kind>)`.
+    Pending(Vec<String>),
     /// The schema holds a contract migration it does not know (exit 3).
     TooNew,
     /// Something else went wrong (e.g. the database is unreachable).
@@ -213,7 +221,13 @@ pub fn schema_fit(binary: &Path, config: &Path) -> SchemaFit {
     match out {
         Ok(o) => match o.status.code() {
             Some(0) => SchemaFit::Runs,
-            Some(1) => SchemaFit::Pending,
+            Some(1) => SchemaFit::Pending(
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| l.starts_with("  V"))
+                    .map(|l| l.trim().to_string())
+                    .collect(),
+            ),
             Some(3) => SchemaFit::TooNew,
             _ => SchemaFit::Unknown(describe(&binary.display().to_string(), &o)),
         },
