@@ -32,8 +32,17 @@ pub enum Command {
     /// Apply pending database migrations.
     Migrate {
         /// List pending migrations without applying them; exit 1 if any.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rehearse")]
         check: bool,
+        /// Run the pending migrations on a copy of the database instead
+        /// (dropped afterwards) and report each one's duration and the
+        /// table locks it took; the live database is only read. Exit 1 when
+        /// a migration fails on the copy.
+        #[arg(long)]
+        rehearse: bool,
+        /// With --rehearse: print the report as one line of JSON.
+        #[arg(long, requires = "rehearse")]
+        json: bool,
     },
     /// Validate the configuration, reach the database, check schema
     /// compatibility and print the effective configuration (secrets redacted).

@@ -1,4 +1,4 @@
-//! The admin subcommands: `migrate`, `check`, `version`, `admin
+//! The admin subcommands: `migrate` (and `--rehearse`), `check`, `version`, `admin
 //! setup-token`, `audit verify`.
 
 use crate::audit::{self, Event, Outcome};
@@ -6,6 +6,7 @@ use crate::cli::VERSION;
 use crate::config::{DatabaseTarget, Settings};
 use crate::db::backup;
 use crate::db::migrate::{self, MigrateError};
+use crate::db::rehearse;
 use crate::exit::Exit;
 use crate::identity::setup;
 use crate::startup::{self, Purpose, StartError};
@@ -61,6 +62,128 @@ async fn run_migrate(database: &startup::Database, check_only: bool) -> Result<E
         println!("applied {m}");
     }
     Ok(Exit::Ok)
+}
+
+/// `migrate --rehearse`: the pending migrations on a copy of the database,
+/// timed, with their locks; the copy is dropped (src/db/rehearse.rs).
+pub async fn rehearse(settings: Settings, json: bool) -> Exit {
+    let result = async {
+        startup::become_service_user(&settings)?;
+        let state_dir = settings.config.state_dir.clone();
+        let binaries = match &settings.database {
+            DatabaseTarget::Managed { bin_dir } => {
+                backup::client_binaries(bin_dir.as_deref(), Some(&state_dir.join("postgres")))
+            }
+            DatabaseTarget::External { .. } => backup::client_binaries(None, None),
+        }
+        .map_err(|e| StartError::Other(e.to_string()))?;
+        let database = startup::open_database(&settings, Purpose::Migrate).await?;
+        let outcome = async {
+            let managed = match &settings.database {
+                DatabaseTarget::Managed { bin_dir } => Some(
+                    crate::db::managed::ManagedPostgres::prepare(
+                        &state_dir,
+                        bin_dir.as_deref(),
+                        settings.config.database.pool_size + 10,
+                    )
+                    .await?,
+                ),
+                DatabaseTarget::External { .. } => None,
+            };
+            let place = match &managed {
+                Some(pg) => rehearse::Place::Managed(pg),
+                None => rehearse::Place::External,
+            };
+            rehearse::rehearse(
+                &database.connections,
+                place,
+                &binaries,
+                settings.config.database.ca_file.as_deref(),
+                &state_dir,
+            )
+            .await
+            .map_err(StartError::from)
+        }
+        .await;
+        database.close().await;
+        outcome
+    }
+    .await;
+    match result {
+        Ok(report) => {
+            if json {
+                match serde_json::to_string(&report) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => {
+                        eprintln!("mogothrow77 migrate --rehearse: {e}");
+                        return Exit::Failure;
+                    }
+                }
+            } else {
+                print_rehearsal(&report);
+            }
+            if report.failed().is_some() {
+                Exit::Failure
+            } else {
+                Exit::Ok
+            }
+        }
+        Err(e) => {
+            eprintln!("mogothrow77 migrate --rehearse: {e}");
+            e.exit()
+        }
+    }
+}
+
+fn print_rehearsal(report: &rehearse::Report) {
+    if report.migrations.is_empty() {
+        println!(
+            "no pending migrations (schema level {}): nothing to rehearse",
+            report.schema_level
+        );
+        return;
+    }
+    println!(
+        "rehearsal: schema level {} → {} on a copy of the database ({:.1} MB, copied in {:.2} s); \
+         the live database was not changed",
+        report.schema_level,
+        report.target_level,
+        report.database_bytes as f64 / 1e6,
+        report.copy_seconds
+    );
+    for m in &report.migrations {
+        let label = format!("V{}__{} ({})", m.version, m.name, m.kind);
+        match &m.error {
+            Some(error) => println!("  FAIL  {label} after {:.3} s: {error}", m.seconds),
+            None => println!("  ok    {label}: {:.3} s", m.seconds),
+        }
+        if m.locks.is_empty() && m.error.is_none() {
+            println!("          no locks on existing tables");
+        }
+        for lock in &m.locks {
+            println!(
+                "          {} on {}: {} for {:.3} s",
+                lock.mode,
+                lock.table,
+                lock.blocks.describe(),
+                m.seconds
+            );
+        }
+    }
+    for w in &report.warnings {
+        println!("  warn  {w}");
+    }
+    match report.failed() {
+        Some(m) => println!(
+            "the upgrade would fail at V{}__{}: fix the cause (the message above) before upgrading",
+            m.version, m.name
+        ),
+        None => println!(
+            "migrations took {:.3} s in total on the copy; during an upgrade the service is \
+             stopped while they run",
+            report.total_seconds()
+        ),
+    }
 }
 
 /// `backup --out FILE`: the database through the running cluster (managed
@@ -135,10 +258,12 @@ pub async fn restore(settings: Settings, from: std::path::PathBuf) -> Exit {
             pg.recreate_database().await?;
             let env = pg.superuser_env();
             let from = from.clone();
-            tokio::task::spawn_blocking(move || backup::restore(&binaries, env, &from))
-                .await
-                .map_err(|e| StartError::Other(format!("the restore task failed: {e}")))?
-                .map_err(|e| StartError::Other(e.to_string()))
+            tokio::task::spawn_blocking(move || {
+                backup::restore(&binaries, env, &from, backup::Owners::AsArchived)
+            })
+            .await
+            .map_err(|e| StartError::Other(format!("the restore task failed: {e}")))?
+            .map_err(|e| StartError::Other(e.to_string()))
         }
         .await;
         database.close().await;

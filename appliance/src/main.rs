@@ -43,7 +43,12 @@ fn main() -> ExitCode {
     let exit = runtime.block_on(async move {
         match cli.command {
             Command::Serve => serve::run(settings).await,
-            Command::Migrate { check } => commands::migrate(settings, check).await,
+            Command::Migrate {
+                rehearse: true,
+                json,
+                ..
+            } => commands::rehearse(settings, json).await,
+            Command::Migrate { check, .. } => commands::migrate(settings, check).await,
             Command::Check => commands::check(settings).await,
             Command::Version => commands::version(),
             Command::Backup { out } => commands::backup(settings, out).await,

@@ -34,6 +34,18 @@ pub enum StartError {
     Other(String),
 }
 
+impl From<crate::db::rehearse::RehearseError> for StartError {
+    fn from(e: crate::db::rehearse::RehearseError) -> StartError {
+        use crate::db::rehearse::RehearseError;
+        match e {
+            RehearseError::Db(e) => StartError::Db(e),
+            RehearseError::Migrate(e) => StartError::Migrate(e),
+            RehearseError::Managed(e) => StartError::Managed(e),
+            other => StartError::Other(other.to_string()),
+        }
+    }
+}
+
 impl StartError {
     pub fn exit(&self) -> Exit {
         match self {

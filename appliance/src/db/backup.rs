@@ -65,7 +65,14 @@ pub fn client_binaries(
 /// is granted). The password travels in the environment of the child
 /// only, never on a command line.
 fn libpq_env(connections: &Connections, ca_file: Option<&Path>) -> Vec<(&'static str, String)> {
-    let c = &connections.app;
+    libpq_env_for(&connections.app, ca_file)
+}
+
+/// libpq's environment for one role's connection settings.
+pub fn libpq_env_for(
+    c: &tokio_postgres::Config,
+    ca_file: Option<&Path>,
+) -> Vec<(&'static str, String)> {
     let mut env = Vec::new();
     if let Some(host) = c.get_hosts().first() {
         env.push((
@@ -189,16 +196,32 @@ pub fn entries(binaries: &PgBinaries, archive: &Path) -> Result<usize, BackupErr
         .count())
 }
 
+/// Who owns the restored objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owners {
+    /// As in the archive, with its grants (the restoring role must be able
+    /// to assign them: the managed cluster's superuser).
+    AsArchived,
+    /// The restoring role, without the archive's grants (a role that may
+    /// create databases but not act for others).
+    Restorer,
+}
+
 /// Restores an archive into an empty database, in one transaction,
 /// stopping at the first error.
 pub fn restore(
     binaries: &PgBinaries,
     env: Vec<(&'static str, String)>,
     archive: &Path,
+    owners: Owners,
 ) -> Result<(), BackupError> {
     let pg_restore = binaries.bin_dir.join("pg_restore");
     let out = Command::new(&pg_restore)
         .args(["--exit-on-error", "--single-transaction", "--no-password"])
+        .args(match owners {
+            Owners::AsArchived => &[][..],
+            Owners::Restorer => &["--no-owner", "--no-privileges"][..],
+        })
         .arg("--dbname")
         .arg(
             env.iter()

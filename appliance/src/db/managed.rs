@@ -411,14 +411,47 @@ impl ManagedPostgres {
         bootstrap(self).await
     }
 
+    /// Creates a database beside the appliance's, set up like it (owner,
+    /// grants), for a rehearsal copy. The cluster must be running.
+    pub async fn create_scratch_database(&self, name: &str) -> Result<(), ManagedError> {
+        let admin = connect_socket(&self.connection(&self.os_user, "postgres")).await?;
+        create_database(self, &admin, name).await
+    }
+
+    /// Drops a database the appliance created beside its own (ending its
+    /// sessions); never the appliance's database itself.
+    pub async fn drop_scratch_database(&self, name: &str) -> Result<(), ManagedError> {
+        if name == DATABASE {
+            return Err(ManagedError::Bootstrap(format!(
+                "refusing to drop the appliance's database {DATABASE}"
+            )));
+        }
+        let admin = connect_socket(&self.connection(&self.os_user, "postgres")).await?;
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .map_err(|e| ManagedError::Bootstrap(describe_pg_error(&e)))
+    }
+
+    /// The owner role's connection settings on another database of the
+    /// cluster.
+    pub fn owner_connection(&self, database: &str) -> tokio_postgres::Config {
+        self.connection(OWNER_ROLE, database)
+    }
+
     /// libpq's settings for the cluster's superuser (the service user) on
     /// the appliance's database, over the socket.
     pub fn superuser_env(&self) -> Vec<(&'static str, String)> {
+        self.superuser_env_on(DATABASE)
+    }
+
+    /// libpq's settings for the cluster's superuser on `database`.
+    pub fn superuser_env_on(&self, database: &str) -> Vec<(&'static str, String)> {
         vec![
             ("PGHOST", self.layout.socket_dir.display().to_string()),
             ("PGPORT", PORT.to_string()),
             ("PGUSER", self.os_user.clone()),
-            ("PGDATABASE", DATABASE.to_string()),
+            ("PGDATABASE", database.to_string()),
         ]
     }
 
@@ -533,23 +566,35 @@ async fn bootstrap(pg: &ManagedPostgres) -> Result<(), ManagedError> {
         ))
         .await
         .map_err(err)?;
+    create_database(pg, &admin, DATABASE).await
+}
+
+/// Creates `name` (when missing) owned by the owner role, with the
+/// application role's grants. `name` is one of the appliance's own
+/// identifiers, never user input.
+async fn create_database(
+    pg: &ManagedPostgres,
+    admin: &tokio_postgres::Client,
+    name: &str,
+) -> Result<(), ManagedError> {
+    let err = |e: tokio_postgres::Error| ManagedError::Bootstrap(describe_pg_error(&e));
     let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DATABASE])
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
         .await
         .map_err(err)?
         .is_some();
     if !exists {
         admin
             .batch_execute(&format!(
-                "CREATE DATABASE {DATABASE} OWNER {OWNER_ROLE} ENCODING 'UTF8' TEMPLATE template0"
+                "CREATE DATABASE {name} OWNER {OWNER_ROLE} ENCODING 'UTF8' TEMPLATE template0"
             ))
             .await
             .map_err(err)?;
     }
-    let db = connect_socket(&pg.connection(&pg.os_user, DATABASE)).await?;
+    let db = connect_socket(&pg.connection(&pg.os_user, name)).await?;
     db.batch_execute(&format!(
-        "REVOKE ALL ON DATABASE {DATABASE} FROM PUBLIC;
-         GRANT CONNECT, TEMPORARY ON DATABASE {DATABASE} TO {APP_ROLE};
+        "REVOKE ALL ON DATABASE {name} FROM PUBLIC;
+         GRANT CONNECT, TEMPORARY ON DATABASE {name} TO {APP_ROLE};
          ALTER SCHEMA public OWNER TO {OWNER_ROLE};
          REVOKE ALL ON SCHEMA public FROM PUBLIC;
          GRANT USAGE ON SCHEMA public TO {APP_ROLE};

@@ -32,7 +32,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Kind::Expand => "expand",
             Kind::Contract => "contract",
@@ -343,7 +343,8 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<KnownMigration>, Migrate
     Ok(applied)
 }
 
-async fn migrate_locked(client: &mut Client) -> Result<Vec<KnownMigration>, MigrateError> {
+/// Creates the table that records each applied migration's kind.
+pub async fn ensure_kinds_table(client: &Client) -> Result<(), MigrateError> {
     client
         .batch_execute(&format!(
             "CREATE TABLE IF NOT EXISTS {KINDS_TABLE} (
@@ -354,7 +355,30 @@ async fn migrate_locked(client: &mut Client) -> Result<Vec<KnownMigration>, Migr
             )"
         ))
         .await
-        .map_err(db_err("creating the migration kinds table"))?;
+        .map_err(db_err("creating the migration kinds table"))
+}
+
+/// Whether a table is the migrations' own bookkeeping.
+pub fn is_bookkeeping_table(name: &str) -> bool {
+    name == KINDS_TABLE || name == HISTORY_TABLE
+}
+
+impl KnownMigration {
+    /// The migration's SQL followed by the statement that records its kind,
+    /// to run in one transaction.
+    pub fn sql_recording_kind(&self) -> String {
+        format!(
+            "{}\n;\nINSERT INTO {KINDS_TABLE} (version, name, kind) VALUES ({}, '{}', '{}');\n",
+            self.sql,
+            self.version,
+            self.name.replace('\'', "''"),
+            self.kind.as_str()
+        )
+    }
+}
+
+async fn migrate_locked(client: &mut Client) -> Result<Vec<KnownMigration>, MigrateError> {
+    ensure_kinds_table(client).await?;
     let status = status(client).await?;
     status.check_runnable()?;
     if status.pending.is_empty() {
@@ -363,16 +387,12 @@ async fn migrate_locked(client: &mut Client) -> Result<Vec<KnownMigration>, Migr
     // Each migration records its own kind in the transaction that applies it.
     let mut runnable = Vec::new();
     for m in known()? {
-        let sql = format!(
-            "{}\n;\nINSERT INTO {KINDS_TABLE} (version, name, kind) VALUES ({}, '{}', '{}');\n",
-            m.sql,
-            m.version,
-            m.name.replace('\'', "''"),
-            m.kind.as_str()
-        );
         runnable.push(
-            Migration::unapplied(&format!("V{}__{}", m.version, m.name), &sql)
-                .map_err(|e| MigrateError::Apply(e.to_string()))?,
+            Migration::unapplied(
+                &format!("V{}__{}", m.version, m.name),
+                &m.sql_recording_kind(),
+            )
+            .map_err(|e| MigrateError::Apply(e.to_string()))?,
         );
     }
     let report = refinery::Runner::new(&runnable)

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod managed;
 pub mod migrate;
+pub mod rehearse;
 
 use std::path::Path;
 use std::time::Duration;

@@ -22,6 +22,7 @@ mod notify;
 mod readiness;
 mod records;
 mod records_oracle;
+mod rehearse;
 mod schema;
 mod secrets;
 mod webhooks;

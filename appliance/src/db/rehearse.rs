@@ -1,0 +1,489 @@
+//! `mogothrow77 migrate --rehearse`: the pending migrations run on a copy of
+//! the live database, each timed, with the locks it held on tables that
+//! already existed; the copy is dropped afterwards. The live database is only
+//! read (by `pg_dump`, as for a backup), so an admin learns before the
+//! maintenance window how long the migrations take and what they block.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+use super::backup::{self, BackupError, Owners};
+use super::managed::{ManagedError, ManagedPostgres, PgBinaries};
+use super::migrate::{self, KnownMigration, MigrateError};
+use super::{describe_pg_error, Connections, DbError};
+
+/// Copies are named `<prefix><pid>`; leftovers of a killed rehearsal are
+/// dropped by the next one.
+pub const SCRATCH_PREFIX: &str = "mogothrow77_rehearsal_";
+/// Advisory lock key held on the live database while rehearsing ("mogorh").
+const REHEARSAL_LOCK: i64 = 0x6d6f_676f_7268;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RehearseError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    #[error("another rehearsal is running on this database; wait until it has finished")]
+    Busy,
+    #[error(
+        "not enough free space in {dir} for the copy: about {needed} MB needed ({what}), \
+         {free} MB free; free some space and rehearse again"
+    )]
+    NoSpace {
+        dir: String,
+        needed: u64,
+        free: u64,
+        what: &'static str,
+    },
+    #[error(
+        "cannot create the scratch database {name}: {reason}; a rehearsal on an external \
+         database needs the migration role to have CREATEDB (ALTER ROLE <role> CREATEDB)"
+    )]
+    CreateDatabase { name: String, reason: String },
+    #[error("copying the database failed: {0}")]
+    Copy(#[from] BackupError),
+    #[error("managed database: {0}")]
+    Managed(#[from] ManagedError),
+    #[error("database error while {doing}: {reason}")]
+    Database { doing: &'static str, reason: String },
+    #[error("{0}")]
+    Io(String),
+}
+
+/// What a rehearsal found. `mogothrow77-upgrade rehearse` reads it as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// The newest migration applied to the live database.
+    pub schema_level: i32,
+    /// The schema level of this binary.
+    pub target_level: i32,
+    /// `pg_database_size` of the live database.
+    pub database_bytes: i64,
+    /// Dump and restore of the copy.
+    pub copy_seconds: f64,
+    /// The pending migrations in order; a failed one is the last.
+    pub migrations: Vec<MigrationRun>,
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    pub fn failed(&self) -> Option<&MigrationRun> {
+        self.migrations.iter().find(|m| m.error.is_some())
+    }
+
+    pub fn total_seconds(&self) -> f64 {
+        self.migrations.iter().map(|m| m.seconds).sum()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MigrationRun {
+    pub version: i32,
+    pub name: String,
+    pub kind: String,
+    /// The migration's statements and its commit.
+    pub seconds: f64,
+    /// The strongest lock it held on each table that existed before it ran.
+    /// Locks are held until the transaction commits, i.e. for `seconds`.
+    pub locks: Vec<TableLock>,
+    /// PostgreSQL's message when the migration failed on the copy.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableLock {
+    /// `schema.table`.
+    pub table: String,
+    /// The lock mode as SQL names it (`ACCESS EXCLUSIVE`, `SHARE`, …).
+    pub mode: String,
+    pub blocks: Blocks,
+}
+
+/// What a lock mode stops the running service from doing.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Blocks {
+    /// Reads and writes of the service go on.
+    Nothing,
+    /// Other schema changes and VACUUM wait; reads and writes go on.
+    SchemaChanges,
+    /// Inserts, updates and deletes wait; reads go on.
+    Writes,
+    /// Every access waits, reads included.
+    ReadsAndWrites,
+}
+
+impl Blocks {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Blocks::Nothing => "blocks nothing the service does",
+            Blocks::SchemaChanges => "blocks only other schema changes",
+            Blocks::Writes => "blocks writes (reads go on)",
+            Blocks::ReadsAndWrites => "blocks reads and writes",
+        }
+    }
+}
+
+/// PostgreSQL's lock mode name → (strength, SQL name, what it blocks).
+fn lock_mode(mode: &str) -> (u8, &'static str, Blocks) {
+    match mode {
+        "AccessShareLock" => (1, "ACCESS SHARE", Blocks::Nothing),
+        "RowShareLock" => (2, "ROW SHARE", Blocks::Nothing),
+        "RowExclusiveLock" => (3, "ROW EXCLUSIVE", Blocks::Nothing),
+        "ShareUpdateExclusiveLock" => (4, "SHARE UPDATE EXCLUSIVE", Blocks::SchemaChanges),
+        "ShareLock" => (5, "SHARE", Blocks::Writes),
+        "ShareRowExclusiveLock" => (6, "SHARE ROW EXCLUSIVE", Blocks::Writes),
+        "ExclusiveLock" => (7, "EXCLUSIVE", Blocks::Writes),
+        // AccessExclusiveLock, and anything unknown read the safe way.
+        _ => (8, "ACCESS EXCLUSIVE", Blocks::ReadsAndWrites),
+    }
+}
+
+/// The strongest lock per table, from `(table, pg_locks.mode)` rows.
+fn strongest(rows: impl IntoIterator<Item = (String, String)>) -> Vec<TableLock> {
+    let mut by_table: BTreeMap<String, (u8, &'static str, Blocks)> = BTreeMap::new();
+    for (table, mode) in rows {
+        let found = lock_mode(&mode);
+        let entry = by_table.entry(table).or_insert(found);
+        if found.0 > entry.0 {
+            *entry = found;
+        }
+    }
+    by_table
+        .into_iter()
+        .map(|(table, (_, mode, blocks))| TableLock {
+            table,
+            mode: mode.to_string(),
+            blocks,
+        })
+        .collect()
+}
+
+/// Where the copy is made, and by whom.
+pub enum Place<'a> {
+    /// The managed cluster: its superuser creates the copy like the
+    /// appliance's own database and restores it with the archive's owners
+    /// and grants; migrations run as the owner role, as in `migrate`.
+    Managed(&'a ManagedPostgres),
+    /// An external server: the migration role creates the copy (it needs
+    /// CREATEDB), owns everything in it and runs the migrations.
+    External,
+}
+
+/// Rehearses the pending migrations. `work_dir` holds the dump while the
+/// copy is restored.
+pub async fn rehearse(
+    connections: &Connections,
+    place: Place<'_>,
+    binaries: &PgBinaries,
+    ca_file: Option<&Path>,
+    work_dir: &Path,
+) -> Result<Report, RehearseError> {
+    let live = connections.connect_owner().await?;
+    super::check_server_version(&live).await?;
+    let status = migrate::status(&live).await?;
+    status.check_runnable().map_err(MigrateError::from)?;
+    let mut report = Report {
+        schema_level: status.applied.keys().max().copied().unwrap_or(0),
+        target_level: status.binary_level,
+        database_bytes: 0,
+        copy_seconds: 0.0,
+        migrations: Vec::new(),
+        warnings: Vec::new(),
+    };
+    if status.pending.is_empty() {
+        return Ok(report);
+    }
+    let locked: bool = live
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&REHEARSAL_LOCK])
+        .await
+        .map_err(db_err("taking the rehearsal lock"))?
+        .get(0);
+    if !locked {
+        return Err(RehearseError::Busy);
+    }
+    drop_leftovers(&live, &place, &mut report).await;
+    report.database_bytes = live
+        .query_one("SELECT pg_database_size(current_database())", &[])
+        .await
+        .map_err(db_err("measuring the database"))?
+        .get(0);
+    check_space(work_dir, report.database_bytes, &place)?;
+
+    let name = format!("{SCRATCH_PREFIX}{}", std::process::id());
+    let dump_path = work_dir.join(format!("rehearsal-{}.dump", std::process::id()));
+    let copied = Instant::now();
+    let _ = std::fs::remove_file(&dump_path);
+    {
+        let (connections, binaries, ca_file, dump_path) = (
+            connections.clone(),
+            binaries.clone(),
+            ca_file.map(Path::to_path_buf),
+            dump_path.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            backup::dump(&connections, ca_file.as_deref(), &binaries, &dump_path)
+        })
+        .await
+        .map_err(|e| RehearseError::Io(format!("the dump task failed: {e}")))??;
+    }
+    let outcome = async {
+        create_scratch(&live, &place, &name).await?;
+        restore_scratch(connections, &place, binaries, ca_file, &name, &dump_path).await?;
+        report.copy_seconds = copied.elapsed().as_secs_f64();
+        let mut scratch = connect_scratch(connections, &place, &name).await?;
+        scratch
+            .batch_execute("SET statement_timeout = 0; SET lock_timeout = 0; ANALYZE")
+            .await
+            .map_err(db_err("preparing the copy"))?;
+        migrate::ensure_kinds_table(&scratch).await?;
+        for m in &status.pending {
+            let run = run_one(&mut scratch, m).await;
+            let failed = run.error.is_some();
+            report.migrations.push(run);
+            if failed {
+                break;
+            }
+        }
+        Ok::<(), RehearseError>(())
+    }
+    .await;
+    let _ = std::fs::remove_file(&dump_path);
+    if let Err(e) = drop_scratch(&live, &place, &name).await {
+        report.warnings.push(format!(
+            "the copy {name} could not be dropped ({e}); drop it by hand: DROP DATABASE {name}"
+        ));
+    }
+    outcome.map(|()| report)
+}
+
+fn db_err(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> RehearseError {
+    move |e| RehearseError::Database {
+        doing,
+        reason: describe_pg_error(&e),
+    }
+}
+
+/// Copies left by a rehearsal that was killed (the lock says none runs).
+async fn drop_leftovers(live: &Client, place: &Place<'_>, report: &mut Report) {
+    let Ok(rows) = live
+        .query(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
+            &[&SCRATCH_PREFIX],
+        )
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        let name: String = row.get(0);
+        if let Err(e) = drop_scratch(live, place, &name).await {
+            report.warnings.push(format!(
+                "a copy left by an earlier rehearsal, {name}, could not be dropped: {e}"
+            ));
+        }
+    }
+}
+
+fn check_space(
+    work_dir: &Path,
+    database_bytes: i64,
+    place: &Place<'_>,
+) -> Result<(), RehearseError> {
+    let stat = nix::sys::statvfs::statvfs(work_dir)
+        .map_err(|e| RehearseError::Io(format!("{}: {e}", work_dir.display())))?;
+    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    // The dump is smaller than the database; the managed copy is as big.
+    let size = database_bytes.max(0) as u64;
+    let (needed, what) = match place {
+        Place::Managed(_) => (
+            size * 2,
+            "the dump and the copy, each up to the database's size",
+        ),
+        Place::External => (size, "the dump, up to the database's size"),
+    };
+    if free < needed {
+        return Err(RehearseError::NoSpace {
+            dir: work_dir.display().to_string(),
+            needed: needed / 1_000_000 + 1,
+            free: free / 1_000_000,
+            what,
+        });
+    }
+    Ok(())
+}
+
+async fn create_scratch(live: &Client, place: &Place<'_>, name: &str) -> Result<(), RehearseError> {
+    match place {
+        Place::Managed(pg) => {
+            pg.create_scratch_database(name)
+                .await
+                .map_err(|e| RehearseError::CreateDatabase {
+                    name: name.to_string(),
+                    reason: e.to_string(),
+                })
+        }
+        // `name` is the appliance's own identifier, never user input.
+        Place::External => live
+            .batch_execute(&format!(
+                "CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0"
+            ))
+            .await
+            .map_err(|e| RehearseError::CreateDatabase {
+                name: name.to_string(),
+                reason: if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+                    "permission denied".to_string()
+                } else {
+                    describe_pg_error(&e)
+                },
+            }),
+    }
+}
+
+async fn drop_scratch(live: &Client, place: &Place<'_>, name: &str) -> Result<(), RehearseError> {
+    if !name.starts_with(SCRATCH_PREFIX) {
+        return Err(RehearseError::Io(format!("{name} is not a rehearsal copy")));
+    }
+    match place {
+        Place::Managed(pg) => Ok(pg.drop_scratch_database(name).await?),
+        Place::External => live
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .map_err(db_err("dropping the copy")),
+    }
+}
+
+async fn restore_scratch(
+    connections: &Connections,
+    place: &Place<'_>,
+    binaries: &PgBinaries,
+    ca_file: Option<&Path>,
+    name: &str,
+    dump: &Path,
+) -> Result<(), RehearseError> {
+    let (env, owners) = match place {
+        Place::Managed(pg) => (pg.superuser_env_on(name), Owners::AsArchived),
+        Place::External => {
+            let mut owner = connections.owner.clone();
+            owner.dbname(name);
+            (backup::libpq_env_for(&owner, ca_file), Owners::Restorer)
+        }
+    };
+    let (binaries, dump) = (binaries.clone(), dump.to_path_buf());
+    tokio::task::spawn_blocking(move || backup::restore(&binaries, env, &dump, owners))
+        .await
+        .map_err(|e| RehearseError::Io(format!("the restore task failed: {e}")))?
+        .map_err(RehearseError::from)
+}
+
+async fn connect_scratch(
+    connections: &Connections,
+    place: &Place<'_>,
+    name: &str,
+) -> Result<Client, RehearseError> {
+    let config = match place {
+        Place::Managed(pg) => pg.owner_connection(name),
+        Place::External => {
+            let mut owner = connections.owner.clone();
+            owner.dbname(name);
+            owner
+        }
+    };
+    Ok(super::connect(&config, &connections.tls).await?)
+}
+
+/// Tables (ordinary, partitioned, materialized views) that exist now.
+const EXISTING_TABLES_SQL: &str =
+    "SELECT coalesce(array_agg(oid), '{}') FROM pg_class WHERE relkind IN ('r', 'p', 'm')";
+
+/// The relation locks this session holds on tables of `$1`.
+const LOCKS_SQL: &str = "SELECT n.nspname || '.' || c.relname, c.relname, l.mode \
+     FROM pg_locks l \
+     JOIN pg_class c ON c.oid = l.relation \
+     JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted \
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+       AND c.oid = ANY($1)";
+
+/// Runs one migration in its own transaction, as `migrate` does, timing its
+/// statements and commit and reading the locks it holds before it commits.
+async fn run_one(client: &mut Client, m: &KnownMigration) -> MigrationRun {
+    let mut run = MigrationRun {
+        version: m.version,
+        name: m.name.clone(),
+        kind: m.kind.as_str().to_string(),
+        seconds: 0.0,
+        locks: Vec::new(),
+        error: None,
+    };
+    let mut elapsed = Duration::ZERO;
+    let outcome = async {
+        let tx = client.transaction().await?;
+        let existing: Vec<u32> = tx.query_one(EXISTING_TABLES_SQL, &[]).await?.get(0);
+        let started = Instant::now();
+        tx.batch_execute(&m.sql_recording_kind()).await?;
+        elapsed += started.elapsed();
+        let rows = tx.query(LOCKS_SQL, &[&existing]).await?;
+        let committed = Instant::now();
+        tx.commit().await?;
+        elapsed += committed.elapsed();
+        Ok::<_, tokio_postgres::Error>(rows)
+    }
+    .await;
+    run.seconds = elapsed.as_secs_f64();
+    match outcome {
+        Ok(rows) => {
+            run.locks = strongest(
+                rows.into_iter()
+                    .filter(|r| !migrate::is_bookkeeping_table(r.get::<_, &str>(1)))
+                    .map(|r| (r.get::<_, String>(0), r.get::<_, String>(2))),
+            );
+        }
+        Err(e) => run.error = Some(describe_pg_error(&e)),
+    }
+    run
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_strongest_lock_per_table_is_reported() {
+        let locks = strongest([
+            ("public.users".to_string(), "AccessShareLock".to_string()),
+            ("public.users".to_string(), "ShareLock".to_string()),
+            ("public.users".to_string(), "RowExclusiveLock".to_string()),
+            (
+                "public.audit".to_string(),
+                "AccessExclusiveLock".to_string(),
+            ),
+        ]);
+        assert_eq!(
+            locks,
+            vec![
+                TableLock {
+                    table: "public.audit".to_string(),
+                    mode: "ACCESS EXCLUSIVE".to_string(),
+                    blocks: Blocks::ReadsAndWrites,
+                },
+                TableLock {
+                    table: "public.users".to_string(),
+                    mode: "SHARE".to_string(),
+                    blocks: Blocks::Writes,
+                },
+            ]
+        );
+        assert_eq!(lock_mode("SomethingNew").2, Blocks::ReadsAndWrites);
+        assert_eq!(
+            lock_mode("ShareUpdateExclusiveLock").2,
+            Blocks::SchemaChanges
+        );
+    }
+}

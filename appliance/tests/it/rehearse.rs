@@ -1,0 +1,294 @@
+//! `mogothrow77 migrate --rehearse`: the pending migrations run on a copy,
+//! timed, with their locks; the live database is left as it was.
+
+use crate::harness::app::AppConfig;
+use crate::harness::pg::shared;
+
+/// Makes a fully migrated database look like one a release before the
+/// newest migration left: V8 (users.email) is undone. When a migration is
+/// added after V8, undo that one here instead.
+const UNDO_NEWEST_MIGRATION: &str = "ALTER TABLE users DROP COLUMN email; \
+     DELETE FROM refinery_schema_history WHERE version = 8; \
+     DELETE FROM mogothrow77_migration_kinds WHERE version = 8;";
+
+/// Everything a rehearsal could change on the live database, as text.
+async fn fingerprint(client: &tokio_postgres::Client) -> String {
+    let row = client
+        .query_one(
+            "SELECT (SELECT string_agg(column_name, ',' ORDER BY column_name) \
+                       FROM information_schema.columns WHERE table_name = 'users'), \
+                    (SELECT string_agg(version::text, ',' ORDER BY version) \
+                       FROM refinery_schema_history), \
+                    (SELECT string_agg(version::text, ',' ORDER BY version) \
+                       FROM mogothrow77_migration_kinds), \
+                    (SELECT md5(string_agg(u::text, '|' ORDER BY id)) FROM users u), \
+                    (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public')::text",
+            &[],
+        )
+        .await
+        .expect("fingerprint");
+    (0..5)
+        .map(|i| row.get::<_, Option<String>>(i).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+async fn rehearsal_copies() -> Vec<String> {
+    shared()
+        .connect("postgres")
+        .await
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'mogothrow77_rehearsal_%'",
+            &[],
+        )
+        .await
+        .expect("databases")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// A database one migration behind this binary, with users in it.
+async fn database_one_release_behind() -> String {
+    let db = shared().create_database().await;
+    let config = AppConfig::external(&shared().dsn(&db), "");
+    let migrated = config.run(&["migrate"]);
+    assert_eq!(migrated.code(), Some(0), "{}", migrated.all());
+    let client = shared().connect(&db).await;
+    client
+        .batch_execute(UNDO_NEWEST_MIGRATION)
+        .await
+        .expect("undo the newest migration");
+    client
+        .batch_execute(
+            "INSERT INTO users (username, role, password_hash) \
+             SELECT 'user' || g, 'viewer', 'x' FROM generate_series(1, 2000) g",
+        )
+        .await
+        .expect("users");
+    db
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_database_alone() {
+    let db = database_one_release_behind().await;
+    let client = shared().connect(&db).await;
+    let before = fingerprint(&client).await;
+    let config = AppConfig::external(&shared().dsn(&db), "");
+
+    let pending = config.run(&["migrate", "--check"]);
+    assert_eq!(pending.code(), Some(1), "{}", pending.all());
+    assert!(
+        pending.stdout.contains("V8__user_email"),
+        "{}",
+        pending.stdout
+    );
+
+    let done = config.run(&["migrate", "--rehearse"]);
+    assert_eq!(done.code(), Some(0), "{}", done.all());
+    assert!(
+        done.stdout.contains("schema level 7 → 8"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout.contains("V8__user_email (expand)"),
+        "{}",
+        done.stdout
+    );
+    // ALTER TABLE … ADD COLUMN takes ACCESS EXCLUSIVE on users.
+    assert!(
+        done.stdout
+            .contains("ACCESS EXCLUSIVE on public.users: blocks reads and writes"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout.contains("the live database was not changed"),
+        "{}",
+        done.stdout
+    );
+    assert_eq!(fingerprint(&client).await, before, "live database changed");
+    assert_eq!(rehearsal_copies().await, Vec::<String>::new());
+
+    let json = config.run(&["migrate", "--rehearse", "--json"]);
+    assert_eq!(json.code(), Some(0), "{}", json.all());
+    let report: serde_json::Value = json
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.get("migrations").is_some())
+        .unwrap_or_else(|| panic!("no report in {}", json.stdout));
+    assert_eq!(report["schema_level"], 7);
+    assert_eq!(report["target_level"], 8);
+    assert!(report["database_bytes"].as_i64().unwrap_or(0) > 0);
+    let migrations = report["migrations"].as_array().expect("migrations");
+    assert_eq!(migrations.len(), 1, "{report}");
+    let m = &migrations[0];
+    assert_eq!(m["version"], 8);
+    assert_eq!(m["kind"], "expand");
+    assert!(m["seconds"].as_f64().unwrap_or(0.0) > 0.0, "{m}");
+    assert!(m["error"].is_null(), "{m}");
+    assert_eq!(
+        m["locks"],
+        serde_json::json!([{
+            "table": "public.users",
+            "mode": "ACCESS EXCLUSIVE",
+            "blocks": "reads_and_writes"
+        }]),
+        "only the pre-existing table it changed, without the bookkeeping tables"
+    );
+    assert_eq!(fingerprint(&client).await, before, "live database changed");
+    assert_eq!(rehearsal_copies().await, Vec::<String>::new());
+
+    // The real migration afterwards still applies (nothing was recorded).
+    let migrated = config.run(&["migrate"]);
+    assert_eq!(migrated.code(), Some(0), "{}", migrated.all());
+    assert!(migrated.stdout.contains("applied V8__user_email"));
+    let nothing = config.run(&["migrate", "--rehearse"]);
+    assert_eq!(nothing.code(), Some(0), "{}", nothing.all());
+    assert!(
+        nothing.stdout.contains("nothing to rehearse"),
+        "{}",
+        nothing.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_failing_on_the_copy_is_reported_and_the_copy_dropped() {
+    let db = database_one_release_behind().await;
+    let client = shared().connect(&db).await;
+    // Something in the way of V8, as a hand-made change would be.
+    client
+        .batch_execute("ALTER TABLE users ADD COLUMN email integer")
+        .await
+        .expect("conflicting column");
+    let before = fingerprint(&client).await;
+    let config = AppConfig::external(&shared().dsn(&db), "");
+    let failed = config.run(&["migrate", "--rehearse"]);
+    assert_eq!(failed.code(), Some(1), "{}", failed.all());
+    assert!(
+        failed.stdout.contains("FAIL  V8__user_email (expand)"),
+        "{}",
+        failed.stdout
+    );
+    assert!(
+        failed
+            .stdout
+            .contains("column \"email\" of relation \"users\" already exists"),
+        "PostgreSQL's message: {}",
+        failed.stdout
+    );
+    assert!(
+        failed
+            .stdout
+            .contains("the upgrade would fail at V8__user_email"),
+        "{}",
+        failed.stdout
+    );
+    assert_eq!(fingerprint(&client).await, before);
+    assert_eq!(rehearsal_copies().await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_that_cannot_create_databases_is_told_what_to_grant() {
+    let db = shared().create_database().await;
+    let role = format!("{db}_owner");
+    let admin = shared().connect(&db).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN NOCREATEDB; ALTER DATABASE {db} OWNER TO {role}; \
+             ALTER SCHEMA public OWNER TO {role}"
+        ))
+        .await
+        .expect("role");
+    let dsn = shared()
+        .dsn(&db)
+        .replace("user=postgres", &format!("user={role}"));
+    let config = AppConfig::external(&dsn, "");
+    let migrated = config.run(&["migrate"]);
+    assert_eq!(migrated.code(), Some(0), "{}", migrated.all());
+    admin
+        .batch_execute(UNDO_NEWEST_MIGRATION)
+        .await
+        .expect("undo");
+    let before = fingerprint(&admin).await;
+    let refused = config.run(&["migrate", "--rehearse"]);
+    assert_eq!(refused.code(), Some(1), "{}", refused.all());
+    assert!(
+        refused.stderr.contains("CREATEDB"),
+        "names the privilege: {}",
+        refused.stderr
+    );
+    assert_eq!(fingerprint(&admin).await, before);
+    assert_eq!(rehearsal_copies().await, Vec::<String>::new());
+}
+
+/// SQL on the managed cluster as its superuser (the service user, over the
+/// socket: peer authentication).
+fn managed_sql(config: &AppConfig, sql: &str) -> String {
+    let psql = shared().program("psql");
+    let socket = config.state_dir().join("run");
+    let mut cmd = if nix::unistd::Uid::effective().is_root() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "mogothrow77", "--"]).arg(&psql);
+        c
+    } else {
+        std::process::Command::new(&psql)
+    };
+    let out = cmd
+        .arg("-h")
+        .arg(&socket)
+        .args([
+            "-d",
+            "mogothrow77",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn managed_rehearsal_runs_beside_the_serving_appliance() {
+    let config = AppConfig::new("");
+    let mut app = config.spawn();
+    app.wait_ready();
+    managed_sql(&config, UNDO_NEWEST_MIGRATION);
+    managed_sql(
+        &config,
+        "INSERT INTO users (username, role, password_hash) \
+         SELECT 'user' || g, 'viewer', 'x' FROM generate_series(1, 500) g",
+    );
+    let state = "SELECT (SELECT string_agg(column_name, ',' ORDER BY column_name) \
+                   FROM information_schema.columns WHERE table_name = 'users') \
+                 || ' / ' || (SELECT max(version) FROM refinery_schema_history) \
+                 || ' / ' || (SELECT count(*) FROM users) \
+                 || ' / ' || (SELECT count(*) FROM pg_database)";
+    let before = managed_sql(&config, state);
+
+    let done = config.run(&["migrate", "--rehearse"]);
+    assert_eq!(done.code(), Some(0), "{}", done.all());
+    assert!(
+        done.stdout.contains("ok    V8__user_email (expand)"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout
+            .contains("ACCESS EXCLUSIVE on public.users: blocks reads and writes"),
+        "{}",
+        done.stdout
+    );
+    assert_eq!(managed_sql(&config, state), before, "live database changed");
+    assert!(app.stop().success(), "{}", app.output());
+}
