@@ -152,49 +152,23 @@ pub fn decide(
     })
 }
 
-fn refuse(message: impl fmt::Display) -> Exit {
+pub(crate) fn refuse(message: impl fmt::Display) -> Exit {
     println!("REFUSED  {message}");
     println!("nothing was changed");
     Exit::Refused
 }
 
 pub fn run(inputs: &Inputs) -> Exit {
-    let unpacked = match tempfile::Builder::new()
-        .prefix("mogothrow77-upgrade-")
-        .tempdir()
-    {
+    let unpacked = match scratch_dir() {
         Ok(dir) => dir,
-        Err(e) => return refuse(format!("cannot create a scratch directory: {e}")),
+        Err(exit) => return exit,
     };
     let dest = unpacked.path().join("bundle");
-    let release = match release::open(&inputs.bundle, &inputs.public_keys, &dest) {
-        Ok(r) => r,
-        Err(OpenError::Key(e)) => {
-            println!("{e}");
-            return Exit::Usage;
-        }
-        Err(OpenError::Refused(e)) => return refuse(e),
+    let (release, mut plan, os) = match verify_and_decide(inputs, &dest, false) {
+        Ok(decided) => decided,
+        Err(exit) => return exit,
     };
-    println!(
-        "ok       bundle {} {} (commit {}): signature and {} file digests verified",
-        release.manifest.product,
-        release.manifest.version,
-        release.manifest.commit,
-        release.manifest.files.len()
-    );
-    let installed = match host::installed_version(&inputs.installed) {
-        Ok(v) => v,
-        Err(e) => return refuse(e),
-    };
-    let os = match host::os_name(&inputs.os_release) {
-        Ok(os) => os,
-        Err(e) => return refuse(e),
-    };
-    let mut plan = match decide(&release.data, release.target, installed, &os) {
-        Ok(p) => p,
-        Err(e) => return refuse(e),
-    };
-    if plan.blockers.is_empty() && installed.is_some() {
+    if plan.blockers.is_empty() && plan.installed.is_some() {
         schema(&release, inputs, unpacked.path(), &mut plan);
     }
     print_plan(&plan, &os, &dest);
@@ -207,6 +181,50 @@ pub fn run(inputs: &Inputs) -> Exit {
         println!("nothing was changed");
         Exit::Refused
     }
+}
+
+/// A private scratch directory for the unpacked bundle and release.
+pub(crate) fn scratch_dir() -> Result<tempfile::TempDir, Exit> {
+    tempfile::Builder::new()
+        .prefix("mogothrow77-upgrade-")
+        .tempdir()
+        .map_err(|e| refuse(format!("cannot create a scratch directory: {e}")))
+}
+
+/// Verifies the bundle into `dest` and decides the upgrade path for this
+/// host from its compatibility data (the database is not asked yet).
+/// `Err` is the exit of a refusal, already printed.
+/// With `progress_to_stderr`, the verified-bundle line goes to standard
+/// error (standard output is for JSON).
+pub(crate) fn verify_and_decide(
+    inputs: &Inputs,
+    dest: &Path,
+    progress_to_stderr: bool,
+) -> Result<(release::Release, Plan, String), Exit> {
+    let release = match release::open(&inputs.bundle, &inputs.public_keys, dest) {
+        Ok(r) => r,
+        Err(OpenError::Key(e)) => {
+            println!("{e}");
+            return Err(Exit::Usage);
+        }
+        Err(OpenError::Refused(e)) => return Err(refuse(e)),
+    };
+    let verified = format!(
+        "ok       bundle {} {} (commit {}): signature and {} file digests verified",
+        release.manifest.product,
+        release.manifest.version,
+        release.manifest.commit,
+        release.manifest.files.len()
+    );
+    if progress_to_stderr {
+        eprintln!("{verified}");
+    } else {
+        println!("{verified}");
+    }
+    let installed = host::installed_version(&inputs.installed).map_err(refuse)?;
+    let os = host::os_name(&inputs.os_release).map_err(refuse)?;
+    let plan = decide(&release.data, release.target, installed, &os).map_err(refuse)?;
+    Ok((release, plan, os))
 }
 
 /// Asks the new release about the live database: whether it accepts the

@@ -9,6 +9,7 @@ pub mod faults;
 pub mod host;
 pub mod journal;
 pub mod probe;
+pub mod rehearse;
 pub mod release;
 pub mod settings;
 pub mod system;

@@ -1,13 +1,14 @@
 //! `mogothrow77-upgrade`: upgrades a package installation from a signed
 //! offline bundle. `check` prints the plan and every blocking reason and
-//! changes nothing; `apply` upgrades as a journaled state machine
+//! changes nothing; `rehearse` runs the new migrations on a copy of the
+//! database; `apply` upgrades as a journaled state machine
 //! (src/apply.rs); `rollback` returns to the previous release; `status`
 //! shows the journal.
 //!
 //! Exit codes (docs/upgrade.md): 0 done, 1 failed and rolled back, 2 usage,
 //! 10 refused before changing anything, 11 stopped and needs an admin.
 
-use mogothrow77_upgrade::{apply, check, faults, Exit};
+use mogothrow77_upgrade::{apply, check, faults, rehearse, Exit};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +50,34 @@ enum Command {
             default_value = "/etc/mogothrow77/config.toml"
         )]
         config: PathBuf,
+    },
+    /// Run BUNDLE's migrations on a copy of the live database and report
+    /// each one's duration and the table locks it takes; the copy is
+    /// dropped and the live database only read. Exit 1 when a migration
+    /// fails on the copy.
+    Rehearse {
+        /// The offline bundle (mogothrow77-<version>-offline.zip).
+        bundle: PathBuf,
+        /// Trusted minisign public key(s) of the vendor.
+        #[arg(long = "public-key", value_name = "FILE", default_value = check::DEFAULT_PUBLIC_KEY)]
+        public_keys: Vec<PathBuf>,
+        /// The installed server binary, asked for its version.
+        #[arg(long, value_name = "PATH", default_value = "/usr/bin/mogothrow77")]
+        installed: PathBuf,
+        /// Where the host's OS is described.
+        #[arg(long, value_name = "PATH", default_value = "/etc/os-release")]
+        os_release: PathBuf,
+        /// The appliance's configuration file (where the database is).
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "/etc/mogothrow77/config.toml"
+        )]
+        config: PathBuf,
+        /// Print the report as JSON on standard output (progress goes to
+        /// standard error).
+        #[arg(long)]
+        json: bool,
     },
     /// Upgrade to BUNDLE's release: verify, check compatibility, preflight,
     /// back up, stop, migrate, swap the package, start, verify health.
@@ -132,6 +161,23 @@ fn main() -> ExitCode {
             os_release,
             config,
         }),
+        Command::Rehearse {
+            bundle,
+            public_keys,
+            installed,
+            os_release,
+            config,
+            json,
+        } => rehearse::run(
+            &check::Inputs {
+                bundle,
+                public_keys,
+                installed,
+                os_release,
+                config,
+            },
+            json,
+        ),
         Command::Apply {
             bundle,
             public_keys,

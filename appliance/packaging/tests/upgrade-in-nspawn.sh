@@ -3,7 +3,8 @@
 # systemd as PID 1 and the network off. Inside, release N is installed from
 # its offline bundle by mogothrow77-install (after its --check, and a
 # refused --check on an unsupported OS), the installer is run again (safe),
-# records are created through the API, and mogothrow77-upgrade
+# records are created through the API, `rehearse` runs N+1's migration on a
+# copy (timed, its lock named, the live database untouched), and mogothrow77-upgrade
 # (the packaged tool) upgrades it to fixture releases built from this source
 # (scripts/test: N+1 adds an expand migration, N+2 a contract migration):
 # - N → N+2 refused with the required stop named (nothing changed);
@@ -172,6 +173,19 @@ check tampered-refused expect 10 "REFUSED  bundle" upgrade apply /root/tampered.
 check tampered-changed-nothing healthy_on "$N"
 
 check check-n1-window expect 0 "rollback window: all are expand migrations" upgrade check /root/n1.zip
+# The rehearsal runs N+1's migration on a copy: timed, its lock on users
+# (the fixture's CREATE INDEX takes SHARE) named; the live database and the
+# cluster keep nothing of it.
+live_sql() { runuser -u mogothrow77 -- psql -h /var/lib/mogothrow77/run -d mogothrow77 -Atc "$1"; }
+check rehearse-n1 expect 0 "V[0-9]*__upgrade_fixture_notes (expand): [0-9.]* s" upgrade rehearse /root/n1.zip
+check rehearse-n1-names-lock grep -q "SHARE on public.users: blocks writes (reads go on)" /root/last.txt
+check rehearse-n1-json expect 0 '"blocks":"writes"' sh -c 'mogothrow77-upgrade rehearse /root/n1.zip --json --public-key /root/release.pub 2>/dev/null'
+no_fixture_table() { [ "$(live_sql "SELECT to_regclass('upgrade_fixture_notes') IS NULL")" = t ]; }
+no_rehearsal_copy() { [ "$(live_sql "SELECT count(*) FROM pg_database WHERE datname LIKE 'mogothrow77_rehearsal%'")" = 0 ]; }
+check rehearse-left-live-alone no_fixture_table
+check rehearse-dropped-copy no_rehearsal_copy
+check rehearse-still-healthy healthy_on "$N"
+check rehearse-skip-stop-refused expect 10 "must stop at $N1 first" upgrade rehearse /root/n2.zip
 check apply-n1 expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
 check n1-healthy healthy_on "$N1"
 check n1-migration-applied sh -c "mogothrow77 migrate --check | grep -q 'no pending migrations'"
@@ -220,6 +234,7 @@ done
 owner_sql() { runuser -u mogothrow77 -- psql -h /var/lib/mogothrow77/run -U mogothrow77_owner -d mogothrow77 -v ON_ERROR_STOP=1 -c "$1"; }
 reset_to_n >>"$log" 2>&1
 check fault-migration-setup owner_sql 'CREATE TABLE upgrade_fixture_notes (blocker int)'
+check fault-migration-rehearsed expect 1 "would fail at V[0-9]*__upgrade_fixture_notes" upgrade rehearse /root/n1.zip
 check fault-migration-rolled-back expect 1 "ROLLED BACK  $N runs again" upgrade apply /root/n1.zip
 check fault-migration-reason grep -q "already exists" /root/last.txt
 check fault-migration-healthy healthy_on "$N"
