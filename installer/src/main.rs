@@ -3,12 +3,16 @@
 //! checks (printing each with what to do when it fails), installs the
 //! package from the bundle with apt (no network: the bundle is the only
 //! package source), starts the service, waits for READY and `/readyz`, and
-//! prints the console URL and the first-admin setup link. `--check` runs
-//! the checks only. Running it again is safe.
+//! prints the console URL and the first-admin setup link. With
+//! `--database-url-file` it installs the URL of an external PostgreSQL as a
+//! secret, names it in the configuration and has the server check the
+//! database before the first start (src/database.rs). `--check` runs the
+//! checks only. Running it again is safe.
 //!
 //! Exit codes (docs/install.md): 0 done, 2 usage, 10 refused before
 //! changing anything, 11 stopped and needs an admin.
 
+mod database;
 mod preflight;
 
 use std::fs;
@@ -50,6 +54,17 @@ struct Cli {
     /// Where the host's OS is described.
     #[arg(long, value_name = "PATH", default_value = "/etc/os-release")]
     os_release: PathBuf,
+    /// Use an external PostgreSQL instead of the managed one: a file with
+    /// its connection URL for the application role
+    /// (postgresql://USER:PASSWORD@HOST:5432/DATABASE?sslmode=require).
+    /// Installed as /etc/mogothrow77/secrets/database-url (0640
+    /// root:mogothrow77), named in the configuration, never printed.
+    #[arg(long, value_name = "FILE")]
+    database_url_file: Option<PathBuf>,
+    /// With --database-url-file: the schema owner's URL, for migrations
+    /// (installed as /etc/mogothrow77/secrets/database-migration-url).
+    #[arg(long, value_name = "FILE", requires = "database_url_file")]
+    migration_url_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -111,7 +126,15 @@ fn install(cli: &Cli) -> Exit {
             println!("      fix: {}", c.fix);
         }
     }
-    let failed = checks.iter().filter(|c| !c.passed).count();
+    let mut failed = checks.iter().filter(|c| !c.passed).count();
+    let secrets = match external_database(cli) {
+        Ok(secrets) => secrets,
+        Err(e) => {
+            println!("FAIL  database: {e}");
+            failed += 1;
+            Vec::new()
+        }
+    };
     if failed > 0 {
         return refuse(&format!("{failed} check(s) failed; fix them and run again"));
     }
@@ -120,6 +143,11 @@ fn install(cli: &Cli) -> Exit {
         return Exit::Done;
     }
     let reinstall = preflight::is_reinstall(&release, Path::new(INSTALLED_BINARY));
+    if reinstall && !secrets.is_empty() {
+        if let Err(e) = configured_already(&secrets) {
+            return refuse(&e);
+        }
+    }
     if !reinstall {
         let started = Instant::now();
         if let Err(e) = install_package(cli, &release) {
@@ -131,8 +159,20 @@ fn install(cli: &Cli) -> Exit {
             started.elapsed().as_secs_f64()
         );
     }
+    let mut restart = false;
+    if !secrets.is_empty() {
+        match configure_external(&secrets) {
+            Ok(changed) => restart = changed && system::service_active(),
+            Err(e) => return stopped(&e),
+        }
+    }
     let started = Instant::now();
-    if let Err(e) = system::start_service() {
+    let running = if restart {
+        system::restart_service()
+    } else {
+        system::start_service()
+    };
+    if let Err(e) = running {
         return stopped(&format!("the service does not start: {e}"));
     }
     let settings = match settings::load(Path::new(CONFIG)) {
@@ -160,6 +200,103 @@ fn install(cli: &Cli) -> Exit {
     }
     first_admin();
     Exit::Done
+}
+
+/// The URL files of `--database-url-file` / `--migration-url-file`, read
+/// and checked (one check line each).
+fn external_database(cli: &Cli) -> Result<Vec<database::UrlSecret>, String> {
+    let mut secrets = Vec::new();
+    if let Some(path) = &cli.database_url_file {
+        secrets.push(database::read_url_file(
+            path,
+            "url_file",
+            "url",
+            "database-url",
+        )?);
+    }
+    if let Some(path) = &cli.migration_url_file {
+        secrets.push(database::read_url_file(
+            path,
+            "migration_url_file",
+            "migration_url",
+            "database-migration-url",
+        )?);
+    }
+    for s in &secrets {
+        println!(
+            "ok    database: external, {} from {} (not shown)",
+            s.key,
+            s.source.display()
+        );
+    }
+    Ok(secrets)
+}
+
+/// A reinstall keeps the database it has: the files must be the ones the
+/// configuration names already (their contents may change: a new password).
+fn configured_already(secrets: &[database::UrlSecret]) -> Result<(), String> {
+    let text = fs::read_to_string(CONFIG).map_err(|e| format!("{CONFIG}: {e}"))?;
+    for s in secrets {
+        let path = Path::new(database::SECRETS_DIR).join(s.file_name);
+        let edit = database::name_in_database_table(
+            &text,
+            s.key,
+            s.inline_key,
+            &path.display().to_string(),
+        )?;
+        if edit.is_some() {
+            return Err(format!(
+                "mogothrow77 is installed already and its configuration does not use                  database.{} = \"{}\": the installer does not move an installed appliance to                  another database (its data would stay behind; docs/install.md#an-external-database)",
+                s.key,
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Installs the URL secrets, names them in the configuration, and lets the
+/// server check the database before the service starts. Returns whether
+/// anything changed.
+fn configure_external(secrets: &[database::UrlSecret]) -> Result<bool, String> {
+    let gid = database::group_id(system::PACKAGE)?;
+    let changed = database::install(
+        secrets,
+        Path::new(database::SECRETS_DIR),
+        Path::new(CONFIG),
+        gid,
+    )?;
+    println!(
+        "ok    database: {} (0640 root:{}) named in {CONFIG}{}",
+        secrets
+            .iter()
+            .map(|s| Path::new(database::SECRETS_DIR)
+                .join(s.file_name)
+                .display()
+                .to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        system::PACKAGE,
+        if changed { "" } else { " (unchanged)" }
+    );
+    let out = Command::new(INSTALLED_BINARY)
+        .args(["--config", CONFIG, "check"])
+        .output()
+        .map_err(|e| format!("cannot run {INSTALLED_BINARY}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let reason = stdout
+            .lines()
+            .find(|l| l.starts_with("FAIL"))
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string());
+        return Err(format!(
+            "the database check failed: {reason}; the service was not started: fix the \
+             database or the URL file and run the installer again"
+        ));
+    }
+    println!("ok    database: reachable as the application role, PostgreSQL version and schema accepted (mogothrow77 check)");
+    Ok(changed)
 }
 
 fn open_bundle(cli: &Cli) -> Result<Release, OpenError> {

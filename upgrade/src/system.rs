@@ -57,6 +57,12 @@ pub fn start_service() -> Result<(), String> {
         })
 }
 
+/// Restarts the service (e.g. after its configuration changed); returns
+/// once the new process reported READY=1 (or failed).
+pub fn restart_service() -> Result<(), String> {
+    run(Command::new("systemctl").args(["restart", SERVICE])).map(drop)
+}
+
 pub fn service_active() -> bool {
     Command::new("systemctl")
         .args(["is-active", "--quiet", SERVICE])

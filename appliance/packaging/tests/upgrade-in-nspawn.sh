@@ -20,6 +20,10 @@
 #   migration; a new binary that fails to start; a full disk for the
 #   backup. After each: a ready service on one consistent version with
 #   every record.
+# Last, everything is purged and N installed again by the installer onto an
+# external PostgreSQL (a second cluster on the host) from a URL file: junk
+# refused, a wrong password stops before the service starts, then installed
+# with the URL as a 0640 root:mogothrow77 secret; passwords never logged.
 # The host prints the matrix and fails on any FAIL line.
 #
 # usage: upgrade-in-nspawn.sh UNPACKED_BUNDLE_N BUNDLE_N.zip BUNDLE_N1.zip BUNDLE_N2.zip PUBLIC_KEY FAULT_TOOL
@@ -268,6 +272,37 @@ matrix "disk full (backup) | (automatic) | exit 10, $N ready, 25 records" fault-
 umount /var/lib/mogothrow77/backups
 check fault-disk-rerun expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
 check fault-disk-rerun-healthy healthy_on "$N1"
+
+# --- an external database, named by the installer ---------------------------
+# Everything removed, then N installed again from its bundle onto a
+# PostgreSQL cluster of the host's own (port 5433): the installer installs
+# the URL as a secret, names it in the configuration and has the server
+# check the database before it starts the service.
+systemctl stop mogothrow77
+dpkg --purge mogothrow77 >>"$log" 2>&1
+rm -rf /var/lib/mogothrow77 /etc/mogothrow77 /var/lib/mogothrow77-upgrade /var/lib/mogothrow77-install
+external_pg() {
+  pg_createcluster 15 m77ext -p 5433 --start \
+    && runuser -u postgres -- psql -p 5433 -v ON_ERROR_STOP=1 \
+      -c "CREATE ROLE m77app LOGIN PASSWORD 'Ext-Secret-5f1c'" -c "CREATE DATABASE m77 OWNER m77app"
+}
+check external-pg external_pg
+printf 'mysql://m77app@127.0.0.1/m77\n' >/root/db-url
+check external-junk-url-refused expect 10 "does not hold one PostgreSQL connection URL" installer --database-url-file /root/db-url
+check external-junk-changed-nothing sh -c '! dpkg-query -W mogothrow77'
+printf 'postgresql://m77app:Wrong-Guess-71@127.0.0.1:5433/m77?sslmode=disable\n' >/root/db-url
+check external-bad-password-stops expect 11 "the database check failed: .*password authentication failed" installer --database-url-file /root/db-url
+check external-bad-password-not-started sh -c '! systemctl is-active --quiet mogothrow77'
+printf 'postgresql://m77app:Ext-Secret-5f1c@127.0.0.1:5433/m77?sslmode=disable\n' >/root/db-url
+check external-install expect 0 "first-admin setup link" installer --database-url-file /root/db-url
+check external-ready wait_ready
+check external-secret-private sh -c '[ "$(stat -c %a:%U:%G /etc/mogothrow77/secrets/database-url)" = 640:root:mogothrow77 ]'
+check external-config-names-it grep -q '^url_file = "/etc/mogothrow77/secrets/database-url"' /etc/mogothrow77/config.toml
+check external-schema-in-external-db sh -c '[ "$(runuser -u postgres -- psql -p 5433 -d m77 -Atc "SELECT count(*) FROM refinery_schema_history")" -gt 0 ]'
+check external-no-managed-cluster sh -c '[ ! -e /var/lib/mogothrow77/postgres/PG_VERSION ]'
+check external-rerun-safe expect 0 "(unchanged)" installer --database-url-file /root/db-url
+check external-rerun-ready wait_ready
+check external-passwords-never-shown sh -c '! grep -q -e Ext-Secret-5f1c -e Wrong-Guess-71 /root/detail.log && ! journalctl --no-pager | grep -q -e Ext-Secret-5f1c -e Wrong-Guess-71'
 
 journalctl -u mogothrow77 --no-pager >/root/journal.txt 2>&1 || true
 echo done >>"$out"
