@@ -50,11 +50,16 @@ pub enum Command {
     /// Print the version, git commit and the schema level this binary knows.
     Version,
     /// Back the database up into a pg_dump custom-format archive (mode
-    /// 0600, never overwritten), then read it back with pg_restore --list.
+    /// 0600, never overwritten), then read it back with pg_restore --list
+    /// (and with --test-restore, restore it into a scratch database).
     Backup {
         /// The archive to write.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Then restore the archive into a scratch database beside the
+        /// live one, compare its tables and migrations, and drop it.
+        #[arg(long)]
+        test_restore: bool,
     },
     /// Replace the managed database with a `backup` archive (the service
     /// must be stopped; every change since the backup is lost).

@@ -7,6 +7,7 @@ use crate::config::{DatabaseTarget, Settings};
 use crate::db::backup;
 use crate::db::migrate::{self, MigrateError};
 use crate::db::rehearse;
+use crate::db::scratch;
 use crate::exit::Exit;
 use crate::identity::setup;
 use crate::startup::{self, Purpose, StartError};
@@ -79,24 +80,10 @@ pub async fn rehearse(settings: Settings, json: bool) -> Exit {
         .map_err(|e| StartError::Other(e.to_string()))?;
         let database = startup::open_database(&settings, Purpose::Migrate).await?;
         let outcome = async {
-            let managed = match &settings.database {
-                DatabaseTarget::Managed { bin_dir } => Some(
-                    crate::db::managed::ManagedPostgres::prepare(
-                        &state_dir,
-                        bin_dir.as_deref(),
-                        settings.config.database.pool_size + 10,
-                    )
-                    .await?,
-                ),
-                DatabaseTarget::External { .. } => None,
-            };
-            let place = match &managed {
-                Some(pg) => rehearse::Place::Managed(pg),
-                None => rehearse::Place::External,
-            };
+            let managed = managed_cluster(&settings).await?;
             rehearse::rehearse(
                 &database.connections,
-                place,
+                scratch_place(&managed),
                 &binaries,
                 settings.config.database.ca_file.as_deref(),
                 &state_dir,
@@ -132,6 +119,31 @@ pub async fn rehearse(settings: Settings, json: bool) -> Exit {
             eprintln!("mogothrow77 migrate --rehearse: {e}");
             e.exit()
         }
+    }
+}
+
+/// The managed cluster's handle for scratch copies (its superuser); `None`
+/// for an external database. The cluster runs (`open_database` saw to it).
+async fn managed_cluster(
+    settings: &Settings,
+) -> Result<Option<crate::db::managed::ManagedPostgres>, StartError> {
+    Ok(match &settings.database {
+        DatabaseTarget::Managed { bin_dir } => Some(
+            crate::db::managed::ManagedPostgres::prepare(
+                &settings.config.state_dir,
+                bin_dir.as_deref(),
+                settings.config.database.pool_size + 10,
+            )
+            .await?,
+        ),
+        DatabaseTarget::External { .. } => None,
+    })
+}
+
+fn scratch_place(managed: &Option<crate::db::managed::ManagedPostgres>) -> scratch::Place<'_> {
+    match managed {
+        Some(pg) => scratch::Place::Managed(pg),
+        None => scratch::Place::External,
     }
 }
 
@@ -188,7 +200,7 @@ fn print_rehearsal(report: &rehearse::Report) {
 
 /// `backup --out FILE`: the database through the running cluster (managed
 /// mode starts it for the dump when the service is stopped).
-pub async fn backup(settings: Settings, out: std::path::PathBuf) -> Exit {
+pub async fn backup(settings: Settings, out: std::path::PathBuf, test_restore: bool) -> Exit {
     let result = async {
         startup::become_service_user(&settings)?;
         let binaries = match &settings.database {
@@ -200,27 +212,58 @@ pub async fn backup(settings: Settings, out: std::path::PathBuf) -> Exit {
         }
         .map_err(|e| StartError::Other(e.to_string()))?;
         let database = startup::open_database(&settings, Purpose::Migrate).await?;
-        let ca_file = settings.config.database.ca_file.clone();
-        let connections = database.connections.clone();
-        let dumped = tokio::task::spawn_blocking(move || {
-            backup::dump(&connections, ca_file.as_deref(), &binaries, &out)
-        })
-        .await
-        .map_err(|e| StartError::Other(format!("the backup task failed: {e}")));
-        database.close().await;
-        dumped?.map_err(|e| StartError::Other(e.to_string()))
-    }
-    .await;
-    match result {
-        Ok(summary) => {
+        let outcome = async {
+            let ca_file = settings.config.database.ca_file.clone();
+            let (connections, dump_binaries, archive) =
+                (database.connections.clone(), binaries.clone(), out.clone());
+            let summary = tokio::task::spawn_blocking(move || {
+                backup::dump(&connections, ca_file.as_deref(), &dump_binaries, &archive)
+            })
+            .await
+            .map_err(|e| StartError::Other(format!("the backup task failed: {e}")))?
+            .map_err(|e| StartError::Other(e.to_string()))?;
             println!(
                 "backup written: {} ({} bytes, {} archive entries, read back with pg_restore --list)",
                 summary.path.display(),
                 summary.bytes,
                 summary.entries
             );
-            Exit::Ok
+            if !test_restore {
+                return Ok(());
+            }
+            let managed = managed_cluster(&settings).await?;
+            let check = scratch::test_restore(
+                &database.connections,
+                scratch_place(&managed),
+                &binaries,
+                settings.config.database.ca_file.as_deref(),
+                &summary.path,
+                &settings.config.state_dir,
+            )
+            .await
+            .map_err(|e| {
+                StartError::Other(format!(
+                    "the backup {} was written, but its test restore failed: {e}",
+                    summary.path.display()
+                ))
+            })?;
+            for w in &check.warnings {
+                println!("warn  {w}");
+            }
+            println!(
+                "test restore: the archive restored into a scratch database in {:.1} s with all \
+                 {} tables and {} applied migrations; the copy was dropped",
+                check.seconds, check.tables, check.migrations
+            );
+            Ok::<(), StartError>(())
         }
+        .await;
+        database.close().await;
+        outcome
+    }
+    .await;
+    match result {
+        Ok(()) => Exit::Ok,
         Err(e) => {
             eprintln!("mogothrow77 backup: {e}");
             e.exit()

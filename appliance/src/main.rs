@@ -51,7 +51,9 @@ fn main() -> ExitCode {
             Command::Migrate { check, .. } => commands::migrate(settings, check).await,
             Command::Check => commands::check(settings).await,
             Command::Version => commands::version(),
-            Command::Backup { out } => commands::backup(settings, out).await,
+            Command::Backup { out, test_restore } => {
+                commands::backup(settings, out, test_restore).await
+            }
             Command::Restore { from } => commands::restore(settings, from).await,
             Command::Admin {
                 command: AdminCommand::SetupToken,

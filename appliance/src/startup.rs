@@ -34,14 +34,24 @@ pub enum StartError {
     Other(String),
 }
 
+impl From<crate::db::scratch::ScratchError> for StartError {
+    fn from(e: crate::db::scratch::ScratchError) -> StartError {
+        use crate::db::scratch::ScratchError;
+        match e {
+            ScratchError::Db(e) => StartError::Db(e),
+            ScratchError::Managed(e) => StartError::Managed(e),
+            other => StartError::Other(other.to_string()),
+        }
+    }
+}
+
 impl From<crate::db::rehearse::RehearseError> for StartError {
     fn from(e: crate::db::rehearse::RehearseError) -> StartError {
         use crate::db::rehearse::RehearseError;
         match e {
             RehearseError::Db(e) => StartError::Db(e),
             RehearseError::Migrate(e) => StartError::Migrate(e),
-            RehearseError::Managed(e) => StartError::Managed(e),
-            other => StartError::Other(other.to_string()),
+            RehearseError::Scratch(e) => StartError::from(e),
         }
     }
 }

@@ -400,6 +400,8 @@ impl Run<'_> {
         }
         let fit = system::schema_fit(&self.new_binary, &self.opts.config);
         journal.migrations_pending = matches!(fit, SchemaFit::Pending(_));
+        journal.contract_pending = matches!(&fit, SchemaFit::Pending(list)
+            if list.iter().any(|m| m.ends_with("(contract)")));
         match fit {
             SchemaFit::Runs | SchemaFit::Pending(_) => {}
             SchemaFit::TooNew => {
@@ -420,10 +422,10 @@ impl Run<'_> {
             "{} → {} allowed on {os}; the database schema fits{}",
             journal.from,
             journal.to,
-            if journal.migrations_pending {
-                "; migrations to run"
-            } else {
-                "; no migrations to run"
+            match (journal.migrations_pending, journal.contract_pending) {
+                (_, true) => "; migrations to run, one a contract migration (the backup will be test-restored)",
+                (true, false) => "; migrations to run",
+                (false, _) => "; no migrations to run",
             }
         ))
     }
@@ -436,10 +438,12 @@ impl Run<'_> {
             .and_then(|p| fs::metadata(p).ok())
             .map_or(0, |m| m.len());
         // The backup is at most about the database's size on disk (managed
-        // mode); the package is unpacked twice (staging and install).
+        // mode), and so is its test restore's copy; the package is unpacked
+        // twice (staging and install).
         let database = system::used_bytes(&state.join("postgres"));
         let margin = 64 << 20;
-        let need_state = database + margin;
+        let copies = if journal.contract_pending { 2 } else { 1 };
+        let need_state = copies * database + margin;
         let free_state = system::free_bytes(state).map_err(Failure::Refuse)?;
         if free_state < need_state {
             return Err(Failure::Refuse(format!(
@@ -489,12 +493,14 @@ impl Run<'_> {
         let path = archive
             .to_str()
             .ok_or_else(|| fail("non-UTF-8 state_dir".into()))?;
-        system::server(
-            &self.new_binary,
-            &self.opts.config,
-            &["backup", "--out", path],
-        )
-        .map_err(|e| fail(format!("{e} (docs/upgrade.md#the-backup-failed)")))?;
+        // Past the rollback window the backup is the only way back: it is
+        // restored into a scratch database before anything changes.
+        let mut args = vec!["backup", "--out", path];
+        if journal.contract_pending {
+            args.push("--test-restore");
+        }
+        system::server(&self.new_binary, &self.opts.config, &args)
+            .map_err(|e| fail(format!("{e} (docs/upgrade.md#the-backup-failed)")))?;
         journal.backup = Some(archive.clone());
 
         let config_dir = self
@@ -522,9 +528,14 @@ impl Run<'_> {
         let previous = self.previous_package(journal).map_err(fail)?;
         journal.previous_package = Some(previous.clone());
         Ok(format!(
-            "database → {} ({} bytes); configuration → {}; previous release kept as {}",
+            "database → {} ({} bytes{}); configuration → {}; previous release kept as {}",
             archive.display(),
             fs::metadata(&archive).map_or(0, |m| m.len()),
+            if journal.contract_pending {
+                ", test-restored into a scratch database"
+            } else {
+                ""
+            },
             journal
                 .config_backup
                 .as_ref()

@@ -109,6 +109,10 @@ pub struct Journal {
     /// compatibility step).
     #[serde(default)]
     pub migrations_pending: bool,
+    /// One of them is a contract migration: afterwards the previous release
+    /// cannot run, so the backup is test-restored before anything changes.
+    #[serde(default)]
+    pub contract_pending: bool,
     /// The schema level the target binary brings.
     pub target_schema_level: Option<u32>,
     /// When the service was stopped (seconds since the epoch).
@@ -140,6 +144,7 @@ impl Journal {
             backup: None,
             config_backup: None,
             migrations_pending: false,
+            contract_pending: false,
             target_schema_level: None,
             stopped_at: None,
             downtime_seconds: None,

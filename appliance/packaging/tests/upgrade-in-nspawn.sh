@@ -185,12 +185,13 @@ check rehearse-n1 expect 0 "V[0-9]*__upgrade_fixture_notes (expand): [0-9.]* s" 
 check rehearse-n1-names-lock grep -q "SHARE on public.users: blocks writes (reads go on)" /root/last.txt
 check rehearse-n1-json expect 0 '"blocks":"writes"' sh -c 'mogothrow77-upgrade rehearse /root/n1.zip --json --public-key /root/release.pub 2>/dev/null'
 no_fixture_table() { [ "$(live_sql "SELECT to_regclass('upgrade_fixture_notes') IS NULL")" = t ]; }
-no_rehearsal_copy() { [ "$(live_sql "SELECT count(*) FROM pg_database WHERE datname LIKE 'mogothrow77_rehearsal%'")" = 0 ]; }
+no_rehearsal_copy() { [ "$(live_sql "SELECT count(*) FROM pg_database WHERE datname LIKE 'mogothrow77\_%'")" = 0 ]; }
 check rehearse-left-live-alone no_fixture_table
 check rehearse-dropped-copy no_rehearsal_copy
 check rehearse-still-healthy healthy_on "$N"
 check rehearse-skip-stop-refused expect 10 "must stop at $N1 first" upgrade rehearse /root/n2.zip
 check apply-n1 expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
+check apply-n1-no-test-restore sh -c '! grep -q "test-restored" /root/last.txt'
 check n1-healthy healthy_on "$N1"
 check n1-migration-applied sh -c "mogothrow77 migrate --check | grep -q 'no pending migrations'"
 check n1-backup-restorable sh -c 'ls /var/lib/mogothrow77/backups/*/database.dump && pg_restore --list /var/lib/mogothrow77/backups/*/database.dump >/dev/null'
@@ -204,6 +205,10 @@ check reapplied-healthy healthy_on "$N1"
 echo "downtime without-migration $(mogothrow77-upgrade status --json | sed -n 's/.*"downtime_seconds": *\([0-9.]*\).*/\1/p')" >>"$out"
 check check-n2-needs-backup expect 0 "rollback needs the backup: V[0-9]*__upgrade_fixture_contract (contract)" upgrade check /root/n2.zip
 check apply-n2-contract expect 0 "upgraded $N1 → $N2" upgrade apply /root/n2.zip
+# Past the rollback window the backup was restored into a scratch database
+# (and dropped) before the service stopped.
+check apply-n2-backup-test-restored grep -q "test-restored into a scratch database" /root/last.txt
+check apply-n2-no-scratch-left no_rehearsal_copy
 check n2-healthy healthy_on "$N2"
 check rollback-past-window-refused expect 11 "the-schema-is-past-the-rollback-window" mogothrow77-upgrade rollback
 check rollback-refusal-names-backup grep -q "database.dump" /root/last.txt

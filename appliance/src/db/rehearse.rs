@@ -9,19 +9,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-use super::backup::{self, BackupError, Owners};
-use super::managed::{ManagedError, ManagedPostgres, PgBinaries};
+use super::backup::{self, BackupError};
+use super::managed::PgBinaries;
 use super::migrate::{self, KnownMigration, MigrateError};
+use super::scratch::{db_err, Place, Scratch, ScratchError, Use};
 use super::{describe_pg_error, Connections, DbError};
-
-/// Copies are named `<prefix><pid>`; leftovers of a killed rehearsal are
-/// dropped by the next one.
-pub const SCRATCH_PREFIX: &str = "mogothrow77_rehearsal_";
-/// Advisory lock key held on the live database while rehearsing ("mogorh").
-const REHEARSAL_LOCK: i64 = 0x6d6f_676f_7268;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RehearseError {
@@ -29,31 +23,14 @@ pub enum RehearseError {
     Db(#[from] DbError),
     #[error(transparent)]
     Migrate(#[from] MigrateError),
-    #[error("another rehearsal is running on this database; wait until it has finished")]
-    Busy,
-    #[error(
-        "not enough free space in {dir} for the copy: about {needed} MB needed ({what}), \
-         {free} MB free; free some space and rehearse again"
-    )]
-    NoSpace {
-        dir: String,
-        needed: u64,
-        free: u64,
-        what: &'static str,
-    },
-    #[error(
-        "cannot create the scratch database {name}: {reason}; a rehearsal on an external \
-         database needs the migration role to have CREATEDB (ALTER ROLE <role> CREATEDB)"
-    )]
-    CreateDatabase { name: String, reason: String },
-    #[error("copying the database failed: {0}")]
-    Copy(#[from] BackupError),
-    #[error("managed database: {0}")]
-    Managed(#[from] ManagedError),
-    #[error("database error while {doing}: {reason}")]
-    Database { doing: &'static str, reason: String },
-    #[error("{0}")]
-    Io(String),
+    #[error(transparent)]
+    Scratch(#[from] ScratchError),
+}
+
+impl From<BackupError> for RehearseError {
+    fn from(e: BackupError) -> RehearseError {
+        RehearseError::Scratch(ScratchError::Copy(e))
+    }
 }
 
 /// What a rehearsal found. `mogothrow77-upgrade rehearse` reads it as JSON.
@@ -165,17 +142,6 @@ fn strongest(rows: impl IntoIterator<Item = (String, String)>) -> Vec<TableLock>
         .collect()
 }
 
-/// Where the copy is made, and by whom.
-pub enum Place<'a> {
-    /// The managed cluster: its superuser creates the copy like the
-    /// appliance's own database and restores it with the archive's owners
-    /// and grants; migrations run as the owner role, as in `migrate`.
-    Managed(&'a ManagedPostgres),
-    /// An external server: the migration role creates the copy (it needs
-    /// CREATEDB), owns everything in it and runs the migrations.
-    External,
-}
-
 /// Rehearses the pending migrations. `work_dir` holds the dump while the
 /// copy is restored.
 pub async fn rehearse(
@@ -200,23 +166,10 @@ pub async fn rehearse(
     if status.pending.is_empty() {
         return Ok(report);
     }
-    let locked: bool = live
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&REHEARSAL_LOCK])
-        .await
-        .map_err(db_err("taking the rehearsal lock"))?
-        .get(0);
-    if !locked {
-        return Err(RehearseError::Busy);
-    }
-    drop_leftovers(&live, &place, &mut report).await;
-    report.database_bytes = live
-        .query_one("SELECT pg_database_size(current_database())", &[])
-        .await
-        .map_err(db_err("measuring the database"))?
-        .get(0);
-    check_space(work_dir, report.database_bytes, &place)?;
+    let scratch = Scratch::begin(&live, place, connections, Use::Rehearsal).await?;
+    report.database_bytes = scratch.live_bytes().await?;
+    scratch.check_space(work_dir, report.database_bytes, true)?;
 
-    let name = format!("{SCRATCH_PREFIX}{}", std::process::id());
     let dump_path = work_dir.join(format!("rehearsal-{}.dump", std::process::id()));
     let copied = Instant::now();
     let _ = std::fs::remove_file(&dump_path);
@@ -231,20 +184,18 @@ pub async fn rehearse(
             backup::dump(&connections, ca_file.as_deref(), &binaries, &dump_path)
         })
         .await
-        .map_err(|e| RehearseError::Io(format!("the dump task failed: {e}")))??;
+        .map_err(|e| ScratchError::Io(format!("the dump task failed: {e}")))??;
     }
     let outcome = async {
-        create_scratch(&live, &place, &name).await?;
-        restore_scratch(connections, &place, binaries, ca_file, &name, &dump_path).await?;
+        scratch.restore(binaries, ca_file, &dump_path).await?;
         report.copy_seconds = copied.elapsed().as_secs_f64();
-        let mut scratch = connect_scratch(connections, &place, &name).await?;
-        scratch
-            .batch_execute("SET statement_timeout = 0; SET lock_timeout = 0; ANALYZE")
+        let mut copy = scratch.connect().await?;
+        copy.batch_execute("SET statement_timeout = 0; SET lock_timeout = 0; ANALYZE")
             .await
             .map_err(db_err("preparing the copy"))?;
-        migrate::ensure_kinds_table(&scratch).await?;
+        migrate::ensure_kinds_table(&copy).await?;
         for m in &status.pending {
-            let run = run_one(&mut scratch, m).await;
+            let run = run_one(&mut copy, m).await;
             let failed = run.error.is_some();
             report.migrations.push(run);
             if failed {
@@ -255,147 +206,8 @@ pub async fn rehearse(
     }
     .await;
     let _ = std::fs::remove_file(&dump_path);
-    if let Err(e) = drop_scratch(&live, &place, &name).await {
-        report.warnings.push(format!(
-            "the copy {name} could not be dropped ({e}); drop it by hand: DROP DATABASE {name}"
-        ));
-    }
+    report.warnings.extend(scratch.finish().await);
     outcome.map(|()| report)
-}
-
-fn db_err(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> RehearseError {
-    move |e| RehearseError::Database {
-        doing,
-        reason: describe_pg_error(&e),
-    }
-}
-
-/// Copies left by a rehearsal that was killed (the lock says none runs).
-async fn drop_leftovers(live: &Client, place: &Place<'_>, report: &mut Report) {
-    let Ok(rows) = live
-        .query(
-            "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
-            &[&SCRATCH_PREFIX],
-        )
-        .await
-    else {
-        return;
-    };
-    for row in rows {
-        let name: String = row.get(0);
-        if let Err(e) = drop_scratch(live, place, &name).await {
-            report.warnings.push(format!(
-                "a copy left by an earlier rehearsal, {name}, could not be dropped: {e}"
-            ));
-        }
-    }
-}
-
-fn check_space(
-    work_dir: &Path,
-    database_bytes: i64,
-    place: &Place<'_>,
-) -> Result<(), RehearseError> {
-    let stat = nix::sys::statvfs::statvfs(work_dir)
-        .map_err(|e| RehearseError::Io(format!("{}: {e}", work_dir.display())))?;
-    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
-    // The dump is smaller than the database; the managed copy is as big.
-    let size = database_bytes.max(0) as u64;
-    let (needed, what) = match place {
-        Place::Managed(_) => (
-            size * 2,
-            "the dump and the copy, each up to the database's size",
-        ),
-        Place::External => (size, "the dump, up to the database's size"),
-    };
-    if free < needed {
-        return Err(RehearseError::NoSpace {
-            dir: work_dir.display().to_string(),
-            needed: needed / 1_000_000 + 1,
-            free: free / 1_000_000,
-            what,
-        });
-    }
-    Ok(())
-}
-
-async fn create_scratch(live: &Client, place: &Place<'_>, name: &str) -> Result<(), RehearseError> {
-    match place {
-        Place::Managed(pg) => {
-            pg.create_scratch_database(name)
-                .await
-                .map_err(|e| RehearseError::CreateDatabase {
-                    name: name.to_string(),
-                    reason: e.to_string(),
-                })
-        }
-        // `name` is the appliance's own identifier, never user input.
-        Place::External => live
-            .batch_execute(&format!(
-                "CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0"
-            ))
-            .await
-            .map_err(|e| RehearseError::CreateDatabase {
-                name: name.to_string(),
-                reason: if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
-                    "permission denied".to_string()
-                } else {
-                    describe_pg_error(&e)
-                },
-            }),
-    }
-}
-
-async fn drop_scratch(live: &Client, place: &Place<'_>, name: &str) -> Result<(), RehearseError> {
-    if !name.starts_with(SCRATCH_PREFIX) {
-        return Err(RehearseError::Io(format!("{name} is not a rehearsal copy")));
-    }
-    match place {
-        Place::Managed(pg) => Ok(pg.drop_scratch_database(name).await?),
-        Place::External => live
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await
-            .map_err(db_err("dropping the copy")),
-    }
-}
-
-async fn restore_scratch(
-    connections: &Connections,
-    place: &Place<'_>,
-    binaries: &PgBinaries,
-    ca_file: Option<&Path>,
-    name: &str,
-    dump: &Path,
-) -> Result<(), RehearseError> {
-    let (env, owners) = match place {
-        Place::Managed(pg) => (pg.superuser_env_on(name), Owners::AsArchived),
-        Place::External => {
-            let mut owner = connections.owner.clone();
-            owner.dbname(name);
-            (backup::libpq_env_for(&owner, ca_file), Owners::Restorer)
-        }
-    };
-    let (binaries, dump) = (binaries.clone(), dump.to_path_buf());
-    tokio::task::spawn_blocking(move || backup::restore(&binaries, env, &dump, owners))
-        .await
-        .map_err(|e| RehearseError::Io(format!("the restore task failed: {e}")))?
-        .map_err(RehearseError::from)
-}
-
-async fn connect_scratch(
-    connections: &Connections,
-    place: &Place<'_>,
-    name: &str,
-) -> Result<Client, RehearseError> {
-    let config = match place {
-        Place::Managed(pg) => pg.owner_connection(name),
-        Place::External => {
-            let mut owner = connections.owner.clone();
-            owner.dbname(name);
-            owner
-        }
-    };
-    Ok(super::connect(&config, &connections.tls).await?)
 }
 
 /// Tables (ordinary, partitioned, materialized views) that exist now.

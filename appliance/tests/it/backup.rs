@@ -134,3 +134,149 @@ fn managed_restore_brings_back_the_archived_state() {
     assert_eq!(audit_entries(&config), before);
     app.stop();
 }
+
+/// Scratch copies of `db` (named after its oid; other tests' copies of
+/// their own databases may exist meanwhile).
+pub async fn scratch_copies(db: &str) -> Vec<String> {
+    shared()
+        .connect("postgres")
+        .await
+        .query(
+            "SELECT c.datname FROM pg_database c, pg_database d WHERE d.datname = $1 \
+               AND (starts_with(c.datname, 'mogothrow77_rehearsal_' || d.oid || '_') \
+                 OR starts_with(c.datname, 'mogothrow77_restore_check_' || d.oid || '_'))",
+            &[&db],
+        )
+        .await
+        .expect("databases")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_test_restore_proves_the_archive_and_leaves_no_copy() {
+    let db = shared().create_database().await;
+    let config = AppConfig::external(&shared().dsn(&db), "");
+    assert_eq!(config.run(&["migrate"]).code(), Some(0));
+    let row = shared()
+        .connect(&db)
+        .await
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_tables \
+                      WHERE schemaname NOT IN ('pg_catalog', 'information_schema')), \
+                    (SELECT count(*) FROM refinery_schema_history)",
+            &[],
+        )
+        .await
+        .expect("inventory");
+    let (tables, migrations): (i64, i64) = (row.get(0), row.get(1));
+    // A copy a killed run left behind is dropped; another appliance's
+    // (named after another database's oid) is not touched.
+    let server = shared().connect("postgres").await;
+    let oid: u32 = server
+        .query_one("SELECT oid FROM pg_database WHERE datname = $1", &[&db])
+        .await
+        .expect("oid")
+        .get(0);
+    let other = format!("mogothrow77_restore_check_1{oid}_1");
+    for name in [format!("mogothrow77_restore_check_{oid}_1"), other.clone()] {
+        server
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("leftover");
+    }
+    assert_eq!(scratch_copies(&db).await.len(), 1);
+    let out = config.state_dir().join("checked.dump");
+    let done = config.run(&[
+        "backup",
+        "--out",
+        out.to_str().expect("path"),
+        "--test-restore",
+    ]);
+    assert_eq!(done.code(), Some(0), "{}", done.all());
+    assert!(
+        done.stdout.contains(&format!(
+            "with all {tables} tables and {migrations} applied migrations"
+        )),
+        "{}",
+        done.stdout
+    );
+    assert!(out.is_file());
+    assert_eq!(scratch_copies(&db).await, Vec::<String>::new());
+    let others: i64 = server
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname = $1",
+            &[&other],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(others, 1, "another database's copy is left alone");
+    server
+        .batch_execute(&format!("DROP DATABASE {other}"))
+        .await
+        .expect("drop");
+}
+
+/// A database owned, and migrated, by a role that may not create
+/// databases (as a DBA would set one up); also a superuser connection to it.
+pub async fn migrated_by_a_role_without_createdb() -> (String, AppConfig, tokio_postgres::Client) {
+    let db = shared().create_database().await;
+    let role = format!("{db}_owner");
+    let admin = shared().connect(&db).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN NOCREATEDB; ALTER DATABASE {db} OWNER TO {role}; \
+             ALTER SCHEMA public OWNER TO {role}"
+        ))
+        .await
+        .expect("role");
+    let dsn = shared()
+        .dsn(&db)
+        .replace("user=postgres", &format!("user={role}"));
+    let config = AppConfig::external(&dsn, "");
+    let migrated = config.run(&["migrate"]);
+    assert_eq!(migrated.code(), Some(0), "{}", migrated.all());
+    (db, config, admin)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_test_restore_that_cannot_run_says_why_and_keeps_the_archive() {
+    let (db, config, _) = migrated_by_a_role_without_createdb().await;
+    let out = config.state_dir().join("unchecked.dump");
+    let failed = config.run(&[
+        "backup",
+        "--out",
+        out.to_str().expect("path"),
+        "--test-restore",
+    ]);
+    assert_eq!(failed.code(), Some(1), "{}", failed.all());
+    assert!(
+        failed.stderr.contains("its test restore failed") && failed.stderr.contains("CREATEDB"),
+        "{}",
+        failed.stderr
+    );
+    assert!(out.is_file(), "the archive itself is kept");
+    assert_eq!(scratch_copies(&db).await, Vec::<String>::new());
+}
+
+#[test]
+fn managed_test_restore_uses_the_clusters_own_superuser() {
+    let config = AppConfig::new("");
+    assert_eq!(config.run(&["migrate"]).code(), Some(0));
+    let out = config.state_dir().join("managed-checked.dump");
+    let done = config.run(&[
+        "backup",
+        "--out",
+        out.to_str().expect("path"),
+        "--test-restore",
+    ]);
+    assert_eq!(done.code(), Some(0), "{}", done.all());
+    assert!(
+        done.stdout.contains("test restore: the archive restored"),
+        "{}",
+        done.stdout
+    );
+    assert!(!config.state_dir().join("postgres/postmaster.pid").exists());
+}

@@ -33,21 +33,6 @@ async fn fingerprint(client: &tokio_postgres::Client) -> String {
         .join(" / ")
 }
 
-async fn rehearsal_copies() -> Vec<String> {
-    shared()
-        .connect("postgres")
-        .await
-        .query(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'mogothrow77_rehearsal_%'",
-            &[],
-        )
-        .await
-        .expect("databases")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
 /// A database one migration behind this binary, with users in it.
 async fn database_one_release_behind() -> String {
     let db = shared().create_database().await;
@@ -109,7 +94,10 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
         done.stdout
     );
     assert_eq!(fingerprint(&client).await, before, "live database changed");
-    assert_eq!(rehearsal_copies().await, Vec::<String>::new());
+    assert_eq!(
+        crate::backup::scratch_copies(&db).await,
+        Vec::<String>::new()
+    );
 
     let json = config.run(&["migrate", "--rehearse", "--json"]);
     assert_eq!(json.code(), Some(0), "{}", json.all());
@@ -139,7 +127,10 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
         "only the pre-existing table it changed, without the bookkeeping tables"
     );
     assert_eq!(fingerprint(&client).await, before, "live database changed");
-    assert_eq!(rehearsal_copies().await, Vec::<String>::new());
+    assert_eq!(
+        crate::backup::scratch_copies(&db).await,
+        Vec::<String>::new()
+    );
 
     // The real migration afterwards still applies (nothing was recorded).
     let migrated = config.run(&["migrate"]);
@@ -187,27 +178,15 @@ async fn a_migration_failing_on_the_copy_is_reported_and_the_copy_dropped() {
         failed.stdout
     );
     assert_eq!(fingerprint(&client).await, before);
-    assert_eq!(rehearsal_copies().await, Vec::<String>::new());
+    assert_eq!(
+        crate::backup::scratch_copies(&db).await,
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_that_cannot_create_databases_is_told_what_to_grant() {
-    let db = shared().create_database().await;
-    let role = format!("{db}_owner");
-    let admin = shared().connect(&db).await;
-    admin
-        .batch_execute(&format!(
-            "CREATE ROLE {role} LOGIN NOCREATEDB; ALTER DATABASE {db} OWNER TO {role}; \
-             ALTER SCHEMA public OWNER TO {role}"
-        ))
-        .await
-        .expect("role");
-    let dsn = shared()
-        .dsn(&db)
-        .replace("user=postgres", &format!("user={role}"));
-    let config = AppConfig::external(&dsn, "");
-    let migrated = config.run(&["migrate"]);
-    assert_eq!(migrated.code(), Some(0), "{}", migrated.all());
+    let (db, config, admin) = crate::backup::migrated_by_a_role_without_createdb().await;
     admin
         .batch_execute(UNDO_NEWEST_MIGRATION)
         .await
@@ -221,7 +200,10 @@ async fn a_role_that_cannot_create_databases_is_told_what_to_grant() {
         refused.stderr
     );
     assert_eq!(fingerprint(&admin).await, before);
-    assert_eq!(rehearsal_copies().await, Vec::<String>::new());
+    assert_eq!(
+        crate::backup::scratch_copies(&db).await,
+        Vec::<String>::new()
+    );
 }
 
 /// SQL on the managed cluster as its superuser (the service user, over the
