@@ -255,6 +255,10 @@ fn schema(release: &release::Release, inputs: &Inputs, scratch: &Path, plan: &mu
                 "ok       database schema: migrations to run: {}",
                 pending.join(", ")
             );
+            println!(
+                "note     `mogothrow77-upgrade rehearse` runs them on a copy of the database \
+                 first and reports how long each takes and which tables it locks"
+            );
             let contracts: Vec<&str> = pending
                 .iter()
                 .filter(|m| m.ends_with("(contract)"))
