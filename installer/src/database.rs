@@ -147,9 +147,10 @@ pub fn name_in_database_table(
         if !in_database || trimmed.starts_with('#') {
             continue;
         }
-        let name = trimmed.split('=').next().unwrap_or("").trim();
+        let (name, rest) = trimmed.split_once('=').unwrap_or((trimmed, ""));
+        let name = name.trim();
         if name == key {
-            if trimmed == wanted {
+            if string_value(rest) == Some(value) {
                 return Ok(None);
             }
             return Err(format!(
@@ -174,6 +175,18 @@ pub fn name_in_database_table(
         }
     }
     Ok(Some(lines.join("\n") + "\n"))
+}
+
+/// A TOML basic or literal string at the start of `rest` (what follows a
+/// key's `=`), without its quotes; `None` for anything else.
+fn string_value(rest: &str) -> Option<&str> {
+    let rest = rest.trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let inner = &rest[1..];
+    let end = inner.find(quote)?;
+    let value = &inner[..end];
+    // Escapes would need decoding; a path with them is compared as written.
+    (!value.contains('\\')).then_some(value)
 }
 
 /// The gid of a group, from `/etc/group`.
@@ -212,6 +225,18 @@ mod tests {
             "running again changes nothing"
         );
         assert!(name_in_database_table(&edited, "url_file", "url", "/other").is_err());
+        for written in [
+            "url_file=\"/s/database-url\"",
+            "url_file = '/s/database-url' # set by hand",
+        ] {
+            let by_hand = PACKAGED.replace("auto_migrate = true", written);
+            assert_eq!(
+                name_in_database_table(&by_hand, "url_file", "url", "/s/database-url")
+                    .expect("same file"),
+                None,
+                "{written}"
+            );
+        }
         let inline = PACKAGED.replace("auto_migrate", "url = \"postgresql://a@b/c\"\nauto_migrate");
         assert!(name_in_database_table(&inline, "url_file", "url", "/s/u")
             .expect_err("refused")
