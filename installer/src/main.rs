@@ -246,7 +246,9 @@ fn configured_already(secrets: &[database::UrlSecret]) -> Result<(), String> {
         )?;
         if edit.is_some() {
             return Err(format!(
-                "mogothrow77 is installed already and its configuration does not use                  database.{} = \"{}\": the installer does not move an installed appliance to                  another database (its data would stay behind; docs/install.md#an-external-database)",
+                "mogothrow77 is installed already and its configuration does not use \
+                 database.{} = \"{}\": the installer does not move an installed appliance \
+                 to another database (its data would stay behind; docs/install.md#an-external-database)",
                 s.key,
                 path.display()
             ));
@@ -291,8 +293,8 @@ fn configure_external(secrets: &[database::UrlSecret]) -> Result<bool, String> {
             .map(str::to_string)
             .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string());
         return Err(format!(
-            "the database check failed: {reason}; the service was not started: fix the \
-             database or the URL file and run the installer again"
+            "the database check failed: {reason}; the service was not (re)started with it: \
+             fix the database or the URL file and run the installer again"
         ));
     }
     println!("ok    database: reachable as the application role, PostgreSQL version and schema accepted (mogothrow77 check)");
