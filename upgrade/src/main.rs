@@ -31,49 +31,16 @@ enum Command {
     /// Verify BUNDLE and print the upgrade plan and every blocking reason;
     /// changes nothing.
     Check {
-        /// The offline bundle (mogothrow77-<version>-offline.zip).
-        bundle: PathBuf,
-        /// Trusted minisign public key(s) of the vendor.
-        #[arg(long = "public-key", value_name = "FILE", default_value = check::DEFAULT_PUBLIC_KEY)]
-        public_keys: Vec<PathBuf>,
-        /// The installed server binary, asked for its version.
-        #[arg(long, value_name = "PATH", default_value = "/usr/bin/mogothrow77")]
-        installed: PathBuf,
-        /// Where the host's OS is described.
-        #[arg(long, value_name = "PATH", default_value = "/etc/os-release")]
-        os_release: PathBuf,
-        /// The appliance's configuration file; when it exists, the new
-        /// release checks the database schema and lists its migrations.
-        #[arg(
-            long,
-            value_name = "FILE",
-            default_value = "/etc/mogothrow77/config.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        target: Target,
     },
     /// Run BUNDLE's migrations on a copy of the live database and report
     /// each one's duration and the table locks it takes; the copy is
     /// dropped and the live database only read. Exit 1 when a migration
     /// fails on the copy.
     Rehearse {
-        /// The offline bundle (mogothrow77-<version>-offline.zip).
-        bundle: PathBuf,
-        /// Trusted minisign public key(s) of the vendor.
-        #[arg(long = "public-key", value_name = "FILE", default_value = check::DEFAULT_PUBLIC_KEY)]
-        public_keys: Vec<PathBuf>,
-        /// The installed server binary, asked for its version.
-        #[arg(long, value_name = "PATH", default_value = "/usr/bin/mogothrow77")]
-        installed: PathBuf,
-        /// Where the host's OS is described.
-        #[arg(long, value_name = "PATH", default_value = "/etc/os-release")]
-        os_release: PathBuf,
-        /// The appliance's configuration file (where the database is).
-        #[arg(
-            long,
-            value_name = "FILE",
-            default_value = "/etc/mogothrow77/config.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        target: Target,
         /// Print the report as JSON on standard output (progress goes to
         /// standard error).
         #[arg(long)]
@@ -112,6 +79,42 @@ enum Command {
     },
 }
 
+/// The bundle and the host `check` and `rehearse` look at.
+#[derive(Debug, clap::Args)]
+struct Target {
+    /// The offline bundle (mogothrow77-<version>-offline.zip).
+    bundle: PathBuf,
+    /// Trusted minisign public key(s) of the vendor.
+    #[arg(long = "public-key", value_name = "FILE", default_value = check::DEFAULT_PUBLIC_KEY)]
+    public_keys: Vec<PathBuf>,
+    /// The installed server binary, asked for its version.
+    #[arg(long, value_name = "PATH", default_value = "/usr/bin/mogothrow77")]
+    installed: PathBuf,
+    /// Where the host's OS is described.
+    #[arg(long, value_name = "PATH", default_value = "/etc/os-release")]
+    os_release: PathBuf,
+    /// The appliance's configuration file (where the database is); the new
+    /// release asks the database about its schema when it exists.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/mogothrow77/config.toml"
+    )]
+    config: PathBuf,
+}
+
+impl Target {
+    fn inputs(self) -> check::Inputs {
+        check::Inputs {
+            bundle: self.bundle,
+            public_keys: self.public_keys,
+            installed: self.installed,
+            os_release: self.os_release,
+            config: self.config,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct Common {
     /// The appliance's configuration file.
@@ -148,36 +151,8 @@ fn main() -> ExitCode {
         }
     };
     let exit = match cli.command {
-        Command::Check {
-            bundle,
-            public_keys,
-            installed,
-            os_release,
-            config,
-        } => check::run(&check::Inputs {
-            bundle,
-            public_keys,
-            installed,
-            os_release,
-            config,
-        }),
-        Command::Rehearse {
-            bundle,
-            public_keys,
-            installed,
-            os_release,
-            config,
-            json,
-        } => rehearse::run(
-            &check::Inputs {
-                bundle,
-                public_keys,
-                installed,
-                os_release,
-                config,
-            },
-            json,
-        ),
+        Command::Check { target } => check::run(&target.inputs()),
+        Command::Rehearse { target, json } => rehearse::run(&target.inputs(), json),
         Command::Apply {
             bundle,
             public_keys,
