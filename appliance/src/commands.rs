@@ -71,13 +71,7 @@ pub async fn rehearse(settings: Settings, json: bool) -> Exit {
     let result = async {
         startup::become_service_user(&settings)?;
         let state_dir = settings.config.state_dir.clone();
-        let binaries = match &settings.database {
-            DatabaseTarget::Managed { bin_dir } => {
-                backup::client_binaries(bin_dir.as_deref(), Some(&state_dir.join("postgres")))
-            }
-            DatabaseTarget::External { .. } => backup::client_binaries(None, None),
-        }
-        .map_err(|e| StartError::Other(e.to_string()))?;
+        let binaries = pg_client_binaries(&settings)?;
         let database = startup::open_database(&settings, Purpose::Migrate).await?;
         let outcome = async {
             let managed = managed_cluster(&settings).await?;
@@ -120,6 +114,19 @@ pub async fn rehearse(settings: Settings, json: bool) -> Exit {
             e.exit()
         }
     }
+}
+
+/// `pg_dump`/`pg_restore` to use: the managed cluster's own, or for an
+/// external database the newest installed.
+fn pg_client_binaries(settings: &Settings) -> Result<crate::db::managed::PgBinaries, StartError> {
+    match &settings.database {
+        DatabaseTarget::Managed { bin_dir } => backup::client_binaries(
+            bin_dir.as_deref(),
+            Some(&settings.config.state_dir.join("postgres")),
+        ),
+        DatabaseTarget::External { .. } => backup::client_binaries(None, None),
+    }
+    .map_err(|e| StartError::Other(e.to_string()))
 }
 
 /// The managed cluster's handle for scratch copies (its superuser); `None`
@@ -203,14 +210,7 @@ fn print_rehearsal(report: &rehearse::Report) {
 pub async fn backup(settings: Settings, out: std::path::PathBuf, test_restore: bool) -> Exit {
     let result = async {
         startup::become_service_user(&settings)?;
-        let binaries = match &settings.database {
-            DatabaseTarget::Managed { bin_dir } => backup::client_binaries(
-                bin_dir.as_deref(),
-                Some(&settings.config.state_dir.join("postgres")),
-            ),
-            DatabaseTarget::External { .. } => backup::client_binaries(None, None),
-        }
-        .map_err(|e| StartError::Other(e.to_string()))?;
+        let binaries = pg_client_binaries(&settings)?;
         let database = startup::open_database(&settings, Purpose::Migrate).await?;
         let outcome = async {
             let ca_file = settings.config.database.ca_file.clone();
