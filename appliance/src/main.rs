@@ -6,6 +6,11 @@ use mogothrow77::config::Settings;
 use mogothrow77::exit::Exit;
 use mogothrow77::{commands, logging, serve};
 
+/// mimalloc instead of glibc's malloc: the server allocates and frees many
+/// small buffers per request across its worker threads (ADR 0014).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
