@@ -7,6 +7,7 @@ use crate::config::{DatabaseTarget, Settings};
 use crate::db::backup;
 use crate::db::migrate::{self, MigrateError};
 use crate::db::rehearse;
+use crate::db::restore;
 use crate::db::scratch;
 use crate::exit::Exit;
 use crate::identity::setup;
@@ -271,52 +272,34 @@ pub async fn backup(settings: Settings, out: std::path::PathBuf, test_restore: b
     }
 }
 
-/// `restore --from FILE`: the managed database replaced by an archive.
-/// The archive is read before anything is dropped; the restore runs in one
-/// transaction into a freshly created database.
+/// `restore --from FILE`: the database replaced by an archive. The archive
+/// is read before anything is dropped. Managed: the database is recreated
+/// and restored in one transaction as the cluster's superuser. External:
+/// the appliance's objects are dropped and the archive restored in one
+/// transaction as the migration role (`db::restore`).
 pub async fn restore(settings: Settings, from: std::path::PathBuf) -> Exit {
     let result = async {
         startup::become_service_user(&settings)?;
-        let DatabaseTarget::Managed { bin_dir } = &settings.database else {
-            return Err(StartError::Other(
-                "restore replaces the managed database only; restore an external database \
-                 with your DBA's tools (pg_restore into an empty database, as the owner role; \
-                 docs/upgrade.md#restoring-the-backup)"
-                    .to_string(),
-            ));
-        };
-        let state = &settings.config.state_dir;
-        let binaries = backup::client_binaries(bin_dir.as_deref(), Some(&state.join("postgres")))
-            .map_err(|e| StartError::Other(e.to_string()))?;
+        let binaries = pg_client_binaries(&settings)?;
         let entries =
             backup::entries(&binaries, &from).map_err(|e| StartError::Other(e.to_string()))?;
         let database = startup::open_database(&settings, Purpose::Restore).await?;
-        let outcome = async {
-            let pg = crate::db::managed::ManagedPostgres::prepare(
-                state,
-                bin_dir.as_deref(),
-                settings.config.database.pool_size + 10,
-            )
-            .await?;
-            pg.recreate_database().await?;
-            let env = pg.superuser_env();
-            let from = from.clone();
-            tokio::task::spawn_blocking(move || {
-                backup::restore(&binaries, env, &from, backup::Owners::AsArchived)
-            })
-            .await
-            .map_err(|e| StartError::Other(format!("the restore task failed: {e}")))?
-            .map_err(|e| StartError::Other(e.to_string()))
-        }
-        .await;
+        let outcome = match &settings.database {
+            DatabaseTarget::Managed { bin_dir } => {
+                restore_managed(&settings, bin_dir.as_deref(), binaries, &from).await
+            }
+            DatabaseTarget::External { .. } => {
+                restore_external(&settings, &database, binaries, &from).await
+            }
+        };
         database.close().await;
-        outcome.map(|()| entries)
+        outcome.map(|target| (entries, target))
     }
     .await;
     match result {
-        Ok(entries) => {
+        Ok((entries, target)) => {
             println!(
-                "restored {} ({entries} archive entries) into the managed database",
+                "restored {} ({entries} archive entries) into {target}",
                 from.display()
             );
             Exit::Ok
@@ -326,6 +309,53 @@ pub async fn restore(settings: Settings, from: std::path::PathBuf) -> Exit {
             e.exit()
         }
     }
+}
+
+async fn restore_managed(
+    settings: &Settings,
+    bin_dir: Option<&std::path::Path>,
+    binaries: crate::db::managed::PgBinaries,
+    from: &std::path::Path,
+) -> Result<String, StartError> {
+    let pg = crate::db::managed::ManagedPostgres::prepare(
+        &settings.config.state_dir,
+        bin_dir,
+        settings.config.database.pool_size + 10,
+    )
+    .await?;
+    pg.recreate_database().await?;
+    let env = pg.superuser_env();
+    let from = from.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        backup::restore(&binaries, env, &from, backup::Owners::AsArchived)
+    })
+    .await
+    .map_err(|e| StartError::Other(format!("the restore task failed: {e}")))?
+    .map_err(|e| StartError::Other(e.to_string()))?;
+    Ok("the managed database".to_string())
+}
+
+async fn restore_external(
+    settings: &Settings,
+    database: &startup::Database,
+    binaries: crate::db::managed::PgBinaries,
+    from: &std::path::Path,
+) -> Result<String, StartError> {
+    let other = |e: restore::RestoreError| StartError::Other(e.to_string());
+    // This connection holds the migration lock until the restore is over.
+    let client = database.connections.connect_owner().await?;
+    let ready = restore::prepare(&client).await.map_err(other)?;
+    let env = backup::libpq_env_for(
+        &database.connections.owner,
+        settings.config.database.ca_file.as_deref(),
+    );
+    let from = from.to_path_buf();
+    tokio::task::spawn_blocking(move || restore::run(&binaries.bin_dir, env, &from))
+        .await
+        .map_err(|e| StartError::Other(format!("the restore task failed: {e}")))?
+        .map_err(other)?;
+    drop(client);
+    Ok(format!("database {}", ready.database))
 }
 
 /// `check`: every check prints one line; exit 0 only when all pass.

@@ -307,6 +307,27 @@ check external-schema-in-external-db sh -c '[ "$(runuser -u postgres -- psql -p 
 check external-no-managed-cluster sh -c '[ ! -e /var/lib/mogothrow77/postgres/PG_VERSION ]'
 check external-rerun-safe expect 0 "(unchanged)" installer --database-url-file /root/db-url
 check external-rerun-ready wait_ready
+# The external database through two upgrades and back: N+1 (expand), N+2
+# (contract: its backup is test-restored, for which the role needs
+# CREATEDB), then `rollback --restore-backup` to N+1: the archive restored
+# into the external database in one transaction by the appliance's role.
+check external-create-records create_data
+check external-records-25 records_intact
+check external-apply-n1 expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
+check external-n1-healthy healthy_on "$N1"
+check external-createdb runuser -u postgres -- psql -p 5433 -v ON_ERROR_STOP=1 -c "ALTER ROLE m77app CREATEDB"
+check external-apply-n2 expect 0 "upgraded $N1 → $N2" upgrade apply /root/n2.zip
+check external-n2-backup-test-restored grep -q "test-restored into a scratch database" /root/last.txt
+check external-n2-healthy healthy_on "$N2"
+contract_applied() {
+  [ "$(runuser -u postgres -- psql -p 5433 -d m77 -Atc \
+    "SELECT count(*) FROM refinery_schema_history WHERE name = 'upgrade_fixture_contract'")" = "$1" ]
+}
+check external-n2-contract-applied contract_applied 1
+check external-rollback-with-backup expect 0 "ROLLED BACK  $N1 runs again with the backup restored" mogothrow77-upgrade rollback --restore-backup
+check external-restored-healthy healthy_on "$N1"
+check external-restored-schema-is-n1s sh -c "mogothrow77 migrate --check | grep -q 'no pending migrations'"
+check external-restored-in-external-db contract_applied 0
 check external-passwords-never-shown sh -c '! grep -q -e Ext-Secret-5f1c -e Wrong-Guess-71 /root/detail.log && ! journalctl --no-pager | grep -q -e Ext-Secret-5f1c -e Wrong-Guess-71'
 
 journalctl -u mogothrow77 --no-pager >/root/journal.txt 2>&1 || true

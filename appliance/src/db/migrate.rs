@@ -21,7 +21,7 @@ mod embedded {
 }
 
 /// Advisory lock key held while migrating ("mogo77" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6d6f_676f_3737;
+pub(crate) const MIGRATION_LOCK: i64 = 0x6d6f_676f_3737;
 const KINDS_TABLE: &str = "mogothrow77_migration_kinds";
 const HISTORY_TABLE: &str = "refinery_schema_history";
 

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod managed;
 pub mod migrate;
 pub mod rehearse;
+pub mod restore;
 pub mod scratch;
 
 use std::path::Path;

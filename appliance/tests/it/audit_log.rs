@@ -145,7 +145,7 @@ async fn sensitive_actions_are_recorded_and_listed_with_filters_and_cursors() {
 
 /// A database laid out as in docs/operations.md: an owner that migrates,
 /// an application role that only reads and writes rows.
-async fn separate_roles() -> (String, String, String) {
+pub async fn separate_roles() -> (String, String, String) {
     let admin = shared().connect("postgres").await;
     let n = shared().create_database().await;
     let owner = format!("{n}_owner");

@@ -280,3 +280,202 @@ fn managed_test_restore_uses_the_clusters_own_superuser() {
     );
     assert!(!config.state_dir().join("postgres/postmaster.pid").exists());
 }
+
+/// What tells the database's states apart: the audit log's length, the
+/// migrations applied, and the tables and routines in the appliance's
+/// schemas with their owners.
+async fn inventory(db: &str) -> (i64, i64, Vec<String>) {
+    let row = shared()
+        .connect(db)
+        .await
+        .query_one(
+            "SELECT (SELECT count(*) FROM audit_log), \
+                    (SELECT count(*) FROM refinery_schema_history), \
+                    ARRAY(SELECT schemaname || '.' || tablename || ' ' || tableowner FROM pg_tables \
+                           WHERE schemaname IN ('public', 'records') \
+                          UNION ALL \
+                          SELECT 'routine ' || proname FROM pg_proc \
+                           WHERE pronamespace = 'public'::regnamespace ORDER BY 1)",
+            &[],
+        )
+        .await
+        .expect("inventory");
+    until_unused(db).await;
+    (row.get(0), row.get(1), row.get(2))
+}
+
+/// Runs `sql` as the cluster's superuser on `db`, then waits until that
+/// session has ended (a restore refuses while others are connected).
+async fn as_superuser(db: &str, sql: &str) {
+    let client = shared().connect(db).await;
+    client.batch_execute(sql).await.expect(sql);
+    drop(client);
+    until_unused(db).await;
+}
+
+async fn until_unused(db: &str) {
+    let server = shared().connect("postgres").await;
+    for _ in 0..200 {
+        let sessions: i64 = server
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&db],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        if sessions == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the sessions on {db} did not end");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn external_restore_brings_back_the_archived_state_in_one_transaction() {
+    let (db, config, admin) = migrated_by_a_role_without_createdb().await;
+    drop(admin);
+    until_unused(&db).await;
+    let role = format!("{db}_owner");
+    let archive = config.state_dir().join("external.dump");
+    let path = archive.to_str().expect("path");
+    let written = config.run(&["backup", "--out", path]);
+    assert_eq!(written.code(), Some(0), "{}", written.all());
+    let before = inventory(&db).await;
+
+    // After the backup: an audit entry, and what a newer release and a new
+    // collection would have added (owned by the appliance's role).
+    assert_eq!(config.run(&["admin", "setup-token"]).code(), Some(0));
+    as_superuser(
+        &db,
+        &format!(
+            "SET ROLE {role}; \
+             CREATE TABLE public.newer_release (id int); \
+             CREATE FUNCTION public.newer_release_fn() RETURNS int LANGUAGE sql AS 'SELECT 1'; \
+             CREATE TABLE records.c_999 (id int); \
+             INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+               VALUES (9999, 'newer', 'now', '0'); \
+             RESET ROLE"
+        ),
+    )
+    .await;
+    let after = inventory(&db).await;
+    assert_ne!(after, before);
+
+    // Never while anything else is connected (a replica, a DBA's psql).
+    // The appliance itself would not start now: the database holds a
+    // migration it does not know, as after an upgrade's contract migration.
+    let other = shared().connect(&db).await;
+    let busy = config.run(&["restore", "--from", path]);
+    assert_eq!(busy.code(), Some(1), "{}", busy.all());
+    assert!(
+        busy.stderr.contains("1 other session(s) are connected")
+            && busy.stderr.contains("(as postgres)")
+            && busy.stderr.contains("stop every replica")
+            && busy.stderr.contains("nothing was changed"),
+        "{}",
+        busy.stderr
+    );
+    drop(other);
+    assert_eq!(inventory(&db).await, after);
+
+    // An object the role cannot drop (another role's): refused, named.
+    as_superuser(&db, "CREATE TABLE public.dba_table (id int)").await;
+    let foreign = config.run(&["restore", "--from", path]);
+    assert_eq!(foreign.code(), Some(1), "{}", foreign.all());
+    assert!(
+        foreign.stderr.contains("objects owned by postgres")
+            && foreign
+                .stderr
+                .contains("move objects that are not the appliance's"),
+        "{}",
+        foreign.stderr
+    );
+    as_superuser(&db, "DROP TABLE public.dba_table").await;
+    assert_eq!(inventory(&db).await, after);
+
+    // An archive cut short in its last data block reads back with
+    // `pg_restore --list` but fails midway: rolled back, nothing changed.
+    let bytes = std::fs::read(&archive).expect("archive");
+    let damaged = config.state_dir().join("damaged.dump");
+    std::fs::write(&damaged, &bytes[..bytes.len() - 16]).expect("write");
+    let failed = config.run(&["restore", "--from", damaged.to_str().expect("path")]);
+    assert_eq!(failed.code(), Some(1), "{}", failed.all());
+    assert!(
+        failed
+            .stderr
+            .contains("rolled back, the database is as it was"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(inventory(&db).await, after);
+
+    let restored = config.run(&["restore", "--from", path]);
+    assert_eq!(restored.code(), Some(0), "{}", restored.all());
+    assert!(
+        restored.stdout.contains(&format!("into database {db}")),
+        "{}",
+        restored.stdout
+    );
+    assert_eq!(inventory(&db).await, before);
+    let mut app = config.spawn();
+    app.wait_ready();
+    app.stop();
+    let verified = config.run(&["audit", "verify"]);
+    assert_eq!(verified.code(), Some(0), "{}", verified.all());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn external_restore_with_separate_roles_needs_the_owner_to_act_for_the_application() {
+    let (db, owner_dsn, app_dsn) = crate::audit_log::separate_roles().await;
+    let config = AppConfig::new(&format!(
+        "[database]\nurl = \"{app_dsn}\"\nmigration_url = \"{owner_dsn}\"\n"
+    ));
+    assert_eq!(config.run(&["migrate"]).code(), Some(0));
+    // A collection's table belongs to the application role.
+    as_superuser(
+        &db,
+        &format!(
+            "SET ROLE {db}_app; CREATE TABLE records.c_1000 (id int); \
+             INSERT INTO records.c_1000 VALUES (1), (2); RESET ROLE"
+        ),
+    )
+    .await;
+    let archive = config.state_dir().join("roles.dump");
+    let path = archive.to_str().expect("path");
+    let written = config.run(&["backup", "--out", path]);
+    assert_eq!(written.code(), Some(0), "{}", written.all());
+    let before = inventory(&db).await;
+    assert!(
+        before.2.contains(&format!("records.c_1000 {db}_app")),
+        "{before:?}"
+    );
+
+    let refused = config.run(&["restore", "--from", path]);
+    assert_eq!(refused.code(), Some(1), "{}", refused.all());
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("GRANT {db}_app TO {db}_owner")),
+        "{}",
+        refused.stderr
+    );
+
+    as_superuser(
+        &db,
+        &format!("GRANT {db}_app TO {db}_owner; DELETE FROM records.c_1000"),
+    )
+    .await;
+    let restored = config.run(&["restore", "--from", path]);
+    assert_eq!(restored.code(), Some(0), "{}", restored.all());
+    assert_eq!(inventory(&db).await, before);
+    let rows: i64 = shared()
+        .connect(&db)
+        .await
+        .query_one("SELECT count(*) FROM records.c_1000", &[])
+        .await
+        .expect("rows")
+        .get(0);
+    assert_eq!(rows, 2);
+}
