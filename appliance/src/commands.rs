@@ -350,10 +350,18 @@ async fn restore_external(
         settings.config.database.ca_file.as_deref(),
     );
     let from = from.to_path_buf();
-    tokio::task::spawn_blocking(move || restore::run(&binaries.bin_dir, env, &from))
+    let restored = tokio::task::spawn_blocking(move || restore::run(&binaries.bin_dir, env, &from))
         .await
-        .map_err(|e| StartError::Other(format!("the restore task failed: {e}")))?
-        .map_err(other)?;
+        .map_err(|e| StartError::Other(format!("the restore task failed: {e}")))?;
+    if let Err(e) = restored {
+        if !restore::settle(&client).await {
+            return Err(StartError::Other(format!(
+                "{e} (its PostgreSQL session was still rolling back a minute later; wait for \
+                 it to end before restoring again)"
+            )));
+        }
+        return Err(other(e));
+    }
     drop(client);
     Ok(format!("database {}", ready.database))
 }

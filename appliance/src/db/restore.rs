@@ -105,6 +105,35 @@ fn drop_statement() -> String {
     )
 }
 
+/// The `application_name` of the restore's `psql` session.
+const RESTORE_SESSION: &str = "mogothrow77-restore";
+
+/// After a failed restore: ends the restore's session if it still runs
+/// (killing `psql` ends its transaction only once PostgreSQL notices, which
+/// can be after the statement running then, such as the drops, has
+/// finished) and waits until it is gone, so the rollback is over when the
+/// command reports it. Returns false if it was still there after a minute.
+pub async fn settle(client: &tokio_postgres::Client) -> bool {
+    for _ in 0..600 {
+        let left = client
+            .query_one(
+                "SELECT count(*) FROM ( \
+                   SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                    WHERE datname = current_database() AND usename = current_user \
+                      AND application_name = $1 AND pid <> pg_backend_pid()) t",
+                &[&RESTORE_SESSION],
+            )
+            .await
+            .map(|row| row.get::<_, i64>(0));
+        match left {
+            Ok(0) => return true,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
 /// What the restore was checked against before anything changed.
 #[derive(Debug)]
 pub struct Ready {
@@ -192,6 +221,7 @@ pub fn run(
         .envs(env)
         // The drops cascade to many objects; one NOTICE each is noise.
         .env("PGOPTIONS", "-c client_min_messages=warning")
+        .env("PGAPPNAME", RESTORE_SESSION)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
