@@ -350,9 +350,13 @@ async fn restore_external(
         settings.config.database.ca_file.as_deref(),
     );
     let from = from.to_path_buf();
-    let restored = tokio::task::spawn_blocking(move || restore::run(&binaries.bin_dir, env, &from))
-        .await
-        .map_err(|e| StartError::Other(format!("the restore task failed: {e}")))?;
+    let server_major = ready.server_major;
+    let restored = tokio::task::spawn_blocking(move || {
+        let binaries = restore::client_for(server_major, binaries, &from);
+        restore::run(&binaries.bin_dir, env, &from)
+    })
+    .await
+    .map_err(|e| StartError::Other(format!("the restore task failed: {e}")))?;
     if let Err(e) = restored {
         if !restore::settle(&client).await {
             return Err(StartError::Other(format!(

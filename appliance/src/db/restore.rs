@@ -1,15 +1,17 @@
 //! `restore --from FILE` into an **external** database: the appliance's
 //! objects are dropped and the archive restored in one transaction, as the
 //! migration role, so a failure anywhere (a damaged archive, a missing
-//! role, a full disk) leaves the database exactly as it was. The managed
+//! role, a full disk, this process killed) leaves the database exactly as
+//! it was. The managed
 //! database is recreated instead (`commands::restore`).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 
 use super::describe_pg_error;
+use super::managed::{self, PgBinaries};
 use super::migrate::MIGRATION_LOCK;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,18 @@ pub enum RestoreError {
         owners: String,
         database: String,
     },
+    #[error(
+        "{count} prepared transaction(s) are open in database {database}: finish them first \
+         (as your DBA: SELECT gid FROM pg_prepared_xacts, then COMMIT PREPARED or ROLLBACK \
+         PREPARED each), then run restore again; nothing was changed"
+    )]
+    Prepared { count: i64, database: String },
+    #[error(
+        "the connection to PostgreSQL was lost while the restore was committing, so whether it \
+         took effect is unknown: check the database (mogothrow77 migrate --check, the records) \
+         and restore again if it is not the archive's state ({reason})"
+    )]
+    Uncertain { reason: String },
     #[error("cannot run {program}: {reason}; nothing was changed")]
     Spawn { program: String, reason: String },
     #[error("the restore failed and was rolled back, the database is as it was: {reason}")]
@@ -82,8 +96,9 @@ const APPLIANCE_OBJECTS: &str = "
                   pg_get_function_identity_arguments(p.oid))
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
      WHERE n.nspname = 'public'
+       -- an extension's routines, and a range type's constructors (its own)
        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
-                          AND d.objid = p.oid AND d.deptype = 'e')
+                          AND d.objid = p.oid AND d.deptype IN ('e', 'i'))
     UNION ALL
     SELECT t.typowner, format('DROP TYPE IF EXISTS %I.%I CASCADE', n.nspname, t.typname)
       FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
@@ -138,6 +153,32 @@ pub async fn settle(client: &tokio_postgres::Client) -> bool {
 #[derive(Debug)]
 pub struct Ready {
     pub database: String,
+    /// The server's major version (15 for 15.8).
+    pub server_major: u32,
+}
+
+/// The client programs to restore with. `pg_restore` writes SQL for its
+/// own major version (from 17 on it sets `transaction_timeout`, which older
+/// servers refuse), so the server's major version is preferred when it is
+/// installed and can read the archive (one written by a newer `pg_dump`
+/// needs a newer `pg_restore`); otherwise `newest`.
+pub fn client_for(server_major: u32, newest: PgBinaries, archive: &Path) -> PgBinaries {
+    let (found, _) = managed::discover(None);
+    found
+        .into_iter()
+        .filter(|b| b.major.parse::<u32>().ok() == Some(server_major))
+        .filter(|b| b.bin_dir.join("psql").is_file())
+        .find(|b| {
+            Command::new(b.bin_dir.join("pg_restore"))
+                .arg("--list")
+                .arg(archive)
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        })
+        .unwrap_or(newest)
 }
 
 /// The checks that need the database, on the migration role's connection,
@@ -146,12 +187,14 @@ pub struct Ready {
 pub async fn prepare(client: &tokio_postgres::Client) -> Result<Ready, RestoreError> {
     let row = client
         .query_one(
-            "SELECT current_database()::text, current_user::text, pg_try_advisory_lock($1)",
+            "SELECT current_database()::text, current_user::text, pg_try_advisory_lock($1), \
+                    current_setting('server_version_num')::int",
             &[&MIGRATION_LOCK],
         )
         .await
         .map_err(db_err)?;
-    let (database, role, locked): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+    let (database, role, locked, version): (String, String, bool, i32) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
     if !locked {
         return Err(RestoreError::Locked { database });
     }
@@ -176,12 +219,34 @@ pub async fn prepare(client: &tokio_postgres::Client) -> Result<Ready, RestoreEr
             roles,
         });
     }
+    let prepared: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database()",
+            &[],
+        )
+        .await
+        .map_err(db_err)?
+        .get(0);
+    if prepared > 0 {
+        return Err(RestoreError::Prepared {
+            count: prepared,
+            database,
+        });
+    }
+    // Dropping needs the owner's privileges (USAGE: membership that
+    // inherits them); giving objects back to their owner needs, from
+    // PostgreSQL 16 on, the right to SET ROLE to it.
+    let can_act = if version >= 160000 {
+        "pg_has_role(current_user, o.owner, 'USAGE') AND pg_has_role(current_user, o.owner, 'SET')"
+    } else {
+        "pg_has_role(current_user, o.owner, 'USAGE')"
+    };
     let row = client
         .query_one(
             &format!(
                 "SELECT coalesce(string_agg(DISTINCT pg_get_userbyid(o.owner)::text, ', '), '') \
                    FROM ({APPLIANCE_OBJECTS}) o \
-                  WHERE NOT pg_has_role(current_user, o.owner, 'MEMBER')"
+                  WHERE NOT ({can_act})"
             ),
             &[],
         )
@@ -195,15 +260,19 @@ pub async fn prepare(client: &tokio_postgres::Client) -> Result<Ready, RestoreEr
             database,
         });
     }
-    Ok(Ready { database })
+    Ok(Ready {
+        database,
+        server_major: u32::try_from(version / 10000).unwrap_or(0),
+    })
 }
 
 /// Drops the appliance's objects and restores `archive` in one
-/// transaction: `pg_restore` writes the archive as SQL, which is passed to
-/// `psql --single-transaction` after the drops. `psql` commits only when
-/// its input ends, so its input is closed only once `pg_restore` has
-/// finished well; otherwise `psql` is killed and PostgreSQL rolls
-/// everything back. `env` is the migration role's libpq environment.
+/// transaction: `psql` reads `BEGIN`, the drops, the archive as SQL (from
+/// `pg_restore`) and `COMMIT` from its input, which this function writes.
+/// `COMMIT` is written only once both `pg_restore` runs finished well; if
+/// anything fails first — or this process dies, closing `psql`'s input —
+/// the transaction ends without it and PostgreSQL rolls everything back.
+/// `env` is the migration role's libpq environment.
 pub fn run(
     bin_dir: &Path,
     env: Vec<(&'static str, String)>,
@@ -213,9 +282,7 @@ pub fn run(
     let program = bin_dir.join("psql");
     let mut psql = Command::new(&program)
         .args(["--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1"])
-        .args(["--single-transaction", "--no-password", "--command"])
-        .arg(drop_statement())
-        .args(["--file", "-"])
+        .args(["--no-password", "--file", "-"])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .envs(env)
@@ -237,29 +304,44 @@ pub fn run(
             reason: "psql's input was not set up".to_string(),
         });
     };
+    // A lock some other session still holds ends the restore instead of
+    // making it wait for ever (the archive's SQL sets its own timeout).
+    let begin = format!(
+        "BEGIN;\nSET LOCAL lock_timeout = '30s';\n{};\n",
+        drop_statement()
+    );
+    let mut written = to
+        .write_all(begin.as_bytes())
+        .map_err(|_| Script::PsqlStopped);
     for list in [&parts.schemas, &parts.rest] {
-        if let Err(failure) = script(bin_dir, archive, list, &mut to) {
-            // psql's input stays open, so it has not committed: killing it
-            // rolls the transaction back.
-            abort(&mut psql);
-            drop(to);
-            let reason = match failure {
-                Script::Unreadable(reason) => reason,
-                Script::PsqlStopped => joined(psql_errors),
-            };
-            return Err(RestoreError::Failed { reason });
+        if written.is_ok() {
+            written = script(bin_dir, archive, list, &mut to);
         }
     }
+    if let Err(failure) = written {
+        // No COMMIT was written: killing psql ends the transaction.
+        abort(&mut psql);
+        drop(to);
+        let reason = match failure {
+            Script::Unreadable(reason) => reason,
+            Script::PsqlStopped => joined(psql_errors),
+        };
+        return Err(RestoreError::Failed { reason });
+    }
+    let committing = to.write_all(b"COMMIT;\n");
     drop(to);
     let done = psql.wait().map_err(|e| RestoreError::Failed {
         reason: format!("psql: {e}"),
     })?;
-    if done.success() {
-        Ok(())
-    } else {
-        Err(RestoreError::Failed {
+    match (done.code(), committing) {
+        (Some(0), Ok(())) => Ok(()),
+        // psql's exit status 2: the connection to the server went bad.
+        (Some(2), Ok(())) => Err(RestoreError::Uncertain {
+            reason: joined(psql_errors),
+        }),
+        _ => Err(RestoreError::Failed {
             reason: format!("psql ({done}): {}", joined(psql_errors)),
-        })
+        }),
     }
 }
 
@@ -271,12 +353,7 @@ enum Script {
 }
 
 /// Writes the archive's entries in `list` as SQL into `to`.
-fn script(
-    bin_dir: &Path,
-    archive: &Path,
-    list: &str,
-    to: &mut impl std::io::Write,
-) -> Result<(), Script> {
+fn script(bin_dir: &Path, archive: &Path, list: &str, to: &mut impl Write) -> Result<(), Script> {
     let program = bin_dir.join("pg_restore");
     let mut child = Command::new(&program)
         .args(["--file", "-", "--use-list", "/dev/stdin"])
@@ -294,7 +371,6 @@ fn script(
     let writer = child.stdin.take().map(|mut stdin| {
         let list = list.to_string();
         std::thread::spawn(move || {
-            use std::io::Write;
             let _ = stdin.write_all(list.as_bytes());
         })
     });
@@ -302,19 +378,23 @@ fn script(
         Some(mut from) => std::io::copy(&mut from, to).map(|_| ()),
         None => Ok(()),
     };
-    // With its output closed, pg_restore ends even if psql stopped reading.
+    // With its output closed, pg_restore ends even if psql stopped reading
+    // (then by SIGPIPE, which says nothing about the archive).
     let status = child.wait();
     if let Some(writer) = writer {
         let _ = writer.join();
     }
-    match status {
-        Ok(s) if s.success() && copied.is_ok() => Ok(()),
-        Ok(s) if s.success() => Err(Script::PsqlStopped),
-        Ok(s) => Err(Script::Unreadable(format!(
+    match (copied, status) {
+        (Err(e), _) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Script::PsqlStopped),
+        (Err(e), _) => Err(Script::Unreadable(format!(
+            "reading pg_restore's output: {e}"
+        ))),
+        (Ok(()), Ok(s)) if s.success() => Ok(()),
+        (Ok(()), Ok(s)) => Err(Script::Unreadable(format!(
             "pg_restore could not read the archive ({s}): {}",
             joined(errors)
         ))),
-        Err(e) => Err(Script::Unreadable(format!("pg_restore: {e}"))),
+        (Ok(()), Err(e)) => Err(Script::Unreadable(format!("pg_restore: {e}"))),
     }
 }
 

@@ -353,6 +353,7 @@ async fn external_restore_brings_back_the_archived_state_in_one_transaction() {
             "SET ROLE {role}; \
              CREATE TABLE public.newer_release (id int); \
              CREATE FUNCTION public.newer_release_fn() RETURNS int LANGUAGE sql AS 'SELECT 1'; \
+             CREATE TYPE public.newer_range AS RANGE (subtype = int4); \
              CREATE TABLE records.c_999 (id int); \
              INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
                VALUES (9999, 'newer', 'now', '0'); \
@@ -462,9 +463,25 @@ async fn external_restore_with_separate_roles_needs_the_owner_to_act_for_the_app
         refused.stderr
     );
 
+    // A membership that does not pass on the role's privileges is not
+    // enough either (refused up front, not failed halfway).
     as_superuser(
         &db,
-        &format!("GRANT {db}_app TO {db}_owner; DELETE FROM records.c_1000"),
+        &format!("GRANT {db}_app TO {db}_owner; ALTER ROLE {db}_owner NOINHERIT"),
+    )
+    .await;
+    let noinherit = config.run(&["restore", "--from", path]);
+    assert_eq!(noinherit.code(), Some(1), "{}", noinherit.all());
+    assert!(
+        noinherit
+            .stderr
+            .contains("cannot drop and recreate the objects owned by"),
+        "{}",
+        noinherit.stderr
+    );
+    as_superuser(
+        &db,
+        &format!("ALTER ROLE {db}_owner INHERIT; DELETE FROM records.c_1000"),
     )
     .await;
     let restored = config.run(&["restore", "--from", path]);
@@ -478,4 +495,71 @@ async fn external_restore_with_separate_roles_needs_the_owner_to_act_for_the_app
         .expect("rows")
         .get(0);
     assert_eq!(rows, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_external_restore_killed_midway_changes_nothing() {
+    let (db, config, admin) = migrated_by_a_role_without_createdb().await;
+    drop(admin);
+    let role = format!("{db}_owner");
+    // Enough rows that the restore is still streaming them when killed.
+    as_superuser(
+        &db,
+        &format!(
+            "SET ROLE {role}; \
+             CREATE TABLE records.c_big AS \
+               SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 2000000) g; \
+             RESET ROLE"
+        ),
+    )
+    .await;
+    let archive = config.state_dir().join("big.dump");
+    let path = archive.to_str().expect("path");
+    let written = config.run(&["backup", "--out", path]);
+    assert_eq!(written.code(), Some(0), "{}", written.all());
+    as_superuser(
+        &db,
+        &format!(
+            "SET ROLE {role}; CREATE TABLE public.newer_release (id int); \
+             DELETE FROM records.c_big WHERE id > 1000; RESET ROLE"
+        ),
+    )
+    .await;
+    let after = inventory(&db).await;
+
+    // Killed (the command alone, as by the OOM killer) once its session is
+    // restoring: psql's input ends without COMMIT.
+    let mut restore = config.start(&["restore", "--from", path]);
+    let server = shared().connect("postgres").await;
+    let mut seen = false;
+    for _ in 0..600 {
+        let sessions: i64 = server
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                  WHERE datname = $1 AND application_name = 'mogothrow77-restore'",
+                &[&db],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        if sessions > 0 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(seen, "the restore's session never appeared");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    restore.kill().expect("kill");
+    let _ = restore.wait();
+    until_unused(&db).await;
+    assert_eq!(inventory(&db).await, after);
+    let rows: i64 = shared()
+        .connect(&db)
+        .await
+        .query_one("SELECT count(*) FROM records.c_big", &[])
+        .await
+        .expect("rows")
+        .get(0);
+    assert_eq!(rows, 1000, "no row of the interrupted restore was kept");
 }

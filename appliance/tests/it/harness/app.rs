@@ -88,6 +88,16 @@ impl AppConfig {
         }
     }
 
+    /// Starts a command without waiting for it (its output discarded).
+    pub fn start(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mogothrow77")
+    }
+
     /// Starts `serve`.
     pub fn spawn(&self) -> App {
         let mut child = self
