@@ -52,9 +52,9 @@ pub enum RestoreError {
     )]
     Prepared { count: i64, database: String },
     #[error(
-        "the connection to PostgreSQL was lost while the restore was committing, so whether it \
-         took effect is unknown: check the database (mogothrow77 migrate --check, the records) \
-         and restore again if it is not the archive's state ({reason})"
+        "the connection to PostgreSQL was lost before the restore's outcome was known \
+         ({reason}): check the database (mogothrow77 migrate --check, the records) and restore \
+         again if it is not the archive's state"
     )]
     Uncertain { reason: String },
     #[error("cannot run {program}: {reason}; nothing was changed")]
