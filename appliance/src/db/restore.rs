@@ -2,8 +2,7 @@
 //! objects are dropped and the archive restored in one transaction, as the
 //! migration role, so a failure anywhere (a damaged archive, a missing
 //! role, a full disk, this process killed) leaves the database exactly as
-//! it was. The managed
-//! database is recreated instead (`commands::restore`).
+//! it was. The managed database is recreated instead (`commands::restore`).
 
 use std::io::{Read, Write};
 use std::path::Path;

@@ -452,32 +452,46 @@ async fn ndjson_imports_and_hostile_uploads_are_refused_up_front() {
     );
     // One upload at a time here: a second while a slow one arrives is 503
     // imports_busy; once the slow one is gone, uploads are taken again.
-    let mut slow = crate::harness::client::connect_tls(site.addr)
-        .await
-        .expect("connect");
     let mut started = head("Transfer-Encoding: chunked\r\n").into_bytes();
     started.extend_from_slice(b"6\r\ntitle\n\r\n");
-    tokio::io::AsyncWriteExt::write_all(&mut slow, &started)
-        .await
-        .expect("send the start");
-    tokio::io::AsyncWriteExt::flush(&mut slow)
-        .await
-        .expect("flush");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let start_slow = || async {
+        let mut slow = crate::harness::client::connect_tls(site.addr)
+            .await
+            .expect("connect");
+        tokio::io::AsyncWriteExt::write_all(&mut slow, &started)
+            .await
+            .expect("send the start");
+        tokio::io::AsyncWriteExt::flush(&mut slow)
+            .await
+            .expect("flush");
+        slow
+    };
+    let mut slow = start_slow().await;
+    // Until the slow one holds the only permit, the probe takes it and is
+    // refused for its mode (422) without reading a byte or queueing a job.
+    // A slow upload that arrived while a probe held the permit was itself
+    // refused (it has an answer to read): it is started again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let probe = format!("{path}?mode=sometimes");
     loop {
-        let r = upload(&site.admin, path, "title\nx\n", "text/csv").await;
+        let r = upload(&site.admin, &probe, "title\nx\n", "text/csv").await;
         if r.status == 503 {
             assert_error(&r, 503, "imports_busy");
             assert_eq!(r.header("retry-after"), Some("10"));
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "never busy: {} {}",
-            r.status,
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_error(&r, 422, "validation_failed");
+        assert!(Instant::now() < deadline, "never busy: {}", r.body);
+        let mut answer = [0u8; 64];
+        let answered = tokio::time::timeout(
+            Duration::from_millis(20),
+            tokio::io::AsyncReadExt::read(&mut slow, &mut answer),
+        )
+        .await;
+        if matches!(answered, Ok(Ok(n)) if n > 0) {
+            slow = start_slow().await;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
     }
     drop(slow);
     let deadline = Instant::now() + Duration::from_secs(10);
