@@ -352,8 +352,8 @@ async fn restore_external(
     let from = from.to_path_buf();
     let server_major = ready.server_major;
     let restored = tokio::task::spawn_blocking(move || {
-        let binaries = restore::client_for(server_major, binaries, &from);
-        restore::run(&binaries.bin_dir, env, &from)
+        let (binaries, parts) = restore::client_for(server_major, binaries, &from)?;
+        restore::run(&binaries.bin_dir, env, &from, &parts)
     })
     .await
     .map_err(|e| StartError::Other(format!("the restore task failed: {e}")))?;

@@ -175,6 +175,14 @@ pub fn dump(
 /// Reads an archive's table of contents (`pg_restore --list`): the check
 /// that comes before anything is dropped for a restore.
 pub fn entries(binaries: &PgBinaries, archive: &Path) -> Result<usize, BackupError> {
+    Ok(list(binaries, archive)?
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .count())
+}
+
+/// An archive's table of contents as `pg_restore --list` prints it.
+pub fn list(binaries: &PgBinaries, archive: &Path) -> Result<String, BackupError> {
     let pg_restore = binaries.bin_dir.join("pg_restore");
     let listed = Command::new(&pg_restore)
         .arg("--list")
@@ -190,10 +198,7 @@ pub fn entries(binaries: &PgBinaries, archive: &Path) -> Result<usize, BackupErr
             stderr: String::from_utf8_lossy(&listed.stderr).trim().to_string(),
         });
     }
-    Ok(String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        .count())
+    Ok(String::from_utf8_lossy(&listed.stdout).into_owned())
 }
 
 /// Who owns the restored objects.

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 
+use super::backup;
 use super::describe_pg_error;
 use super::managed::{self, PgBinaries};
 use super::migrate::MIGRATION_LOCK;
@@ -156,28 +157,33 @@ pub struct Ready {
     pub server_major: u32,
 }
 
-/// The client programs to restore with. `pg_restore` writes SQL for its
-/// own major version (from 17 on it sets `transaction_timeout`, which older
-/// servers refuse), so the server's major version is preferred when it is
-/// installed and can read the archive (one written by a newer `pg_dump`
-/// needs a newer `pg_restore`); otherwise `newest`.
-pub fn client_for(server_major: u32, newest: PgBinaries, archive: &Path) -> PgBinaries {
+/// The client programs to restore with, and the archive's contents as
+/// they read it. `pg_restore` writes SQL for its own major version (from
+/// 17 on it sets `transaction_timeout`, which older servers refuse), so the
+/// server's major version is preferred when it is installed and can read
+/// the archive (one written by a newer `pg_dump` needs a newer
+/// `pg_restore`); otherwise `newest`.
+pub fn client_for(
+    server_major: u32,
+    newest: PgBinaries,
+    archive: &Path,
+) -> Result<(PgBinaries, Contents), RestoreError> {
     let (found, _) = managed::discover(None);
-    found
+    let matched = found
         .into_iter()
         .filter(|b| b.major.parse::<u32>().ok() == Some(server_major))
         .filter(|b| b.bin_dir.join("psql").is_file())
-        .find(|b| {
-            Command::new(b.bin_dir.join("pg_restore"))
-                .arg("--list")
-                .arg(archive)
-                .env_clear()
-                .env("PATH", "/usr/bin:/bin")
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false)
-        })
-        .unwrap_or(newest)
+        .find_map(|b| backup::list(&b, archive).ok().map(|list| (b, list)));
+    let (binaries, list) = match matched {
+        Some(found) => found,
+        None => {
+            let list = backup::list(&newest, archive).map_err(|e| RestoreError::Failed {
+                reason: e.to_string(),
+            })?;
+            (newest, list)
+        }
+    };
+    Ok((binaries, split_contents(&list)))
 }
 
 /// The checks that need the database, on the migration role's connection,
@@ -276,8 +282,8 @@ pub fn run(
     bin_dir: &Path,
     env: Vec<(&'static str, String)>,
     archive: &Path,
+    parts: &Contents,
 ) -> Result<(), RestoreError> {
-    let parts = contents(bin_dir, archive)?;
     let program = bin_dir.join("psql");
     let mut psql = Command::new(&program)
         .args(["--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1"])
@@ -407,29 +413,6 @@ fn script(bin_dir: &Path, archive: &Path, list: &str, to: &mut impl Write) -> Re
 pub struct Contents {
     pub schemas: String,
     pub rest: String,
-}
-
-fn contents(bin_dir: &Path, archive: &Path) -> Result<Contents, RestoreError> {
-    let program = bin_dir.join("pg_restore");
-    let out = Command::new(&program)
-        .arg("--list")
-        .arg(archive)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .output()
-        .map_err(|e| RestoreError::Spawn {
-            program: program.display().to_string(),
-            reason: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(RestoreError::Failed {
-            reason: format!(
-                "pg_restore --list: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok(split_contents(&String::from_utf8_lossy(&out.stdout)))
 }
 
 /// Splits a `pg_restore --list` into `SCHEMA - <name>` and
