@@ -1,8 +1,10 @@
 //! `mogothrow77-install`: installs the appliance from a signed offline
-//! bundle on a Debian or Ubuntu host. Verifies the bundle, runs the host
-//! checks (printing each with what to do when it fails), installs the
-//! package from the bundle with apt (no network: the bundle is the only
-//! package source), starts the service, waits for READY and `/readyz`, and
+//! bundle. Verifies the bundle, runs the host checks (printing each with
+//! what to do when it fails), installs the package from the bundle with apt
+//! on Debian and Ubuntu hosts (no network: the bundle is the only package
+//! source), or the plain layout under /opt/mogothrow77 on hosts without
+//! dpkg or when asked (src/plain.rs), starts the service, waits for READY
+//! and `/readyz`, and
 //! prints the console URL and the first-admin setup link. With
 //! `--database-url-file` it installs the URL of an external PostgreSQL as a
 //! secret, names it in the configuration and has the server check the
@@ -13,6 +15,7 @@
 //! changing anything, 11 stopped and needs an admin.
 
 mod database;
+mod plain;
 mod preflight;
 
 use std::fs;
@@ -21,10 +24,10 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use mogothrow77_upgrade::layout::{self, Layout};
 use mogothrow77_upgrade::release::{self, OpenError, Release};
 use mogothrow77_upgrade::{probe, settings, system, Exit};
 
-const INSTALLED_BINARY: &str = "/usr/bin/mogothrow77";
 const CONFIG: &str = "/etc/mogothrow77/config.toml";
 
 #[derive(Debug, Parser)]
@@ -44,6 +47,12 @@ struct Cli {
     /// Run the host checks only; change nothing.
     #[arg(long)]
     check: bool,
+    /// How to install: the .deb with apt (package), or release directories
+    /// under /opt/mogothrow77 with no package manager (plain). auto: the
+    /// package when dpkg and apt-get are present; an installed appliance
+    /// keeps its layout.
+    #[arg(long, value_enum, default_value = "auto")]
+    layout: preflight::Requested,
     /// Where the installer unpacks the bundle and keeps its apt state.
     #[arg(
         long,
@@ -110,12 +119,17 @@ fn install(cli: &Cli) -> Exit {
         release.manifest.commit,
         release.manifest.files.len()
     );
+    let chosen = preflight::choose_layout(cli.layout, preflight::LayoutProbe::host());
+    let layout = chosen.0;
+    let binary = layout.binary();
     let checks = preflight::run(
         &release,
         &preflight::Host {
             os_release: &cli.os_release,
             meminfo: Path::new("/proc/meminfo"),
-            installed_binary: Path::new(INSTALLED_BINARY),
+            installed_binary: &binary,
+            layout: &chosen,
+            external_database: cli.database_url_file.is_some(),
         },
     );
     for c in &checks {
@@ -142,26 +156,45 @@ fn install(cli: &Cli) -> Exit {
         println!("all checks passed; nothing was changed (--check)");
         return Exit::Done;
     }
-    let reinstall = preflight::is_reinstall(&release, Path::new(INSTALLED_BINARY));
+    let reinstall = preflight::is_reinstall(&release, &binary);
     if reinstall && !secrets.is_empty() {
         if let Err(e) = configured_already(&secrets) {
             return refuse(&e);
         }
     }
-    if !reinstall {
-        let started = Instant::now();
-        if let Err(e) = install_package(cli, &release) {
-            return stopped(&format!("installing the package failed: {e}"));
+    let started = Instant::now();
+    match layout {
+        // A package that is installed stays as dpkg has it.
+        Layout::Package if reinstall => {}
+        Layout::Package => {
+            if let Err(e) = install_package(cli, &release) {
+                return stopped(&format!("installing the package failed: {e}"));
+            }
+            println!(
+                "ok    installed mogothrow77 {} from the bundle in {:.1} s",
+                release.target,
+                started.elapsed().as_secs_f64()
+            );
         }
-        println!(
-            "ok    installed mogothrow77 {} from the bundle in {:.1} s",
-            release.target,
-            started.elapsed().as_secs_f64()
-        );
+        // Checked and repaired on every run: each of its steps is safe to
+        // repeat.
+        Layout::Plain => {
+            if let Err(e) = plain::install(&release) {
+                return stopped(&format!("installing the plain layout failed: {e}"));
+            }
+            println!(
+                "ok    installed mogothrow77 {} in {}/releases/{} (current), unit {}, in {:.1} s",
+                release.target,
+                layout::PLAIN_ROOT,
+                release.target,
+                layout::PLAIN_UNIT,
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
     let mut restart = false;
     if !secrets.is_empty() {
-        match configure_external(&secrets) {
+        match configure_external(&secrets, &binary) {
             Ok(changed) => restart = changed && system::service_active(),
             Err(e) => return stopped(&e),
         }
@@ -198,7 +231,7 @@ fn install(cli: &Cli) -> Exit {
         }
         Err(e) => return stopped(&format!("the service is not ready: {e}")),
     }
-    first_admin();
+    first_admin(&binary);
     Exit::Done
 }
 
@@ -260,7 +293,7 @@ fn configured_already(secrets: &[database::UrlSecret]) -> Result<(), String> {
 /// Installs the URL secrets, names them in the configuration, and lets the
 /// server check the database before the service starts. Returns whether
 /// anything changed.
-fn configure_external(secrets: &[database::UrlSecret]) -> Result<bool, String> {
+fn configure_external(secrets: &[database::UrlSecret], binary: &Path) -> Result<bool, String> {
     let gid = database::group_id(system::PACKAGE)?;
     let changed = database::install(
         secrets,
@@ -281,10 +314,10 @@ fn configure_external(secrets: &[database::UrlSecret]) -> Result<bool, String> {
         system::PACKAGE,
         if changed { "" } else { " (unchanged)" }
     );
-    let out = Command::new(INSTALLED_BINARY)
+    let out = Command::new(binary)
         .args(["--config", CONFIG, "check"])
         .output()
-        .map_err(|e| format!("cannot run {INSTALLED_BINARY}: {e}"))?;
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         let reason = stdout
@@ -369,8 +402,8 @@ fn install_package(cli: &Cli, release: &Release) -> Result<(), String> {
 }
 
 /// The console URL, and the first-admin setup link while no user exists.
-fn first_admin() {
-    let out = Command::new(INSTALLED_BINARY)
+fn first_admin(binary: &Path) {
+    let out = Command::new(binary)
         .args(["--config", CONFIG, "admin", "setup-token"])
         .output();
     match out {
@@ -389,7 +422,7 @@ fn first_admin() {
                 println!("note  no setup link: {}", text.trim());
             }
         }
-        Err(e) => println!("note  no setup link: cannot run {INSTALLED_BINARY}: {e}"),
+        Err(e) => println!("note  no setup link: cannot run {}: {e}", binary.display()),
     }
 }
 

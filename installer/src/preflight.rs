@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use mogothrow77_upgrade::layout::{self, Layout, Plain};
 use mogothrow77_upgrade::release::Release;
 use mogothrow77_upgrade::{host, system};
 
@@ -14,7 +15,7 @@ const MIN_MEMORY_KIB: u64 = 1024 * 1024;
 const MIN_STATE_FREE: u64 = 1 << 30;
 const MIN_USR_FREE: u64 = 300 << 20;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Check {
     pub name: &'static str,
     pub passed: bool,
@@ -47,14 +48,19 @@ pub struct Host<'a> {
     pub os_release: &'a Path,
     pub meminfo: &'a Path,
     pub installed_binary: &'a Path,
+    /// The layout chosen and its check ([`choose_layout`]).
+    pub layout: &'a (Layout, Check),
+    /// The database is an external PostgreSQL (`--database-url-file`).
+    pub external_database: bool,
 }
 
 pub fn run(release: &Release, host_paths: &Host<'_>) -> Vec<Check> {
+    let (layout, layout_check) = host_paths.layout;
     vec![
         os(release, host_paths.os_release),
         arch(),
         systemd(),
-        package_manager(),
+        layout_check.clone(),
         memory(host_paths.meminfo),
         disk(
             "disk /var/lib",
@@ -62,9 +68,12 @@ pub fn run(release: &Release, host_paths: &Host<'_>) -> Vec<Check> {
             MIN_STATE_FREE,
             "the appliance's state and its database",
         ),
-        disk("disk /usr", "/usr", MIN_USR_FREE, "the programs"),
+        match layout {
+            Layout::Package => disk("disk /usr", "/usr", MIN_USR_FREE, "the programs"),
+            Layout::Plain => disk("disk /opt", "/opt", MIN_USR_FREE, "the programs"),
+        },
         port(),
-        postgresql(release),
+        postgresql(release, *layout, host_paths.external_database),
         clock(release),
         installed(release, host_paths.installed_binary),
     ]
@@ -113,22 +122,118 @@ fn systemd() -> Check {
     }
 }
 
-fn package_manager() -> Check {
-    if Path::new("/usr/bin/dpkg").is_file() && Path::new("/usr/bin/apt-get").is_file() {
-        pass("packages", "dpkg and apt-get are present".to_string())
-    } else if Path::new("/usr/bin/rpm").is_file() {
-        fail(
-            "packages",
-            "an RPM-based host".to_string(),
-            "this installer handles Debian and Ubuntu hosts; on RHEL-family hosts install the \
-             bundle's .rpm with dnf (docs/install.md#from-the-rpm-rhel-8-and-newer-and-compatible)",
-        )
-    } else {
-        fail(
-            "packages",
-            "neither dpkg/apt-get nor rpm found".to_string(),
-            "install on a Debian, Ubuntu or RHEL-family host",
-        )
+/// The layout asked for with `--layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Requested {
+    /// The package when dpkg and apt-get are there, plain otherwise; an
+    /// installed appliance keeps its layout.
+    Auto,
+    /// The .deb, installed with apt from the bundle.
+    Package,
+    /// The plain layout under /opt/mogothrow77 (no package manager).
+    Plain,
+}
+
+/// What the layout choice looks at.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LayoutProbe {
+    pub plain_installed: bool,
+    pub package_installed: bool,
+    pub apt: bool,
+    pub rpm: bool,
+    pub sysusers: bool,
+}
+
+impl LayoutProbe {
+    pub fn host() -> LayoutProbe {
+        let file = |p: &str| Path::new(p).is_file();
+        LayoutProbe {
+            plain_installed: Plain::host().current().is_some(),
+            package_installed: file(layout::PACKAGE_BINARY),
+            apt: file("/usr/bin/dpkg") && file("/usr/bin/apt-get"),
+            rpm: file("/usr/bin/rpm"),
+            sysusers: file("/usr/bin/systemd-sysusers") || file("/bin/systemd-sysusers"),
+        }
+    }
+}
+
+const RPM_DOC: &str = "docs/install.md#from-the-rpm-rhel-8-and-newer-and-compatible";
+
+/// The layout to install in, with its check line. An installed appliance
+/// keeps its layout (the upgrade tool finds it there).
+pub fn choose_layout(requested: Requested, probe: LayoutProbe) -> (Layout, Check) {
+    const NAME: &str = "layout";
+    let plain = |detail: String| {
+        if probe.sysusers {
+            (Layout::Plain, pass(NAME, detail))
+        } else {
+            (
+                Layout::Plain,
+                fail(
+                    NAME,
+                    "the plain layout needs systemd-sysusers, which is not installed".to_string(),
+                    "install systemd's sysusers tool (systemd 215 or newer)",
+                ),
+            )
+        }
+    };
+    match requested {
+        Requested::Package if probe.plain_installed => (
+            Layout::Plain,
+            fail(
+                NAME,
+                format!("installed in the plain layout under {}", layout::PLAIN_ROOT),
+                "run without --layout package: an installed appliance keeps its layout",
+            ),
+        ),
+        Requested::Plain if probe.package_installed => (
+            Layout::Package,
+            fail(
+                NAME,
+                format!("installed as a package ({})", layout::PACKAGE_BINARY),
+                "run without --layout plain: an installed appliance keeps its layout",
+            ),
+        ),
+        _ if probe.plain_installed => plain(format!(
+            "plain, under {} (installed already)",
+            layout::PLAIN_ROOT
+        )),
+        _ if probe.package_installed => (
+            Layout::Package,
+            pass(NAME, "package (installed already)".to_string()),
+        ),
+        Requested::Package | Requested::Auto if probe.apt => (
+            Layout::Package,
+            pass(
+                NAME,
+                "package: the .deb with apt from the bundle (dpkg and apt-get are present)"
+                    .to_string(),
+            ),
+        ),
+        Requested::Package => (
+            Layout::Package,
+            fail(
+                NAME,
+                "dpkg and apt-get are not present".to_string(),
+                &format!(
+                    "run with --layout plain, or on RHEL-family hosts install the bundle's \
+                     .rpm with dnf ({RPM_DOC})"
+                ),
+            ),
+        ),
+        Requested::Plain => plain(format!(
+            "plain, under {}/releases (asked for)",
+            layout::PLAIN_ROOT
+        )),
+        Requested::Auto => plain(format!(
+            "plain, under {}/releases: no dpkg/apt-get here{}",
+            layout::PLAIN_ROOT,
+            if probe.rpm {
+                format!(" (the bundle's .rpm can be installed with dnf instead: {RPM_DOC})")
+            } else {
+                String::new()
+            }
+        )),
     }
 }
 
@@ -155,7 +260,13 @@ fn memory(meminfo: &Path) -> Check {
 }
 
 fn disk(name: &'static str, path: &str, need: u64, what: &str) -> Check {
-    match system::free_bytes(Path::new(path)) {
+    // A directory the install creates (e.g. /opt) is on its parent's
+    // filesystem until then.
+    let existing = Path::new(path)
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    match system::free_bytes(existing) {
         Ok(free) if free >= need => pass(name, format!("{} MiB free", free >> 20)),
         Ok(free) => fail(
             name,
@@ -185,25 +296,72 @@ fn port() -> Check {
     }
 }
 
-/// A supported PostgreSQL on the host, or one the bundle brings for
-/// managed mode.
-fn postgresql(release: &Release) -> Check {
-    let supported = release
-        .data
-        .release(release.target)
-        .map(|r| r.postgresql.clone())
-        .unwrap_or_default();
-    let installed: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+/// The PostgreSQL majors installed where the managed mode finds them:
+/// `/usr/lib/postgresql/N/bin` (Debian), or `postgres` in the service's
+/// `PATH` (its version asked).
+fn host_postgresql() -> Vec<u32> {
+    let mut majors: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
         .filter(|major| Path::new(&format!("/usr/lib/postgresql/{major}/bin/postgres")).is_file())
         .collect();
+    for dir in ["/usr/local/bin", "/usr/bin", "/bin"] {
+        let postgres = Path::new(dir).join("postgres");
+        if !postgres.is_file() {
+            continue;
+        }
+        // "postgres (PostgreSQL) 15.8"
+        let major = system::run(std::process::Command::new(&postgres).arg("--version"))
+            .ok()
+            .and_then(|out| {
+                out.split_whitespace()
+                    .last()
+                    .and_then(|v| v.split('.').next())
+                    .and_then(|m| m.parse::<u32>().ok())
+            });
+        majors.extend(major);
+        break;
+    }
+    majors
+}
+
+/// A supported PostgreSQL on the host, or one the bundle brings for
+/// managed mode (package layout: apt installs it from the bundle).
+fn postgresql(release: &Release, layout: Layout, external: bool) -> Check {
+    let supported = release
+        .data
+        .release(release.target)
+        .map(|r| r.postgresql.clone())
+        .unwrap_or_default();
+    let installed = host_postgresql();
     if let Some(major) = installed.iter().filter(|m| supported.contains(m)).max() {
         return pass(
             "postgresql",
             format!("PostgreSQL {major} is installed (managed mode uses it)"),
+        );
+    }
+    if layout == Layout::Plain {
+        if external {
+            return pass(
+                "postgresql",
+                "external (the server checks its version before the service starts)".to_string(),
+            );
+        }
+        return fail(
+            "postgresql",
+            format!(
+                "no supported PostgreSQL ({}) installed for the managed mode",
+                supported
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "install a supported PostgreSQL server with the host's package manager (the \
+             plain layout installs no packages), or use an external PostgreSQL with \
+             --database-url-file",
         );
     }
     let bundled: Vec<u32> = supported
@@ -329,6 +487,61 @@ mod tests {
             },
             dir: "/nonexistent".into(),
         }
+    }
+
+    #[test]
+    fn the_layout_follows_the_host_and_an_installed_appliance_keeps_its_own() {
+        let debian = LayoutProbe {
+            apt: true,
+            sysusers: true,
+            ..LayoutProbe::default()
+        };
+        let rhel = LayoutProbe {
+            rpm: true,
+            sysusers: true,
+            ..LayoutProbe::default()
+        };
+        let choose = |r, p| {
+            let (layout, check) = choose_layout(r, p);
+            (
+                layout,
+                check.passed,
+                format!("{} {}", check.detail, check.fix),
+            )
+        };
+        assert_eq!(choose(Requested::Auto, debian).0, Layout::Package);
+        assert!(choose(Requested::Auto, debian).1);
+        assert_eq!(choose(Requested::Plain, debian).0, Layout::Plain);
+        let (layout, passed, text) = choose(Requested::Auto, rhel);
+        assert!(passed && layout == Layout::Plain, "{text}");
+        assert!(text.contains(".rpm can be installed with dnf"), "{text}");
+        let (_, passed, text) = choose(Requested::Package, rhel);
+        assert!(!passed && text.contains("--layout plain"), "{text}");
+
+        let plain_installed = LayoutProbe {
+            plain_installed: true,
+            ..debian
+        };
+        assert_eq!(choose(Requested::Auto, plain_installed).0, Layout::Plain);
+        let (_, passed, text) = choose(Requested::Package, plain_installed);
+        assert!(!passed && text.contains("keeps its layout"), "{text}");
+        let package_installed = LayoutProbe {
+            package_installed: true,
+            ..debian
+        };
+        let (_, passed, text) = choose(Requested::Plain, package_installed);
+        assert!(!passed && text.contains("installed as a package"), "{text}");
+        assert_eq!(
+            choose(Requested::Auto, package_installed).0,
+            Layout::Package
+        );
+
+        let no_sysusers = LayoutProbe {
+            sysusers: false,
+            ..rhel
+        };
+        let (_, passed, text) = choose(Requested::Auto, no_sysusers);
+        assert!(!passed && text.contains("systemd-sysusers"), "{text}");
     }
 
     #[test]

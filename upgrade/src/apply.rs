@@ -15,13 +15,12 @@ use std::time::{Duration, Instant};
 use compat::Version;
 
 use crate::journal::{self, Journal, JournalError, Outcome, Step, StepState, WorkDir};
+use crate::layout::{self, Layout, Plain};
 use crate::release::{self, OpenError};
 use crate::settings::{self, Settings};
 use crate::system::{self, SchemaFit};
 use crate::{check, faults, host, Exit};
 
-/// The installed server binary (package installs).
-pub const INSTALLED_BINARY: &str = "/usr/bin/mogothrow77";
 /// How long a started service may take to answer `/readyz`.
 const READY_LIMIT: Duration = Duration::from_secs(60);
 
@@ -89,7 +88,8 @@ struct Run<'a> {
     settings: Settings,
     report: Report,
     staging: PathBuf,
-    new_binary: PathBuf,
+    /// How releases are installed here (the journal's, when resuming).
+    layout: Layout,
 }
 
 fn refuse_now(report: &Report, message: &str) -> Exit {
@@ -120,9 +120,13 @@ pub fn apply(opts: &Options) -> Exit {
     let resuming = previous
         .as_ref()
         .is_some_and(|j| j.outcome == Outcome::InProgress);
+    let layout = match &previous {
+        Some(j) if resuming => j.layout,
+        _ => Layout::detect(),
+    };
     let run = Run {
         opts,
-        new_binary: staging.join("root/usr/bin/mogothrow77"),
+        layout,
         staging,
         work,
         settings,
@@ -174,7 +178,7 @@ pub fn apply(opts: &Options) -> Exit {
             // something (a refused attempt leaves it in place).
             *run.superseded.borrow_mut() = other;
             let installed =
-                match host::installed_version(Path::new(INSTALLED_BINARY)) {
+                match host::installed_version(&layout.binary()) {
                     Ok(Some(v)) => v,
                     Ok(None) => return refuse_now(
                         &run.report,
@@ -182,7 +186,12 @@ pub fn apply(opts: &Options) -> Exit {
                     ),
                     Err(e) => return refuse_now(&run.report, &e),
                 };
-            Journal::new(&installed.to_string(), &target.to_string(), &opts.bundle)
+            Journal::new(
+                &installed.to_string(),
+                &target.to_string(),
+                &opts.bundle,
+                layout,
+            )
         }
     };
     let verified = run.stage_package(&release, &mut journal);
@@ -220,17 +229,28 @@ impl Run<'_> {
         release::open(&self.opts.bundle, &self.opts.public_keys, &dest)
     }
 
-    /// Keeps the target's package and unpacks its binary to run it before
-    /// it is installed.
+    /// The target's server binary, to run before it is installed.
+    fn new_binary(&self, journal: &Journal) -> PathBuf {
+        match self.layout {
+            Layout::Package => self.staging.join("root/usr/bin/mogothrow77"),
+            Layout::Plain => Plain::host()
+                .release_dir(&journal.to)
+                .join("bin/mogothrow77"),
+        }
+    }
+
+    /// Keeps the target's package and unpacks its binary (package layout),
+    /// or writes its release directory (plain layout), to run its binary
+    /// before it is installed.
     fn stage_package(&self, release: &release::Release, journal: &mut Journal) -> StepResult {
-        let deb = release.deb().map_err(Failure::Refuse)?;
-        let releases = self.work.releases();
-        fs::create_dir_all(&releases)
-            .map_err(|e| Failure::Refuse(format!("{}: {e}", releases.display())))?;
-        let kept = releases.join(deb.file_name().unwrap_or_default());
-        fs::copy(&deb, &kept).map_err(|e| Failure::Refuse(format!("{}: {e}", kept.display())))?;
-        let binary =
-            system::unpack_package(&kept, &self.staging.join("root")).map_err(Failure::Refuse)?;
+        let (kept, binary) = match self.layout {
+            Layout::Package => self.stage_deb(release)?,
+            Layout::Plain => {
+                let dir = Plain::host().stage(release).map_err(Failure::Refuse)?;
+                let binary = dir.join("bin/mogothrow77");
+                (dir, binary)
+            }
+        };
         let reported = host::installed_version(&binary).map_err(Failure::Refuse)?;
         if reported != Some(release.target) {
             return Err(Failure::Refuse(format!(
@@ -242,6 +262,20 @@ impl Run<'_> {
         journal.package = Some(kept);
         journal.target_schema_level = schema_level(&binary);
         Ok(String::new())
+    }
+
+    /// The package layout's staging: the .deb kept in the releases
+    /// directory, its files unpacked into the staging directory.
+    fn stage_deb(&self, release: &release::Release) -> Result<(PathBuf, PathBuf), Failure> {
+        let deb = release.deb().map_err(Failure::Refuse)?;
+        let releases = self.work.releases();
+        fs::create_dir_all(&releases)
+            .map_err(|e| Failure::Refuse(format!("{}: {e}", releases.display())))?;
+        let kept = releases.join(deb.file_name().unwrap_or_default());
+        fs::copy(&deb, &kept).map_err(|e| Failure::Refuse(format!("{}: {e}", kept.display())))?;
+        let binary =
+            system::unpack_package(&kept, &self.staging.join("root")).map_err(Failure::Refuse)?;
+        Ok((kept, binary))
     }
 
     /// Records a step's end; on failure, decides what happens next.
@@ -359,11 +393,13 @@ impl Run<'_> {
                 Step::Migrate if !journal.migrations_pending => {
                     Ok("no migrations to run".to_string())
                 }
-                Step::Migrate => system::server(&self.new_binary, &self.opts.config, &["migrate"])
-                    .map(|out| out.lines().collect::<Vec<_>>().join("; "))
-                    .map_err(|e| {
-                        Failure::Fail(format!("{e} (docs/upgrade.md#a-migration-failed)"))
-                    }),
+                Step::Migrate => {
+                    system::server(&self.new_binary(journal), &self.opts.config, &["migrate"])
+                        .map(|out| out.lines().collect::<Vec<_>>().join("; "))
+                        .map_err(|e| {
+                            Failure::Fail(format!("{e} (docs/upgrade.md#a-migration-failed)"))
+                        })
+                }
                 Step::Swap => self.swap(journal),
                 Step::Start => system::start_service()
                     .map(|()| String::new())
@@ -375,6 +411,19 @@ impl Run<'_> {
         journal.outcome = Outcome::Done;
         journal.message = None;
         self.save(journal)?;
+        if self.layout == Layout::Plain {
+            // The new release and the previous one (for rollback) stay.
+            match Plain::host().prune(&journal.from) {
+                Ok(removed) if !removed.is_empty() => self.report.line(&format!(
+                    "removed older release directories: {}",
+                    removed.join(", ")
+                )),
+                Ok(_) => {}
+                Err(e) => self
+                    .report
+                    .line(&format!("note     older releases were not removed: {e}")),
+            }
+        }
         self.report.line(&format!(
             "upgraded {} → {}; the service was down {:.1} s; backup: {}",
             journal.from,
@@ -398,7 +447,7 @@ impl Run<'_> {
         if let Some(blocker) = plan.blockers.first() {
             return Err(Failure::Refuse(blocker.to_string()));
         }
-        let fit = system::schema_fit(&self.new_binary, &self.opts.config);
+        let fit = system::schema_fit(&self.new_binary(journal), &self.opts.config);
         journal.migrations_pending = matches!(fit, SchemaFit::Pending(_));
         journal.contract_pending = matches!(&fit, SchemaFit::Pending(list)
             if list.iter().any(|m| m.ends_with("(contract)")));
@@ -455,11 +504,13 @@ impl Run<'_> {
             )));
         }
         let need_root = 3 * package + margin;
-        let free_root = system::free_bytes(Path::new("/usr")).map_err(Failure::Refuse)?;
+        let programs = self.layout.programs_dir();
+        let free_root = system::free_bytes(programs).map_err(Failure::Refuse)?;
         if free_root < need_root {
             return Err(Failure::Refuse(format!(
-                "/usr has {} MiB free; the new release needs about {} MiB \
+                "{} has {} MiB free; the new release needs about {} MiB \
                  (docs/upgrade.md#not-enough-disk-space)",
+                programs.display(),
                 free_root >> 20,
                 need_root >> 20
             )));
@@ -499,7 +550,7 @@ impl Run<'_> {
         if journal.contract_pending {
             args.push("--test-restore");
         }
-        system::server(&self.new_binary, &self.opts.config, &args)
+        system::server(&self.new_binary(journal), &self.opts.config, &args)
             .map_err(|e| fail(format!("{e} (docs/upgrade.md#the-backup-failed)")))?;
         journal.backup = Some(archive.clone());
 
@@ -546,8 +597,23 @@ impl Run<'_> {
     }
 
     /// The installed release's package: kept from an earlier upgrade, or
-    /// rebuilt from what dpkg installed.
+    /// rebuilt from what dpkg installed. In the plain layout, its release
+    /// directory, which `current` points to.
     fn previous_package(&self, journal: &Journal) -> Result<PathBuf, String> {
+        if self.layout == Layout::Plain {
+            let plain = Plain::host();
+            let current = plain.current().unwrap_or_default();
+            if current != journal.from {
+                return Err(format!(
+                    "{}/current points to {current:?}, but the upgrade began from {}: \
+                     point it back at releases/{} (docs/upgrade.md#current-points-to-another-release)",
+                    layout::PLAIN_ROOT,
+                    journal.from,
+                    journal.from
+                ));
+            }
+            return Ok(plain.release_dir(&journal.from));
+        }
         let releases = self.work.releases();
         let prefix = format!("{}_{}-", system::PACKAGE, journal.from);
         if let Ok(entries) = fs::read_dir(&releases) {
@@ -574,16 +640,21 @@ impl Run<'_> {
             .package
             .as_ref()
             .ok_or_else(|| Failure::Fail("the journal names no package".to_string()))?;
-        system::install_package(package).map_err(Failure::Fail)?;
-        let now = host::installed_version(Path::new(INSTALLED_BINARY)).map_err(Failure::Fail)?;
+        install_release(self.layout, package, &journal.to).map_err(Failure::Fail)?;
+        let binary = self.layout.binary();
+        let now = host::installed_version(&binary).map_err(Failure::Fail)?;
         if now.map(|v| v.to_string()).as_deref() != Some(journal.to.as_str()) {
             return Err(Failure::Fail(format!(
-                "after installing {}, {INSTALLED_BINARY} reports {:?}",
+                "after installing {}, {} reports {:?}",
                 package.display(),
+                binary.display(),
                 now.map(|v| v.to_string())
             )));
         }
-        Ok(format!("{} installed", package.display()))
+        Ok(match self.layout {
+            Layout::Package => format!("{} installed", package.display()),
+            Layout::Plain => format!("{}/current → releases/{}", layout::PLAIN_ROOT, journal.to),
+        })
     }
 
     fn health(&self, journal: &mut Journal) -> StepResult {
@@ -612,6 +683,23 @@ impl Run<'_> {
             "READY; /readyz: version {}, schema level {}",
             ready.version, ready.schema_level
         ))
+    }
+}
+
+/// Makes `version` the installed release: `dpkg -i` of its package, or
+/// `current` switched to its release directory (and its unit installed,
+/// systemd reloaded when the unit changed).
+fn install_release(layout: Layout, package: &Path, version: &str) -> Result<(), String> {
+    match layout {
+        Layout::Package => system::install_package(package),
+        Layout::Plain => {
+            let plain = Plain::host();
+            plain.switch_to(version)?;
+            if plain.install_unit(Path::new(layout::PLAIN_UNIT))? {
+                system::daemon_reload()?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -659,11 +747,29 @@ fn recover(
         let _ = system::stop_service();
     }
     // Which binary is the previous release: the installed one, or the one
-    // in the kept package (unpacked to ask it before anything changes).
-    let installed = system::installed_package_version().unwrap_or_default();
-    let previous_installed = installed.starts_with(&format!("{}-", journal.from));
+    // in the kept package (unpacked to ask it before anything changes), or
+    // in its release directory (plain layout).
+    let layout = journal.layout;
+    let previous_installed = match layout {
+        Layout::Package => system::installed_package_version()
+            .unwrap_or_default()
+            .starts_with(&format!("{}-", journal.from)),
+        Layout::Plain => Plain::host().current().as_deref() == Some(journal.from.as_str()),
+    };
     let previous_binary = if previous_installed {
-        PathBuf::from(INSTALLED_BINARY)
+        layout.binary()
+    } else if layout == Layout::Plain {
+        let binary = Plain::host()
+            .release_dir(&journal.from)
+            .join("bin/mogothrow77");
+        if !binary.is_file() {
+            return needs_admin(
+                journal,
+                "the-previous-release-cannot-be-restored",
+                format!("{} is gone", binary.display()),
+            );
+        }
+        binary
     } else {
         let Some(previous) = journal.previous_package.clone() else {
             return needs_admin(
@@ -732,7 +838,7 @@ fn recover(
         // The binary installed now restores: restoring does not depend on
         // the schema, and it is the release that knows this state_dir.
         let restored = system::server(
-            Path::new(INSTALLED_BINARY),
+            &layout.binary(),
             config,
             &["restore", "--from", &backup.display().to_string()],
         );
@@ -750,7 +856,7 @@ fn recover(
     }
     if !previous_installed {
         let previous = journal.previous_package.clone().unwrap_or_default();
-        if let Err(e) = system::install_package(&previous) {
+        if let Err(e) = install_release(layout, &previous, &journal.from) {
             return needs_admin(
                 journal,
                 "the-previous-release-cannot-be-restored",

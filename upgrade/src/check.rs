@@ -238,10 +238,7 @@ fn schema(release: &release::Release, inputs: &Inputs, scratch: &Path, plan: &mu
         );
         return;
     }
-    let binary = match release
-        .deb()
-        .and_then(|deb| system::unpack_package(&deb, &scratch.join("root")))
-    {
+    let binary = match release.server_binary(scratch) {
         Ok(b) => b,
         Err(e) => {
             plan.blockers.push(Blocker::Schema(e));

@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::Layout;
+
 /// The steps of `apply`, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -98,9 +100,15 @@ pub struct Journal {
     pub to: String,
     pub bundle: PathBuf,
     pub outcome: Outcome,
-    /// The target's package, kept in the releases directory.
+    /// How the releases are installed (the layout found when the upgrade
+    /// began).
+    #[serde(default)]
+    pub layout: Layout,
+    /// The target's package, kept in the releases directory (package
+    /// layout), or its release directory (plain layout).
     pub package: Option<PathBuf>,
-    /// The previous release's package, for rollback.
+    /// The previous release's package, or its release directory, for
+    /// rollback.
     pub previous_package: Option<PathBuf>,
     /// The database archive and the configuration copy.
     pub backup: Option<PathBuf>,
@@ -131,7 +139,7 @@ pub fn now() -> f64 {
 }
 
 impl Journal {
-    pub fn new(from: &str, to: &str, bundle: &Path) -> Journal {
+    pub fn new(from: &str, to: &str, bundle: &Path, layout: Layout) -> Journal {
         let secs = now() as u64;
         Journal {
             id: format!("{secs}-{from}-to-{to}"),
@@ -139,6 +147,7 @@ impl Journal {
             to: to.to_string(),
             bundle: bundle.to_path_buf(),
             outcome: Outcome::InProgress,
+            layout,
             package: None,
             previous_package: None,
             backup: None,
@@ -293,11 +302,12 @@ mod tests {
             WorkDir::lock(dir.path()),
             Err(JournalError::Busy { .. })
         ));
-        let mut j = Journal::new("0.1.0", "0.1.1", Path::new("/b.zip"));
+        let mut j = Journal::new("0.1.0", "0.1.1", Path::new("/b.zip"), Layout::Plain);
         j.record(Step::Verify, StepState::Done, 0.5, "ok");
         work.save(&j).expect("save");
         let back = work.load().expect("load").expect("journal");
         assert!(back.done(Step::Verify));
+        assert_eq!(back.layout, Layout::Plain);
         assert!(!back.done(Step::Backup));
         assert!(!back.changed_anything());
         drop(work);

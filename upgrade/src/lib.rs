@@ -8,6 +8,7 @@ pub mod check;
 pub mod faults;
 pub mod host;
 pub mod journal;
+pub mod layout;
 pub mod probe;
 pub mod rehearse;
 pub mod release;

@@ -87,9 +87,11 @@ struct Target {
     /// Trusted minisign public key(s) of the vendor.
     #[arg(long = "public-key", value_name = "FILE", default_value = check::DEFAULT_PUBLIC_KEY)]
     public_keys: Vec<PathBuf>,
-    /// The installed server binary, asked for its version.
-    #[arg(long, value_name = "PATH", default_value = "/usr/bin/mogothrow77")]
-    installed: PathBuf,
+    /// The installed server binary, asked for its version [default: the
+    /// installed layout's: /usr/bin/mogothrow77, or
+    /// /opt/mogothrow77/current/bin/mogothrow77 in the plain layout].
+    #[arg(long, value_name = "PATH")]
+    installed: Option<PathBuf>,
     /// Where the host's OS is described.
     #[arg(long, value_name = "PATH", default_value = "/etc/os-release")]
     os_release: PathBuf,
@@ -108,7 +110,9 @@ impl Target {
         check::Inputs {
             bundle: self.bundle,
             public_keys: self.public_keys,
-            installed: self.installed,
+            installed: self
+                .installed
+                .unwrap_or_else(|| mogothrow77_upgrade::layout::Layout::detect().binary()),
             os_release: self.os_release,
             config: self.config,
         }

@@ -126,7 +126,7 @@ pub fn readyz(addr: SocketAddr, cert_file: &Path) -> Result<Ready, String> {
     }
     let version = match json["version"].as_str() {
         Some(v) => v.to_string(),
-        None => crate::host::installed_version(Path::new(crate::apply::INSTALLED_BINARY))?
+        None => crate::host::installed_version(&crate::layout::Layout::detect().binary())?
             .map(|v| v.to_string())
             .unwrap_or_default(),
     };

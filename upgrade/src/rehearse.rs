@@ -8,7 +8,7 @@ use std::process::Command;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{self, Inputs};
-use crate::{system, Exit};
+use crate::Exit;
 
 /// The server's rehearsal report (`mogothrow77 migrate --rehearse --json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,10 +89,7 @@ pub fn run(inputs: &Inputs, json: bool) -> Exit {
             inputs.config.display()
         ));
     }
-    let binary = match release
-        .deb()
-        .and_then(|deb| system::unpack_package(&deb, &scratch.path().join("root")))
-    {
+    let binary = match release.server_binary(scratch.path()) {
         Ok(b) => b,
         Err(e) => return check::refuse(e),
     };

@@ -88,6 +88,31 @@ impl Release {
             .collect()
     }
 
+    /// A file of the plain-layout release (`plain/<name>` in the bundle).
+    pub fn plain_file(&self, name: &str) -> Result<PathBuf, String> {
+        let path = format!("plain/{name}");
+        if self.manifest.files.iter().any(|f| f.path == path) {
+            Ok(self.dir.join(path))
+        } else {
+            Err(format!(
+                "the bundle of mogothrow77 {} holds no {path}: it was built before the plain \
+                 layout existed; use a bundle of a newer build",
+                self.target
+            ))
+        }
+    }
+
+    /// The target's server binary, copied into `dir` as an executable, to
+    /// ask it about the database before it is installed.
+    pub fn server_binary(&self, dir: &Path) -> Result<PathBuf, String> {
+        let source = self.plain_file("bin/mogothrow77")?;
+        let binary = dir.join("mogothrow77");
+        std::fs::copy(&source, &binary).map_err(|e| format!("{}: {e}", binary.display()))?;
+        std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(|e| format!("{}: {e}", binary.display()))?;
+        Ok(binary)
+    }
+
     /// The appliance's Debian package for the target release.
     pub fn deb(&self) -> Result<PathBuf, String> {
         let prefix = format!("packages/debian12/mogothrow77_{}-", self.target);

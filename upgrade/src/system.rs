@@ -63,6 +63,11 @@ pub fn restart_service() -> Result<(), String> {
     run(Command::new("systemctl").args(["restart", SERVICE])).map(drop)
 }
 
+/// Has systemd read its unit files again (after a unit changed).
+pub fn daemon_reload() -> Result<(), String> {
+    run(Command::new("systemctl").arg("daemon-reload")).map(drop)
+}
+
 pub fn service_active() -> bool {
     Command::new("systemctl")
         .args(["is-active", "--quiet", SERVICE])

@@ -203,6 +203,60 @@ fn minisign_sign(key: &Path, comment: &str, data: &[u8]) -> std::result::Result<
     result
 }
 
+/// Where the plain layout's unit runs the server from (`current` is the
+/// symlink the upgrade tool flips between release directories).
+const PLAIN_EXEC: &str = "/opt/mogothrow77/current/bin/mogothrow77";
+
+/// The plain layout's files, out of the appliance's package: both
+/// binaries, the configuration the package installs, the sysusers.d entry
+/// and the systemd unit with its `ExecStart` moved to [`PLAIN_EXEC`].
+fn plain_files(deb: &Path, staging: &Path) -> Result<Vec<BundleFile>> {
+    let unpacked = staging.join("plain-deb");
+    run_capture(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&unpacked))?;
+    let unit_path = unpacked.join("usr/lib/systemd/system/mogothrow77.service");
+    let unit = fs::read_to_string(&unit_path).map_err(io(&unit_path))?;
+    let exec = "ExecStart=/usr/bin/mogothrow77 ";
+    if unit.matches(exec).count() != 1 {
+        return Err(format!(
+            "{}: expected one line starting {exec:?}",
+            unit_path.display()
+        ));
+    }
+    let unit: String = unit
+        .replace(exec, &format!("ExecStart={PLAIN_EXEC} "))
+        .lines()
+        .filter(|l| !l.starts_with("Documentation="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let plain_unit = staging.join("plain-mogothrow77.service");
+    fs::write(&plain_unit, unit).map_err(io(&plain_unit))?;
+    Ok([
+        (
+            "plain/bin/mogothrow77",
+            unpacked.join("usr/bin/mogothrow77"),
+        ),
+        (
+            "plain/bin/mogothrow77-upgrade",
+            unpacked.join("usr/bin/mogothrow77-upgrade"),
+        ),
+        (
+            "plain/config.toml",
+            unpacked.join("etc/mogothrow77/config.toml"),
+        ),
+        (
+            "plain/sysusers.conf",
+            unpacked.join("usr/lib/sysusers.d/mogothrow77.conf"),
+        ),
+        ("plain/mogothrow77.service", plain_unit),
+    ]
+    .into_iter()
+    .map(|(path, source)| BundleFile {
+        path: path.to_string(),
+        source,
+    })
+    .collect())
+}
+
 /// The chart's files, minus its tests (what `.helmignore` leaves out).
 fn chart_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -322,6 +376,11 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
             source: artifact.to_path_buf(),
         });
     }
+
+    // plain/: the release for the plain-binary layout (hosts installed
+    // without a package manager, docs/install.md#the-plain-layout), taken
+    // from the .deb so both carry the same bytes.
+    files.extend(plain_files(args.deb, &staging)?);
 
     // mogothrow77-install: the installer, at the top (docs/install.md).
     if let Some(installer) = args.installer {

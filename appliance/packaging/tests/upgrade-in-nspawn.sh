@@ -24,6 +24,10 @@
 # external PostgreSQL (a second cluster on the host) from a URL file: junk
 # refused, a wrong password stops before the service starts, then installed
 # with the URL as a 0640 root:mogothrow77 secret; passwords never logged.
+# Then the plain layout (no package manager): N installed under
+# /opt/mogothrow77 by the installer with --layout plain, upgraded to N+1 by
+# flipping `current`, rolled back, killed after the swap and resumed, and
+# upgraded to N+2 (older release directories pruned).
 # The host prints the matrix and fails on any FAIL line.
 #
 # usage: upgrade-in-nspawn.sh UNPACKED_BUNDLE_N BUNDLE_N.zip BUNDLE_N1.zip BUNDLE_N2.zip PUBLIC_KEY FAULT_TOOL
@@ -329,6 +333,55 @@ check external-restored-healthy healthy_on "$N1"
 check external-restored-schema-is-n1s sh -c "mogothrow77 migrate --check | grep -q 'no pending migrations'"
 check external-restored-in-external-db contract_applied 0
 check external-passwords-never-shown sh -c '! grep -q -e Ext-Secret-5f1c -e Wrong-Guess-71 /root/detail.log && ! journalctl --no-pager | grep -q -e Ext-Secret-5f1c -e Wrong-Guess-71'
+
+# --- the plain layout (no package manager) ----------------------------------
+# Everything removed again; N installed by the installer with --layout plain:
+# release directories under /opt/mogothrow77 from the bundle's plain/ files,
+# `current` pointing at N, the unit in /etc/systemd/system. Then N → N+1 (the
+# upgrade tool flips `current`), rolled back within the window, the tool
+# killed right after the swap and `apply` rerun, and N+1 → N+2, after which
+# only N+1 (for rollback) and N+2 are kept.
+systemctl stop mogothrow77
+dpkg --purge mogothrow77 >>"$log" 2>&1
+pg_dropcluster 15 m77ext --stop >>"$log" 2>&1
+rm -rf /var/lib/mogothrow77 /etc/mogothrow77 /var/lib/mogothrow77-upgrade /var/lib/mogothrow77-install
+hash -r
+plain_healthy() {
+  systemctl is-active --quiet mogothrow77 && wait_ready && version_is "$1" \
+    && [ "$(readlink /opt/mogothrow77/current)" = "releases/$1" ] && records_intact
+}
+check plain-install expect 0 "first-admin setup link" installer --layout plain
+check plain-install-says-where grep -q "installed mogothrow77 $N in /opt/mogothrow77/releases/$N (current)" /root/last.txt
+check plain-no-package sh -c '! dpkg-query -W mogothrow77'
+check plain-ready wait_ready
+check plain-unit-runs-current grep -qx 'ExecStart=/opt/mogothrow77/current/bin/mogothrow77 serve' /etc/systemd/system/mogothrow77.service
+check plain-unit-enabled systemctl is-enabled --quiet mogothrow77
+check plain-config-private sh -c '[ "$(stat -c %a:%U:%G /etc/mogothrow77/config.toml)" = 640:root:mogothrow77 ]'
+check plain-service-user sh -c '[ "$(ps -o user= -p "$(systemctl show -p MainPID --value mogothrow77)")" = mogothrow77 ]'
+check plain-commands-linked sh -c '[ "$(readlink /usr/local/bin/mogothrow77-upgrade)" = /opt/mogothrow77/current/bin/mogothrow77-upgrade ]'
+check plain-rerun-safe expect 0 "installed already: $N is installed" installer
+check plain-keeps-its-layout expect 10 "keeps its layout" installer --layout package
+check plain-create-records create_data
+check plain-records-25 records_intact
+check plain-apply-n1 expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
+check plain-apply-n1-flipped grep -q "/opt/mogothrow77/current → releases/$N1" /root/last.txt
+check plain-journal-layout sh -c 'mogothrow77-upgrade status --json | grep -q "\"layout\": \"plain\""'
+check plain-n1-healthy plain_healthy "$N1"
+check plain-previous-kept test -x "/opt/mogothrow77/releases/$N/bin/mogothrow77"
+check plain-rollback expect 0 "ROLLED BACK  $N runs again" mogothrow77-upgrade rollback
+check plain-rolled-back-healthy plain_healthy "$N"
+plain_killed_after_swap() {
+  MOGOTHROW77_UPGRADE_FAULT=kill-after:swap /root/upgrade-fault-injection apply /root/n1.zip --public-key /root/release.pub
+  [ $? = 137 ] && [ "$(readlink /opt/mogothrow77/current)" = "releases/$N1" ]
+}
+check plain-killed-after-swap plain_killed_after_swap
+check plain-killed-rerun expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
+check plain-rerun-healthy plain_healthy "$N1"
+matrix "kill -9 after swap (plain layout) | rerun apply | exit 0, $N1 ready, 25 records" plain-killed-after-swap plain-killed-rerun plain-rerun-healthy
+check plain-apply-n2 expect 0 "upgraded $N1 → $N2" upgrade apply /root/n2.zip
+check plain-n2-pruned grep -q "removed older release directories: $N" /root/last.txt
+check plain-n2-healthy plain_healthy "$N2"
+check plain-n2-keeps-n1 sh -c "[ \"\$(ls /opt/mogothrow77/releases | tr '\n' ' ')\" = '$N1 $N2 ' ]"
 
 journalctl -u mogothrow77 --no-pager >/root/journal.txt 2>&1 || true
 echo done >>"$out"
