@@ -2,9 +2,9 @@
 //! bundle. Verifies the bundle, runs the host checks (printing each with
 //! what to do when it fails), installs the package from the bundle with apt
 //! on Debian and Ubuntu hosts (no network: the bundle is the only package
-//! source), or the plain layout under /opt/mogothrow77 on hosts without
-//! dpkg or when asked (src/plain.rs), starts the service, waits for READY
-//! and `/readyz`, and
+//! source), the .rpm with rpm on RHEL-family hosts (src/rpm.rs), or the
+//! plain layout under /opt/mogothrow77 on hosts with neither or when asked
+//! (src/plain.rs), starts the service, waits for READY and `/readyz`, and
 //! prints the console URL and the first-admin setup link. With
 //! `--database-url-file` it installs the URL of an external PostgreSQL as a
 //! secret, names it in the configuration and has the server check the
@@ -17,6 +17,7 @@
 mod database;
 mod plain;
 mod preflight;
+mod rpm;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -47,9 +48,10 @@ struct Cli {
     /// Run the host checks only; change nothing.
     #[arg(long)]
     check: bool,
-    /// How to install: the .deb with apt (package), or release directories
-    /// under /opt/mogothrow77 with no package manager (plain). auto: the
-    /// package when dpkg and apt-get are present; an installed appliance
+    /// How to install: the .deb with apt (package), the .rpm with rpm
+    /// (rpm), or release directories under /opt/mogothrow77 with no
+    /// package manager (plain). auto: package when dpkg and apt-get are
+    /// present, else rpm when rpm is, else plain; an installed appliance
     /// keeps its layout.
     #[arg(long, value_enum, default_value = "auto")]
     layout: preflight::Requested,
@@ -174,6 +176,19 @@ fn install(cli: &Cli) -> Exit {
                 "ok    installed mogothrow77 {} from the bundle in {:.1} s",
                 release.target,
                 started.elapsed().as_secs_f64()
+            );
+        }
+        // Installed unless this version is; the unit enabled and the .rpm
+        // kept on every run.
+        Layout::Rpm => {
+            if let Err(e) = rpm::install(&release) {
+                return stopped(&format!("installing the .rpm failed: {e}"));
+            }
+            println!(
+                "ok    installed mogothrow77 {} from the bundle's .rpm in {:.1} s (kept in {}/releases for rollback)",
+                release.target,
+                started.elapsed().as_secs_f64(),
+                mogothrow77_upgrade::journal::DEFAULT_WORK_DIR
             );
         }
         // Checked and repaired on every run: each of its steps is safe to

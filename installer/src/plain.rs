@@ -54,6 +54,9 @@ pub fn install(release: &Release) -> Result<(), String> {
         fs::copy(release.plain_file("config.toml")?, &next).map_err(io(&next))?;
         std::os::unix::fs::chown(&next, Some(0), Some(gid)).map_err(io(&next))?;
         fs::set_permissions(&next, fs::Permissions::from_mode(0o640)).map_err(io(&next))?;
+        fs::File::open(&next)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&next))?;
         fs::rename(&next, &config).map_err(io(&config))?;
     }
     let secrets = Path::new(database::SECRETS_DIR);
@@ -67,6 +70,12 @@ pub fn install(release: &Release) -> Result<(), String> {
         if fs::read_link(&link).ok().as_deref() == Some(target.as_path()) {
             continue;
         }
+        if fs::symlink_metadata(&link).is_ok_and(|m| !m.file_type().is_symlink()) {
+            return Err(format!(
+                "{} exists and is not a link the installer made: move it away and run again",
+                link.display()
+            ));
+        }
         fs::create_dir_all(LINKS).map_err(io(Path::new(LINKS)))?;
         let next = Path::new(LINKS).join(format!(".{name}.new"));
         let _ = fs::remove_file(&next);
@@ -74,9 +83,10 @@ pub fn install(release: &Release) -> Result<(), String> {
         fs::rename(&next, &link).map_err(io(&link))?;
     }
 
-    if plain.install_unit(Path::new(layout::PLAIN_UNIT))? {
-        system::daemon_reload()?;
-    }
+    plain.install_unit(Path::new(layout::PLAIN_UNIT))?;
+    // Always: a run killed between writing the unit and the reload finds
+    // the text unchanged the next time.
+    system::daemon_reload()?;
     system::run(Command::new("systemctl").args(["enable", "--quiet", system::SERVICE]))?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mogothrow77_upgrade::layout::{self, Layout, Plain};
+use mogothrow77_upgrade::layout::{self, Layout};
 use mogothrow77_upgrade::release::Release;
 use mogothrow77_upgrade::{host, system};
 
@@ -69,7 +69,9 @@ pub fn run(release: &Release, host_paths: &Host<'_>) -> Vec<Check> {
             "the appliance's state and its database",
         ),
         match layout {
-            Layout::Package => disk("disk /usr", "/usr", MIN_USR_FREE, "the programs"),
+            Layout::Package | Layout::Rpm => {
+                disk("disk /usr", "/usr", MIN_USR_FREE, "the programs")
+            }
             Layout::Plain => disk("disk /opt", "/opt", MIN_USR_FREE, "the programs"),
         },
         port(),
@@ -125,11 +127,13 @@ fn systemd() -> Check {
 /// The layout asked for with `--layout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Requested {
-    /// The package when dpkg and apt-get are there, plain otherwise; an
-    /// installed appliance keeps its layout.
+    /// The .deb when dpkg and apt-get are there, else the .rpm when rpm
+    /// is, else plain; an installed appliance keeps its layout.
     Auto,
     /// The .deb, installed with apt from the bundle.
     Package,
+    /// The .rpm, installed with rpm (RHEL-family hosts).
+    Rpm,
     /// The plain layout under /opt/mogothrow77 (no package manager).
     Plain,
 }
@@ -137,8 +141,8 @@ pub enum Requested {
 /// What the layout choice looks at.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LayoutProbe {
-    pub plain_installed: bool,
-    pub package_installed: bool,
+    /// The layout mogothrow77 is installed in, if it is.
+    pub installed: Option<Layout>,
     pub apt: bool,
     pub rpm: bool,
     pub sysusers: bool,
@@ -148,8 +152,14 @@ impl LayoutProbe {
     pub fn host() -> LayoutProbe {
         let file = |p: &str| Path::new(p).is_file();
         LayoutProbe {
-            plain_installed: Plain::host().current().is_some(),
-            package_installed: file(layout::PACKAGE_BINARY),
+            // Release directories without `current`: a plain install
+            // that was interrupted (rerunning it finishes it).
+            installed: Layout::installed().or_else(|| {
+                Path::new(layout::PLAIN_ROOT)
+                    .join("releases")
+                    .is_dir()
+                    .then_some(Layout::Plain)
+            }),
             apt: file("/usr/bin/dpkg") && file("/usr/bin/apt-get"),
             rpm: file("/usr/bin/rpm"),
             sysusers: file("/usr/bin/systemd-sysusers") || file("/bin/systemd-sysusers"),
@@ -157,83 +167,100 @@ impl LayoutProbe {
     }
 }
 
-const RPM_DOC: &str = "docs/install.md#from-the-rpm-rhel-8-and-newer-and-compatible";
+fn describe(layout: Layout) -> String {
+    match layout {
+        Layout::Package => "package (the .deb)".to_string(),
+        Layout::Rpm => "rpm (the .rpm)".to_string(),
+        Layout::Plain => format!("plain, under {}", layout::PLAIN_ROOT),
+    }
+}
 
 /// The layout to install in, with its check line. An installed appliance
 /// keeps its layout (the upgrade tool finds it there).
 pub fn choose_layout(requested: Requested, probe: LayoutProbe) -> (Layout, Check) {
     const NAME: &str = "layout";
-    let plain = |detail: String| {
-        if probe.sysusers {
-            (Layout::Plain, pass(NAME, detail))
-        } else {
-            (
-                Layout::Plain,
+    let asked = match requested {
+        Requested::Auto => None,
+        Requested::Package => Some(Layout::Package),
+        Requested::Rpm => Some(Layout::Rpm),
+        Requested::Plain => Some(Layout::Plain),
+    };
+    if let Some(installed) = probe.installed {
+        return match asked {
+            Some(asked) if asked != installed => (
+                installed,
                 fail(
                     NAME,
-                    "the plain layout needs systemd-sysusers, which is not installed".to_string(),
-                    "install systemd's sysusers tool (systemd 215 or newer)",
+                    format!(
+                        "installed already in the {} layout, not {}",
+                        describe(installed),
+                        describe(asked)
+                    ),
+                    "run without --layout: an installed appliance keeps its layout \
+                     (to change it, remove the installation first; the data in \
+                     /var/lib/mogothrow77 stays)",
                 ),
-            )
-        }
+            ),
+            _ => (
+                installed,
+                pass(NAME, format!("{} (installed already)", describe(installed))),
+            ),
+        };
+    }
+    let missing = |layout: Layout, what: &str, fix: &str| {
+        (
+            layout,
+            fail(NAME, format!("{}: {what}", describe(layout)), fix),
+        )
     };
-    match requested {
-        Requested::Package if probe.plain_installed => (
-            Layout::Plain,
-            fail(
-                NAME,
-                format!("installed in the plain layout under {}", layout::PLAIN_ROOT),
-                "run without --layout package: an installed appliance keeps its layout",
-            ),
+    let chosen = match asked {
+        Some(layout) => layout,
+        None if probe.apt => Layout::Package,
+        None if probe.rpm => Layout::Rpm,
+        None => Layout::Plain,
+    };
+    match chosen {
+        Layout::Package if !probe.apt => missing(
+            chosen,
+            "dpkg and apt-get are not present",
+            "run with --layout rpm on RHEL-family hosts, or --layout plain",
         ),
-        Requested::Plain if probe.package_installed => (
-            Layout::Package,
-            fail(
-                NAME,
-                format!("installed as a package ({})", layout::PACKAGE_BINARY),
-                "run without --layout plain: an installed appliance keeps its layout",
-            ),
+        Layout::Rpm if !probe.rpm => missing(
+            chosen,
+            "rpm is not present",
+            "run with --layout package on Debian and Ubuntu hosts, or --layout plain",
         ),
-        _ if probe.plain_installed => plain(format!(
-            "plain, under {} (installed already)",
-            layout::PLAIN_ROOT
-        )),
-        _ if probe.package_installed => (
-            Layout::Package,
-            pass(NAME, "package (installed already)".to_string()),
+        Layout::Plain if !probe.sysusers => missing(
+            chosen,
+            "systemd-sysusers is not installed",
+            "install systemd's sysusers tool (systemd 215 or newer)",
         ),
-        Requested::Package | Requested::Auto if probe.apt => (
-            Layout::Package,
+        Layout::Package => (
+            chosen,
             pass(
                 NAME,
-                "package: the .deb with apt from the bundle (dpkg and apt-get are present)"
-                    .to_string(),
+                "package: the .deb with apt from the bundle".to_string(),
             ),
         ),
-        Requested::Package => (
-            Layout::Package,
-            fail(
+        Layout::Rpm => (
+            chosen,
+            pass(NAME, "rpm: the bundle's .rpm with rpm -U".to_string()),
+        ),
+        Layout::Plain => (
+            chosen,
+            pass(
                 NAME,
-                "dpkg and apt-get are not present".to_string(),
-                &format!(
-                    "run with --layout plain, or on RHEL-family hosts install the bundle's \
-                     .rpm with dnf ({RPM_DOC})"
+                format!(
+                    "plain: release directories under {}/releases{}",
+                    layout::PLAIN_ROOT,
+                    if asked.is_some() {
+                        ""
+                    } else {
+                        " (neither dpkg/apt-get nor rpm here)"
+                    }
                 ),
             ),
         ),
-        Requested::Plain => plain(format!(
-            "plain, under {}/releases (asked for)",
-            layout::PLAIN_ROOT
-        )),
-        Requested::Auto => plain(format!(
-            "plain, under {}/releases: no dpkg/apt-get here{}",
-            layout::PLAIN_ROOT,
-            if probe.rpm {
-                format!(" (the bundle's .rpm can be installed with dnf instead: {RPM_DOC})")
-            } else {
-                String::new()
-            }
-        )),
     }
 }
 
@@ -342,7 +369,7 @@ fn postgresql(release: &Release, layout: Layout, external: bool) -> Check {
             format!("PostgreSQL {major} is installed (managed mode uses it)"),
         );
     }
-    if layout == Layout::Plain {
+    if layout != Layout::Package {
         if external {
             return pass(
                 "postgresql",
@@ -359,9 +386,9 @@ fn postgresql(release: &Release, layout: Layout, external: bool) -> Check {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            "install a supported PostgreSQL server with the host's package manager (the \
-             plain layout installs no packages), or use an external PostgreSQL with \
-             --database-url-file",
+            "install a supported PostgreSQL server with the host's package manager \
+             (postgresql-server; only the .deb's installation brings PostgreSQL from the \
+             bundle), or use an external PostgreSQL with --database-url-file",
         );
     }
     let bundled: Vec<u32> = supported
@@ -501,6 +528,10 @@ mod tests {
             sysusers: true,
             ..LayoutProbe::default()
         };
+        let other = LayoutProbe {
+            sysusers: true,
+            ..LayoutProbe::default()
+        };
         let choose = |r, p| {
             let (layout, check) = choose_layout(r, p);
             (
@@ -512,33 +543,46 @@ mod tests {
         assert_eq!(choose(Requested::Auto, debian).0, Layout::Package);
         assert!(choose(Requested::Auto, debian).1);
         assert_eq!(choose(Requested::Plain, debian).0, Layout::Plain);
-        let (layout, passed, text) = choose(Requested::Auto, rhel);
+        assert!(choose(Requested::Plain, debian).1);
+        assert_eq!(choose(Requested::Auto, rhel).0, Layout::Rpm);
+        assert!(choose(Requested::Auto, rhel).1);
+        let (layout, passed, text) = choose(Requested::Auto, other);
         assert!(passed && layout == Layout::Plain, "{text}");
-        assert!(text.contains(".rpm can be installed with dnf"), "{text}");
+        assert!(text.contains("neither dpkg/apt-get nor rpm"), "{text}");
         let (_, passed, text) = choose(Requested::Package, rhel);
-        assert!(!passed && text.contains("--layout plain"), "{text}");
+        assert!(!passed && text.contains("--layout rpm"), "{text}");
+        let (_, passed, text) = choose(Requested::Rpm, debian);
+        assert!(!passed && text.contains("rpm is not present"), "{text}");
 
-        let plain_installed = LayoutProbe {
-            plain_installed: true,
-            ..debian
-        };
-        assert_eq!(choose(Requested::Auto, plain_installed).0, Layout::Plain);
-        let (_, passed, text) = choose(Requested::Package, plain_installed);
-        assert!(!passed && text.contains("keeps its layout"), "{text}");
-        let package_installed = LayoutProbe {
-            package_installed: true,
-            ..debian
-        };
-        let (_, passed, text) = choose(Requested::Plain, package_installed);
-        assert!(!passed && text.contains("installed as a package"), "{text}");
-        assert_eq!(
-            choose(Requested::Auto, package_installed).0,
-            Layout::Package
-        );
+        for installed in [Layout::Package, Layout::Rpm, Layout::Plain] {
+            let probe = LayoutProbe {
+                installed: Some(installed),
+                apt: true,
+                rpm: true,
+                sysusers: true,
+            };
+            let (layout, passed, text) = choose(Requested::Auto, probe);
+            assert!(passed && layout == installed, "{text}");
+            assert!(text.contains("installed already"), "{text}");
+            for other in [Requested::Package, Requested::Rpm, Requested::Plain] {
+                let (layout, passed, text) = choose(other, probe);
+                assert_eq!(layout, installed);
+                let same = matches!(
+                    (other, installed),
+                    (Requested::Package, Layout::Package)
+                        | (Requested::Rpm, Layout::Rpm)
+                        | (Requested::Plain, Layout::Plain)
+                );
+                assert_eq!(passed, same, "{text}");
+                if !same {
+                    assert!(text.contains("keeps its layout"), "{text}");
+                }
+            }
+        }
 
         let no_sysusers = LayoutProbe {
             sysusers: false,
-            ..rhel
+            ..other
         };
         let (_, passed, text) = choose(Requested::Auto, no_sysusers);
         assert!(!passed && text.contains("systemd-sysusers"), "{text}");

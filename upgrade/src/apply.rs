@@ -232,7 +232,7 @@ impl Run<'_> {
     /// The target's server binary, to run before it is installed.
     fn new_binary(&self, journal: &Journal) -> PathBuf {
         match self.layout {
-            Layout::Package => self.staging.join("root/usr/bin/mogothrow77"),
+            Layout::Package | Layout::Rpm => self.staging.join("root/usr/bin/mogothrow77"),
             Layout::Plain => Plain::host()
                 .release_dir(&journal.to)
                 .join("bin/mogothrow77"),
@@ -245,8 +245,21 @@ impl Run<'_> {
     fn stage_package(&self, release: &release::Release, journal: &mut Journal) -> StepResult {
         let (kept, binary) = match self.layout {
             Layout::Package => self.stage_deb(release)?,
+            Layout::Rpm => self.stage_rpm(release)?,
             Layout::Plain => {
-                let dir = Plain::host().stage(release).map_err(Failure::Refuse)?;
+                let plain = Plain::host();
+                let current = plain.current().unwrap_or_default();
+                if current != journal.from && current != journal.to {
+                    return Err(Failure::Refuse(format!(
+                        "{}/current points to {current:?}, but the upgrade is from {}: \
+                         point it back at releases/{} \
+                         (docs/upgrade.md#current-points-to-another-release)",
+                        layout::PLAIN_ROOT,
+                        journal.from,
+                        journal.from
+                    )));
+                }
+                let dir = plain.stage(release).map_err(Failure::Refuse)?;
                 let binary = dir.join("bin/mogothrow77");
                 (dir, binary)
             }
@@ -254,7 +267,12 @@ impl Run<'_> {
         let reported = host::installed_version(&binary).map_err(Failure::Refuse)?;
         if reported != Some(release.target) {
             return Err(Failure::Refuse(format!(
-                "the bundle's package holds mogothrow77 {}, not {}",
+                "the bundle's {} holds mogothrow77 {}, not {}",
+                if self.layout == Layout::Plain {
+                    "plain/ release"
+                } else {
+                    "package"
+                },
                 reported.map(|v| v.to_string()).unwrap_or_default(),
                 release.target
             )));
@@ -262,6 +280,38 @@ impl Run<'_> {
         journal.package = Some(kept);
         journal.target_schema_level = schema_level(&binary);
         Ok(String::new())
+    }
+
+    /// The rpm layout's staging: the .rpm kept in the releases directory
+    /// (its name and version checked), the bundle's binary (the same
+    /// bytes) in the staging directory.
+    fn stage_rpm(&self, release: &release::Release) -> Result<(PathBuf, PathBuf), Failure> {
+        let refuse = Failure::Refuse;
+        let rpm = release.rpm().map_err(refuse)?;
+        let (name, version) = system::rpm_file_version(&rpm).map_err(refuse)?;
+        if name != system::PACKAGE || version != release.target.to_string() {
+            return Err(refuse(format!(
+                "the bundle's .rpm is {name} {version}, not {} {}",
+                system::PACKAGE,
+                release.target
+            )));
+        }
+        let releases = self.work.releases();
+        fs::create_dir_all(&releases)
+            .map_err(|e| refuse(format!("{}: {e}", releases.display())))?;
+        let kept = releases.join(rpm.file_name().unwrap_or_default());
+        fs::copy(&rpm, &kept).map_err(|e| refuse(format!("{}: {e}", kept.display())))?;
+        let binary = self.staging.join("root/usr/bin/mogothrow77");
+        let source = release.plain_file("bin/mogothrow77").map_err(refuse)?;
+        let copied = binary
+            .parent()
+            .map_or(Ok(()), fs::create_dir_all)
+            .and_then(|()| fs::copy(&source, &binary))
+            .and_then(|_| {
+                fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            });
+        copied.map_err(|e| refuse(format!("{}: {e}", binary.display())))?;
+        Ok((kept, binary))
     }
 
     /// The package layout's staging: the .deb kept in the releases
@@ -481,11 +531,14 @@ impl Run<'_> {
 
     fn preflight(&self, journal: &Journal) -> StepResult {
         let state = &self.settings.state_dir;
-        let package = journal
-            .package
-            .as_ref()
-            .and_then(|p| fs::metadata(p).ok())
-            .map_or(0, |m| m.len());
+        let package = match (self.layout, &journal.package) {
+            // Written already (step 1): what it takes on disk.
+            (Layout::Plain, Some(dir)) => system::used_bytes(dir),
+            (_, package) => package
+                .as_ref()
+                .and_then(|p| fs::metadata(p).ok())
+                .map_or(0, |m| m.len()),
+        };
         // The backup is at most about the database's size on disk (managed
         // mode), and so is its test restore's copy; the package is unpacked
         // twice (staging and install).
@@ -514,6 +567,11 @@ impl Run<'_> {
                 free_root >> 20,
                 need_root >> 20
             )));
+        }
+        if self.layout == Layout::Rpm {
+            // Checked before the backup is taken: without it there is no
+            // way back.
+            kept_rpm(&self.work.releases(), &journal.from).map_err(Failure::Refuse)?;
         }
         Ok(format!(
             "{} MiB free for the backup, {} MiB for the release; no other upgrade runs",
@@ -615,6 +673,9 @@ impl Run<'_> {
             return Ok(plain.release_dir(&journal.from));
         }
         let releases = self.work.releases();
+        if self.layout == Layout::Rpm {
+            return kept_rpm(&releases, &journal.from);
+        }
         let prefix = format!("{}_{}-", system::PACKAGE, journal.from);
         if let Ok(entries) = fs::read_dir(&releases) {
             for entry in entries.flatten() {
@@ -640,7 +701,7 @@ impl Run<'_> {
             .package
             .as_ref()
             .ok_or_else(|| Failure::Fail("the journal names no package".to_string()))?;
-        install_release(self.layout, package, &journal.to).map_err(Failure::Fail)?;
+        install_release(self.layout, package, &journal.to, false).map_err(Failure::Fail)?;
         let binary = self.layout.binary();
         let now = host::installed_version(&binary).map_err(Failure::Fail)?;
         if now.map(|v| v.to_string()).as_deref() != Some(journal.to.as_str()) {
@@ -652,7 +713,7 @@ impl Run<'_> {
             )));
         }
         Ok(match self.layout {
-            Layout::Package => format!("{} installed", package.display()),
+            Layout::Package | Layout::Rpm => format!("{} installed", package.display()),
             Layout::Plain => format!("{}/current → releases/{}", layout::PLAIN_ROOT, journal.to),
         })
     }
@@ -686,19 +747,69 @@ impl Run<'_> {
     }
 }
 
-/// Makes `version` the installed release: `dpkg -i` of its package, or
-/// `current` switched to its release directory (and its unit installed,
-/// systemd reloaded when the unit changed).
-fn install_release(layout: Layout, package: &Path, version: &str) -> Result<(), String> {
+/// The kept .rpm of `version` (rpm cannot rebuild one from what it
+/// installed, so the installer or an earlier upgrade kept it), and a copy
+/// of the installed binary beside it, to ask about the schema on rollback.
+fn kept_rpm(releases: &Path, version: &str) -> Result<PathBuf, String> {
+    let prefix = format!("{}-{version}-", system::PACKAGE);
+    let found = fs::read_dir(releases).ok().and_then(|entries| {
+        entries.flatten().map(|e| e.path()).find(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".x86_64.rpm"))
+        })
+    });
+    let Some(rpm) = found else {
+        return Err(format!(
+            "the .rpm of the installed release {version} is not kept in {}: copy \
+             {prefix}1.x86_64.rpm there from {version}'s offline bundle (packages/el8/) and \
+             run apply again (docs/upgrade.md#the-installed-rpm-is-not-kept)",
+            releases.display()
+        ));
+    };
+    let binary = previous_rpm_binary(releases, version);
+    if !binary.is_file() {
+        let next = binary.with_extension("new");
+        fs::copy(layout::PACKAGE_BINARY, &next).map_err(|e| format!("{}: {e}", next.display()))?;
+        fs::rename(&next, &binary).map_err(|e| format!("{}: {e}", binary.display()))?;
+    }
+    Ok(rpm)
+}
+
+/// Where [`kept_rpm`] keeps a copy of the previous release's binary.
+fn previous_rpm_binary(releases: &Path, version: &str) -> PathBuf {
+    releases.join(format!("{}-{version}.bin", system::PACKAGE))
+}
+
+/// Makes `version` the installed release: `dpkg -i` or `rpm -U` of its
+/// package (`older`: going back), or `current` switched to its release
+/// directory (its unit installed, systemd's units reloaded).
+fn install_release(
+    layout: Layout,
+    package: &Path,
+    version: &str,
+    older: bool,
+) -> Result<(), String> {
     match layout {
         Layout::Package => system::install_package(package),
+        // A rerun after rpm finished: installing it again would fail.
+        Layout::Rpm
+            if system::installed_rpm_version()
+                .is_some_and(|v| v.starts_with(&format!("{version}-"))) =>
+        {
+            Ok(())
+        }
+        Layout::Rpm => {
+            system::install_rpm(package, older)?;
+            system::daemon_reload()
+        }
         Layout::Plain => {
             let plain = Plain::host();
             plain.switch_to(version)?;
-            if plain.install_unit(Path::new(layout::PLAIN_UNIT))? {
-                system::daemon_reload()?;
-            }
-            Ok(())
+            plain.install_unit(Path::new(layout::PLAIN_UNIT))?;
+            // Always: a run killed after writing the unit and before the
+            // reload finds the text unchanged when it runs again.
+            system::daemon_reload()
         }
     }
 }
@@ -754,10 +865,23 @@ fn recover(
         Layout::Package => system::installed_package_version()
             .unwrap_or_default()
             .starts_with(&format!("{}-", journal.from)),
+        Layout::Rpm => system::installed_rpm_version()
+            .unwrap_or_default()
+            .starts_with(&format!("{}-", journal.from)),
         Layout::Plain => Plain::host().current().as_deref() == Some(journal.from.as_str()),
     };
     let previous_binary = if previous_installed {
         layout.binary()
+    } else if layout == Layout::Rpm {
+        let binary = previous_rpm_binary(&work.releases(), &journal.from);
+        if !binary.is_file() || journal.previous_package.is_none() {
+            return needs_admin(
+                journal,
+                "the-previous-release-cannot-be-restored",
+                format!("the journal keeps no .rpm of {}", journal.from),
+            );
+        }
+        binary
     } else if layout == Layout::Plain {
         let binary = Plain::host()
             .release_dir(&journal.from)
@@ -854,9 +978,12 @@ fn recover(
             backup.display()
         ));
     }
-    if !previous_installed {
+    // The plain layout's switch is repeated even when `current` points back
+    // already: a rollback killed before it installed the unit left the
+    // newer release's.
+    if !previous_installed || layout == Layout::Plain {
         let previous = journal.previous_package.clone().unwrap_or_default();
-        if let Err(e) = install_release(layout, &previous, &journal.from) {
+        if let Err(e) = install_release(layout, &previous, &journal.from, true) {
             return needs_admin(
                 journal,
                 "the-previous-release-cannot-be-restored",

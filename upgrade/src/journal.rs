@@ -204,6 +204,10 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> JournalError + '_ {
     }
 }
 
+/// Where the upgrade tool keeps its journal unless told otherwise
+/// (`--work-dir`); the installer keeps an installed .rpm there too.
+pub const DEFAULT_WORK_DIR: &str = "/var/lib/mogothrow77-upgrade";
+
 /// The tool's own directory (root-owned, 0700): journal, lock, kept
 /// packages, configuration copies, staging.
 pub struct WorkDir {

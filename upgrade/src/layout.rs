@@ -3,6 +3,11 @@
 //! - **package**: the .deb, installed by dpkg (`/usr/bin/mogothrow77`,
 //!   the unit in `/usr/lib/systemd/system`). A release replaces another
 //!   with `dpkg -i`; the previous one is kept as a package file.
+//! - **rpm**: the .rpm, installed by rpm (the same paths). A release
+//!   replaces another with `rpm -U` (`--oldpackage` going back); the
+//!   previous one is kept as a package file, which the installer or an
+//!   earlier upgrade put in the tool's releases directory (rpm cannot
+//!   rebuild one from what it installed).
 //! - **plain**: no package manager (docs/install.md#the-plain-layout).
 //!   Each release is a directory `/opt/mogothrow77/releases/<version>/`
 //!   (the bundle's `plain/` files); `/opt/mogothrow77/current` is a
@@ -20,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::release::Release;
+use crate::system;
 
 /// The plain layout's root.
 pub const PLAIN_ROOT: &str = "/opt/mogothrow77";
@@ -32,26 +38,39 @@ pub const PACKAGE_BINARY: &str = "/usr/bin/mogothrow77";
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
+    /// The .deb.
     #[default]
     Package,
+    Rpm,
     Plain,
 }
 
 impl Layout {
-    /// The layout installed on this host: plain when its `current` symlink
-    /// exists, the package layout otherwise.
-    pub fn detect() -> Layout {
+    /// The layout mogothrow77 is installed in on this host, if it is: plain
+    /// when its `current` symlink exists, rpm when rpm knows the package,
+    /// the package layout when dpkg does.
+    pub fn installed() -> Option<Layout> {
         if Plain::host().current().is_some() {
-            Layout::Plain
+            Some(Layout::Plain)
+        } else if system::installed_rpm_version().is_some() {
+            Some(Layout::Rpm)
+        } else if system::installed_package_version().is_some() {
+            Some(Layout::Package)
         } else {
-            Layout::Package
+            None
         }
+    }
+
+    /// The installed layout; the package layout when nothing is installed
+    /// (its binary is then missing, which callers report).
+    pub fn detect() -> Layout {
+        Layout::installed().unwrap_or_default()
     }
 
     /// The installed server binary.
     pub fn binary(self) -> PathBuf {
         match self {
-            Layout::Package => PathBuf::from(PACKAGE_BINARY),
+            Layout::Package | Layout::Rpm => PathBuf::from(PACKAGE_BINARY),
             Layout::Plain => Plain::host().current_binary(),
         }
     }
@@ -59,15 +78,8 @@ impl Layout {
     /// Where a release's programs are written (for the free-space check).
     pub fn programs_dir(self) -> &'static Path {
         match self {
-            Layout::Package => Path::new("/usr"),
-            Layout::Plain => Path::new("/opt"),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Layout::Package => "package",
-            Layout::Plain => "plain",
+            Layout::Package | Layout::Rpm => Path::new("/usr"),
+            Layout::Plain => Path::new(PLAIN_ROOT),
         }
     }
 }
@@ -126,39 +138,86 @@ impl Plain {
     /// Writes the release's files into `releases/<version>` (through a
     /// temporary directory renamed into place, so a release directory is
     /// never half written) and returns it. The release in use is left as
-    /// it is: its files are the ones running.
+    /// it is: its files are the ones running; an older release than the
+    /// one in use is refused (it may be the one kept for rollback).
     pub fn stage(&self, release: &Release) -> Result<PathBuf, String> {
         let version = release.target.to_string();
         let dest = self.release_dir(&version);
-        if self.current().as_deref() == Some(version.as_str()) && dest.is_dir() {
+        let current = self.current();
+        if current.as_deref() == Some(version.as_str()) && dest.is_dir() {
             return Ok(dest);
         }
+        if let Some(installed) = current.as_deref().and_then(compat::Version::parse) {
+            if release.target < installed {
+                return Err(format!(
+                    "{version} is older than the installed {installed}: downgrades are not \
+                     supported"
+                ));
+            }
+        }
+        // Every file is there before anything is removed.
+        let sources = FILES
+            .iter()
+            .map(|(name, mode)| Ok((release.plain_file(name)?, *name, *mode)))
+            .collect::<Result<Vec<_>, String>>()?;
         let releases = self.root.join("releases");
         fs::create_dir_all(&releases).map_err(io(&releases))?;
         let partial = releases.join(format!(".{version}.partial"));
-        for dir in [&partial, &dest] {
-            if dir.exists() {
-                fs::remove_dir_all(dir).map_err(io(dir))?;
-            }
+        if partial.exists() {
+            fs::remove_dir_all(&partial).map_err(io(&partial))?;
         }
         fs::create_dir_all(partial.join("bin")).map_err(io(&partial))?;
-        for (name, mode) in FILES {
-            let source = release.plain_file(name)?;
-            let target = partial.join(name);
-            fs::copy(&source, &target).map_err(io(&source))?;
-            fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io(&target))?;
-            fs::File::open(&target)
-                .and_then(|f| f.sync_all())
-                .map_err(io(&target))?;
+        let written = self.secure(&partial).and_then(|()| {
+            for (source, name, mode) in &sources {
+                let target = partial.join(name);
+                fs::copy(source, &target).map_err(io(source))?;
+                fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
+                    .map_err(io(&target))?;
+                fs::File::open(&target)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io(&target))?;
+            }
+            for dir in [&partial, &partial.join("bin")] {
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(io(dir))?;
+            }
+            sync_dir(&partial.join("bin"))?;
+            sync_dir(&partial)
+        });
+        if let Err(e) = written {
+            let _ = fs::remove_dir_all(&partial);
+            return Err(e);
         }
-        for dir in [&partial, &partial.join("bin")] {
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(io(dir))?;
+        if dest.exists() {
+            // A release staged earlier and not in use (an attempt that was
+            // refused or rolled back).
+            fs::remove_dir_all(&dest).map_err(io(&dest))?;
         }
-        sync_dir(&partial.join("bin"))?;
-        sync_dir(&partial)?;
         fs::rename(&partial, &dest).map_err(io(&dest))?;
         sync_dir(&releases)?;
         Ok(dest)
+    }
+
+    /// The root and `releases/` must belong to whoever writes the release
+    /// (root, on hosts: root runs these binaries) and be writable by it
+    /// alone; both are made 0755 so the service user can reach `current`
+    /// whatever the umask was. `created` is a directory just created here,
+    /// so its owner is this process's user.
+    fn secure(&self, created: &Path) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
+        let me = fs::metadata(created).map_err(io(created))?.uid();
+        for dir in [self.root.clone(), self.root.join("releases")] {
+            let meta = fs::metadata(&dir).map_err(io(&dir))?;
+            if !meta.is_dir() || meta.uid() != me {
+                return Err(format!(
+                    "{} must be a directory owned by uid {me} (it is owned by uid {}): \
+                     something else made it; move it away and run again",
+                    dir.display(),
+                    meta.uid()
+                ));
+            }
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(io(&dir))?;
+        }
+        Ok(())
     }
 
     /// Points `current` at `releases/<version>`: a new symlink renamed over

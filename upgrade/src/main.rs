@@ -8,7 +8,7 @@
 //! Exit codes (docs/upgrade.md): 0 done, 1 failed and rolled back, 2 usage,
 //! 10 refused before changing anything, 11 stopped and needs an admin.
 
-use mogothrow77_upgrade::{apply, check, faults, rehearse, Exit};
+use mogothrow77_upgrade::{apply, check, faults, journal, rehearse, Exit};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -129,11 +129,7 @@ struct Common {
     )]
     config: PathBuf,
     /// The tool's journal, lock, kept packages and configuration copies.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "/var/lib/mogothrow77-upgrade"
-    )]
+    #[arg(long, value_name = "DIR", default_value = journal::DEFAULT_WORK_DIR)]
     work_dir: PathBuf,
     /// Print the result as JSON on standard output (progress goes to
     /// standard error).

@@ -103,14 +103,34 @@ impl Release {
     }
 
     /// The target's server binary, copied into `dir` as an executable, to
-    /// ask it about the database before it is installed.
+    /// ask it about the database before it is installed; unpacked from the
+    /// .deb when the bundle predates `plain/`.
     pub fn server_binary(&self, dir: &Path) -> Result<PathBuf, String> {
-        let source = self.plain_file("bin/mogothrow77")?;
+        let Ok(source) = self.plain_file("bin/mogothrow77") else {
+            return crate::system::unpack_package(&self.deb()?, &dir.join("root"));
+        };
         let binary = dir.join("mogothrow77");
         std::fs::copy(&source, &binary).map_err(|e| format!("{}: {e}", binary.display()))?;
         std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .map_err(|e| format!("{}: {e}", binary.display()))?;
         Ok(binary)
+    }
+
+    /// The appliance's .rpm for the target release (RHEL-family hosts).
+    pub fn rpm(&self) -> Result<PathBuf, String> {
+        let prefix = format!("packages/el8/mogothrow77-{}-", self.target);
+        let mut found = self.listed(&prefix, ".x86_64.rpm").into_iter();
+        match (found.next(), found.next()) {
+            (Some(path), None) => Ok(path),
+            (None, _) => Err(format!(
+                "the bundle holds no .rpm of mogothrow77 {}",
+                self.target
+            )),
+            (Some(_), Some(_)) => Err(format!(
+                "the bundle holds more than one .rpm of mogothrow77 {}",
+                self.target
+            )),
+        }
     }
 
     /// The appliance's Debian package for the target release.

@@ -75,11 +75,48 @@ pub fn service_active() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The installed package's version (`0.1.0-1`), if installed.
+/// The installed package's version (`0.1.0-1`), if dpkg has it installed
+/// (not only its configuration files left after a removal).
 pub fn installed_package_version() -> Option<String> {
-    run(Command::new("dpkg-query").args(["-W", "-f", "${Version}", PACKAGE]))
-        .ok()
-        .filter(|v| !v.is_empty())
+    let out =
+        run(Command::new("dpkg-query").args(["-W", "-f", "${Status}|${Version}", PACKAGE])).ok()?;
+    let (status, version) = out.split_once('|')?;
+    (status.ends_with(" installed") && !version.is_empty()).then(|| version.to_string())
+}
+
+/// The installed .rpm's version (`0.1.0-1`), if rpm knows the package
+/// (two, comma-separated, when an interrupted `rpm -U` left both).
+pub fn installed_rpm_version() -> Option<String> {
+    let out =
+        run(Command::new("rpm").args(["-q", "--qf", "%{VERSION}-%{RELEASE}\n", PACKAGE])).ok()?;
+    let versions: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    (!versions.is_empty()).then(|| versions.join(", "))
+}
+
+/// An .rpm file's package name and version (`mogothrow77`, `0.1.0`).
+pub fn rpm_file_version(rpm: &Path) -> Result<(String, String), String> {
+    let out = run(Command::new("rpm")
+        .args(["-qp", "--qf", "%{NAME} %{VERSION}"])
+        .arg(rpm))?;
+    out.split_once(' ')
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .ok_or_else(|| format!("rpm -qp {} printed {out:?}", rpm.display()))
+}
+
+/// Installs or upgrades to an .rpm (`rpm -U`; `--oldpackage` to go back
+/// to an older release) without letting its scriptlets restart the
+/// service. A changed configuration file is kept (`%config(noreplace)`).
+pub fn install_rpm(rpm: &Path, older: bool) -> Result<(), String> {
+    let mut cmd = Command::new("rpm");
+    cmd.arg("-U");
+    if older {
+        cmd.arg("--oldpackage");
+    }
+    run(cmd.arg(rpm).env("MOGOTHROW77_NO_START", "1")).map(drop)
 }
 
 /// Installs a package without letting its maintainer scripts start or

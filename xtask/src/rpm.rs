@@ -10,9 +10,10 @@ use crate::deb::{glibc_requirement, set_dir_modes, stage_payload};
 use crate::paths::{io, packaging};
 use crate::reproducible::{clamp_mtimes, run, source_date_epoch, Result};
 
-/// Builds `mogothrow77-<version>-1.x86_64.rpm` in `out`.
+/// Builds `mogothrow77-<version>-1.x86_64.rpm` in `out`, the version
+/// being the one the binary reports (as for the .deb).
 pub fn build(binary: &Path, out: &Path) -> Result<PathBuf> {
-    let version = env!("CARGO_PKG_VERSION");
+    let version = &crate::deb::binary_version(binary)?;
     let epoch = source_date_epoch()?;
     // rpmbuild runs its scriptlets elsewhere: every path it gets is absolute.
     let out = &fs::canonicalize(out).map_err(io(out))?;

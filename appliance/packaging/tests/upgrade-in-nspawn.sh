@@ -27,7 +27,11 @@
 # Then the plain layout (no package manager): N installed under
 # /opt/mogothrow77 by the installer with --layout plain, upgraded to N+1 by
 # flipping `current`, rolled back, killed after the swap and resumed, and
-# upgraded to N+2 (older release directories pruned).
+# upgraded to N+2 (older release directories pruned). Last, the rpm layout:
+# N installed by the installer with --layout rpm (rpm -U of the bundle's
+# .rpm, kept for rollback), upgraded with rpm -U, rolled back with
+# rpm -U --oldpackage, killed after the swap and resumed, and upgraded to
+# N+2. (rpm runs on Debian here; no RHEL-family host can be built.)
 # The host prints the matrix and fails on any FAIL line.
 #
 # usage: upgrade-in-nspawn.sh UNPACKED_BUNDLE_N BUNDLE_N.zip BUNDLE_N1.zip BUNDLE_N2.zip PUBLIC_KEY FAULT_TOOL
@@ -42,13 +46,31 @@ fault_tool=$(readlink -f "$6")
 here=$(dirname "$(readlink -f "$0")")
 command -v systemd-nspawn >/dev/null || { echo "missing systemd-nspawn: apt-get install systemd-container" >&2; exit 2; }
 [ -f "$unpacked/packages/debian12/Packages" ] || { echo "$unpacked is not an unpacked offline bundle" >&2; exit 2; }
-cache=$("$here/rootfs.sh" bookworm)
+rpm_n=$(ls "$unpacked"/packages/el8/mogothrow77-*.x86_64.rpm 2>/dev/null | head -1)
+[ -n "$rpm_n" ] || { echo "$unpacked carries no .rpm (packages/el8/): build the bundle with --rpm" >&2; exit 2; }
+command -v rpmbuild >/dev/null || { echo "missing rpmbuild: apt-get install rpm" >&2; exit 2; }
+# rpm (Debian's package of it) in the test host: the rpm layout is driven
+# by rpm(8) as on RHEL-family hosts.
+cache=$("$here/rootfs.sh" bookworm rpm)
 
 work=$(mktemp -d /var/tmp/m77-upgrade.XXXXXX)
 cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 cp -a "$cache" "$work/root"
 root=$work/root
+# rpm on a Debian host knows none of what dpkg installed. A stand-in package
+# provides what the .rpm requires of the base system (glibc with its
+# sonames, systemd, shadow-utils, /bin/sh): all of it is really there,
+# installed by dpkg.
+mkdir -p "$work/rpmbuild"
+{
+  printf 'Name: host-base\nVersion: 12\nRelease: 1\nSummary: The Debian test host base system, as rpm sees it\n'
+  printf 'License: none\nBuildArch: noarch\n'
+  rpm -qp --requires "$rpm_n" | grep -v -e '^rpmlib(' -e '^config(' | sed 's/ >= .*/ = 2.36/' | sort -u | sed 's/^/Provides: /'
+  printf '%%description\nStand-in for the base system dpkg installed.\n%%files\n'
+} >"$work/host-base.spec"
+rpmbuild -bb --quiet --define "_topdir $work/rpmbuild" "$work/host-base.spec" >/dev/null
+cp "$work"/rpmbuild/RPMS/noarch/host-base-12-1.noarch.rpm "$root/root/host-base.rpm"
 mkdir -p "$root/root/bundle"
 cp -a "$unpacked/packages/debian12/." "$root/root/bundle/"
 cp "$n0" "$root/root/n0.zip"
@@ -350,7 +372,9 @@ plain_healthy() {
   systemctl is-active --quiet mogothrow77 && wait_ready && version_is "$1" \
     && [ "$(readlink /opt/mogothrow77/current)" = "releases/$1" ] && records_intact
 }
-check plain-install expect 0 "first-admin setup link" installer --layout plain
+# Under a hardened root's umask: the service user must still reach current.
+strict() ( umask 077; "$@" )
+check plain-install expect 0 "first-admin setup link" strict installer --layout plain
 check plain-install-says-where grep -q "installed mogothrow77 $N in /opt/mogothrow77/releases/$N (current)" /root/last.txt
 check plain-no-package sh -c '! dpkg-query -W mogothrow77'
 check plain-ready wait_ready
@@ -363,7 +387,7 @@ check plain-rerun-safe expect 0 "installed already: $N is installed" installer
 check plain-keeps-its-layout expect 10 "keeps its layout" installer --layout package
 check plain-create-records create_data
 check plain-records-25 records_intact
-check plain-apply-n1 expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
+check plain-apply-n1 expect 0 "upgraded $N → $N1" strict upgrade apply /root/n1.zip
 check plain-apply-n1-flipped grep -q "/opt/mogothrow77/current → releases/$N1" /root/last.txt
 check plain-journal-layout sh -c 'mogothrow77-upgrade status --json | grep -q "\"layout\": \"plain\""'
 check plain-n1-healthy plain_healthy "$N1"
@@ -381,7 +405,60 @@ matrix "kill -9 after swap (plain layout) | rerun apply | exit 0, $N1 ready, 25 
 check plain-apply-n2 expect 0 "upgraded $N1 → $N2" upgrade apply /root/n2.zip
 check plain-n2-pruned grep -q "removed older release directories: $N" /root/last.txt
 check plain-n2-healthy plain_healthy "$N2"
-check plain-n2-keeps-n1 sh -c "[ \"\$(ls /opt/mogothrow77/releases | tr '\n' ' ')\" = '$N1 $N2 ' ]"
+plain_kept() {
+  [ -d "/opt/mogothrow77/releases/$N1" ] && [ -d "/opt/mogothrow77/releases/$N2" ] \
+    && [ ! -e "/opt/mogothrow77/releases/$N" ] && [ "$(ls -A /opt/mogothrow77/releases | wc -l)" = 2 ]
+}
+check plain-n2-keeps-n1 plain_kept
+
+# --- the rpm layout ---------------------------------------------------------
+# The plain installation removed, then N installed from the bundle's .rpm.
+systemctl disable --now mogothrow77 >>"$log" 2>&1
+rm -rf /opt/mogothrow77 /etc/systemd/system/mogothrow77.service /etc/sysusers.d/mogothrow77.conf \
+  /usr/local/bin/mogothrow77 /usr/local/bin/mogothrow77-upgrade
+systemctl daemon-reload
+rm -rf /var/lib/mogothrow77 /etc/mogothrow77 /var/lib/mogothrow77-upgrade /var/lib/mogothrow77-install
+hash -r
+rpm_healthy() {
+  systemctl is-active --quiet mogothrow77 && wait_ready && version_is "$1" \
+    && [ "$(rpm -q --qf '%{VERSION}' mogothrow77)" = "$1" ] && records_intact
+}
+check rpm-host-base rpm -i /root/host-base.rpm
+check rpm-install expect 0 "first-admin setup link" installer --layout rpm
+check rpm-install-says-how grep -q "installed mogothrow77 $N from the bundle's .rpm" /root/last.txt
+check rpm-kept-for-rollback test -f "/var/lib/mogothrow77-upgrade/releases/mogothrow77-$N-1.x86_64.rpm"
+check rpm-not-dpkg sh -c '! dpkg-query -W -f "\${Status}" mogothrow77 | grep -q " installed"'
+check rpm-ready wait_ready
+check rpm-config-private sh -c '[ "$(stat -c %a:%U:%G /etc/mogothrow77/config.toml)" = 640:root:mogothrow77 ]'
+check rpm-service-user sh -c '[ "$(ps -o user= -p "$(systemctl show -p MainPID --value mogothrow77)")" = mogothrow77 ]'
+check rpm-unit-enabled systemctl is-enabled --quiet mogothrow77
+check rpm-rerun-safe expect 0 "rpm (the .rpm) (installed already)" installer
+check rpm-keeps-its-layout expect 10 "keeps its layout" installer --layout plain
+check rpm-create-records create_data
+check rpm-records-25 records_intact
+check rpm-apply-n1 expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
+check rpm-journal-layout sh -c 'mogothrow77-upgrade status --json | grep -q "\"layout\": \"rpm\""'
+check rpm-n1-healthy rpm_healthy "$N1"
+check rpm-rollback expect 0 "ROLLED BACK  $N runs again" mogothrow77-upgrade rollback
+check rpm-rolled-back-healthy rpm_healthy "$N"
+rpm_killed_after_swap() {
+  MOGOTHROW77_UPGRADE_FAULT=kill-after:swap /root/upgrade-fault-injection apply /root/n1.zip --public-key /root/release.pub
+  [ $? = 137 ] && [ "$(rpm -q --qf '%{VERSION}' mogothrow77)" = "$N1" ]
+}
+check rpm-killed-after-swap rpm_killed_after_swap
+check rpm-killed-rollback expect 0 "ROLLED BACK  $N runs again" mogothrow77-upgrade rollback
+check rpm-killed-rolled-back-healthy rpm_healthy "$N"
+matrix "kill -9 after swap (rpm layout) | rerun rollback | exit 0, $N ready, 25 records" rpm-killed-after-swap rpm-killed-rollback rpm-killed-rolled-back-healthy
+check rpm-reapply-n1 expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
+check rpm-reapplied-healthy rpm_healthy "$N1"
+# Without the installed release's .rpm kept there is no way back: refused
+# before the backup, nothing changed.
+check rpm-unkept-setup mv "/var/lib/mogothrow77-upgrade/releases/mogothrow77-$N1-1.x86_64.rpm" /root/
+check rpm-unkept-refused expect 10 "the .rpm of the installed release $N1 is not kept" upgrade apply /root/n2.zip
+check rpm-unkept-healthy rpm_healthy "$N1"
+check rpm-unkept-restored mv "/root/mogothrow77-$N1-1.x86_64.rpm" /var/lib/mogothrow77-upgrade/releases/
+check rpm-apply-n2 expect 0 "upgraded $N1 → $N2" upgrade apply /root/n2.zip
+check rpm-n2-healthy rpm_healthy "$N2"
 
 journalctl -u mogothrow77 --no-pager >/root/journal.txt 2>&1 || true
 echo done >>"$out"
