@@ -180,17 +180,16 @@ fn install(cli: &Cli) -> Exit {
         }
         // Installed unless this version is; the unit enabled and the .rpm
         // kept on every run.
-        Layout::Rpm => {
-            if let Err(e) = rpm::install(&release) {
-                return stopped(&format!("installing the .rpm failed: {e}"));
-            }
-            println!(
-                "ok    installed mogothrow77 {} from the bundle's .rpm in {:.1} s (kept in {}/releases for rollback)",
+        Layout::Rpm => match rpm::install(&release) {
+            Ok(fresh) => println!(
+                "ok    {} mogothrow77 {} from the bundle's .rpm in {:.1} s (kept in {}/releases for rollback)",
+                if fresh { "installed" } else { "checked" },
                 release.target,
                 started.elapsed().as_secs_f64(),
                 mogothrow77_upgrade::journal::DEFAULT_WORK_DIR
-            );
-        }
+            ),
+            Err(e) => return stopped(&format!("installing the .rpm failed: {e}")),
+        },
         // Checked and repaired on every run: each of its steps is safe to
         // repeat.
         Layout::Plain => {

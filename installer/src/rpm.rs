@@ -12,14 +12,15 @@ use mogothrow77_upgrade::journal::{WorkDir, DEFAULT_WORK_DIR};
 use mogothrow77_upgrade::release::Release;
 use mogothrow77_upgrade::system;
 
-/// Installs the release's .rpm unless that version is installed already;
-/// keeps the .rpm for rollback either way.
-pub fn install(release: &Release) -> Result<(), String> {
+/// Installs the release's .rpm unless that version is installed already
+/// (returns whether it did); keeps the .rpm for rollback either way.
+pub fn install(release: &Release) -> Result<bool, String> {
     let rpm = release.rpm()?;
     let work = WorkDir::lock(std::path::Path::new(DEFAULT_WORK_DIR))
         .map_err(|e| format!("{e} (an upgrade may be running)"))?;
     let installed = system::installed_rpm_version().unwrap_or_default();
-    if !installed.starts_with(&format!("{}-", release.target)) {
+    let fresh = !installed.starts_with(&format!("{}-", release.target));
+    if fresh {
         system::install_rpm(&rpm, false)?;
     }
     let releases = work.releases();
@@ -28,5 +29,5 @@ pub fn install(release: &Release) -> Result<(), String> {
     fs::copy(&rpm, &kept).map_err(|e| format!("{}: {e}", kept.display()))?;
     system::daemon_reload()?;
     system::run(Command::new("systemctl").args(["enable", "--quiet", system::SERVICE]))?;
-    Ok(())
+    Ok(fresh)
 }

@@ -116,35 +116,32 @@ impl Release {
         Ok(binary)
     }
 
-    /// The appliance's .rpm for the target release (RHEL-family hosts).
-    pub fn rpm(&self) -> Result<PathBuf, String> {
-        let prefix = format!("packages/el8/mogothrow77-{}-", self.target);
-        let mut found = self.listed(&prefix, ".x86_64.rpm").into_iter();
-        match (found.next(), found.next()) {
-            (Some(path), None) => Ok(path),
-            (None, _) => Err(format!(
-                "the bundle holds no .rpm of mogothrow77 {}",
-                self.target
-            )),
-            (Some(_), Some(_)) => Err(format!(
-                "the bundle holds more than one .rpm of mogothrow77 {}",
-                self.target
-            )),
-        }
-    }
-
     /// The appliance's Debian package for the target release.
     pub fn deb(&self) -> Result<PathBuf, String> {
-        let prefix = format!("packages/debian12/mogothrow77_{}-", self.target);
-        let mut found = self.listed(&prefix, "_amd64.deb").into_iter();
+        self.one_package(
+            "packages/debian12/mogothrow77_",
+            "_amd64.deb",
+            "Debian package",
+        )
+    }
+
+    /// The appliance's .rpm for the target release (RHEL-family hosts).
+    pub fn rpm(&self) -> Result<PathBuf, String> {
+        self.one_package("packages/el8/mogothrow77-", ".x86_64.rpm", ".rpm")
+    }
+
+    /// The one listed package `<prefix><target>-<revision><suffix>`.
+    fn one_package(&self, prefix: &str, suffix: &str, what: &str) -> Result<PathBuf, String> {
+        let prefix = format!("{prefix}{}-", self.target);
+        let mut found = self.listed(&prefix, suffix).into_iter();
         match (found.next(), found.next()) {
             (Some(path), None) => Ok(path),
             (None, _) => Err(format!(
-                "the bundle holds no Debian package of mogothrow77 {}",
+                "the bundle holds no {what} of mogothrow77 {}",
                 self.target
             )),
             (Some(_), Some(_)) => Err(format!(
-                "the bundle holds more than one package of mogothrow77 {}",
+                "the bundle holds more than one {what} of mogothrow77 {}",
                 self.target
             )),
         }

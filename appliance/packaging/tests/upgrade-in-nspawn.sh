@@ -368,9 +368,9 @@ dpkg --purge mogothrow77 >>"$log" 2>&1
 pg_dropcluster 15 m77ext --stop >>"$log" 2>&1
 rm -rf /var/lib/mogothrow77 /etc/mogothrow77 /var/lib/mogothrow77-upgrade /var/lib/mogothrow77-install
 hash -r
+switched_to() { [ "$(readlink /opt/mogothrow77/current)" = "releases/$1" ]; }
 plain_healthy() {
-  systemctl is-active --quiet mogothrow77 && wait_ready && version_is "$1" \
-    && [ "$(readlink /opt/mogothrow77/current)" = "releases/$1" ] && records_intact
+  systemctl is-active --quiet mogothrow77 && wait_ready && version_is "$1" && switched_to "$1" && records_intact
 }
 # Under a hardened root's umask: the service user must still reach current.
 strict() ( umask 077; "$@" )
@@ -394,11 +394,14 @@ check plain-n1-healthy plain_healthy "$N1"
 check plain-previous-kept test -x "/opt/mogothrow77/releases/$N/bin/mogothrow77"
 check plain-rollback expect 0 "ROLLED BACK  $N runs again" mogothrow77-upgrade rollback
 check plain-rolled-back-healthy plain_healthy "$N"
-plain_killed_after_swap() {
-  MOGOTHROW77_UPGRADE_FAULT=kill-after:swap /root/upgrade-fault-injection apply /root/n1.zip --public-key /root/release.pub
-  [ $? = 137 ] && [ "$(readlink /opt/mogothrow77/current)" = "releases/$N1" ]
+# The fault-injection build applies N+1 and kills itself after step $1;
+# then $2… must hold.
+killed_after() {
+  local step=$1; shift
+  MOGOTHROW77_UPGRADE_FAULT=kill-after:$step /root/upgrade-fault-injection apply /root/n1.zip --public-key /root/release.pub
+  [ $? = 137 ] && "$@"
 }
-check plain-killed-after-swap plain_killed_after_swap
+check plain-killed-after-swap killed_after swap switched_to "$N1"
 check plain-killed-rerun expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
 check plain-rerun-healthy plain_healthy "$N1"
 matrix "kill -9 after swap (plain layout) | rerun apply | exit 0, $N1 ready, 25 records" plain-killed-after-swap plain-killed-rerun plain-rerun-healthy
@@ -419,9 +422,9 @@ rm -rf /opt/mogothrow77 /etc/systemd/system/mogothrow77.service /etc/sysusers.d/
 systemctl daemon-reload
 rm -rf /var/lib/mogothrow77 /etc/mogothrow77 /var/lib/mogothrow77-upgrade /var/lib/mogothrow77-install
 hash -r
+rpm_has() { [ "$(rpm -q --qf '%{VERSION}' mogothrow77)" = "$1" ]; }
 rpm_healthy() {
-  systemctl is-active --quiet mogothrow77 && wait_ready && version_is "$1" \
-    && [ "$(rpm -q --qf '%{VERSION}' mogothrow77)" = "$1" ] && records_intact
+  systemctl is-active --quiet mogothrow77 && wait_ready && version_is "$1" && rpm_has "$1" && records_intact
 }
 check rpm-host-base rpm -i /root/host-base.rpm
 check rpm-install expect 0 "first-admin setup link" installer --layout rpm
@@ -441,11 +444,7 @@ check rpm-journal-layout sh -c 'mogothrow77-upgrade status --json | grep -q "\"l
 check rpm-n1-healthy rpm_healthy "$N1"
 check rpm-rollback expect 0 "ROLLED BACK  $N runs again" mogothrow77-upgrade rollback
 check rpm-rolled-back-healthy rpm_healthy "$N"
-rpm_killed_after_swap() {
-  MOGOTHROW77_UPGRADE_FAULT=kill-after:swap /root/upgrade-fault-injection apply /root/n1.zip --public-key /root/release.pub
-  [ $? = 137 ] && [ "$(rpm -q --qf '%{VERSION}' mogothrow77)" = "$N1" ]
-}
-check rpm-killed-after-swap rpm_killed_after_swap
+check rpm-killed-after-swap killed_after swap rpm_has "$N1"
 check rpm-killed-rollback expect 0 "ROLLED BACK  $N runs again" mogothrow77-upgrade rollback
 check rpm-killed-rolled-back-healthy rpm_healthy "$N"
 matrix "kill -9 after swap (rpm layout) | rerun rollback | exit 0, $N ready, 25 records" rpm-killed-after-swap rpm-killed-rollback rpm-killed-rolled-back-healthy
