@@ -118,14 +118,17 @@ pub async fn rehearse(settings: Settings, json: bool) -> Exit {
 }
 
 /// `pg_dump`/`pg_restore` to use: the managed cluster's own, or for an
-/// external database the newest installed.
+/// external database the newest client programs installed (only those in
+/// `database.postgres_bin_dir` when it is set).
 fn pg_client_binaries(settings: &Settings) -> Result<crate::db::managed::PgBinaries, StartError> {
     match &settings.database {
         DatabaseTarget::Managed { bin_dir } => backup::client_binaries(
             bin_dir.as_deref(),
             Some(&settings.config.state_dir.join("postgres")),
         ),
-        DatabaseTarget::External { .. } => backup::client_binaries(None, None),
+        DatabaseTarget::External { .. } => {
+            backup::client_binaries(settings.config.database.postgres_bin_dir.as_deref(), None)
+        }
     }
     .map_err(|e| StartError::Other(e.to_string()))
 }
@@ -351,8 +354,10 @@ async fn restore_external(
     );
     let from = from.to_path_buf();
     let server_major = ready.server_major;
+    let configured = settings.config.database.postgres_bin_dir.clone();
     let restored = tokio::task::spawn_blocking(move || {
-        let (binaries, parts) = restore::client_for(server_major, binaries, &from)?;
+        let (binaries, parts) =
+            restore::client_for(server_major, binaries, configured.as_deref(), &from)?;
         restore::run(&binaries.bin_dir, env, &from, &parts)
     })
     .await

@@ -40,24 +40,30 @@ pub struct Summary {
     pub entries: usize,
 }
 
-/// The client binaries to dump with: the managed cluster's own, or for an
-/// external server the newest installed (pg_dump reads older servers).
+/// The client binaries to dump with: the managed cluster's own
+/// (`data_dir` given), or for an external server the newest client
+/// programs installed (pg_dump reads older servers), a server installation
+/// not needed.
 pub fn client_binaries(
     configured: Option<&Path>,
     data_dir: Option<&Path>,
 ) -> Result<PgBinaries, BackupError> {
-    let (found, searched) = managed::discover(configured);
-    let chosen = match data_dir {
-        Some(dir) => managed::choose(&found, &searched, dir).ok(),
-        None => found
-            .iter()
-            .filter(|b| b.bin_dir.join("pg_dump").is_file())
-            .max_by_key(|b| b.major.parse::<u32>().unwrap_or(0))
-            .cloned(),
-    };
-    chosen
-        .filter(|b| b.bin_dir.join("pg_dump").is_file())
-        .ok_or(BackupError::NoPgDump { searched })
+    match data_dir {
+        Some(dir) => {
+            let (found, searched) = managed::discover(configured);
+            managed::choose(&found, &searched, dir)
+                .ok()
+                .filter(|b| b.bin_dir.join("pg_dump").is_file())
+                .ok_or(BackupError::NoPgDump { searched })
+        }
+        None => {
+            let (found, searched) = managed::discover_clients(configured);
+            found
+                .into_iter()
+                .max_by_key(|b| b.major.parse::<u32>().unwrap_or(0))
+                .ok_or(BackupError::NoPgDump { searched })
+        }
+    }
 }
 
 /// libpq's environment for the application role's connection: the role

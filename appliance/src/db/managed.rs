@@ -77,12 +77,31 @@ pub struct PgBinaries {
 }
 
 impl PgBinaries {
+    /// A server installation: `initdb` and `postgres` (the managed mode).
     fn at(dir: &Path) -> Option<PgBinaries> {
-        let postgres = dir.join("postgres");
-        if !dir.join("initdb").is_file() || !postgres.is_file() {
+        if !dir.join("initdb").is_file() {
             return None;
         }
-        let out = std::process::Command::new(&postgres)
+        PgBinaries::versioned(dir, "postgres")
+    }
+
+    /// The client programs alone (`pg_dump`, `pg_restore`, `psql`): what
+    /// backups and restores of an external database need, e.g. from a
+    /// `postgresql-client` package without the server.
+    fn clients_at(dir: &Path) -> Option<PgBinaries> {
+        if !dir.join("pg_restore").is_file() || !dir.join("psql").is_file() {
+            return None;
+        }
+        PgBinaries::versioned(dir, "pg_dump")
+    }
+
+    /// `dir` with the major version `program --version` reports.
+    fn versioned(dir: &Path, program: &str) -> Option<PgBinaries> {
+        let program = dir.join(program);
+        if !program.is_file() {
+            return None;
+        }
+        let out = std::process::Command::new(&program)
             .arg("--version")
             .output()
             .ok()?;
@@ -97,12 +116,28 @@ impl PgBinaries {
     }
 }
 
-/// Every PostgreSQL installation found, in search order: `pg_config --bindir`,
-/// `PATH`, then `/usr/lib/postgresql/*/bin` (highest major first).
+/// Every PostgreSQL server installation found, in search order:
+/// `pg_config --bindir`, `PATH`, then `/usr/lib/postgresql/*/bin` (highest
+/// major first).
 pub fn discover(configured: Option<&Path>) -> (Vec<PgBinaries>, String) {
+    discover_with(configured, "postgres", PgBinaries::at)
+}
+
+/// Every set of PostgreSQL client programs found, searched like
+/// [`discover`]: a server installation has them, and so has a host with
+/// only the client package.
+pub fn discover_clients(configured: Option<&Path>) -> (Vec<PgBinaries>, String) {
+    discover_with(configured, "pg_dump", PgBinaries::clients_at)
+}
+
+fn discover_with(
+    configured: Option<&Path>,
+    program: &str,
+    probe: fn(&Path) -> Option<PgBinaries>,
+) -> (Vec<PgBinaries>, String) {
     if let Some(dir) = configured {
         return (
-            PgBinaries::at(dir).into_iter().collect(),
+            probe(dir).into_iter().collect(),
             format!("in {} (database.postgres_bin_dir)", dir.display()),
         );
     }
@@ -131,12 +166,13 @@ pub fn discover(configured: Option<&Path>) -> (Vec<PgBinaries>, String) {
     dirs.extend(versioned.into_iter().map(|(_, d)| d));
     let mut found: Vec<PgBinaries> = Vec::new();
     for dir in dirs {
-        // Resolve symlinks (e.g. /usr/local/bin/postgres) to the real install.
-        let real = std::fs::canonicalize(dir.join("postgres"))
+        // Resolve symlinks (e.g. /usr/local/bin/postgres) to the real install
+        // (Debian's /usr/bin/pg_dump is its pg_wrapper script: not one).
+        let real = std::fs::canonicalize(dir.join(program))
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or(dir);
-        if let Some(b) = PgBinaries::at(&real) {
+        if let Some(b) = probe(&real) {
             if !found.contains(&b) {
                 found.push(b);
             }

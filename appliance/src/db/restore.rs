@@ -166,13 +166,13 @@ pub struct Ready {
 pub fn client_for(
     server_major: u32,
     newest: PgBinaries,
+    configured: Option<&Path>,
     archive: &Path,
 ) -> Result<(PgBinaries, Contents), RestoreError> {
-    let (found, _) = managed::discover(None);
+    let (found, _) = managed::discover_clients(configured);
     let matched = found
         .into_iter()
         .filter(|b| b.major.parse::<u32>().ok() == Some(server_major))
-        .filter(|b| b.bin_dir.join("psql").is_file())
         .find_map(|b| backup::list(&b, archive).ok().map(|list| (b, list)));
     let (binaries, list) = match matched {
         Some(found) => found,

@@ -563,3 +563,80 @@ async fn an_external_restore_killed_midway_changes_nothing() {
         .get(0);
     assert_eq!(rows, 1000, "no row of the interrupted restore was kept");
 }
+
+/// An external database needs only PostgreSQL's client programs (a host
+/// with the client package and no server): `database.postgres_bin_dir`
+/// naming a directory with `pg_dump`, `pg_restore` and `psql` alone serves
+/// backups and restores; one without them gets the error that says what
+/// to install.
+#[tokio::test(flavor = "multi_thread")]
+async fn external_backups_and_restores_need_only_the_client_programs() {
+    let (db, config, admin) = migrated_by_a_role_without_createdb().await;
+    drop(admin);
+    until_unused(&db).await;
+    // Each program logs its name, then runs the real one.
+    let clients = config.path("clients");
+    std::fs::create_dir(&clients).expect("mkdir");
+    let log = config.path("clients.log");
+    std::fs::write(&log, "").expect("log");
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    for program in ["pg_dump", "pg_restore", "psql"] {
+        let wrapper = clients.join(program);
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho {program} >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                shared().program(program).display()
+            ),
+        )
+        .expect("wrapper");
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    assert!(!clients.join("initdb").exists() && !clients.join("postgres").exists());
+    let empty = config.path("no-clients");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let config = config.env(
+        "MOGOTHROW77_DATABASE__POSTGRES_BIN_DIR",
+        clients.to_str().expect("path"),
+    );
+
+    let archive = config.state_dir().join("clients.dump");
+    let path = archive.to_str().expect("path");
+    let written = config.run(&["backup", "--out", path]);
+    assert_eq!(written.code(), Some(0), "{}", written.all());
+    let before = inventory(&db).await;
+    as_superuser(
+        &db,
+        &format!("SET ROLE {db}_owner; CREATE TABLE public.after_backup (id int); RESET ROLE"),
+    )
+    .await;
+    let restored = config.run(&["restore", "--from", path]);
+    assert_eq!(restored.code(), Some(0), "{}", restored.all());
+    assert_eq!(inventory(&db).await, before);
+    let used = std::fs::read_to_string(&log).expect("log");
+    for program in ["pg_dump", "pg_restore", "psql"] {
+        assert!(
+            used.lines().any(|l| l == program),
+            "{program} not run from {}: {used}",
+            clients.display()
+        );
+    }
+
+    let config = config.env(
+        "MOGOTHROW77_DATABASE__POSTGRES_BIN_DIR",
+        empty.to_str().expect("path"),
+    );
+    let again = config.state_dir().join("again.dump");
+    let missing = config.run(&["backup", "--out", again.to_str().expect("path")]);
+    assert_eq!(missing.code(), Some(1), "{}", missing.all());
+    assert!(
+        missing.stderr.contains(&format!(
+            "no pg_dump found in {} (database.postgres_bin_dir)",
+            empty.display()
+        )) && missing.stderr.contains("postgresql-client"),
+        "{}",
+        missing.stderr
+    );
+    assert!(!again.exists());
+}
