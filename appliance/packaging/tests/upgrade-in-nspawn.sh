@@ -26,12 +26,12 @@
 # with the URL as a 0640 root:mogothrow77 secret; passwords never logged.
 # Then the plain layout (no package manager): N installed under
 # /opt/mogothrow77 by the installer with --layout plain, upgraded to N+1 by
-# flipping `current`, rolled back, killed after the swap and resumed, and
-# upgraded to N+2 (older release directories pruned). Last, the rpm layout:
-# N installed by the installer with --layout rpm (rpm -U of the bundle's
-# .rpm, kept for rollback), upgraded with rpm -U, rolled back with
-# rpm -U --oldpackage, killed after the swap and resumed, and upgraded to
-# N+2. (rpm runs on Debian here; no RHEL-family host can be built.)
+# flipping `current`, rolled back, and upgraded to N+2 (older release
+# directories pruned). Last, the rpm layout: N installed by the installer
+# with --layout rpm (rpm -U of the bundle's .rpm, kept for rollback),
+# upgraded with rpm -U, rolled back with rpm -U --oldpackage, and upgraded
+# to N+2. (rpm runs on Debian here; no RHEL-family host can be built.)
+# Both run the whole kill -9 fault matrix too.
 # The host prints the matrix and fails on any FAIL line.
 #
 # usage: upgrade-in-nspawn.sh UNPACKED_BUNDLE_N BUNDLE_N.zip BUNDLE_N1.zip BUNDLE_N2.zip PUBLIC_KEY FAULT_TOOL
@@ -245,25 +245,32 @@ check restored-schema-is-n1s sh -c "mogothrow77 migrate --check | grep -q 'no pe
 
 # --- the fault matrix on N → N+1 ------------------------------------------
 fi_apply() { MOGOTHROW77_UPGRADE_FAULT=$1 /root/upgrade-fault-injection apply /root/n1.zip --public-key /root/release.pub >>"$log" 2>&1; }
-for step in verify compatibility preflight backup stop migrate swap start health; do
-  for recovery in apply rollback; do
-    name="kill-after-$step+$recovery"
-    if ! reset_to_n >>"$log" 2>&1; then fail "$name reset"; continue; fi
-    fi_apply "kill-after:$step"
-    killed=$?
-    [ "$killed" = 137 ] || { fail "$name killed (exit $killed)"; continue; }
-    if [ "$recovery" = apply ]; then
-      upgrade apply /root/n1.zip >>"$log" 2>&1; code=$?; want=$N1
-    else
-      mogothrow77-upgrade rollback >>"$log" 2>&1; code=$?; want=$N
-    fi
-    if [ "$code" = 0 ] && healthy_on "$want" >>"$log" 2>&1; then
-      ok "$name"; echo "matrix kill -9 after $step | rerun $recovery | exit $code, $want ready, 25 records" >>"$out"
-    else
-      fail "$name (exit $code)"; echo "matrix kill -9 after $step | rerun $recovery | exit $code, NOT healthy on $want" >>"$out"
-    fi
+# LAYOUT RESET HEALTHY: from a fresh copy of the installed N (RESET), the
+# tool SIGKILLed after each step of N → N+1, then `apply` rerun and,
+# separately, `rollback` run; HEALTHY VERSION must hold after each.
+fault_matrix() {
+  local layout=$1 reset=$2 healthy=$3 step recovery name killed code want
+  for step in verify compatibility preflight backup stop migrate swap start health; do
+    for recovery in apply rollback; do
+      name="$layout-kill-after-$step+$recovery"
+      if ! "$reset" >>"$log" 2>&1; then fail "$name reset"; continue; fi
+      fi_apply "kill-after:$step"
+      killed=$?
+      [ "$killed" = 137 ] || { fail "$name killed (exit $killed)"; continue; }
+      if [ "$recovery" = apply ]; then
+        upgrade apply /root/n1.zip >>"$log" 2>&1; code=$?; want=$N1
+      else
+        mogothrow77-upgrade rollback >>"$log" 2>&1; code=$?; want=$N
+      fi
+      if [ "$code" = 0 ] && "$healthy" "$want" >>"$log" 2>&1; then
+        ok "$name"; echo "matrix kill -9 after $step ($layout) | rerun $recovery | exit $code, $want ready, 25 records" >>"$out"
+      else
+        fail "$name (exit $code)"; echo "matrix kill -9 after $step ($layout) | rerun $recovery | exit $code, NOT healthy on $want" >>"$out"
+      fi
+    done
   done
-done
+}
+fault_matrix deb reset_to_n healthy_on
 
 # A migration that fails: its table already exists.
 owner_sql() { runuser -u mogothrow77 -- psql -h /var/lib/mogothrow77/run -U mogothrow77_owner -d mogothrow77 -v ON_ERROR_STOP=1 -c "$1"; }
@@ -360,9 +367,9 @@ check external-passwords-never-shown sh -c '! grep -q -e Ext-Secret-5f1c -e Wron
 # Everything removed again; N installed by the installer with --layout plain:
 # release directories under /opt/mogothrow77 from the bundle's plain/ files,
 # `current` pointing at N, the unit in /etc/systemd/system. Then N → N+1 (the
-# upgrade tool flips `current`), rolled back within the window, the tool
-# killed right after the swap and `apply` rerun, and N+1 → N+2, after which
-# only N+1 (for rollback) and N+2 are kept.
+# upgrade tool flips `current`), rolled back within the window, applied
+# again, and N+1 → N+2, after which only N+1 (for rollback) and N+2 are
+# kept. The kill -9 fault matrix runs on this layout first.
 systemctl stop mogothrow77
 dpkg --purge mogothrow77 >>"$log" 2>&1
 pg_dropcluster 15 m77ext --stop >>"$log" 2>&1
@@ -387,6 +394,26 @@ check plain-rerun-safe expect 0 "installed already: $N is installed" installer
 check plain-keeps-its-layout expect 10 "keeps its layout" installer --layout package
 check plain-create-records create_data
 check plain-records-25 records_intact
+# The fault matrix from a copy of this installed N.
+systemctl stop mogothrow77
+rm -rf /root/snapshot-state /root/snapshot-etc
+cp -a /var/lib/mogothrow77 /root/snapshot-state
+cp -a /etc/mogothrow77 /root/snapshot-etc
+systemctl start mogothrow77
+wait_ready
+reset_plain_to_n() {
+  systemctl stop mogothrow77
+  ln -sfn "releases/$N" /opt/mogothrow77/current.reset && mv -T /opt/mogothrow77/current.reset /opt/mogothrow77/current
+  cp /opt/mogothrow77/current/mogothrow77.service /etc/systemd/system/mogothrow77.service
+  systemctl daemon-reload
+  rm -rf /var/lib/mogothrow77 /etc/mogothrow77 /var/lib/mogothrow77-upgrade
+  cp -a /root/snapshot-state /var/lib/mogothrow77
+  cp -a /root/snapshot-etc /etc/mogothrow77
+  systemctl reset-failed mogothrow77 2>/dev/null
+  systemctl start mogothrow77 && wait_ready
+}
+fault_matrix plain reset_plain_to_n plain_healthy
+check plain-reset reset_plain_to_n
 check plain-apply-n1 expect 0 "upgraded $N → $N1" strict upgrade apply /root/n1.zip
 check plain-apply-n1-flipped grep -q "/opt/mogothrow77/current → releases/$N1" /root/last.txt
 check plain-journal-layout sh -c 'mogothrow77-upgrade status --json | grep -q "\"layout\": \"plain\""'
@@ -394,17 +421,8 @@ check plain-n1-healthy plain_healthy "$N1"
 check plain-previous-kept test -x "/opt/mogothrow77/releases/$N/bin/mogothrow77"
 check plain-rollback expect 0 "ROLLED BACK  $N runs again" mogothrow77-upgrade rollback
 check plain-rolled-back-healthy plain_healthy "$N"
-# The fault-injection build applies N+1 and kills itself after step $1;
-# then $2… must hold.
-killed_after() {
-  local step=$1; shift
-  MOGOTHROW77_UPGRADE_FAULT=kill-after:$step /root/upgrade-fault-injection apply /root/n1.zip --public-key /root/release.pub
-  [ $? = 137 ] && "$@"
-}
-check plain-killed-after-swap killed_after swap switched_to "$N1"
-check plain-killed-rerun expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
-check plain-rerun-healthy plain_healthy "$N1"
-matrix "kill -9 after swap (plain layout) | rerun apply | exit 0, $N1 ready, 25 records" plain-killed-after-swap plain-killed-rerun plain-rerun-healthy
+check plain-reapply-n1 expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
+check plain-reapplied-healthy plain_healthy "$N1"
 check plain-apply-n2 expect 0 "upgraded $N1 → $N2" upgrade apply /root/n2.zip
 check plain-n2-pruned grep -q "removed older release directories: $N" /root/last.txt
 check plain-n2-healthy plain_healthy "$N2"
@@ -439,15 +457,33 @@ check rpm-rerun-safe expect 0 "rpm (the .rpm) (installed already)" installer
 check rpm-keeps-its-layout expect 10 "keeps its layout" installer --layout plain
 check rpm-create-records create_data
 check rpm-records-25 records_intact
+# The fault matrix from a copy of this installed N (with the kept .rpm).
+systemctl stop mogothrow77
+rm -rf /root/snapshot-state /root/snapshot-etc /root/snapshot-upgrade
+cp -a /var/lib/mogothrow77 /root/snapshot-state
+cp -a /etc/mogothrow77 /root/snapshot-etc
+cp -a /var/lib/mogothrow77-upgrade /root/snapshot-upgrade
+cp "/var/lib/mogothrow77-upgrade/releases/mogothrow77-$N-1.x86_64.rpm" /root/n.rpm
+systemctl start mogothrow77
+wait_ready
+reset_rpm_to_n() {
+  systemctl stop mogothrow77
+  rpm_has "$N" || MOGOTHROW77_NO_START=1 rpm -U --oldpackage /root/n.rpm
+  systemctl daemon-reload
+  rm -rf /var/lib/mogothrow77 /etc/mogothrow77 /var/lib/mogothrow77-upgrade
+  cp -a /root/snapshot-state /var/lib/mogothrow77
+  cp -a /root/snapshot-etc /etc/mogothrow77
+  cp -a /root/snapshot-upgrade /var/lib/mogothrow77-upgrade
+  systemctl reset-failed mogothrow77 2>/dev/null
+  systemctl start mogothrow77 && wait_ready
+}
+fault_matrix rpm reset_rpm_to_n rpm_healthy
+check rpm-reset reset_rpm_to_n
 check rpm-apply-n1 expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
 check rpm-journal-layout sh -c 'mogothrow77-upgrade status --json | grep -q "\"layout\": \"rpm\""'
 check rpm-n1-healthy rpm_healthy "$N1"
 check rpm-rollback expect 0 "ROLLED BACK  $N runs again" mogothrow77-upgrade rollback
 check rpm-rolled-back-healthy rpm_healthy "$N"
-check rpm-killed-after-swap killed_after swap rpm_has "$N1"
-check rpm-killed-rollback expect 0 "ROLLED BACK  $N runs again" mogothrow77-upgrade rollback
-check rpm-killed-rolled-back-healthy rpm_healthy "$N"
-matrix "kill -9 after swap (rpm layout) | rerun rollback | exit 0, $N ready, 25 records" rpm-killed-after-swap rpm-killed-rollback rpm-killed-rolled-back-healthy
 check rpm-reapply-n1 expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
 check rpm-reapplied-healthy rpm_healthy "$N1"
 # Without the installed release's .rpm kept there is no way back: refused
