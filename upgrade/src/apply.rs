@@ -800,6 +800,12 @@ fn install_release(
             Ok(())
         }
         Layout::Rpm => {
+            if let Some(listed) = system::installed_rpm_version().filter(|v| v.contains(", ")) {
+                return Err(format!(
+                    "rpm lists mogothrow77 {listed}: an interrupted rpm -U left both \
+                     (docs/upgrade.md#rpm-lists-two-versions)"
+                ));
+            }
             system::install_rpm(package, older)?;
             system::daemon_reload()
         }
@@ -857,10 +863,28 @@ fn recover(
     if !journal.done(Step::Health) {
         let _ = system::stop_service();
     }
+    let layout = journal.layout;
+    // An `rpm -U` killed midway leaves both versions in rpm's database,
+    // and which files are on disk is not knowable from here.
+    if layout == Layout::Rpm {
+        if let Some(listed) = system::installed_rpm_version().filter(|v| v.contains(", ")) {
+            let serving = journal.done(Step::Health).then_some(journal.outcome);
+            let exit = needs_admin(
+                journal,
+                "rpm-lists-two-versions",
+                format!("rpm lists mogothrow77 {listed}: an interrupted rpm -U left both"),
+            );
+            if let Some(outcome) = serving {
+                journal.outcome = outcome;
+                let _ = work.save(journal);
+                report.line(&format!("nothing was changed: {} still serves", journal.to));
+            }
+            return exit;
+        }
+    }
     // Which binary is the previous release: the installed one, or the one
     // in the kept package (unpacked to ask it before anything changes), or
     // in its release directory (plain layout).
-    let layout = journal.layout;
     let previous_installed = match layout {
         Layout::Package => system::installed_package_version()
             .unwrap_or_default()

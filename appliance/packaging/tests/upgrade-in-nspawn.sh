@@ -494,6 +494,17 @@ check rpm-unkept-healthy rpm_healthy "$N1"
 check rpm-unkept-restored mv "/root/mogothrow77-$N1-1.x86_64.rpm" /var/lib/mogothrow77-upgrade/releases/
 check rpm-apply-n2 expect 0 "upgraded $N1 → $N2" upgrade apply /root/n2.zip
 check rpm-n2-healthy rpm_healthy "$N2"
+# An rpm -U killed midway leaves both versions listed (made here by
+# installing N+1's .rpm beside N+2's): a rollback stops, names the runbook
+# section, and N+2 keeps serving. Last check: the files on disk are mixed now.
+rpm_two_listed() {
+  MOGOTHROW77_NO_START=1 rpm -i --force "/var/lib/mogothrow77-upgrade/releases/mogothrow77-$N1-1.x86_64.rpm" \
+    && [ "$(rpm -q mogothrow77 | wc -l)" = 2 ]
+}
+check rpm-two-listed rpm_two_listed
+check rpm-two-listed-stops expect 11 "docs/upgrade.md#rpm-lists-two-versions" mogothrow77-upgrade rollback
+serves() { curl -sk --max-time 5 "$api/readyz" | grep -q "\"version\":\"$1\""; }
+check rpm-two-listed-still-serving serves "$N2"
 
 journalctl -u mogothrow77 --no-pager >/root/journal.txt 2>&1 || true
 echo done >>"$out"
