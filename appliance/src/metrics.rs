@@ -10,17 +10,61 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// Labels of the per-route request counter. Every value comes from a fixed
+/// set, whatever clients send: `route` is a route template of the router
+/// or `unmatched`, `method` a standard method or `other` ([`method_label`]),
+/// `status` a class such as `2xx` ([`status_class`]).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub route: String,
-    pub method: String,
-    pub status: u16,
+    pub method: &'static str,
+    pub status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: String,
-    pub method: String,
+    pub method: &'static str,
+}
+
+/// The exact status code, without route or method: the server's own
+/// responses, so a small set (never more than the 900 codes HTTP allows).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub code: u16,
+}
+
+/// The route label of a request that no handler served.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// A request method as a label: the methods of RFC 9110 and PATCH by name,
+/// anything else (any token a client makes up) as `other`.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// A status code's class: `1xx` … `5xx` (`other` outside 100–599).
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +97,7 @@ fn duration_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
+    pub responses: Family<StatusLabels, Counter>,
     pub duration: HistogramFamily,
     pub in_flight: Gauge,
     pub pool_size: Gauge,
@@ -72,8 +117,14 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "http_requests",
-            "HTTP requests by route, method and status",
+            "HTTP requests by route template, method and status class",
             requests.clone(),
+        );
+        let responses = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "http_responses",
+            "HTTP responses by exact status code",
+            responses.clone(),
         );
         let duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
         registry.register(
@@ -152,6 +203,7 @@ impl Metrics {
         Arc::new(Metrics {
             registry,
             requests,
+            responses,
             duration,
             in_flight,
             pool_size,

@@ -220,9 +220,14 @@ async fn serve_with_database(
         webhooks: webhooks.clone(),
         email: None,
     };
+    let scrape = Arc::new(crate::http::scrape::ScrapeAccess::new(
+        &settings.metrics,
+        config.tls.enabled,
+    ));
     let state = AppState::new(crate::http::Shared {
         pool: pool.clone(),
         metrics: metrics.clone(),
+        scrape: scrape.clone(),
         db_timeout: Duration::from_secs(config.database.connect_timeout_secs),
         keys,
         auth: AuthSettings::from_config(&config.auth),
@@ -287,6 +292,7 @@ async fn serve_with_database(
         async move {
             while let SignalEvent::Reload = signals.next().await {
                 reload_tls(tls.as_deref());
+                reload_scrape_token(&scrape);
             }
             // No new jobs from now; running ones get the grace alongside
             // the requests' drain.
@@ -423,6 +429,17 @@ async fn housekeeping(pool: deadpool_postgres::Pool) {
         if let Err(e) = result {
             tracing::warn!(error = %crate::db::describe_pg_error(&e), "housekeeping failed");
         }
+    }
+}
+
+fn reload_scrape_token(scrape: &crate::http::scrape::ScrapeAccess) {
+    match scrape.reload() {
+        Ok(true) => tracing::info!("SIGHUP: metrics.token_file re-read"),
+        Ok(false) => {}
+        Err(e) => tracing::error!(
+            error = %e,
+            "SIGHUP: cannot read metrics.token_file; keeping the current token"
+        ),
     }
 }
 

@@ -72,6 +72,9 @@ MOGOTHROW77_HTTP__SHUTDOWN_GRACE_SECS: {{ .Values.http.shutdownGraceSecs | int64
 MOGOTHROW77_DATABASE__AUTO_MIGRATE: "false"
 MOGOTHROW77_DATABASE__POOL_SIZE: {{ .Values.database.poolSize | int64 | toString | quote }}
 MOGOTHROW77_DATABASE__CONNECT_TIMEOUT_SECS: {{ .Values.database.connectTimeoutSecs | int64 | toString | quote }}
+{{- with .Values.metrics.allowAddresses }}
+MOGOTHROW77_METRICS__ALLOW_ADDRESSES: {{ . | toJson | quote }}
+{{- end }}
 {{- end }}
 
 {{/*

@@ -448,6 +448,7 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
         "api.md",
         "records.md",
         "webhooks.md",
+        "observability.md",
         "runbooks/audit-log-tampered.md",
         "runbooks/database-unreachable.md",
         "runbooks/postgresql-major-upgrade.md",

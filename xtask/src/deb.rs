@@ -137,6 +137,7 @@ pub fn stage_payload(stage: &Path, binary: &Path) -> Result<()> {
         "api.md",
         "records.md",
         "webhooks.md",
+        "observability.md",
         "runbooks/audit-log-tampered.md",
     ] {
         let path = workspace().join("docs").join(name);

@@ -5,6 +5,7 @@
 //! built-in default) and what is expected.
 
 mod locate;
+mod metrics;
 pub mod secret;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::{Figment, Metadata, Source};
 use serde::{Deserialize, Serialize};
 
+pub use metrics::{read_metrics_token, MetricsAccess, MetricsConfig};
 pub use secret::{check_private_file, PrivateFileError, Secret};
 
 /// Where packages install the configuration file.
@@ -38,6 +40,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub webhooks: WebhooksConfig,
     pub smtp: SmtpConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
 
@@ -184,6 +187,8 @@ pub struct Settings {
     pub webhook_policy: crate::webhooks::guard::Policy,
     /// The mail relay, when `smtp.host` is set.
     pub smtp: Option<crate::notify::smtp::Relay>,
+    /// Who may read `/metrics` besides loopback (`[metrics]`).
+    pub metrics: MetricsAccess,
 }
 
 /// One thing wrong with the configuration.
@@ -308,6 +313,8 @@ impl Sources<'_> {
     }
 
     fn of_key(&self, key: &str) -> String {
+        // `webhooks.allow_addresses[2]` came from where the list did.
+        let key = key.split('[').next().unwrap_or(key);
         self.describe(self.figment.find_metadata(key), key)
     }
 
@@ -678,6 +685,7 @@ fn validate(
             );
         }
     }
+    let metrics = metrics::check(&config.metrics, &mut problem);
 
     if !problems.is_empty() {
         return Err(ConfigError { problems });
@@ -702,6 +710,7 @@ fn validate(
         database,
         webhook_policy,
         smtp,
+        metrics,
     })
 }
 

@@ -58,6 +58,8 @@ pub enum PrivateFileError {
     TooOpen { path: String, mode: u32 },
     #[error("{path} is empty")]
     Empty { path: String },
+    #[error("{path}: {reason}")]
+    Unusable { path: String, reason: String },
 }
 
 /// Checks that a file holding a key or secret is private: never accessible by

@@ -1,13 +1,17 @@
 //! `/healthz` (alive), `/readyz` (database reachable and schema compatible)
-//! and `/metrics`.
+//! and `/metrics` (for the clients [`super::scrape`] lets in).
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use super::error::{ErrorBody, ErrorCode};
+use super::scrape::Refusal;
 use super::AppState;
 use crate::db::describe_pool_error;
 use crate::db::migrate;
@@ -57,7 +61,25 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, request: Request) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Err(refusal) = state.scrape.check(peer, request.headers()) {
+        let code = match refusal {
+            Refusal::Address => ErrorCode::Forbidden,
+            Refusal::TokenMissing | Refusal::TokenWrong => ErrorCode::Unauthenticated,
+        };
+        let mut response = ErrorBody::new(code, refusal.message()).into_response();
+        if code == ErrorCode::Unauthenticated {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"metrics\""),
+            );
+        }
+        return response;
+    }
     let pool = state.pool.status();
     state.metrics.pool_size.set(pool.size as i64);
     state.metrics.pool_available.set(pool.available as i64);

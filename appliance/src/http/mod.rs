@@ -7,6 +7,7 @@ mod headers;
 mod health;
 mod observe;
 pub mod request_id;
+pub mod scrape;
 pub mod server;
 
 use std::sync::Arc;
@@ -45,6 +46,8 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub pool: Pool,
     pub metrics: Arc<Metrics>,
+    /// Who may read `/metrics`.
+    pub scrape: Arc<scrape::ScrapeAccess>,
     /// Bound for database checks made on behalf of a request.
     pub db_timeout: Duration,
     pub keys: ServerKeys,

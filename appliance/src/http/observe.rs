@@ -9,7 +9,26 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::request_id::RequestId;
-use crate::metrics::{Metrics, RequestLabels, RouteLabels};
+use crate::metrics::{
+    method_label, status_class, Metrics, RequestLabels, RouteLabels, StatusLabels, UNMATCHED_ROUTE,
+};
+
+/// Longest method and path written to the access log; longer ones are cut
+/// (a client can send tens of kilobytes of either).
+const LOG_METHOD_MAX: usize = 32;
+const LOG_PATH_MAX: usize = 2048;
+
+/// `text` cut to at most `max` bytes (on a character boundary), marked `…`.
+fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
+}
 
 /// Decrements the in-flight gauge even when the client goes away mid-request.
 struct InFlight<'a>(&'a Metrics);
@@ -26,13 +45,13 @@ pub async fn middleware(
     next: Next,
 ) -> Response {
     let start = Instant::now();
-    let method = request.method().to_string();
-    let route = request
+    let method_label = method_label(request.method());
+    let method = clip(request.method().as_str(), LOG_METHOD_MAX).into_owned();
+    let matched = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let path = request.uri().path().to_string();
+        .map(|p| p.as_str().to_string());
+    let path = clip(request.uri().path(), LOG_PATH_MAX).into_owned();
     let request_id = request
         .extensions()
         .get::<RequestId>()
@@ -49,19 +68,30 @@ pub async fn middleware(
     drop(guard);
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
+    // A path the router knows but not with this method (405) was served by
+    // no handler either: counted with the unknown paths, so the series are
+    // the routes' handlers plus one `unmatched` route.
+    let route = match matched {
+        Some(route) if status != 405 => route,
+        _ => UNMATCHED_ROUTE.to_string(),
+    };
     metrics
         .requests
         .get_or_create(&RequestLabels {
             route: route.clone(),
-            method: method.clone(),
-            status,
+            method: method_label,
+            status: status_class(status),
         })
+        .inc();
+    metrics
+        .responses
+        .get_or_create(&StatusLabels { code: status })
         .inc();
     metrics
         .duration
         .get_or_create(&RouteLabels {
             route,
-            method: method.clone(),
+            method: method_label,
         })
         .observe(elapsed.as_secs_f64());
     tracing::info!(

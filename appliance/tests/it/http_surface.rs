@@ -49,7 +49,8 @@ async fn responses_carry_security_headers_request_ids_and_json_errors() {
     let metrics = client::get(addr, "/metrics").await.expect("metrics");
     assert_eq!(metrics.status, 200);
     for series in [
-        "mogothrow77_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}",
+        "mogothrow77_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"2xx\"}",
+        "mogothrow77_http_responses_total{code=\"200\"}",
         "mogothrow77_http_request_duration_seconds_bucket",
         "mogothrow77_http_requests_in_flight",
         "mogothrow77_db_pool_connections",

@@ -18,6 +18,7 @@ mod imports;
 mod jobs;
 mod lifecycle;
 mod managed;
+mod metrics;
 mod notify;
 mod readiness;
 mod records;

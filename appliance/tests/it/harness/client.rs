@@ -171,7 +171,20 @@ pub async fn send_raw(addr: SocketAddr, request: &[u8]) -> std::io::Result<Respo
 
 /// Sends `GET path` over plain TCP.
 pub async fn get_plain(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    get_plain_with(addr, path, &[]).await
+}
+
+/// Sends `GET path` with extra headers over plain TCP.
+pub async fn get_plain_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Response> {
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
     let mut tcp = TcpStream::connect(addr).await?;
     exchange(&mut tcp, request.as_bytes()).await
 }
