@@ -109,6 +109,19 @@ fn entry_hash(
 
 /// Appends one entry in the caller's transaction; returns its number.
 pub async fn append(tx: &Transaction<'_>, ctx: &Context, event: &Event) -> Result<i64, AuditError> {
+    let started = std::time::Instant::now();
+    let seq = append_entry(tx, ctx, event).await?;
+    crate::metrics::Metrics::shared()
+        .audit_append_duration
+        .observe(started.elapsed().as_secs_f64());
+    Ok(seq)
+}
+
+async fn append_entry(
+    tx: &Transaction<'_>,
+    ctx: &Context,
+    event: &Event,
+) -> Result<i64, AuditError> {
     let head = tx
         .query_one(
             "SELECT seq, hash FROM audit_chain_head WHERE id FOR UPDATE",

@@ -158,6 +158,11 @@ impl Caches {
         self.catalog.set_live(live);
     }
 
+    /// Whether the invalidation listener is connected (the caches are used).
+    pub fn is_live(&self) -> bool {
+        self.tokens.lock().live
+    }
+
     fn notified(&self, channel: &str) {
         match channel {
             AUTH_CHANNEL => self.tokens.clear(),

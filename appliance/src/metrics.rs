@@ -1,7 +1,13 @@
 //! Prometheus metrics: HTTP traffic, connection pool, the job queue, build
-//! information.
+//! information, and what an operator watches for trouble (certificate
+//! expiry, disk headroom, database errors, webhook outcomes, the audit
+//! chain, the cache listener). Every label value comes from a fixed set.
+//!
+//! One registry per process ([`Metrics::shared`]): errors are counted where
+//! they happen (a request, a job, the audit chain) without threading a
+//! handle through every call.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -78,6 +84,30 @@ pub struct JobLabels {
 struct BuildLabels {
     version: String,
     commit: String,
+    schema_level: i32,
+}
+
+/// A directory whose file system is watched: `state` (`state_dir`) or
+/// `postgres` (the managed cluster's data directory).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirLabels {
+    pub dir: &'static str,
+}
+
+/// How one webhook delivery attempt ended: the receiver's status class, or
+/// what stopped it (`timeout`, `refused`, `connect_error`, `tls_error`,
+/// `http_error`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+/// What kind of database failure a request or job met: `unavailable`
+/// (no connection, or it broke), `statement_timeout`, `read_only` (a
+/// demoted or standby server), `other`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DbErrorLabels {
+    pub kind: &'static str,
 }
 
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
@@ -92,6 +122,8 @@ fn duration_histogram() -> Histogram {
     // 0.5 ms … ~16 s
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 /// All metrics the appliance exports, registered once.
 pub struct Metrics {
@@ -109,10 +141,28 @@ pub struct Metrics {
     pub jobs_running: Gauge,
     pub jobs_dead: Gauge,
     pub jobs_oldest_due_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub tls_expiry: Gauge,
+    pub fs_avail_bytes: Family<DirLabels, Gauge>,
+    pub fs_size_bytes: Family<DirLabels, Gauge>,
+    pub fs_files_free: Family<DirLabels, Gauge>,
+    pub fs_files: Family<DirLabels, Gauge>,
+    pub cache_listener_connected: Gauge,
+    pub webhook_deliveries: Family<OutcomeLabels, Counter>,
+    pub webhook_delivery_duration: Histogram,
+    pub audit_append_duration: Histogram,
+    pub db_errors: Family<DbErrorLabels, Counter>,
+    pub process_start_time: FloatGauge,
 }
 
+static SHARED: OnceLock<Arc<Metrics>> = OnceLock::new();
+
 impl Metrics {
-    pub fn new() -> Arc<Metrics> {
+    /// The process's registry.
+    pub fn shared() -> Arc<Metrics> {
+        SHARED.get_or_init(Metrics::new).clone()
+    }
+
+    fn new() -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("mogothrow77");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -197,9 +247,86 @@ impl Metrics {
             .get_or_create(&BuildLabels {
                 version: env!("APPLIANCE_VERSION").to_string(),
                 commit: env!("APPLIANCE_GIT_COMMIT").to_string(),
+                schema_level: crate::db::migrate::binary_level(),
             })
             .set(1);
-        registry.register("build_info", "Version and commit of this binary", build);
+        registry.register(
+            "build_info",
+            "Version, commit and schema level (newest migration it knows) of this binary",
+            build,
+        );
+        let tls_expiry = Gauge::default();
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "When the served TLS certificate expires (Unix time); 0 when TLS is off",
+            tls_expiry.clone(),
+        );
+        let fs_avail_bytes = Family::<DirLabels, Gauge>::default();
+        registry.register(
+            "filesystem_avail_bytes",
+            "Bytes available to the server on the file system of a directory it writes",
+            fs_avail_bytes.clone(),
+        );
+        let fs_size_bytes = Family::<DirLabels, Gauge>::default();
+        registry.register(
+            "filesystem_size_bytes",
+            "Size of the file system of a directory the server writes",
+            fs_size_bytes.clone(),
+        );
+        let fs_files_free = Family::<DirLabels, Gauge>::default();
+        registry.register(
+            "filesystem_files_free",
+            "Free inodes on the file system of a directory the server writes",
+            fs_files_free.clone(),
+        );
+        let fs_files = Family::<DirLabels, Gauge>::default();
+        registry.register(
+            "filesystem_files",
+            "Inodes on the file system of a directory the server writes",
+            fs_files.clone(),
+        );
+        let cache_listener_connected = Gauge::default();
+        registry.register(
+            "cache_listener_connected",
+            "1 while the replica hears cache invalidations (its LISTEN connection is up), else 0",
+            cache_listener_connected.clone(),
+        );
+        let webhook_deliveries = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by outcome (status class or failure)",
+            webhook_deliveries.clone(),
+        );
+        let webhook_delivery_duration = duration_histogram();
+        registry.register(
+            "webhook_delivery_duration_seconds",
+            "Duration of webhook delivery attempts (connect, TLS, the receiver's answer)",
+            webhook_delivery_duration.clone(),
+        );
+        let audit_append_duration = duration_histogram();
+        registry.register(
+            "audit_append_duration_seconds",
+            "Time to append one entry to the audit chain (head lock, hash, insert)",
+            audit_append_duration.clone(),
+        );
+        let db_errors = Family::<DbErrorLabels, Counter>::default();
+        registry.register(
+            "db_errors",
+            "Database failures met by requests and jobs, by kind",
+            db_errors.clone(),
+        );
+        let process_start_time = FloatGauge::default();
+        process_start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+        );
+        registry.register(
+            "process_start_time_seconds",
+            "When this server process started (Unix time)",
+            process_start_time.clone(),
+        );
         Arc::new(Metrics {
             registry,
             requests,
@@ -215,7 +342,39 @@ impl Metrics {
             jobs_running,
             jobs_dead,
             jobs_oldest_due_seconds,
+            tls_expiry,
+            fs_avail_bytes,
+            fs_size_bytes,
+            fs_files_free,
+            fs_files,
+            cache_listener_connected,
+            webhook_deliveries,
+            webhook_delivery_duration,
+            audit_append_duration,
+            db_errors,
+            process_start_time,
         })
+    }
+
+    /// Counts a database failure of `kind` (see [`DbErrorLabels`]).
+    pub fn db_error(&self, kind: &'static str) {
+        self.db_errors.get_or_create(&DbErrorLabels { kind }).inc();
+    }
+
+    /// Samples the file system of `path` as directory `dir`.
+    pub fn sample_dir(&self, dir: &'static str, path: &std::path::Path) {
+        let Ok(stat) = nix::sys::statvfs::statvfs(path) else {
+            return;
+        };
+        let block = stat.fragment_size() as i64;
+        let labels = DirLabels { dir };
+        let set = |family: &Family<DirLabels, Gauge>, value: i64| {
+            family.get_or_create(&labels).set(value);
+        };
+        set(&self.fs_avail_bytes, stat.blocks_available() as i64 * block);
+        set(&self.fs_size_bytes, stat.blocks() as i64 * block);
+        set(&self.fs_files_free, stat.files_available() as i64);
+        set(&self.fs_files, stat.files() as i64);
     }
 
     /// The registry in the Prometheus/OpenMetrics text format.

@@ -201,7 +201,20 @@ async fn serve_with_database(
         caches.clone(),
         jobs_wake.clone(),
     ));
-    let metrics = Metrics::new();
+    let metrics = Metrics::shared();
+    if let Some(not_after) = tls.as_ref().and_then(|t| t.not_after()) {
+        metrics.tls_expiry.set(not_after);
+    }
+    // The directories whose file systems /metrics reports: the state
+    // directory and, managed, the cluster's data directory (often a mount
+    // of its own).
+    let mut watched_dirs = vec![("state", config.state_dir.clone())];
+    if matches!(
+        settings.database,
+        crate::config::DatabaseTarget::Managed { .. }
+    ) {
+        watched_dirs.push(("postgres", crate::db::managed::data_dir(&config.state_dir)));
+    }
     let webhooks = Arc::new(crate::webhooks::Settings {
         outbound: crate::webhooks::outbound::Outbound::new(
             settings.webhook_policy.clone(),
@@ -228,6 +241,7 @@ async fn serve_with_database(
         pool: pool.clone(),
         metrics: metrics.clone(),
         scrape: scrape.clone(),
+        watched_dirs,
         db_timeout: Duration::from_secs(config.database.connect_timeout_secs),
         keys,
         auth: AuthSettings::from_config(&config.auth),
@@ -292,6 +306,9 @@ async fn serve_with_database(
         async move {
             while let SignalEvent::Reload = signals.next().await {
                 reload_tls(tls.as_deref());
+                if let Some(not_after) = tls.as_ref().and_then(|t| t.not_after()) {
+                    Metrics::shared().tls_expiry.set(not_after);
+                }
                 reload_scrape_token(&scrape);
             }
             // No new jobs from now; running ones get the grace alongside

@@ -173,6 +173,21 @@ impl CertResolver {
         fingerprint(&self.current())
     }
 
+    /// When the served certificate expires (Unix time), if it can be read.
+    pub fn not_after(&self) -> Option<i64> {
+        use x509_cert::der::Decode;
+        let key = self.current();
+        let leaf = key.cert.first()?;
+        let cert = x509_cert::Certificate::from_der(leaf.as_ref()).ok()?;
+        let secs = cert
+            .tbs_certificate
+            .validity
+            .not_after
+            .to_unix_duration()
+            .as_secs();
+        i64::try_from(secs).ok()
+    }
+
     fn current(&self) -> Arc<CertifiedKey> {
         match self.current.read() {
             Ok(guard) => guard.clone(),

@@ -232,6 +232,11 @@ pub struct Layout {
     pub socket: PathBuf,
 }
 
+/// The managed cluster's data directory under `state_dir`.
+pub fn data_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("postgres")
+}
+
 impl Layout {
     pub fn new(state_dir: &Path) -> Result<Layout, ManagedError> {
         let socket_dir = state_dir.join("run");
@@ -244,7 +249,7 @@ impl Layout {
             });
         }
         Ok(Layout {
-            data_dir: state_dir.join("postgres"),
+            data_dir: data_dir(state_dir),
             socket_dir,
             socket,
         })

@@ -176,6 +176,39 @@ pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
 }
 
 /// A pool error as one line, with the server's message when there is one.
+/// What kind of failure a database error is, for the `db_errors` metric:
+/// `statement_timeout`, `read_only` (a demoted primary or a standby),
+/// `unavailable` (no connection, or it broke; SQLSTATE classes 08 and 57),
+/// or `other`.
+pub fn error_kind(e: &tokio_postgres::Error) -> &'static str {
+    use tokio_postgres::error::SqlState;
+    match e.code() {
+        Some(c) if *c == SqlState::QUERY_CANCELED => "statement_timeout",
+        Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => "read_only",
+        Some(c) if matches!(c.code().get(..2), Some("08" | "57")) => "unavailable",
+        Some(_) => "other",
+        None if e.is_closed() => "unavailable",
+        None => {
+            let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+            if io {
+                "unavailable"
+            } else {
+                "other"
+            }
+        }
+    }
+}
+
+/// [`error_kind`] of a pool failure; waiting too long for a connection is
+/// `pool_timeout`.
+pub fn pool_error_kind(e: &deadpool_postgres::PoolError) -> &'static str {
+    match e {
+        deadpool_postgres::PoolError::Backend(pg) => error_kind(pg),
+        deadpool_postgres::PoolError::Timeout(_) => "pool_timeout",
+        _ => "unavailable",
+    }
+}
+
 pub fn describe_pool_error(e: &deadpool_postgres::PoolError) -> String {
     match e {
         deadpool_postgres::PoolError::Backend(pg) => describe_pg_error(pg),

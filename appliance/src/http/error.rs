@@ -238,6 +238,7 @@ pub async fn method_not_allowed() -> ErrorBody {
 /// without it (the message is for operators, not callers).
 impl From<tokio_postgres::Error> for ErrorBody {
     fn from(e: tokio_postgres::Error) -> ErrorBody {
+        crate::metrics::Metrics::shared().db_error(crate::db::error_kind(&e));
         if e.is_closed() || e.as_db_error().is_none() {
             tracing::error!(error = %crate::db::describe_pg_error(&e), "database unavailable during a request");
             return ErrorBody::new(
@@ -267,6 +268,7 @@ impl From<tokio_postgres::Error> for ErrorBody {
 
 impl From<deadpool_postgres::PoolError> for ErrorBody {
     fn from(e: deadpool_postgres::PoolError) -> ErrorBody {
+        crate::metrics::Metrics::shared().db_error(crate::db::pool_error_kind(&e));
         tracing::error!(error = %crate::db::describe_pool_error(&e), "no database connection for a request");
         ErrorBody::new(
             ErrorCode::DatabaseUnavailable,

@@ -80,6 +80,13 @@ async fn metrics(State(state): State<AppState>, request: Request) -> Response {
         }
         return response;
     }
+    for (dir, path) in &state.watched_dirs {
+        state.metrics.sample_dir(dir, path);
+    }
+    state
+        .metrics
+        .cache_listener_connected
+        .set(i64::from(state.caches.is_live()));
     let pool = state.pool.status();
     state.metrics.pool_size.set(pool.size as i64);
     state.metrics.pool_available.set(pool.available as i64);

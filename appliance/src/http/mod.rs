@@ -48,6 +48,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Who may read `/metrics`.
     pub scrape: Arc<scrape::ScrapeAccess>,
+    /// Directories whose file systems `/metrics` reports, by label.
+    pub watched_dirs: Vec<(&'static str, std::path::PathBuf)>,
     /// Bound for database checks made on behalf of a request.
     pub db_timeout: Duration,
     pub keys: ServerKeys,

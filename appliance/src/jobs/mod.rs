@@ -112,6 +112,7 @@ impl From<tokio_postgres::Error> for JobError {
     /// schema changed meanwhile, which the next attempt reads afresh) may
     /// not.
     fn from(e: tokio_postgres::Error) -> JobError {
+        crate::metrics::Metrics::shared().db_error(crate::db::error_kind(&e));
         let text = crate::db::describe_pg_error(&e);
         if e.code().is_some_and(|c| recurs(c.code())) {
             JobError::Permanent(text)
@@ -128,6 +129,7 @@ fn recurs(sqlstate: &str) -> bool {
 
 impl From<deadpool_postgres::PoolError> for JobError {
     fn from(e: deadpool_postgres::PoolError) -> JobError {
+        crate::metrics::Metrics::shared().db_error(crate::db::pool_error_kind(&e));
         JobError::Transient(crate::db::describe_pool_error(&e))
     }
 }

@@ -56,7 +56,21 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
         .outbound
         .post(&p.url, &headers, body, &mut trace)
         .await;
-    let latency_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+    let elapsed = started.elapsed();
+    let latency_ms = i32::try_from(elapsed.as_millis()).unwrap_or(i32::MAX);
+    let metrics = crate::metrics::Metrics::shared();
+    metrics
+        .webhook_deliveries
+        .get_or_create(&crate::metrics::OutcomeLabels {
+            outcome: match &result {
+                Ok(s) => crate::metrics::status_class(s.as_u16()),
+                Err(e) => e.outcome_label(),
+            },
+        })
+        .inc();
+    metrics
+        .webhook_delivery_duration
+        .observe(elapsed.as_secs_f64());
     let (status, error) = match &result {
         Ok(s) if s.is_success() => (Some(i32::from(s.as_u16())), None),
         Ok(s) => (

@@ -52,6 +52,19 @@ pub enum SendError {
 }
 
 impl SendError {
+    /// The failure as a metrics label (a fixed set).
+    pub fn outcome_label(&self) -> &'static str {
+        match self {
+            SendError::BadUrl(_) | SendError::Refused { .. } => "refused",
+            SendError::Resolve { .. } | SendError::Connect { .. } => "connect_error",
+            SendError::Tls { .. } => "tls_error",
+            SendError::Timeout(_) => "timeout",
+            SendError::Http(_) | SendError::TooManyRedirects | SendError::BadRedirect(_) => {
+                "http_error"
+            }
+        }
+    }
+
     /// Errors another attempt cannot cure (the URL or the policy must change).
     pub fn is_permanent(&self) -> bool {
         matches!(self, SendError::BadUrl(_) | SendError::Refused { .. })

@@ -375,3 +375,72 @@ fn bad_metrics_settings_stop_the_start_naming_the_key() {
     );
     assert!(!out.all().contains(TOKEN), "{}", out.all());
 }
+
+/// The value of the sample line `series value`.
+fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_an_operator_watches_is_published() {
+    let site = crate::harness::api::Site::start().await;
+    let body = client::get(site.addr, "/metrics")
+        .await
+        .expect("metrics")
+        .body;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    // The generated certificate: valid for years from now.
+    let expiry = sample(
+        &body,
+        "mogothrow77_tls_certificate_expiry_timestamp_seconds",
+    )
+    .expect("certificate expiry");
+    assert!(
+        expiry > now + 300.0 * 86400.0,
+        "expires at {expiry}, now {now}"
+    );
+    // The state directory's file system, as statvfs sees it.
+    let state = site.config.state_dir();
+    let stat = nix::sys::statvfs::statvfs(&state).expect("statvfs");
+    let size = sample(&body, "mogothrow77_filesystem_size_bytes{dir=\"state\"}").expect("size");
+    assert_eq!(size, (stat.blocks() * stat.fragment_size()) as f64);
+    let avail = sample(&body, "mogothrow77_filesystem_avail_bytes{dir=\"state\"}").expect("avail");
+    assert!(avail > 0.0 && avail <= size, "{avail} of {size}");
+    let files = sample(&body, "mogothrow77_filesystem_files{dir=\"state\"}").expect("inodes");
+    let free = sample(&body, "mogothrow77_filesystem_files_free{dir=\"state\"}").expect("free");
+    assert!(free > 0.0 && free <= files, "{free} of {files}");
+    // External database: no managed data directory to watch.
+    assert!(!body.contains("dir=\"postgres\""), "{body}");
+    assert_eq!(
+        sample(&body, "mogothrow77_cache_listener_connected"),
+        Some(1.0)
+    );
+    // The first admin's creation was audited: one append at least, timed.
+    let appends =
+        sample(&body, "mogothrow77_audit_append_duration_seconds_count").expect("audit appends");
+    assert!(appends >= 1.0, "{body}");
+    let started = sample(&body, "mogothrow77_process_start_time_seconds").expect("start");
+    assert!(started <= now && started > now - 600.0);
+    let level = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+        .expect("migrations")
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix('V')?
+                .split_once("__")?
+                .0
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .expect("a migration");
+    assert!(
+        body.contains(&format!("schema_level=\"{level}\"")),
+        "build_info without the schema level {level}:\n{body}"
+    );
+}

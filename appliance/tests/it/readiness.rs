@@ -35,7 +35,45 @@ async fn readyz_follows_the_database() {
         .max();
     assert_eq!(ready.json()["schema_level"].as_u64(), newest);
 
+    let metric = |body: &str, series: &str| -> Option<f64> {
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    };
+    let before = client::get(addr, "/metrics").await.expect("metrics").body;
+    assert_eq!(
+        metric(&before, "mogothrow77_cache_listener_connected"),
+        Some(1.0),
+        "{before}"
+    );
+
     cluster.stop();
+    // A request that needs the database meets it gone: 503, counted.
+    let login = client::request(
+        addr,
+        "POST",
+        "/api/v1/auth/login",
+        &[("Content-Type", "application/json")],
+        Some(br#"{"username":"nobody","password":"nothing at all"}"#),
+    )
+    .await
+    .expect("login");
+    assert_eq!(login.status, 503, "{}", login.body);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = client::get(addr, "/metrics").await.expect("metrics").body;
+        let unavailable = metric(&m, "mogothrow77_db_errors_total{kind=\"unavailable\"}")
+            .or_else(|| metric(&m, "mogothrow77_db_errors_total{kind=\"pool_timeout\"}"));
+        if unavailable.is_some_and(|n| n >= 1.0)
+            && metric(&m, "mogothrow77_cache_listener_connected") == Some(0.0)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "database outage not in /metrics:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let down = client::get(addr, "/readyz").await.expect("readyz");
     assert_eq!(down.status, 503, "{}", down.body);
     let body = down.json();
@@ -56,6 +94,16 @@ async fn readyz_follows_the_database() {
             break;
         }
         assert!(Instant::now() < deadline, "still {}: {}", r.status, r.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The listener reconnects by itself (backoff at most 10 s).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = client::get(addr, "/metrics").await.expect("metrics").body;
+        if metric(&m, "mogothrow77_cache_listener_connected") == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "listener not back:\n{m}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(app.stop().success(), "{}", app.output());

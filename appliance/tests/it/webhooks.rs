@@ -288,6 +288,17 @@ async fn deliveries_are_signed_retried_with_growing_delays_and_logged() {
         .json();
     assert_eq!(w["consecutive_failures"], 0);
     assert!(w["failing_since"].is_null());
+    // The attempts in /metrics: two 5xx, one 2xx, each timed.
+    let metrics = crate::harness::client::get(site.addr, "/metrics")
+        .await
+        .expect("metrics");
+    for series in [
+        "mogothrow77_webhook_deliveries_total{outcome=\"5xx\"} 2",
+        "mogothrow77_webhook_deliveries_total{outcome=\"2xx\"} 1",
+        "mogothrow77_webhook_delivery_duration_seconds_count 3",
+    ] {
+        assert!(metrics.body.contains(series), "{series}:\n{}", metrics.body);
+    }
 
     // Rotation: for a while both secrets sign.
     let r = site
