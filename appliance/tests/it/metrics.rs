@@ -6,8 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::harness::app::AppConfig;
+use crate::harness::client::{self, metric};
 use crate::harness::pg::shared;
-use crate::harness::{chmod, client, service_account};
+use crate::harness::{chmod, service_account};
 
 /// The sample lines of an exposition (no comments), e.g.
 /// `mogothrow77_http_requests_total{…} 3`, reduced to their series.
@@ -376,12 +377,6 @@ fn bad_metrics_settings_stop_the_start_naming_the_key() {
     assert!(!out.all().contains(TOKEN), "{}", out.all());
 }
 
-/// The value of the sample line `series value`.
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn what_an_operator_watches_is_published() {
     let site = crate::harness::api::Site::start().await;
@@ -394,7 +389,7 @@ async fn what_an_operator_watches_is_published() {
         .expect("clock")
         .as_secs_f64();
     // The generated certificate: valid for years from now.
-    let expiry = sample(
+    let expiry = metric(
         &body,
         "mogothrow77_tls_certificate_expiry_timestamp_seconds",
     )
@@ -406,39 +401,26 @@ async fn what_an_operator_watches_is_published() {
     // The state directory's file system, as statvfs sees it.
     let state = site.config.state_dir();
     let stat = nix::sys::statvfs::statvfs(&state).expect("statvfs");
-    let size = sample(&body, "mogothrow77_filesystem_size_bytes{dir=\"state\"}").expect("size");
+    let size = metric(&body, "mogothrow77_filesystem_size_bytes{dir=\"state\"}").expect("size");
     assert_eq!(size, (stat.blocks() * stat.fragment_size()) as f64);
-    let avail = sample(&body, "mogothrow77_filesystem_avail_bytes{dir=\"state\"}").expect("avail");
+    let avail = metric(&body, "mogothrow77_filesystem_avail_bytes{dir=\"state\"}").expect("avail");
     assert!(avail > 0.0 && avail <= size, "{avail} of {size}");
-    let files = sample(&body, "mogothrow77_filesystem_files{dir=\"state\"}").expect("inodes");
-    let free = sample(&body, "mogothrow77_filesystem_files_free{dir=\"state\"}").expect("free");
+    let files = metric(&body, "mogothrow77_filesystem_files{dir=\"state\"}").expect("inodes");
+    let free = metric(&body, "mogothrow77_filesystem_files_free{dir=\"state\"}").expect("free");
     assert!(free > 0.0 && free <= files, "{free} of {files}");
     // External database: no managed data directory to watch.
     assert!(!body.contains("dir=\"postgres\""), "{body}");
     assert_eq!(
-        sample(&body, "mogothrow77_cache_listener_connected"),
+        metric(&body, "mogothrow77_cache_listener_connected"),
         Some(1.0)
     );
     // The first admin's creation was audited: one append at least, timed.
     let appends =
-        sample(&body, "mogothrow77_audit_append_duration_seconds_count").expect("audit appends");
+        metric(&body, "mogothrow77_audit_append_duration_seconds_count").expect("audit appends");
     assert!(appends >= 1.0, "{body}");
-    let started = sample(&body, "mogothrow77_process_start_time_seconds").expect("start");
+    let started = metric(&body, "mogothrow77_process_start_time_seconds").expect("start");
     assert!(started <= now && started > now - 600.0);
-    let level = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
-        .expect("migrations")
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_prefix('V')?
-                .split_once("__")?
-                .0
-                .parse::<u64>()
-                .ok()
-        })
-        .max()
-        .expect("a migration");
+    let level = crate::harness::newest_migration();
     assert!(
         body.contains(&format!("schema_level=\"{level}\"")),
         "build_info without the schema level {level}:\n{body}"

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::harness::app::AppConfig;
-use crate::harness::client;
+use crate::harness::client::{self, metric};
 use crate::harness::pg::PgCluster;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -21,24 +21,11 @@ async fn readyz_follows_the_database() {
     assert_eq!(ready.json()["status"], "ready");
     // The upgrade tool confirms the release that answers from these.
     assert_eq!(ready.json()["version"], env!("CARGO_PKG_VERSION"));
-    let newest = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
-        .expect("migrations")
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            name.strip_prefix('V')?
-                .split_once("__")?
-                .0
-                .parse::<u64>()
-                .ok()
-        })
-        .max();
-    assert_eq!(ready.json()["schema_level"].as_u64(), newest);
+    assert_eq!(
+        ready.json()["schema_level"].as_u64(),
+        Some(crate::harness::newest_migration())
+    );
 
-    let metric = |body: &str, series: &str| -> Option<f64> {
-        body.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-    };
     let before = client::get(addr, "/metrics").await.expect("metrics").body;
     assert_eq!(
         metric(&before, "mogothrow77_cache_listener_connected"),

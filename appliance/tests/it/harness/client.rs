@@ -107,16 +107,28 @@ pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
     get_with(addr, path, &[]).await
 }
 
-pub async fn get_with(
-    addr: SocketAddr,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> std::io::Result<Response> {
+/// `GET path` with `headers`, one request per connection.
+fn get_request(path: &str, headers: &[(&str, &str)]) -> String {
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
     request.push_str("\r\n");
+    request
+}
+
+/// The value of the sample `series value` in a Prometheus exposition.
+pub fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+pub async fn get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Response> {
+    let request = get_request(path, headers);
     let tcp = TcpStream::connect(addr).await?;
     let server_name = ServerName::try_from("localhost").expect("name");
     let mut tls = connector().connect(server_name, tcp).await?;
@@ -180,11 +192,7 @@ pub async fn get_plain_with(
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<Response> {
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
+    let request = get_request(path, headers);
     let mut tcp = TcpStream::connect(addr).await?;
     exchange(&mut tcp, request.as_bytes()).await
 }

@@ -52,3 +52,22 @@ pub fn open_tempdir() -> tempfile::TempDir {
     chmod(dir.path(), 0o755);
     dir
 }
+
+/// The newest migration's number in `migrations/`: the schema level this
+/// build knows.
+pub fn newest_migration() -> u64 {
+    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+        .expect("migrations")
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix('V')?
+                .split_once("__")?
+                .0
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .expect("a migration")
+}
