@@ -118,9 +118,14 @@ fn job_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.01, 3.0, 14))
 }
 
+/// Request and delivery durations: fine below 100 ms, and a bucket at
+/// 300 ms, the latency SLO's threshold (docs/observability.md).
+pub const DURATION_BUCKETS: [f64; 15] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
 fn duration_histogram() -> Histogram {
-    // 0.5 ms … ~16 s
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+    Histogram::new(DURATION_BUCKETS.into_iter())
 }
 
 type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
@@ -152,6 +157,8 @@ pub struct Metrics {
     pub audit_append_duration: Histogram,
     pub db_errors: Family<DbErrorLabels, Counter>,
     pub process_start_time: FloatGauge,
+    pub database_up: Gauge,
+    pub database_probe_seconds: FloatGauge,
 }
 
 static SHARED: OnceLock<Arc<Metrics>> = OnceLock::new();
@@ -322,6 +329,18 @@ impl Metrics {
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0),
         );
+        let database_up = Gauge::default();
+        registry.register(
+            "database_up",
+            "1 when this replica's last database probe (SELECT 1 through the pool) answered, else 0",
+            database_up.clone(),
+        );
+        let database_probe_seconds = FloatGauge::default();
+        registry.register(
+            "database_probe_duration_seconds",
+            "How long this replica's last database probe took",
+            database_probe_seconds.clone(),
+        );
         registry.register(
             "process_start_time_seconds",
             "When this server process started (Unix time)",
@@ -353,6 +372,8 @@ impl Metrics {
             audit_append_duration,
             db_errors,
             process_start_time,
+            database_up,
+            database_probe_seconds,
         })
     }
 

@@ -351,6 +351,11 @@ async fn serve_with_database(
             );
         }
     }
+    tokio::spawn(crate::db::probe::watch(
+        pool.clone(),
+        Metrics::shared(),
+        Duration::from_secs(config.database.connect_timeout_secs),
+    ));
     tokio::spawn(housekeeping(pool));
     let drain = server::serve(listener, server_config, app, limits, shutdown).await;
     if drain == server::Drain::TimedOut {

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod managed;
 pub mod migrate;
+pub mod probe;
 pub mod rehearse;
 pub mod restore;
 pub mod scratch;

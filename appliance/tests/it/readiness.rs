@@ -32,6 +32,11 @@ async fn readyz_follows_the_database() {
         Some(1.0),
         "{before}"
     );
+    assert_eq!(
+        metric(&before, "mogothrow77_database_up"),
+        Some(1.0),
+        "{before}"
+    );
 
     cluster.stop();
     // A request that needs the database meets it gone: 503, counted.
@@ -52,6 +57,7 @@ async fn readyz_follows_the_database() {
             .or_else(|| metric(&m, "mogothrow77_db_errors_total{kind=\"pool_timeout\"}"));
         if unavailable.is_some_and(|n| n >= 1.0)
             && metric(&m, "mogothrow77_cache_listener_connected") == Some(0.0)
+            && metric(&m, "mogothrow77_database_up") == Some(0.0)
         {
             break;
         }
@@ -87,12 +93,20 @@ async fn readyz_follows_the_database() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let m = client::get(addr, "/metrics").await.expect("metrics").body;
-        if metric(&m, "mogothrow77_cache_listener_connected") == Some(1.0) {
+        if metric(&m, "mogothrow77_cache_listener_connected") == Some(1.0)
+            && metric(&m, "mogothrow77_database_up") == Some(1.0)
+        {
             break;
         }
         assert!(Instant::now() < deadline, "listener not back:\n{m}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let logs = app.output();
+    assert!(
+        logs.contains("the database is unreachable from this replica"),
+        "{logs}"
+    );
+    assert!(logs.contains("the database is reachable again"), "{logs}");
     assert!(app.stop().success(), "{}", app.output());
 }
 

@@ -1,0 +1,55 @@
+//! A replica's view of its database, every few seconds: `SELECT 1` through
+//! the pool within `database.connect_timeout_secs`, published as
+//! `mogothrow77_database_up` (1/0) and the probe's duration, and logged when
+//! it changes. Alerts need this as a series: `/readyz` answers a balancer,
+//! not Prometheus.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::metrics::Metrics;
+
+/// How often the probe runs.
+pub const EVERY: Duration = Duration::from_secs(5);
+
+/// Probes until the process ends.
+pub async fn watch(pool: deadpool_postgres::Pool, metrics: Arc<Metrics>, timeout: Duration) {
+    let mut tick = tokio::time::interval(EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_up = true;
+    loop {
+        tick.tick().await;
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(timeout, async {
+            let client = pool
+                .get()
+                .await
+                .map_err(|e| crate::db::describe_pool_error(&e))?;
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map_err(|e| crate::db::describe_pg_error(&e))?;
+            Ok::<(), String>(())
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "no answer within {} s (database.connect_timeout_secs)",
+                timeout.as_secs()
+            ))
+        });
+        metrics
+            .database_probe_seconds
+            .set(started.elapsed().as_secs_f64());
+        let up = outcome.is_ok();
+        metrics.database_up.set(i64::from(up));
+        match outcome {
+            Err(reason) if was_up => {
+                tracing::error!(%reason, "the database is unreachable from this replica")
+            }
+            Ok(()) if !was_up => tracing::info!("the database is reachable again"),
+            _ => {}
+        }
+        was_up = up;
+    }
+}
