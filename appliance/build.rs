@@ -96,6 +96,47 @@ fn main() {
     if let Err(e) = std::fs::write(&out, code) {
         panic!("cannot write {}: {e}", out.display());
     }
+
+    // The documentation served under /docs/: every Markdown file below
+    // ../docs, by its path there, sorted (the same files the packages ship).
+    println!("cargo:rerun-if-changed=../docs");
+    let docs = match Path::new("../docs").canonicalize() {
+        Ok(d) => d,
+        Err(e) => panic!("cannot read ../docs: {e}"),
+    };
+    let mut pages = Vec::new();
+    markdown_files(&docs, &docs, &mut pages);
+    pages.sort();
+    let mut code = String::from("pub const PAGES: &[(&str, &str)] = &[\n");
+    for (name, path) in &pages {
+        code.push_str(&format!("    ({name:?}, include_str!({path:?})),\n"));
+    }
+    code.push_str("];\n");
+    let out = Path::new(&std::env::var("OUT_DIR").unwrap_or_default()).join("docs.rs");
+    if let Err(e) = std::fs::write(&out, code) {
+        panic!("cannot write {}: {e}", out.display());
+    }
+}
+
+/// `*.md` below `dir`: (path relative to `root` with `/`, absolute path).
+fn markdown_files(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => panic!("cannot read {}: {e}", dir.display()),
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            println!("cargo:rerun-if-changed={}", path.display());
+            markdown_files(root, &path, out);
+        } else if path.extension().is_some_and(|e| e == "md") {
+            let relative = path
+                .strip_prefix(root)
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default();
+            out.push((relative, path.display().to_string()));
+        }
+    }
 }
 
 /// `V<n>__<name>.sql` files in `dir`: (n, file stem, absolute path).

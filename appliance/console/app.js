@@ -399,6 +399,15 @@ async function systemView(main) {
       row('system-schema', 'Database schema', `level ${schema.applied_level} applied; this binary knows level ${schema.binary_level}; ${schema.compatible ? 'compatible' : `not compatible: ${schema.message}`}`),
       row('system-database', 'PostgreSQL', `${system.database.reachable ? 'reachable' : 'unreachable'}, version ${system.database.postgresql_version}`),
       row('system-instance', 'Instance id', system.instance_id))));
+  // The documentation this binary carries (also on air-gapped sites).
+  const doc = (href, text) => h('li', {}, h('a', { href }, text));
+  append(main, h('section', { 'aria-labelledby': 'system-docs-heading', id: 'system-docs' },
+    h('h2', { id: 'system-docs-heading' }, 'Operating this installation'),
+    h('ul', {},
+      doc('/docs/observability.md', 'Monitoring: metrics, scraping with Prometheus'),
+      doc('/docs/operations.md', 'Operations: health checks, logs, backups, jobs'),
+      doc('/docs/runbooks/database-unreachable.md', 'Runbook: the database is unreachable'),
+      doc('/docs/', 'All documentation'))));
   if (can('settings:manage')) {
     const settings = await api('GET', '/api/v1/settings/security');
     const checkbox = h('input', { type: 'checkbox', id: 'require-mfa', checked: settings.require_mfa });

@@ -2,6 +2,7 @@
 
 mod body_limit;
 pub mod console;
+mod docs;
 pub mod error;
 mod headers;
 mod health;
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(crate::api::router(state.clone()))
         .merge(console::router())
+        .merge(docs::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)

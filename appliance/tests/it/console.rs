@@ -137,6 +137,7 @@ async fn console_flow() {
     b.wait_text("#system-version", env!("CARGO_PKG_VERSION"))
         .await;
     b.wait_text("#system-schema", "compatible").await;
+    b.wait_text("#system-docs", "Monitoring: metrics").await;
     checks.page(&mut b, "system").await;
 
     // Users: a weak password is explained inline; then a user is created.

@@ -134,3 +134,59 @@ async fn oversized_bodies_get_413_and_idle_connections_are_closed() {
     );
     assert!(app.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documentation_is_served_under_docs() {
+    let db = shared().create_database().await;
+    let config = AppConfig::external(&shared().dsn(&db), "");
+    let mut app = config.spawn();
+    let addr = app.wait_ready();
+
+    let index = client::get(addr, "/docs/").await.expect("index");
+    assert_eq!(index.status, 200);
+    assert_eq!(
+        index.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(index
+        .header("content-security-policy")
+        .is_some_and(|c| c.contains("script-src 'self'")));
+    for page in [
+        "observability.md",
+        "operations.md",
+        "runbooks/database-unreachable.md",
+    ] {
+        assert!(
+            index.body.contains(&format!("href=\"/docs/{page}\"")),
+            "{page} not listed:\n{}",
+            index.body
+        );
+    }
+    let page = client::get(addr, "/docs/observability.md")
+        .await
+        .expect("page");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("<title>Observability · "),
+        "{}",
+        page.body
+    );
+    // Anchors as GitHub makes them, so links from the repository and from
+    // alerts' runbook_url land on the heading.
+    assert!(page.body.contains("<h2 id=\"series\">"), "{}", page.body);
+    assert!(page.body.contains("href=\"configuration.md#metrics\""));
+    assert!(!page.body.contains("<script"), "{}", page.body);
+    let css = client::get(addr, "/docs/docs.css").await.expect("css");
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+
+    for missing in [
+        "/docs/nope.md",
+        "/docs/../Cargo.toml",
+        "/docs/%2e%2e/Cargo.toml",
+    ] {
+        let r = client::get(addr, missing).await.expect("missing");
+        assert_eq!(r.status, 404, "{missing}: {}", r.body);
+        assert_eq!(r.json()["code"], "not_found");
+    }
+    assert!(app.stop().success());
+}
