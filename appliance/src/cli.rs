@@ -78,6 +78,22 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Files for the site's monitoring.
+    Monitoring {
+        #[command(subcommand)]
+        command: MonitoringCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MonitoringCommand {
+    /// Print the Prometheus recording and alerting rules, each alert's
+    /// runbook_url under URL (default: this appliance's own documentation,
+    /// https://<first tls.hostnames>:<port>/docs).
+    Rules {
+        #[arg(long, value_name = "URL")]
+        runbook_base: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -532,3 +532,22 @@ pub async fn audit_verify(settings: Settings) -> Exit {
     })
     .await
 }
+
+/// `monitoring rules`: the Prometheus rules with their runbook links under
+/// `runbook_base`, or this appliance's own `/docs`.
+pub fn monitoring_rules(settings: &Settings, runbook_base: Option<&str>) -> Exit {
+    let base = match runbook_base {
+        Some(base) => base.to_string(),
+        None => crate::monitoring::default_runbook_base(settings),
+    };
+    match crate::monitoring::rules(&base) {
+        Ok(rules) => {
+            print!("{rules}");
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("mogothrow77: {e}");
+            Exit::Config
+        }
+    }
+}

@@ -16,6 +16,7 @@ pub mod identity;
 pub mod jobs;
 pub mod logging;
 pub mod metrics;
+pub mod monitoring;
 pub mod notify;
 pub mod privileges;
 pub mod records;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mogothrow77::cli::{AdminCommand, AuditCommand, Cli, Command};
+use mogothrow77::cli::{AdminCommand, AuditCommand, Cli, Command, MonitoringCommand};
 use mogothrow77::config::Settings;
 use mogothrow77::exit::Exit;
 use mogothrow77::{commands, logging, serve};
@@ -66,6 +66,9 @@ fn main() -> ExitCode {
             Command::Audit {
                 command: AuditCommand::Verify,
             } => commands::audit_verify(settings).await,
+            Command::Monitoring {
+                command: MonitoringCommand::Rules { runbook_base },
+            } => commands::monitoring_rules(&settings, runbook_base.as_deref()),
         }
     });
     // Do not wait for detached tasks (log forwarders, idle connections).

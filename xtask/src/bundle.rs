@@ -450,12 +450,19 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
         "webhooks.md",
         "observability.md",
         "runbooks/audit-log-tampered.md",
+        "runbooks/alerts.md",
         "runbooks/database-unreachable.md",
         "runbooks/postgresql-major-upgrade.md",
     ] {
         files.push(BundleFile {
             path: format!("docs/{doc}"),
             source: workspace().join("docs").join(doc),
+        });
+    }
+    for name in crate::deb::MONITORING_FILES {
+        files.push(BundleFile {
+            path: format!("monitoring/{name}"),
+            source: workspace().join("monitoring").join(name),
         });
     }
 

@@ -103,6 +103,12 @@ fn md5sums(stage: &Path) -> Result<String> {
     Ok(out)
 }
 
+/// The monitoring files the packages and the bundle carry, below `monitoring/`.
+pub const MONITORING_FILES: [&str; 2] = [
+    "prometheus/mogothrow77.rules.yml",
+    "alertmanager/alertmanager.example.yml",
+];
+
 /// The files every package installs: the server and upgrade binaries, systemd unit, sysusers.d
 /// entry, the configuration (no secrets), docs and the man page.
 pub fn stage_payload(stage: &Path, binary: &Path) -> Result<()> {
@@ -139,10 +145,21 @@ pub fn stage_payload(stage: &Path, binary: &Path) -> Result<()> {
         "webhooks.md",
         "observability.md",
         "runbooks/audit-log-tampered.md",
+        "runbooks/alerts.md",
     ] {
         let path = workspace().join("docs").join(name);
         let text = fs::read(&path).map_err(io(&path))?;
         write(stage, &format!("{doc}/{name}.gz"), &gzip(&text)?, 0o644)?;
+    }
+    // Prometheus rules (with __RUNBOOK_BASE__ for the site to set) and the
+    // Alertmanager example, for the site's monitoring.
+    for name in MONITORING_FILES {
+        install(
+            &workspace().join("monitoring").join(name),
+            stage,
+            &format!("/usr/share/mogothrow77/monitoring/{name}"),
+            0o644,
+        )?;
     }
     write(
         stage,

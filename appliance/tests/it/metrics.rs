@@ -426,3 +426,41 @@ async fn what_an_operator_watches_is_published() {
         "build_info without the schema level {level}:\n{body}"
     );
 }
+
+#[test]
+fn the_rules_are_printed_with_this_appliances_runbook_base() {
+    let config = AppConfig::new("[tls]\nhostnames = [\"records.example.com\"]\n")
+        .env("MOGOTHROW77_LISTEN", "0.0.0.0:8443");
+    let out = config.run(&["monitoring", "rules"]);
+    assert_eq!(out.code(), Some(0), "{}", out.all());
+    assert!(out.stdout.starts_with("# Mogothrow77: SLO recording rules"));
+    assert!(
+        out.stdout.contains(
+            "runbook_url: https://records.example.com:8443/docs/runbooks/alerts.md#mogothrow77databaseunavailable"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("__RUNBOOK_BASE__"));
+
+    let out = config.run(&[
+        "monitoring",
+        "rules",
+        "--runbook-base",
+        "https://wiki.example.com/m77/",
+    ]);
+    assert_eq!(out.code(), Some(0), "{}", out.all());
+    assert!(out
+        .stdout
+        .contains("runbook_url: https://wiki.example.com/m77/runbooks/alerts.md#mogothrow77down"));
+
+    let out = config.run(&["monitoring", "rules", "--runbook-base", "wiki.example.com"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("--runbook-base `wiki.example.com` is not usable"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty());
+}
