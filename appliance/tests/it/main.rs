@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod alerting;
 mod api_conventions;
 mod audit_log;
 mod authz_matrix;

@@ -2,13 +2,13 @@
 //! endpoint answered only to loopback (with TLS on), `metrics.allow_addresses`
 //! or the bearer token of `metrics.token_file`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::harness::app::AppConfig;
+use crate::harness::chmod;
 use crate::harness::client::{self, metric};
 use crate::harness::pg::shared;
-use crate::harness::{chmod, service_account};
 
 /// The sample lines of an exposition (no comments), e.g.
 /// `mogothrow77_http_requests_total{…} 3`, reduced to their series.
@@ -145,32 +145,13 @@ async fn made_up_methods_paths_and_headers_add_no_series() {
     assert!(app.stop().success());
 }
 
-/// A token file as packages lay secrets out: `0640 root:mogothrow77` when
-/// the server drops to the service user (it re-reads the file on SIGHUP as
-/// that user), else `0600`.
 fn token_file(config: &AppConfig, name: &str, token: &str) -> std::path::PathBuf {
     let path = config.path(name);
-    std::fs::write(&path, format!("{token}\n")).expect("write token");
-    match service_account() {
-        Some((_, gid)) => {
-            std::os::unix::fs::chown(&path, None, Some(gid)).expect("chown");
-            chmod(&path, 0o640);
-        }
-        None => chmod(&path, 0o600),
-    }
+    crate::harness::secret_file(&path, &format!("{token}\n"));
     path
 }
 
 const TOKEN: &str = "c2NyYXBlLXRva2VuLWZvci10ZXN0cw";
-
-/// The address this host would use toward other hosts (no packet is sent:
-/// a UDP socket's connect only picks a route), if it has one.
-fn non_loopback_address() -> Option<IpAddr> {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    socket.connect("192.0.2.1:9").ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn behind_a_tls_proxy_loopback_needs_the_token_or_an_allowed_address() {
@@ -286,7 +267,7 @@ async fn behind_a_tls_proxy_loopback_needs_the_token_or_an_allowed_address() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_tls_other_hosts_need_an_allowed_address_or_the_token() {
-    let Some(host) = non_loopback_address() else {
+    let Some(host) = crate::harness::non_loopback_address() else {
         panic!("this test needs a non-loopback address on the host (a default route)");
     };
     let db = shared().create_database().await;

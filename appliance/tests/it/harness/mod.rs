@@ -7,9 +7,11 @@ pub mod app;
 pub mod browser;
 pub mod client;
 pub mod pg;
+pub mod prometheus;
 pub mod receiver;
 pub mod smtp;
 
+use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -70,4 +72,27 @@ pub fn newest_migration() -> u64 {
         })
         .max()
         .expect("a migration")
+}
+
+/// The address this host would use toward other hosts (no packet is sent:
+/// a UDP socket's connect only picks a route), if it has one.
+pub fn non_loopback_address() -> Option<IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// Writes a secret file as packages lay them out: `0640 root:mogothrow77`
+/// when the server drops to the service user (it re-reads some on SIGHUP as
+/// that user), else `0600`.
+pub fn secret_file(path: &Path, contents: &str) {
+    std::fs::write(path, contents).expect("write secret file");
+    match service_account() {
+        Some((_, gid)) => {
+            std::os::unix::fs::chown(path, None, Some(gid)).expect("chown");
+            chmod(path, 0o640);
+        }
+        None => chmod(path, 0o600),
+    }
 }
