@@ -40,6 +40,32 @@ pub struct StatusLabels {
     pub code: u16,
 }
 
+/// Every `kind` of `db_errors_total`.
+pub const DB_ERROR_KINDS: [&str; 5] = [
+    "unavailable",
+    "pool_timeout",
+    "statement_timeout",
+    "read_only",
+    "other",
+];
+
+/// Every `outcome` of `webhook_deliveries_total`.
+pub const WEBHOOK_OUTCOMES: [&str; 10] = [
+    "1xx",
+    "2xx",
+    "3xx",
+    "4xx",
+    "5xx",
+    "timeout",
+    "refused",
+    "connect_error",
+    "tls_error",
+    "http_error",
+];
+
+/// Every `outcome` of a job attempt.
+pub const JOB_OUTCOMES: [&str; 4] = ["succeeded", "failed", "released", "lost"];
+
 /// The route label of a request that no handler served.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
@@ -159,6 +185,14 @@ pub struct Metrics {
     pub process_start_time: FloatGauge,
     pub database_up: Gauge,
     pub database_probe_seconds: FloatGauge,
+    pub database_size_bytes: Gauge,
+    pub process_cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Held while `/proc/self` is sampled, so that two scrapes at once add
+    /// the CPU time since the last sample once.
+    process_sampling: std::sync::Mutex<()>,
+    pub process_resident_bytes: Gauge,
+    pub process_open_fds: Gauge,
+    pub process_max_fds: Gauge,
 }
 
 static SHARED: OnceLock<Arc<Metrics>> = OnceLock::new();
@@ -341,11 +375,49 @@ impl Metrics {
             "How long this replica's last database probe took",
             database_probe_seconds.clone(),
         );
+        let database_size_bytes = Gauge::default();
+        registry.register(
+            "database_size_bytes",
+            "Size of the appliance's database (pg_database_size), sampled every minute",
+            database_size_bytes.clone(),
+        );
+        let process_cpu_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "process_cpu_seconds",
+            "CPU time this server process has used (user and system), in seconds",
+            process_cpu_seconds.clone(),
+        );
+        let process_resident_bytes = Gauge::default();
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of this server process",
+            process_resident_bytes.clone(),
+        );
+        let process_open_fds = Gauge::default();
+        registry.register(
+            "process_open_fds",
+            "File descriptors this server process has open (sockets included)",
+            process_open_fds.clone(),
+        );
+        let process_max_fds = Gauge::default();
+        registry.register(
+            "process_max_fds",
+            "This server process's open-file limit (RLIMIT_NOFILE, soft)",
+            process_max_fds.clone(),
+        );
         registry.register(
             "process_start_time_seconds",
             "When this server process started (Unix time)",
             process_start_time.clone(),
         );
+        // Every series of a fixed label set exists from the start (at 0), so
+        // rates and alerts see a zero rather than nothing.
+        for kind in DB_ERROR_KINDS {
+            let _ = db_errors.get_or_create(&DbErrorLabels { kind });
+        }
+        for outcome in WEBHOOK_OUTCOMES {
+            let _ = webhook_deliveries.get_or_create(&OutcomeLabels { outcome });
+        }
         Arc::new(Metrics {
             registry,
             requests,
@@ -374,7 +446,78 @@ impl Metrics {
             process_start_time,
             database_up,
             database_probe_seconds,
+            database_size_bytes,
+            process_cpu_seconds,
+            process_sampling: std::sync::Mutex::new(()),
+            process_resident_bytes,
+            process_open_fds,
+            process_max_fds,
         })
+    }
+
+    /// Creates the job series of `kinds` × every outcome at 0.
+    pub fn init_job_kinds(&self, kinds: &[&str]) {
+        for kind in kinds {
+            for outcome in JOB_OUTCOMES {
+                let labels = JobLabels {
+                    kind: kind.to_string(),
+                    outcome: outcome.to_string(),
+                };
+                let _ = self.job_runs.get_or_create(&labels);
+                let _ = self.job_duration.get_or_create(&labels);
+            }
+        }
+    }
+
+    /// Samples this process's CPU time, resident memory and file
+    /// descriptors from `/proc/self` (Linux).
+    pub fn sample_process(&self) {
+        let Ok(_one_at_a_time) = self.process_sampling.lock() else {
+            return;
+        };
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            // Fields after the command name (which may hold spaces): utime
+            // and stime are the 12th and 13th of them, in clock ticks.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+                .ok()
+                .flatten()
+                .filter(|t| *t > 0)
+                .unwrap_or(100) as f64;
+            let utime = fields.get(11).and_then(|v| v.parse::<f64>().ok());
+            let stime = fields.get(12).and_then(|v| v.parse::<f64>().ok());
+            if let (Some(u), Some(s)) = (utime, stime) {
+                let since_last = (u + s) / ticks - self.process_cpu_seconds.get();
+                if since_last > 0.0 {
+                    self.process_cpu_seconds.inc_by(since_last);
+                }
+            }
+        }
+        if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
+            let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+                .ok()
+                .flatten()
+                .unwrap_or(4096);
+            if let Some(pages) = statm
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<i64>().ok())
+            {
+                self.process_resident_bytes.set(pages * page);
+            }
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            self.process_open_fds.set(fds.count() as i64);
+        }
+        if let Ok((soft, _)) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        {
+            self.process_max_fds
+                .set(i64::try_from(soft).unwrap_or(i64::MAX));
+        }
     }
 
     /// Counts a database failure of `kind` (see [`DbErrorLabels`]).

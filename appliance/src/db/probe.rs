@@ -11,14 +11,34 @@ use crate::metrics::Metrics;
 
 /// How often the probe runs.
 pub const EVERY: Duration = Duration::from_secs(5);
+/// How often the database's size is read (it walks the data directory).
+const SIZE_EVERY: Duration = Duration::from_secs(60);
 
 /// Probes until the process ends.
 pub async fn watch(pool: deadpool_postgres::Pool, metrics: Arc<Metrics>, timeout: Duration) {
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut was_up = true;
+    let mut last_size: Option<Instant> = None;
     loop {
         tick.tick().await;
+        if last_size.is_none_or(|at| at.elapsed() >= SIZE_EVERY) {
+            last_size = Some(Instant::now());
+            let size = tokio::time::timeout(timeout, async {
+                let client = pool.get().await.ok()?;
+                let row = client
+                    .query_one("SELECT pg_database_size(current_database())", &[])
+                    .await
+                    .ok()?;
+                row.try_get::<_, i64>(0).ok()
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some(bytes) = size {
+                metrics.database_size_bytes.set(bytes);
+            }
+        }
         let started = Instant::now();
         let outcome = tokio::time::timeout(timeout, async {
             let client = pool

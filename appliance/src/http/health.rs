@@ -83,6 +83,7 @@ async fn metrics(State(state): State<AppState>, request: Request) -> Response {
     for (dir, path) in &state.watched_dirs {
         state.metrics.sample_dir(dir, path);
     }
+    state.metrics.sample_process();
     state
         .metrics
         .cache_listener_connected

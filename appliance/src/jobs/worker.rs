@@ -126,6 +126,7 @@ pub fn start(
     metrics: Arc<Metrics>,
     settings: Settings,
 ) -> Workers {
+    metrics.init_job_kinds(&Kind::ALL.map(Kind::as_str));
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

@@ -399,6 +399,23 @@ async fn what_an_operator_watches_is_published() {
     let appends =
         metric(&body, "mogothrow77_audit_append_duration_seconds_count").expect("audit appends");
     assert!(appends >= 1.0, "{body}");
+    // This process, as the kernel counts it.
+    let rss = metric(&body, "mogothrow77_process_resident_memory_bytes").expect("rss");
+    assert!(rss > 1e6 && rss < 1e9, "{rss}");
+    let fds = metric(&body, "mogothrow77_process_open_fds").expect("fds");
+    let max_fds = metric(&body, "mogothrow77_process_max_fds").expect("max fds");
+    assert!(fds > 3.0 && fds < max_fds, "{fds} of {max_fds}");
+    assert!(metric(&body, "mogothrow77_process_cpu_seconds_total").is_some_and(|s| s > 0.0));
+    let size = metric(&body, "mogothrow77_database_size_bytes").expect("database size");
+    assert!(size > 1e6, "{size}");
+    // Fixed label sets exist from the start, at zero.
+    for series in [
+        "mogothrow77_db_errors_total{kind=\"read_only\"}",
+        "mogothrow77_webhook_deliveries_total{outcome=\"timeout\"}",
+        "mogothrow77_job_runs_total{kind=\"email\",outcome=\"lost\"}",
+    ] {
+        assert_eq!(metric(&body, series), Some(0.0), "{series}:\n{body}");
+    }
     let started = metric(&body, "mogothrow77_process_start_time_seconds").expect("start");
     assert!(started <= now && started > now - 600.0);
     let level = crate::harness::newest_migration();
