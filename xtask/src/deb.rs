@@ -104,9 +104,12 @@ fn md5sums(stage: &Path) -> Result<String> {
 }
 
 /// The monitoring files the packages and the bundle carry, below `monitoring/`.
-pub const MONITORING_FILES: [&str; 2] = [
+pub const MONITORING_FILES: [&str; 5] = [
     "prometheus/mogothrow77.rules.yml",
     "alertmanager/alertmanager.example.yml",
+    "grafana/mogothrow77-overview.json",
+    "grafana/mogothrow77-jobs.json",
+    "grafana/mogothrow77-database.json",
 ];
 
 /// The files every package installs: the server and upgrade binaries, systemd unit, sysusers.d
@@ -151,8 +154,8 @@ pub fn stage_payload(stage: &Path, binary: &Path) -> Result<()> {
         let text = fs::read(&path).map_err(io(&path))?;
         write(stage, &format!("{doc}/{name}.gz"), &gzip(&text)?, 0o644)?;
     }
-    // Prometheus rules (with __RUNBOOK_BASE__ for the site to set) and the
-    // Alertmanager example, for the site's monitoring.
+    // Prometheus rules (with __RUNBOOK_BASE__ for the site to set), the
+    // Alertmanager example and the Grafana dashboards, for the site's monitoring.
     for name in MONITORING_FILES {
         install(
             &workspace().join("monitoring").join(name),

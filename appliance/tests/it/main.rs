@@ -3,7 +3,6 @@
 
 mod harness;
 
-mod alerting;
 mod api_conventions;
 mod audit_log;
 mod authz_matrix;
@@ -20,6 +19,7 @@ mod jobs;
 mod lifecycle;
 mod managed;
 mod metrics;
+mod monitoring;
 mod notify;
 mod readiness;
 mod records;

@@ -1,9 +1,11 @@
-//! The shipped alert rules in a real Prometheus scraping a real `serve`
-//! over TLS with the scrape token: stopping the database makes
-//! `Mogothrow77DatabaseUnavailable` go pending, then firing; starting it
-//! again resolves it. The rules are the ones `mogothrow77 monitoring rules`
-//! prints, with every `for:` shortened for the test (a copy made here, not
-//! committed).
+//! The files of `monitoring/` in a real Prometheus scraping a real `serve`:
+//! - the alert rules, over TLS with the scrape token: stopping the database
+//!   makes `Mogothrow77DatabaseUnavailable` go pending, then firing;
+//!   starting it again resolves it. The rules are the ones `mogothrow77
+//!   monitoring rules` prints, with every `for:` shortened for the test (a
+//!   copy made here, not committed);
+//! - the Grafana dashboards: every panel's query is valid and returns
+//!   series once the server has had some traffic.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -197,4 +199,157 @@ async fn a_database_outage_fires_its_alert_and_recovery_resolves_it() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(app.stop().success(), "{}", app.output());
+}
+
+/// Every panel (rows' panels included) of a dashboard.
+fn panels(dashboard: &serde_json::Value) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        if panel["type"] == "row" {
+            out.extend(panel["panels"].as_array().cloned().unwrap_or_default());
+        } else {
+            out.push(panel.clone());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_dashboard_panel_query_returns_series() {
+    use serde_json::json;
+    let site = crate::harness::api::Site::start().await;
+    // Traffic: a collection, records written, listed and read.
+    let r = site
+        .admin
+        .post(
+            "/api/v1/collections",
+            json!({ "name": "assets", "fields": [{ "name": "tag", "type": "text" }] }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = site
+        .admin
+        .post(
+            "/api/v1/collections/assets/records",
+            json!({ "data": { "tag": "A-1" } }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_i64().expect("id");
+    for _ in 0..3 {
+        assert_eq!(
+            site.admin
+                .get("/api/v1/collections/assets/records")
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            site.admin
+                .get(&format!("/api/v1/collections/assets/records/{id}"))
+                .await
+                .status,
+            200
+        );
+    }
+
+    let ca = site.config.state_dir().join("tls/cert.pem");
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n  - job_name: mogothrow77\n    scheme: https\n\
+         \x20   tls_config:\n      ca_file: {}\n      server_name: localhost\n\
+         \x20   static_configs:\n      - targets: [\"{}\"]\n",
+        ca.display(),
+        site.addr,
+    );
+    let prometheus = Prometheus::start(&config, "groups: []\n").await;
+    // Rates need two samples of each series in their window.
+    wait_for(
+        &prometheus,
+        "two scrapes",
+        Duration::from_secs(30),
+        |r| !r.is_empty(),
+        "rate(mogothrow77_process_cpu_seconds_total[1m])",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../monitoring/grafana");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("monitoring/grafana")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let mut failures = Vec::new();
+    let mut uids = std::collections::HashSet::new();
+    let mut queries = 0;
+    for file in &files {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(file).expect("read")).expect("JSON");
+        assert!(
+            uids.insert(dashboard["uid"].to_string()),
+            "{name}: uid repeated"
+        );
+        assert!(
+            dashboard["schemaVersion"].as_i64() >= Some(39),
+            "{name}: schemaVersion"
+        );
+        let variables = dashboard["templating"]["list"]
+            .as_array()
+            .expect("variables");
+        assert!(
+            variables.iter().any(|v| v["name"] == "datasource"
+                && v["type"] == "datasource"
+                && v["query"] == "prometheus"),
+            "{name}: the data source is a variable"
+        );
+        for panel in panels(&dashboard) {
+            let title = panel["title"].as_str().unwrap_or_default().to_string();
+            assert_eq!(
+                panel["datasource"]["uid"], "${datasource}",
+                "{name}: {title}"
+            );
+            assert!(
+                panel["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{name}: {title} explains itself"
+            );
+            let targets = panel["targets"].as_array().cloned().unwrap_or_default();
+            assert!(!targets.is_empty(), "{name}: {title} has no query");
+            for target in targets {
+                let expr = target["expr"].as_str().expect("expr");
+                let query = expr
+                    .replace("$__rate_interval", "1m")
+                    .replace("$job", "mogothrow77")
+                    .replace("$instance", ".+");
+                queries += 1;
+                let r = crate::harness::client::get_plain(
+                    prometheus.addr,
+                    &format!(
+                        "/api/v1/query?query={}",
+                        crate::harness::api::encode(&query)
+                    ),
+                )
+                .await
+                .expect("query");
+                let body: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+                if body["status"] != "success" {
+                    failures.push(format!(
+                        "{name}: {title}: `{query}` is invalid: {}",
+                        body["error"]
+                    ));
+                } else if body["data"]["result"].as_array().is_none_or(Vec::is_empty) {
+                    failures.push(format!("{name}: {title}: `{query}` returned no series"));
+                }
+            }
+        }
+    }
+    assert!(queries >= 30, "{queries} queries");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
