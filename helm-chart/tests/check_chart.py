@@ -7,6 +7,8 @@ properties the chart promises. Run by validate.sh: check_chart.py CHART OUT
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,7 +25,9 @@ DOCS = CHART.parent / "docs" / "configuration.md"
 failures = []
 # Custom resources (Prometheus Operator): not in the core Kubernetes schemas
 # kubernetes-validate knows, so checked here by structure instead.
-CUSTOM_KINDS = {"ServiceMonitor"}
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# The shipped rules the PrometheusRule must carry (files/ links to them).
+RULES = CHART.parent / "monitoring" / "prometheus" / "mogothrow77.rules.yml"
 
 
 def check(ok, what):
@@ -247,6 +251,7 @@ def check_case(path):
         sel = pdb["spec"]["selector"]["matchLabels"]
         check(selects(sel, server_labels) and not selects(sel, job_labels), f"{case}: PDB selects server pods only")
     metrics_checks(case, values, by_kind, env, svc, server_labels)
+    prometheus_rule_checks(case, values, by_kind, svc)
     if values["serviceAccount"]["create"]:
         (sa,) = by_kind["ServiceAccount"]
         check(sa.get("automountServiceAccountToken") is False, f"{case}: ServiceAccount automountServiceAccountToken false")
@@ -293,6 +298,11 @@ def metrics_checks(case, values, by_kind, env, svc, server_labels):
         )
         for label, value in m["serviceMonitor"]["labels"].items():
             check(sm["metadata"]["labels"].get(label) == value, f"{case}: ServiceMonitor label {label}={value}")
+        fullname = svc["metadata"]["name"]
+        check(
+            {"action": "replace", "targetLabel": "job", "replacement": fullname} in ep.get("relabelings", []),
+            f"{case}: ServiceMonitor names the job {fullname}",
+        )
         if values["tls"]["enabled"]:
             ca = ep.get("tlsConfig", {}).get("ca", {}).get("secret", {})
             check(
@@ -300,6 +310,41 @@ def metrics_checks(case, values, by_kind, env, svc, server_labels):
                 f"{case}: ServiceMonitor verifies the server with the CA from {values['tls']['secretName']}",
             )
             check("insecureSkipVerify" not in ep.get("tlsConfig", {}), f"{case}: ServiceMonitor does not skip verification")
+
+
+def prometheus_rule_checks(case, values, by_kind, svc):
+    """The optional PrometheusRule: the shipped rules, runbook links under
+    the base, alerts selecting the ServiceMonitor's job."""
+    m = values["metrics"]
+    rules = by_kind.get("PrometheusRule", [])
+    want = m["prometheusRule"]["enabled"]
+    check(len(rules) == int(want), f"{case}: PrometheusRule {'rendered' if want else 'absent (off by default)'}")
+    if not rules:
+        return
+    (rule,) = rules
+    check(rule["apiVersion"] == "monitoring.coreos.com/v1", f"{case}: PrometheusRule apiVersion monitoring.coreos.com/v1")
+    for label, value in m["prometheusRule"]["labels"].items():
+        check(rule["metadata"]["labels"].get(label) == value, f"{case}: PrometheusRule label {label}={value}")
+    shipped = yaml.safe_load(RULES.read_text())
+    names = lambda groups: [(g["name"], [r.get("alert") or r.get("record") for r in g["rules"]]) for g in groups]
+    check(names(rule["spec"]["groups"]) == names(shipped["groups"]), f"{case}: PrometheusRule carries the shipped groups and rules")
+    base = (m["prometheusRule"]["runbookBase"] or f"https://{values['tls']['hostnames'][0]}/docs").rstrip("/")
+    alerts = [r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    check(
+        all(r["annotations"]["runbook_url"].startswith(base + "/runbooks/alerts.md#") for r in alerts),
+        f"{case}: every alert's runbook_url is under {base}",
+    )
+    check(all(r["labels"]["severity"] in ("critical", "warning") for r in alerts), f"{case}: every alert has a severity")
+    promtool = shutil.which("promtool")
+    if promtool:
+        rendered = OUT / f"{case}-prometheusrule-groups.yml"
+        rendered.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+        result = subprocess.run([promtool, "check", "rules", str(rendered)], capture_output=True, text=True)
+        check(result.returncode == 0, f"{case}: promtool check rules on the PrometheusRule's groups {result.stdout.strip().splitlines()[-1:]}")
+    text = yaml.safe_dump(rule)
+    job = svc["metadata"]["name"]
+    check("__RUNBOOK_BASE__" not in text and 'job="mogothrow77"' not in text and f'job="{job}"' in text,
+          f"{case}: PrometheusRule selects job {job}, no placeholder left")
 
 
 def check_rejected(path):
