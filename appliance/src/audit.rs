@@ -233,16 +233,55 @@ pub struct Verification {
 
 /// Walks the whole chain in order, in pages, and reports every break.
 pub async fn verify(client: &tokio_postgres::Client) -> Result<Verification, AuditError> {
+    let (head_seq, head_hash) = head(client).await?;
+    walk(client, head_seq, head_hash, 0, Some(vec![0u8; 32])).await
+}
+
+/// Checks the newest `entries` entries (the part of the chain a server
+/// re-checks on its own, often): each one's hash, its link to the one
+/// before, and that the chain head names the newest. An entry older than
+/// those is trusted as the anchor; `verify` checks everything.
+pub async fn verify_tail(
+    client: &tokio_postgres::Client,
+    entries: i64,
+) -> Result<Verification, AuditError> {
+    let (head_seq, head_hash) = head(client).await?;
+    let anchor = head_seq - entries;
+    if anchor <= 0 {
+        return walk(client, head_seq, head_hash, 0, Some(vec![0u8; 32])).await;
+    }
+    let anchor_hash: Option<Vec<u8>> = client
+        .query_opt("SELECT hash FROM audit_log WHERE seq = $1", &[&anchor])
+        .await?
+        .map(|row| row.get(0));
+    // A deleted anchor shows as the gap before the first entry walked.
+    let (after, prev) = match anchor_hash {
+        Some(hash) => (anchor, Some(hash)),
+        None => (anchor - 1, None),
+    };
+    walk(client, head_seq, head_hash, after, prev).await
+}
+
+async fn head(client: &tokio_postgres::Client) -> Result<(i64, Vec<u8>), AuditError> {
     let head = client
         .query_one("SELECT seq, hash FROM audit_chain_head WHERE id", &[])
         .await?;
-    let head_seq: i64 = head.get(0);
-    let head_hash: Vec<u8> = head.get(1);
+    Ok((head.get(0), head.get(1)))
+}
+
+/// Walks the entries after `after` in order, in pages. `prev_hash` is the
+/// hash entry `after` has (`None`: unknown, the first link is not checked).
+async fn walk(
+    client: &tokio_postgres::Client,
+    head_seq: i64,
+    head_hash: Vec<u8>,
+    mut after: i64,
+    prev_hash: Option<Vec<u8>>,
+) -> Result<Verification, AuditError> {
     let mut problems = Vec::new();
-    let mut expected_seq = 1i64;
-    let mut prev_hash = vec![0u8; 32];
+    let mut expected_seq = after + 1;
+    let mut prev_hash = prev_hash;
     let mut entries = 0i64;
-    let mut after = 0i64;
     loop {
         let rows = client
             .query(
@@ -265,7 +304,7 @@ pub async fn verify(client: &tokio_postgres::Client) -> Result<Verification, Aud
                     from: expected_seq,
                     to: seq - 1,
                 });
-            } else if stored_prev != prev_hash {
+            } else if prev_hash.as_ref().is_some_and(|p| *p != stored_prev) {
                 problems.push(Problem::BrokenLink { seq });
             }
             let hash = entry_hash(
@@ -284,7 +323,7 @@ pub async fn verify(client: &tokio_postgres::Client) -> Result<Verification, Aud
             if hash != stored_hash {
                 problems.push(Problem::Modified { seq });
             }
-            prev_hash = stored_hash;
+            prev_hash = Some(stored_hash);
             expected_seq = seq + 1;
             after = seq;
         }
@@ -300,7 +339,10 @@ pub async fn verify(client: &tokio_postgres::Client) -> Result<Verification, Aud
             last_present,
             head: head_seq,
         });
-    } else if last_present == head_seq && head_seq > 0 && prev_hash != head_hash {
+    } else if last_present == head_seq
+        && head_seq > 0
+        && prev_hash.as_ref().is_some_and(|p| *p != head_hash)
+    {
         problems.push(Problem::Modified { seq: head_seq });
     }
     Ok(Verification {
@@ -309,6 +351,54 @@ pub async fn verify(client: &tokio_postgres::Client) -> Result<Verification, Aud
         head_hash: hex(&head_hash),
         problems,
     })
+}
+
+/// How many of the newest entries a server re-checks, and how often.
+pub const WATCH_ENTRIES: i64 = 10_000;
+pub const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Re-checks the newest [`WATCH_ENTRIES`] entries when the server starts
+/// and every [`WATCH_EVERY`]: the problems found go to
+/// `mogothrow77_audit_chain_problems` (0: intact) and, when there are any,
+/// to the log as an error naming them.
+pub async fn watch(pool: deadpool_postgres::Pool) {
+    let metrics = crate::metrics::Metrics::shared();
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let checked = async {
+            let client = pool
+                .get()
+                .await
+                .map_err(|e| crate::db::describe_pool_error(&e))?;
+            verify_tail(&client, WATCH_ENTRIES)
+                .await
+                .map_err(|AuditError::Db(e)| crate::db::describe_pg_error(&e))
+        }
+        .await;
+        match checked {
+            Ok(v) => {
+                metrics.audit_chain_problems.set(v.problems.len() as i64);
+                metrics
+                    .audit_chain_checked
+                    .set(time::OffsetDateTime::now_utc().unix_timestamp());
+                if !v.problems.is_empty() {
+                    let problems: Vec<String> = v.problems.iter().map(|p| p.to_string()).collect();
+                    tracing::error!(
+                        ?problems,
+                        head = v.head_seq,
+                        "the audit log's hash chain is broken: entries were changed or deleted \
+                         outside the appliance; run `mogothrow77 audit verify` and see \
+                         docs/runbooks/audit-log-tampered.md"
+                    );
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "cannot check the audit log's hash chain; trying again later")
+            }
+        }
+    }
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -186,6 +186,8 @@ pub struct Metrics {
     pub database_up: Gauge,
     pub database_probe_seconds: FloatGauge,
     pub database_size_bytes: Gauge,
+    pub audit_chain_problems: Gauge,
+    pub audit_chain_checked: Gauge,
     pub process_cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     /// Held while `/proc/self` is sampled, so that two scrapes at once add
     /// the CPU time since the last sample once.
@@ -381,6 +383,18 @@ impl Metrics {
             "Size of the appliance's database (pg_database_size), sampled every minute",
             database_size_bytes.clone(),
         );
+        let audit_chain_problems = Gauge::default();
+        registry.register(
+            "audit_chain_problems",
+            "Breaks in the audit log's hash chain found by this replica's last check of the newest entries (0: intact)",
+            audit_chain_problems.clone(),
+        );
+        let audit_chain_checked = Gauge::default();
+        registry.register(
+            "audit_chain_last_check_timestamp_seconds",
+            "When this replica last checked the audit chain (Unix time; 0: not yet)",
+            audit_chain_checked.clone(),
+        );
         let process_cpu_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
             "process_cpu_seconds",
@@ -447,6 +461,8 @@ impl Metrics {
             database_up,
             database_probe_seconds,
             database_size_bytes,
+            audit_chain_problems,
+            audit_chain_checked,
             process_cpu_seconds,
             process_sampling: std::sync::Mutex::new(()),
             process_resident_bytes,

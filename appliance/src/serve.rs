@@ -356,6 +356,7 @@ async fn serve_with_database(
         Metrics::shared(),
         Duration::from_secs(config.database.connect_timeout_secs),
     ));
+    tokio::spawn(crate::audit::watch(pool.clone()));
     tokio::spawn(housekeeping(pool));
     let drain = server::serve(listener, server_config, app, limits, shutdown).await;
     if drain == server::Drain::TimedOut {

@@ -261,6 +261,44 @@ async fn the_application_role_can_only_append_and_verify_names_tampered_entries(
     assert_eq!(out.code(), Some(1), "{}", out.all());
     assert!(out.stdout.contains("entry 3 was modified"), "{}", out.all());
 
+    // The server finds it too: its check of the newest entries at start
+    // (then every 10 minutes) reports it in /metrics and its log.
+    let before = crate::harness::client::get(addr, "/metrics")
+        .await
+        .expect("metrics")
+        .body;
+    let metric = crate::harness::client::metric;
+    assert_eq!(
+        metric(&before, "mogothrow77_audit_chain_problems"),
+        Some(0.0),
+        "{before}"
+    );
+    assert!(
+        metric(
+            &before,
+            "mogothrow77_audit_chain_last_check_timestamp_seconds"
+        )
+        .is_some_and(|t| t > 1.7e9),
+        "{before}"
+    );
+    assert!(app.stop().success());
+    let mut app = config.spawn();
+    let addr = app.wait_ready();
+    app.wait_event(
+        "the audit log's hash chain is broken: entries were changed or deleted outside the \
+         appliance; run `mogothrow77 audit verify` and see docs/runbooks/audit-log-tampered.md",
+        std::time::Duration::from_secs(20),
+    );
+    let after = crate::harness::client::get(addr, "/metrics")
+        .await
+        .expect("metrics")
+        .body;
+    assert_eq!(
+        metric(&after, "mogothrow77_audit_chain_problems"),
+        Some(1.0),
+        "{after}"
+    );
+
     // Restore it, then delete entry 2 instead.
     as_owner
         .batch_execute(&format!(
