@@ -96,6 +96,7 @@ async fn straight(concurrency: usize) -> f64 {
             },
             Duration::from_secs(10),
             None,
+            "Mogothrow77-Webhooks-Bench",
         )
         .expect("client"),
     );

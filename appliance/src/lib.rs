@@ -23,5 +23,6 @@ pub mod records;
 pub mod serve;
 pub mod startup;
 pub mod systemd;
+pub mod telemetry;
 pub mod tls;
 pub mod webhooks;

@@ -186,6 +186,7 @@ pub struct Metrics {
     pub database_up: Gauge,
     pub database_probe_seconds: FloatGauge,
     pub database_size_bytes: Gauge,
+    pub telemetry_spans: Family<OutcomeLabels, Counter>,
     pub audit_chain_problems: Gauge,
     pub audit_chain_checked: Gauge,
     pub process_cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
@@ -383,6 +384,15 @@ impl Metrics {
             "Size of the appliance's database (pg_database_size), sampled every minute",
             database_size_bytes.clone(),
         );
+        let telemetry_spans = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "telemetry_spans",
+            "Spans by what became of them: exported, export_failed (the collector refused or was unreachable), dropped_queue_full",
+            telemetry_spans.clone(),
+        );
+        for outcome in ["exported", "export_failed", "dropped_queue_full"] {
+            let _ = telemetry_spans.get_or_create(&OutcomeLabels { outcome });
+        }
         let audit_chain_problems = Gauge::default();
         registry.register(
             "audit_chain_problems",
@@ -461,6 +471,7 @@ impl Metrics {
             database_up,
             database_probe_seconds,
             database_size_bytes,
+            telemetry_spans,
             audit_chain_problems,
             audit_chain_checked,
             process_cpu_seconds,
@@ -534,6 +545,13 @@ impl Metrics {
             self.process_max_fds
                 .set(i64::try_from(soft).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Counts `n` spans that were exported, failed or dropped.
+    pub fn telemetry_spans(&self, outcome: &'static str, n: u64) {
+        self.telemetry_spans
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc_by(n);
     }
 
     /// Counts a database failure of `kind` (see [`DbErrorLabels`]).

@@ -201,6 +201,7 @@ async fn serve_with_database(
         caches.clone(),
         jobs_wake.clone(),
     ));
+    crate::telemetry::init(&settings.telemetry).map_err(StartError::TelemetryCa)?;
     let metrics = Metrics::shared();
     if let Some(not_after) = tls.as_ref().and_then(|t| t.not_after()) {
         metrics.tls_expiry.set(not_after);
@@ -220,6 +221,7 @@ async fn serve_with_database(
             settings.webhook_policy.clone(),
             Duration::from_secs(config.webhooks.timeout_secs),
             config.webhooks.ca_file.as_deref(),
+            concat!("Mogothrow77-Webhooks/", env!("APPLIANCE_VERSION")),
         )?,
         max_attempts: i32::try_from(config.webhooks.max_attempts).unwrap_or(12),
         disable_after_failures: i32::try_from(config.webhooks.disable_after_failures)

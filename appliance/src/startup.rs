@@ -30,6 +30,8 @@ pub enum StartError {
     WebhookCa(#[from] crate::webhooks::outbound::CaFileError),
     #[error(transparent)]
     SmtpCa(#[from] crate::notify::smtp::CaFileError),
+    #[error("`telemetry.ca_file` {0}")]
+    TelemetryCa(crate::tls::CaFileError),
     #[error("{0}")]
     Other(String),
 }
@@ -62,7 +64,8 @@ impl StartError {
             StartError::Privileges(_)
             | StartError::Tls(_)
             | StartError::WebhookCa(_)
-            | StartError::SmtpCa(_) => Exit::Config,
+            | StartError::SmtpCa(_)
+            | StartError::TelemetryCa(_) => Exit::Config,
             StartError::Bind { .. } | StartError::Other(_) => Exit::Failure,
             StartError::Managed(e) if e.is_missing_component() => Exit::MissingComponent,
             StartError::Managed(ManagedError::SocketPathTooLong { .. }) => Exit::Config,

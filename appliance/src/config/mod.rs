@@ -7,6 +7,7 @@
 mod locate;
 mod metrics;
 pub mod secret;
+mod telemetry;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use metrics::{read_metrics_token, MetricsAccess, MetricsConfig};
 pub use secret::{check_private_file, PrivateFileError, Secret};
+pub use telemetry::{TelemetryConfig, TelemetrySettings};
 
 /// Where packages install the configuration file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/mogothrow77/config.toml";
@@ -41,6 +43,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub smtp: SmtpConfig,
     pub metrics: MetricsConfig,
+    pub telemetry: TelemetryConfig,
     pub log: LogConfig,
 }
 
@@ -189,6 +192,8 @@ pub struct Settings {
     pub smtp: Option<crate::notify::smtp::Relay>,
     /// Who may read `/metrics` besides loopback (`[metrics]`).
     pub metrics: MetricsAccess,
+    /// Traces (`[telemetry]`).
+    pub telemetry: TelemetrySettings,
 }
 
 /// One thing wrong with the configuration.
@@ -686,6 +691,7 @@ fn validate(
         }
     }
     let metrics = metrics::check(&config.metrics, &mut problem);
+    let telemetry = telemetry::check(&config.telemetry, &mut problem);
 
     if !problems.is_empty() {
         return Err(ConfigError { problems });
@@ -711,6 +717,7 @@ fn validate(
         webhook_policy,
         smtp,
         metrics,
+        telemetry,
     })
 }
 

@@ -1,4 +1,7 @@
-//! Access log and HTTP metrics for every request.
+//! Access log, HTTP metrics and the request's span (with the caller's W3C
+//! `traceparent` as its parent) for every request; the request runs with
+//! its trace context current and inside a log span carrying its request id
+//! and trace id, so every log line it causes names both.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,10 +11,13 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use tracing::Instrument;
+
 use super::request_id::RequestId;
 use crate::metrics::{
     method_label, status_class, Metrics, RequestLabels, RouteLabels, StatusLabels, UNMATCHED_ROUTE,
 };
+use crate::telemetry::{self, Kind, Span, TraceContext};
 
 /// Longest method and path written to the access log; longer ones are cut
 /// (a client can send tens of kilobytes of either).
@@ -62,9 +68,24 @@ pub async fn middleware(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.to_string())
         .unwrap_or_default();
+    let parent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse);
+    let span_name = match &matched {
+        Some(route) => format!("{method_label} {route}"),
+        None => method_label.to_string(),
+    };
+    let mut span = Span::start(span_name, Kind::Server, parent);
+    let context = span.context();
+    let trace_id = context.trace_id_hex();
     metrics.in_flight.inc();
     let guard = InFlight(&metrics);
-    let response = next.run(request).await;
+    let log_span = tracing::info_span!("request", %request_id, %trace_id);
+    let response = telemetry::scope(context, next.run(request))
+        .instrument(log_span)
+        .await;
     drop(guard);
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
@@ -75,6 +96,9 @@ pub async fn middleware(
         Some(route) if status != 405 => route,
         _ => UNMATCHED_ROUTE.to_string(),
     };
+    if route != UNMATCHED_ROUTE {
+        span.set("http.route", route.as_str());
+    }
     metrics
         .requests
         .get_or_create(&RequestLabels {
@@ -94,6 +118,14 @@ pub async fn middleware(
             method: method_label,
         })
         .observe(elapsed.as_secs_f64());
+    span.set("http.request.method", method_label);
+    span.set("url.path", path.as_str());
+    span.set("http.response.status_code", i64::from(status));
+    span.set("mogothrow77.request_id", request_id.as_str());
+    if status >= 500 {
+        span.fail(format!("answered {status}"));
+    }
+    span.end();
     tracing::info!(
         target: "access",
         %method,
@@ -101,6 +133,7 @@ pub async fn middleware(
         status,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         %request_id,
+        %trace_id,
         %remote,
         "request"
     );

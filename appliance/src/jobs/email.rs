@@ -6,6 +6,7 @@
 use super::worker::JobCtx;
 use super::JobError;
 use crate::notify::smtp::{Message, SmtpError};
+use crate::telemetry::{Kind, Span};
 
 pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
     let Some(email) = &ctx.settings.email else {
@@ -23,16 +24,22 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
     let (to, subject, body) = (field("to")?, field("subject")?, field("body")?);
     crate::notify::smtp::check_address(&to).map_err(JobError::Permanent)?;
     ctx.check()?;
-    email
+    let mut span = Span::start("smtp send", Kind::Client, None);
+    span.set("server.address", email.mailer.host().to_string());
+    let sent = email
         .mailer
         .send(&Message {
             to: &to,
             subject: &subject,
             body: &body,
         })
-        .await
-        .map_err(|e| match e {
-            SmtpError::Transient(m) => JobError::Transient(m),
-            SmtpError::Permanent(m) => JobError::Permanent(m),
-        })
+        .await;
+    if let Err(e) = &sent {
+        span.fail(e.to_string());
+    }
+    span.end();
+    sent.map_err(|e| match e {
+        SmtpError::Transient(m) => JobError::Transient(m),
+        SmtpError::Permanent(m) => JobError::Permanent(m),
+    })
 }

@@ -19,6 +19,7 @@ use super::worker::JobCtx;
 use super::{queue, JobError, Kind};
 use crate::audit::{self, Event, Outcome};
 use crate::records::export::{self, Plan, Request};
+use crate::telemetry::{self, Span};
 
 /// Bytes per stored chunk.
 const CHUNK_BYTES: usize = 1024 * 1024;
@@ -278,6 +279,10 @@ impl export::Sink for ToTable<'_> {
 
     async fn flush(&mut self, chunk: &mut Vec<u8>, rows: u64) -> Result<(), JobError> {
         self.ctx.check()?;
+        let mut span = Span::start("export chunk", telemetry::Kind::Internal, None);
+        span.set("mogothrow77.export.chunk", i64::from(self.file.chunks));
+        span.set("mogothrow77.export.chunk_bytes", chunk.len() as i64);
+        span.set("mogothrow77.export.rows_so_far", rows as i64);
         self.file.store(self.writer, chunk).await?;
         self.ctx
             .progress(&json!({ "rows": rows, "estimate": self.estimate.max(rows) }))
@@ -385,6 +390,9 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
     // still this attempt's (the row lock holds off a cancel meanwhile) and
     // every chunk it wrote is there.
     ctx.check()?;
+    let mut stored_span = Span::start("export file stored", telemetry::Kind::Internal, None);
+    stored_span.set("mogothrow77.export.rows", rows);
+    stored_span.set("mogothrow77.export.bytes", bytes);
     let done = writer.transaction().await?;
     ctx.hold(&*done).await?;
     let stored = done

@@ -23,6 +23,8 @@ pub struct Claimed {
     pub max_attempts: i32,
     pub created_by: Option<i64>,
     pub request_id: Option<String>,
+    /// The `traceparent` of the work that queued it.
+    pub trace_parent: Option<String>,
 }
 
 /// A job as the API shows it.
@@ -85,6 +87,18 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The span of queueing a job of `kind` under the current context; the
+/// job stores its context and its run continues from there.
+pub fn enqueue_span(kind: &str) -> crate::telemetry::Span {
+    let mut span = crate::telemetry::Span::start(
+        format!("enqueue {kind}"),
+        crate::telemetry::Kind::Producer,
+        None,
+    );
+    span.set("mogothrow77.job.kind", kind.to_string());
+    span
+}
+
 /// Queues a job (in the caller's transaction, with what it belongs to).
 pub async fn enqueue<C: GenericClient>(
     client: &C,
@@ -93,16 +107,18 @@ pub async fn enqueue<C: GenericClient>(
     created_by: Option<i64>,
     request_id: Option<&str>,
 ) -> Result<i64, tokio_postgres::Error> {
+    let span = enqueue_span(kind.as_str());
     let row = client
         .query_one(
-            "INSERT INTO jobs (kind, payload, max_attempts, created_by, request_id) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO jobs (kind, payload, max_attempts, created_by, request_id, trace_parent) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             &[
                 &kind.as_str(),
                 payload,
                 &kind.max_attempts(),
                 &created_by,
                 &request_id,
+                &span.context().header(),
             ],
         )
         .await?;
@@ -128,7 +144,7 @@ pub async fn claim<C: GenericClient>(
                         started_at = coalesce(j.started_at, now()) \
                  FROM next WHERE j.id = next.id \
                  RETURNING j.id, j.kind, j.payload, j.attempts, j.max_attempts, j.created_by, \
-                           j.request_id), \
+                           j.request_id, j.trace_parent), \
              attempt AS ( \
                  INSERT INTO job_attempts (job_id, attempt, worker) \
                  SELECT id, attempts, $2 FROM claimed) \
@@ -145,6 +161,7 @@ pub async fn claim<C: GenericClient>(
             max_attempts: r.get(4),
             created_by: r.get(5),
             request_id: r.get(6),
+            trace_parent: r.get(7),
         })
     }))
 }

@@ -14,6 +14,7 @@ use serde_json::json;
 use super::worker::JobCtx;
 use super::JobError;
 use crate::audit::{self, Event, Outcome};
+use crate::telemetry::{Kind, Span};
 use crate::webhooks::outbound::Trace;
 use crate::webhooks::{signing, store};
 
@@ -50,12 +51,34 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
         ("x-mogothrow77-event", p.event.clone()),
     ];
     ctx.check()?;
+    // The delivery is a call to the receiver: its span's context goes in
+    // `traceparent`, so a traced receiver continues the same trace.
+    let mut span = Span::start("webhook delivery", Kind::Client, None);
+    span.set("http.request.method", "POST");
+    span.set("mogothrow77.webhook.id", p.webhook_id);
+    span.set("mogothrow77.webhook.event", p.event.as_str());
+    let mut headers = headers.to_vec();
+    headers.push(("traceparent", span.context().header()));
     let started = Instant::now();
     let mut trace = Trace::default();
     let result = settings
         .outbound
         .post(&p.url, &headers, body, &mut trace)
         .await;
+    if let Some(address) = trace.address {
+        span.set("server.address", address.ip().to_string());
+        span.set("server.port", i64::from(address.port()));
+    }
+    match &result {
+        Ok(status) => {
+            span.set("http.response.status_code", i64::from(status.as_u16()));
+            if !status.is_success() {
+                span.fail(format!("the receiver answered {status}"));
+            }
+        }
+        Err(e) => span.fail(e.to_string()),
+    }
+    span.end();
     let elapsed = started.elapsed();
     let latency_ms = i32::try_from(elapsed.as_millis()).unwrap_or(i32::MAX);
     let metrics = crate::metrics::Metrics::shared();

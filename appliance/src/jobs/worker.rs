@@ -15,6 +15,7 @@ use tracing::Instrument;
 use super::queue::{self, Claimed, Ending};
 use super::{email, export, import, jittered, webhook, JobError, Kind};
 use crate::metrics::{JobLabels, Metrics};
+use crate::telemetry;
 
 /// How long an idle worker sleeps when no notification comes.
 const POLL: Duration = Duration::from_secs(5);
@@ -253,15 +254,32 @@ async fn work(
 }
 
 async fn run(shared: &Arc<Shared>, worker: &str, job: Claimed, release: watch::Receiver<bool>) {
+    // The attempt continues the trace of the work that queued the job.
+    let parent = job
+        .trace_parent
+        .as_deref()
+        .and_then(telemetry::TraceContext::parse);
+    let mut trace = telemetry::Span::start(
+        format!("job {}", job.kind.as_str()),
+        telemetry::Kind::Consumer,
+        parent,
+    );
+    trace.set("mogothrow77.job.id", job.id);
+    trace.set("mogothrow77.job.kind", job.kind.as_str());
+    trace.set("mogothrow77.job.attempt", i64::from(job.attempt));
+    let context = trace.context();
     let span = tracing::info_span!(
         "job",
         job_id = job.id,
         kind = job.kind.as_str(),
         attempt = job.attempt,
         request_id = job.request_id.as_deref().unwrap_or(""),
+        trace_id = %context.trace_id_hex(),
         created_by = job.created_by,
     );
-    run_job(shared, worker, job, release).instrument(span).await
+    telemetry::scope(context, run_job(shared, worker, job, release, trace))
+        .instrument(span)
+        .await
 }
 
 async fn run_job(
@@ -269,6 +287,7 @@ async fn run_job(
     worker: &str,
     job: Claimed,
     mut release: watch::Receiver<bool>,
+    mut trace: telemetry::Span,
 ) {
     let lost = Arc::new(AtomicBool::new(false));
     let lost_signal = Arc::new(Notify::new());
@@ -304,6 +323,11 @@ async fn run_job(
         }
     };
     drop(heartbeat);
+    match &result {
+        Some(Err(e)) => trace.fail(e.to_string()),
+        None => trace.set("mogothrow77.job.released", true),
+        Some(Ok(())) => {}
+    }
     let seconds = started.elapsed().as_secs_f64();
     let (ending, outcome) = match &result {
         None => (Ending::Released, "released"),

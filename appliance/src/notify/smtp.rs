@@ -107,6 +107,11 @@ impl Mailer {
     }
 
     /// Sends one message; `Ok` once the relay accepted it.
+    /// The relay's host name.
+    pub fn host(&self) -> &str {
+        &self.relay.host
+    }
+
     pub async fn send(&self, message: &Message<'_>) -> Result<(), SmtpError> {
         let seconds = self.relay.timeout.as_secs();
         tokio::time::timeout(self.relay.timeout, self.exchange(message))

@@ -102,6 +102,8 @@ pub async fn emit(
     max_attempts: i32,
 ) -> Result<u64, tokio_postgres::Error> {
     let event_id = uuid::Uuid::new_v4().to_string();
+    let mut span = crate::jobs::queue::enqueue_span("webhook");
+    span.set("mogothrow77.webhook.event", event.as_str());
     let payload = json!({
         "type": event.as_str(),
         "timestamp": rfc3339(OffsetDateTime::now_utc()),
@@ -116,8 +118,8 @@ pub async fn emit(
                  SELECT id FROM webhooks \
                  WHERE enabled AND $1 = ANY (events) AND (collection IS NULL OR collection = $2)), \
              queued AS ( \
-                 INSERT INTO jobs (kind, payload, max_attempts, request_id) \
-                 SELECT 'webhook', jsonb_build_object('webhook', id), $4, $5 FROM targets \
+                 INSERT INTO jobs (kind, payload, max_attempts, request_id, trace_parent) \
+                 SELECT 'webhook', jsonb_build_object('webhook', id), $4, $5, $7 FROM targets \
                  RETURNING id, (payload->>'webhook')::bigint AS webhook_id) \
              INSERT INTO webhook_deliveries (webhook_id, event_id, event, payload, job_id) \
              SELECT webhook_id, $6::text::uuid, $1, $3, id FROM queued",
@@ -132,6 +134,7 @@ pub async fn emit(
             &max_attempts,
             &request_id,
             &event_id,
+            &span.context().header(),
         ],
     )
     .await

@@ -84,6 +84,7 @@ pub struct Outbound {
     tls: TlsConnector,
     policy: Policy,
     timeout: Duration,
+    user_agent: &'static str,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -157,6 +158,7 @@ impl Outbound {
         policy: Policy,
         timeout: Duration,
         ca_file: Option<&Path>,
+        user_agent: &'static str,
     ) -> Result<Outbound, CaFileError> {
         let config = crate::tls::client_config(ca_file, true).map_err(|e| CaFileError {
             path: e.path,
@@ -166,6 +168,7 @@ impl Outbound {
             tls: TlsConnector::from(Arc::new(config)),
             policy,
             timeout,
+            user_agent,
         })
     }
 
@@ -174,7 +177,7 @@ impl Outbound {
     pub async fn post(
         &self,
         url: &str,
-        headers: &[(&'static str, String)],
+        headers: &[(impl AsRef<str>, String)],
         body: Bytes,
         trace: &mut Trace,
     ) -> Result<StatusCode, SendError> {
@@ -188,7 +191,7 @@ impl Outbound {
     async fn follow(
         &self,
         url: &str,
-        headers: &[(&'static str, String)],
+        headers: &[(impl AsRef<str>, String)],
         body: Bytes,
         trace: &mut Trace,
     ) -> Result<StatusCode, SendError> {
@@ -226,7 +229,7 @@ impl Outbound {
     async fn once(
         &self,
         t: &Target,
-        headers: &[(&'static str, String)],
+        headers: &[(impl AsRef<str>, String)],
         body: Bytes,
         trace: &mut Trace,
     ) -> Result<(StatusCode, Option<String>), SendError> {
@@ -283,16 +286,16 @@ impl Outbound {
             .uri(t.path.as_str())
             .header(header::HOST, t.authority.as_str())
             .header(header::CONTENT_TYPE, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("Mogothrow77-Webhooks/", env!("APPLIANCE_VERSION")),
-            );
+            .header(header::USER_AGENT, self.user_agent);
         let mut request = request
             .body(Full::new(body))
             .map_err(|e| SendError::Http(e.to_string()))?;
         for (name, value) in headers {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                request.headers_mut().insert(*name, v);
+            if let (Ok(n), Ok(v)) = (
+                axum::http::HeaderName::from_bytes(name.as_ref().as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                request.headers_mut().insert(n, v);
             }
         }
         if t.https {

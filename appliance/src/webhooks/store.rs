@@ -333,14 +333,21 @@ pub async fn redeliver<C: GenericClient>(
                  SELECT id, webhook_id, event_id, event, payload FROM webhook_deliveries \
                  WHERE webhook_id = $1 AND id = $2), \
              queued AS ( \
-                 INSERT INTO jobs (kind, payload, max_attempts, created_by, request_id) \
-                 SELECT 'webhook', jsonb_build_object('webhook', webhook_id), $3, $4, $5 \
+                 INSERT INTO jobs (kind, payload, max_attempts, created_by, request_id, trace_parent) \
+                 SELECT 'webhook', jsonb_build_object('webhook', webhook_id), $3, $4, $5, $6 \
                  FROM original RETURNING id) \
              INSERT INTO webhook_deliveries \
                  (webhook_id, event_id, event, payload, job_id, redelivery_of) \
              SELECT o.webhook_id, o.event_id, o.event, o.payload, q.id, o.id \
              FROM original o, queued q RETURNING id",
-            &[&webhook_id, &id, &max_attempts, &created_by, &request_id],
+            &[
+                &webhook_id,
+                &id,
+                &max_attempts,
+                &created_by,
+                &request_id,
+                &crate::jobs::queue::enqueue_span("webhook").context().header(),
+            ],
         )
         .await?;
     Ok(row.map(|r| r.get(0)))

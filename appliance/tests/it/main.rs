@@ -27,4 +27,5 @@ mod records_oracle;
 mod rehearse;
 mod schema;
 mod secrets;
+mod traces;
 mod webhooks;

@@ -5,18 +5,18 @@ use crate::harness::app::AppConfig;
 use crate::harness::pg::shared;
 
 /// Makes a fully migrated database look like one a release before the
-/// newest migration left: V8 (users.email) is undone. When a migration is
-/// added after V8, undo that one here instead.
-const UNDO_NEWEST_MIGRATION: &str = "ALTER TABLE users DROP COLUMN email; \
-     DELETE FROM refinery_schema_history WHERE version = 8; \
-     DELETE FROM mogothrow77_migration_kinds WHERE version = 8;";
+/// newest migration left: V9 (jobs.trace_parent) is undone. When a migration
+/// is added after V9, undo that one here instead.
+const UNDO_NEWEST_MIGRATION: &str = "ALTER TABLE jobs DROP COLUMN trace_parent; \
+     DELETE FROM refinery_schema_history WHERE version = 9; \
+     DELETE FROM mogothrow77_migration_kinds WHERE version = 9;";
 
 /// Everything a rehearsal could change on the live database, as text.
 async fn fingerprint(client: &tokio_postgres::Client) -> String {
     let row = client
         .query_one(
             "SELECT (SELECT string_agg(column_name, ',' ORDER BY column_name) \
-                       FROM information_schema.columns WHERE table_name = 'users'), \
+                       FROM information_schema.columns WHERE table_name = 'jobs'), \
                     (SELECT string_agg(version::text, ',' ORDER BY version) \
                        FROM refinery_schema_history), \
                     (SELECT string_agg(version::text, ',' ORDER BY version) \
@@ -64,7 +64,7 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
     let pending = config.run(&["migrate", "--check"]);
     assert_eq!(pending.code(), Some(1), "{}", pending.all());
     assert!(
-        pending.stdout.contains("V8__user_email"),
+        pending.stdout.contains("V9__job_trace_context"),
         "{}",
         pending.stdout
     );
@@ -72,19 +72,19 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
     let done = config.run(&["migrate", "--rehearse"]);
     assert_eq!(done.code(), Some(0), "{}", done.all());
     assert!(
-        done.stdout.contains("schema level 7 → 8"),
+        done.stdout.contains("schema level 8 → 9"),
         "{}",
         done.stdout
     );
     assert!(
-        done.stdout.contains("V8__user_email (expand)"),
+        done.stdout.contains("V9__job_trace_context (expand)"),
         "{}",
         done.stdout
     );
-    // ALTER TABLE … ADD COLUMN takes ACCESS EXCLUSIVE on users.
+    // ALTER TABLE … ADD COLUMN takes ACCESS EXCLUSIVE on jobs.
     assert!(
         done.stdout
-            .contains("ACCESS EXCLUSIVE on public.users: blocks reads and writes"),
+            .contains("ACCESS EXCLUSIVE on public.jobs: blocks reads and writes"),
         "{}",
         done.stdout
     );
@@ -107,20 +107,20 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|v| v.get("migrations").is_some())
         .unwrap_or_else(|| panic!("no report in {}", json.stdout));
-    assert_eq!(report["schema_level"], 7);
-    assert_eq!(report["target_level"], 8);
+    assert_eq!(report["schema_level"], 8);
+    assert_eq!(report["target_level"], 9);
     assert!(report["database_bytes"].as_i64().unwrap_or(0) > 0);
     let migrations = report["migrations"].as_array().expect("migrations");
     assert_eq!(migrations.len(), 1, "{report}");
     let m = &migrations[0];
-    assert_eq!(m["version"], 8);
+    assert_eq!(m["version"], 9);
     assert_eq!(m["kind"], "expand");
     assert!(m["seconds"].as_f64().unwrap_or(0.0) > 0.0, "{m}");
     assert!(m["error"].is_null(), "{m}");
     assert_eq!(
         m["locks"],
         serde_json::json!([{
-            "table": "public.users",
+            "table": "public.jobs",
             "mode": "ACCESS EXCLUSIVE",
             "blocks": "reads_and_writes"
         }]),
@@ -135,7 +135,7 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
     // The real migration afterwards still applies (nothing was recorded).
     let migrated = config.run(&["migrate"]);
     assert_eq!(migrated.code(), Some(0), "{}", migrated.all());
-    assert!(migrated.stdout.contains("applied V8__user_email"));
+    assert!(migrated.stdout.contains("applied V9__job_trace_context"));
     let nothing = config.run(&["migrate", "--rehearse"]);
     assert_eq!(nothing.code(), Some(0), "{}", nothing.all());
     assert!(
@@ -149,9 +149,9 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
 async fn a_migration_failing_on_the_copy_is_reported_and_the_copy_dropped() {
     let db = database_one_release_behind().await;
     let client = shared().connect(&db).await;
-    // Something in the way of V8, as a hand-made change would be.
+    // Something in the way of V9, as a hand-made change would be.
     client
-        .batch_execute("ALTER TABLE users ADD COLUMN email integer")
+        .batch_execute("ALTER TABLE jobs ADD COLUMN trace_parent integer")
         .await
         .expect("conflicting column");
     let before = fingerprint(&client).await;
@@ -159,21 +159,23 @@ async fn a_migration_failing_on_the_copy_is_reported_and_the_copy_dropped() {
     let failed = config.run(&["migrate", "--rehearse"]);
     assert_eq!(failed.code(), Some(1), "{}", failed.all());
     assert!(
-        failed.stdout.contains("FAIL  V8__user_email (expand)"),
+        failed
+            .stdout
+            .contains("FAIL  V9__job_trace_context (expand)"),
         "{}",
         failed.stdout
     );
     assert!(
         failed
             .stdout
-            .contains("column \"email\" of relation \"users\" already exists"),
+            .contains("column \"trace_parent\" of relation \"jobs\" already exists"),
         "PostgreSQL's message: {}",
         failed.stdout
     );
     assert!(
         failed
             .stdout
-            .contains("the upgrade would fail at V8__user_email"),
+            .contains("the upgrade would fail at V9__job_trace_context"),
         "{}",
         failed.stdout
     );
@@ -252,7 +254,7 @@ async fn managed_rehearsal_runs_beside_the_serving_appliance() {
          SELECT 'user' || g, 'viewer', 'x' FROM generate_series(1, 500) g",
     );
     let state = "SELECT (SELECT string_agg(column_name, ',' ORDER BY column_name) \
-                   FROM information_schema.columns WHERE table_name = 'users') \
+                   FROM information_schema.columns WHERE table_name = 'jobs') \
                  || ' / ' || (SELECT max(version) FROM refinery_schema_history) \
                  || ' / ' || (SELECT count(*) FROM users) \
                  || ' / ' || (SELECT count(*) FROM pg_database)";
@@ -261,13 +263,13 @@ async fn managed_rehearsal_runs_beside_the_serving_appliance() {
     let done = config.run(&["migrate", "--rehearse"]);
     assert_eq!(done.code(), Some(0), "{}", done.all());
     assert!(
-        done.stdout.contains("ok    V8__user_email (expand)"),
+        done.stdout.contains("ok    V9__job_trace_context (expand)"),
         "{}",
         done.stdout
     );
     assert!(
         done.stdout
-            .contains("ACCESS EXCLUSIVE on public.users: blocks reads and writes"),
+            .contains("ACCESS EXCLUSIVE on public.jobs: blocks reads and writes"),
         "{}",
         done.stdout
     );
