@@ -180,6 +180,8 @@ pub fn init(settings: &TelemetrySettings) -> Result<(), crate::tls::CaFileError>
 /// is on) when dropped.
 pub struct Span {
     context: TraceContext,
+    /// Sampled and export on: only then are attributes kept.
+    recording: bool,
     parent: Option<[u8; 8]>,
     name: Cow<'static, str>,
     kind: Kind,
@@ -201,6 +203,7 @@ impl Span {
             None => TraceContext::root(tracer().sample_ratio),
         };
         Span {
+            recording: context.sampled && tracer().spans.is_some(),
             context,
             parent: parent.map(|p| p.span_id),
             name: name.into(),
@@ -217,12 +220,16 @@ impl Span {
     }
 
     pub fn set(&mut self, key: &'static str, value: impl Into<Value>) {
-        self.attributes.push((key, value.into()));
+        if self.recording {
+            self.attributes.push((key, value.into()));
+        }
     }
 
     /// Marks the span failed, with what went wrong.
     pub fn fail(&mut self, message: impl Into<String>) {
-        self.error = Some(message.into());
+        if self.recording {
+            self.error = Some(message.into());
+        }
     }
 
     pub fn end(self) {}
@@ -230,7 +237,7 @@ impl Span {
 
 impl Drop for Span {
     fn drop(&mut self) {
-        if !self.context.sampled {
+        if !self.recording {
             return;
         }
         let Some(sender) = &tracer().spans else {
