@@ -33,7 +33,8 @@ pub const PAGES: [&str; 14] = [
     "/imports",
 ];
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+/// A response the binary carries: its content type, revalidated on use.
+pub(super) fn asset(content_type: &'static str, body: impl IntoResponse) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -4,7 +4,6 @@
 //! like the console's assets; same strict CSP (one stylesheet, no script).
 
 use axum::extract::Path;
-use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -27,16 +26,7 @@ fn html_page(title: &str, body: &str) -> Response {
         docs::escape(title),
         env!("APPLIANCE_VERSION"),
     );
-    with_type("text/html; charset=utf-8", page)
-}
-
-fn with_type(content_type: &'static str, body: impl IntoResponse) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    // The pages change with the binary only.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
+    super::console::asset("text/html; charset=utf-8", page)
 }
 
 async fn index() -> Response {
@@ -55,7 +45,7 @@ async fn index() -> Response {
 
 async fn page(Path(path): Path<String>) -> Response {
     if path == "docs.css" {
-        return with_type("text/css; charset=utf-8", STYLE);
+        return super::console::asset("text/css; charset=utf-8", STYLE);
     }
     match docs::page(&path) {
         Some(markdown) => {

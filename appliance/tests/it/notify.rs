@@ -34,13 +34,9 @@ async fn export_ready(client: &ApiClient) -> i64 {
 async fn a_ready_export_is_mailed_to_its_requester_over_starttls_and_retried() {
     let relay = Relay::start(1).await;
     let dir = open_tempdir();
-    let ca = dir.path().join("smtp-ca.pem");
-    std::fs::write(&ca, &relay.cert_pem).expect("write CA");
-    let site = Site::start_with(&format!(
-        "[smtp]\nhost = \"localhost\"\nport = {}\nsecurity = \"starttls\"\nusername = \"mailer\"\n\
-         password = \"s3cret pass\"\nfrom = \"records@example.com\"\nca_file = \"{}\"\n",
-        relay.addr.port(),
-        ca.display()
+    let site = Site::start_with(&relay.settings(
+        dir.path(),
+        "username = \"mailer\"\npassword = \"s3cret pass\"\n",
     ))
     .await;
     let r = site

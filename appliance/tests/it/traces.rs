@@ -80,21 +80,16 @@ async fn an_export_is_one_trace_from_the_click_to_the_mail_and_the_webhook() {
     let collector = Collector::start();
     let relay = Relay::start(0).await;
     let dir = crate::harness::open_tempdir();
-    let ca = dir.path().join("smtp-ca.pem");
-    std::fs::write(&ca, &relay.cert_pem).expect("write CA");
     let headers = dir.path().join("otlp-headers");
     crate::harness::secret_file(
         &headers,
         "# collector key\nAuthorization: Bearer collector-key\n",
     );
     let site = Site::start_with(&format!(
-        "[smtp]\nhost = \"localhost\"\nport = {}\nsecurity = \"starttls\"\n\
-         from = \"records@example.com\"\nca_file = \"{}\"\n\
-         [webhooks]\nallow_addresses = [\"127.0.0.1/32\"]\n\
+        "{}[webhooks]\nallow_addresses = [\"127.0.0.1/32\"]\n\
          [telemetry]\notlp_endpoint = \"http://127.0.0.1:{}/\"\nservice_name = \"records-test\"\n\
          headers_file = \"{}\"\nresource_attributes = {{ \"deployment.environment\" = \"ci\" }}\n",
-        relay.addr.port(),
-        ca.display(),
+        relay.settings(dir.path(), ""),
         collector.port,
         headers.display(),
     ))

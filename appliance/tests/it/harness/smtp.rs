@@ -71,6 +71,19 @@ impl Drop for Relay {
 }
 
 impl Relay {
+    /// The `[smtp]` table for this relay (STARTTLS, its certificate written
+    /// to `dir` as the CA), plus `extra` lines.
+    pub fn settings(&self, dir: &std::path::Path, extra: &str) -> String {
+        let ca = dir.join("smtp-ca.pem");
+        std::fs::write(&ca, &self.cert_pem).expect("write CA");
+        format!(
+            "[smtp]\nhost = \"localhost\"\nport = {}\nsecurity = \"starttls\"\n\
+             from = \"records@example.com\"\nca_file = \"{}\"\n{extra}",
+            self.addr.port(),
+            ca.display()
+        )
+    }
+
     pub async fn start(refuse_rcpt: usize) -> Relay {
         let ck =
             rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
