@@ -440,20 +440,7 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
         path: "compat-matrix.md".to_string(),
         source: workspace().join("compat-matrix.md"),
     });
-    for doc in [
-        "install.md",
-        "configuration.md",
-        "operations.md",
-        "security.md",
-        "api.md",
-        "records.md",
-        "webhooks.md",
-        "observability.md",
-        "runbooks/audit-log-tampered.md",
-        "runbooks/alerts.md",
-        "runbooks/database-unreachable.md",
-        "runbooks/postgresql-major-upgrade.md",
-    ] {
+    for doc in crate::deb::SHIPPED_DOCS {
         files.push(BundleFile {
             path: format!("docs/{doc}"),
             source: workspace().join("docs").join(doc),

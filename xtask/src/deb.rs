@@ -103,6 +103,25 @@ fn md5sums(stage: &Path) -> Result<String> {
     Ok(out)
 }
 
+/// The documents the packages (gzipped, under /usr/share/doc/mogothrow77/)
+/// and the bundle (under docs/) carry, below `docs/`: every one the tools'
+/// messages and the other documents point to.
+pub const SHIPPED_DOCS: [&str; 13] = [
+    "install.md",
+    "upgrade.md",
+    "configuration.md",
+    "operations.md",
+    "observability.md",
+    "security.md",
+    "api.md",
+    "records.md",
+    "webhooks.md",
+    "runbooks/alerts.md",
+    "runbooks/audit-log-tampered.md",
+    "runbooks/database-unreachable.md",
+    "runbooks/postgresql-major-upgrade.md",
+];
+
 /// The monitoring files the packages and the bundle carry, below `monitoring/`.
 pub const MONITORING_FILES: [&str; 5] = [
     "prometheus/mogothrow77.rules.yml",
@@ -139,17 +158,7 @@ pub fn stage_payload(stage: &Path, binary: &Path) -> Result<()> {
         0o644,
     )?;
     let doc = "/usr/share/doc/mogothrow77";
-    for name in [
-        "configuration.md",
-        "operations.md",
-        "security.md",
-        "api.md",
-        "records.md",
-        "webhooks.md",
-        "observability.md",
-        "runbooks/audit-log-tampered.md",
-        "runbooks/alerts.md",
-    ] {
+    for name in SHIPPED_DOCS {
         let path = workspace().join("docs").join(name);
         let text = fs::read(&path).map_err(io(&path))?;
         write(stage, &format!("{doc}/{name}.gz"), &gzip(&text)?, 0o644)?;
