@@ -3,7 +3,9 @@
 //! HTTP to localhost, so no client crate is needed), plus the axe-core
 //! accessibility scan and the browser's console log.
 
+use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,7 +45,10 @@ impl Browser {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
             l.local_addr().expect("addr").port()
         };
+        // Its own process group, so that whatever it started can be ended
+        // with it even if the session cannot be closed.
         let driver = Command::new(chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::null())
@@ -312,10 +317,30 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the WebDriver session (chromedriver then quits the browser and
+    /// its helpers), then chromedriver's process group: killing chromedriver
+    /// alone would leave the browser running, orphaned.
     fn drop(&mut self) {
+        let _ = end_session(self.addr, &self.session);
+        let group = nix::unistd::Pid::from_raw(-(self.driver.id() as i32));
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// `DELETE /session/{id}`, blocking (drop cannot await); waits for the
+/// answer, which chromedriver sends once the browser has quit.
+fn end_session(addr: SocketAddr, session: &str) -> std::io::Result<()> {
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        stream,
+        "DELETE /session/{session} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Length: 0\r\n\r\n"
+    )?;
+    let mut head = [0u8; 64];
+    stream.read(&mut head).map(|_| ())
 }
 
 /// One WebDriver call (HTTP/1.1, `Connection: close`).
