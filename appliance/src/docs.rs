@@ -22,6 +22,16 @@ pub fn page(path: &str) -> Option<&'static str> {
         .map(|(_, text)| *text)
 }
 
+/// A page's title: its first `# ` heading, code spans as plain text
+/// (without rendering the page).
+pub fn title(markdown: &str) -> String {
+    markdown
+        .lines()
+        .find_map(|l| l.strip_prefix("# "))
+        .map(|t| t.trim().replace('`', ""))
+        .unwrap_or_default()
+}
+
 /// A page rendered: its title (the first heading), the HTML of its body,
 /// and the ids of its headings (the anchors links may point at).
 pub struct Rendered {
@@ -181,6 +191,7 @@ mod tests {
         for (name, text) in pages() {
             let rendered = render(text);
             assert!(!rendered.title.is_empty(), "{name} has no title");
+            assert_eq!(title(text), rendered.title, "{name}: the index's title");
             // Links between pages (relative, to a .md file, maybe with an anchor).
             let dir = name.rsplit_once('/').map_or("", |(d, _)| d);
             for event in Parser::new_ext(text, Options::ENABLE_TABLES) {

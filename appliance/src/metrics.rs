@@ -63,6 +63,9 @@ pub const WEBHOOK_OUTCOMES: [&str; 10] = [
     "http_error",
 ];
 
+/// Every `outcome` of `telemetry_spans_total`.
+pub const TELEMETRY_OUTCOMES: [&str; 3] = ["exported", "export_failed", "dropped_queue_full"];
+
 /// Every `outcome` of a job attempt.
 pub const JOB_OUTCOMES: [&str; 4] = ["succeeded", "failed", "released", "lost"];
 
@@ -200,6 +203,16 @@ pub struct Metrics {
 
 static SHARED: OnceLock<Arc<Metrics>> = OnceLock::new();
 
+/// Registers `metric` as `name` with its help text; returns the handle kept
+/// in [`Metrics`] (the registry holds a clone sharing the same value).
+fn register<M>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M
+where
+    M: prometheus_client::registry::Metric + Clone,
+{
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     /// The process's registry.
     pub fn shared() -> Arc<Metrics> {
@@ -208,83 +221,83 @@ impl Metrics {
 
     fn new() -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("mogothrow77");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
+        let requests = register(
+            &mut registry,
             "http_requests",
             "HTTP requests by route template, method and status class",
-            requests.clone(),
+            Family::<RequestLabels, Counter>::default(),
         );
-        let responses = Family::<StatusLabels, Counter>::default();
-        registry.register(
+        let responses = register(
+            &mut registry,
             "http_responses",
             "HTTP responses by exact status code",
-            responses.clone(),
+            Family::<StatusLabels, Counter>::default(),
         );
-        let duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
-        registry.register(
+        let duration: HistogramFamily = register(
+            &mut registry,
             "http_request_duration_seconds",
             "HTTP request duration by route and method",
-            duration.clone(),
+            Family::new_with_constructor(duration_histogram),
         );
-        let in_flight = Gauge::default();
-        registry.register(
+        let in_flight = register(
+            &mut registry,
             "http_requests_in_flight",
             "HTTP requests being served",
-            in_flight.clone(),
+            Gauge::default(),
         );
-        let pool_size = Gauge::default();
-        registry.register(
+        let pool_size = register(
+            &mut registry,
             "db_pool_connections",
             "Database connections open in the pool",
-            pool_size.clone(),
+            Gauge::default(),
         );
-        let pool_available = Gauge::default();
-        registry.register(
+        let pool_available = register(
+            &mut registry,
             "db_pool_available",
             "Idle database connections in the pool",
-            pool_available.clone(),
+            Gauge::default(),
         );
-        let pool_waiting = Gauge::default();
-        registry.register(
+        let pool_waiting = register(
+            &mut registry,
             "db_pool_waiting",
             "Tasks waiting for a database connection",
-            pool_waiting.clone(),
+            Gauge::default(),
         );
-        let job_runs = Family::<JobLabels, Counter>::default();
-        registry.register(
+        let job_runs = register(
+            &mut registry,
             "job_runs",
             "Job attempts run by this server, by kind and outcome",
-            job_runs.clone(),
+            Family::<JobLabels, Counter>::default(),
         );
-        let job_duration: JobHistogramFamily = Family::new_with_constructor(job_histogram);
-        registry.register(
+        let job_duration: JobHistogramFamily = register(
+            &mut registry,
             "job_duration_seconds",
             "Duration of job attempts run by this server, by kind and outcome",
-            job_duration.clone(),
+            Family::new_with_constructor(job_histogram),
         );
-        let jobs_due = Gauge::default();
-        registry.register(
+        let jobs_due = register(
+            &mut registry,
             "jobs_due",
             "Jobs waiting to run whose time has come (the whole queue, every replica)",
-            jobs_due.clone(),
+            Gauge::default(),
         );
-        let jobs_running = Gauge::default();
-        registry.register(
+        let jobs_running = register(
+            &mut registry,
             "jobs_running",
             "Jobs running (the whole queue)",
-            jobs_running.clone(),
+            Gauge::default(),
         );
-        let jobs_dead = Gauge::default();
-        registry.register(
+        let jobs_dead = register(
+            &mut registry,
             "jobs_dead",
             "Jobs that used all their attempts and wait for an admin (the whole queue)",
-            jobs_dead.clone(),
+            Gauge::default(),
         );
-        let jobs_oldest_due_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        registry.register(
+        let jobs_oldest_due_seconds = register(
+            &mut registry,
             "jobs_oldest_due_seconds",
             "How long the oldest due job has been waiting",
-            jobs_oldest_due_seconds.clone(),
+            Gauge::<f64, std::sync::atomic::AtomicU64>::default(),
         );
         let build = Family::<BuildLabels, Gauge>::default();
         build
@@ -299,140 +312,140 @@ impl Metrics {
             "Version, commit and schema level (newest migration it knows) of this binary",
             build,
         );
-        let tls_expiry = Gauge::default();
-        registry.register(
+        let tls_expiry = register(
+            &mut registry,
             "tls_certificate_expiry_timestamp_seconds",
             "When the served TLS certificate expires (Unix time); 0 when TLS is off",
-            tls_expiry.clone(),
+            Gauge::default(),
         );
-        let fs_avail_bytes = Family::<DirLabels, Gauge>::default();
-        registry.register(
+        let fs_avail_bytes = register(
+            &mut registry,
             "filesystem_avail_bytes",
             "Bytes available to the server on the file system of a directory it writes",
-            fs_avail_bytes.clone(),
+            Family::<DirLabels, Gauge>::default(),
         );
-        let fs_size_bytes = Family::<DirLabels, Gauge>::default();
-        registry.register(
+        let fs_size_bytes = register(
+            &mut registry,
             "filesystem_size_bytes",
             "Size of the file system of a directory the server writes",
-            fs_size_bytes.clone(),
+            Family::<DirLabels, Gauge>::default(),
         );
-        let fs_files_free = Family::<DirLabels, Gauge>::default();
-        registry.register(
+        let fs_files_free = register(
+            &mut registry,
             "filesystem_files_free",
             "Free inodes on the file system of a directory the server writes",
-            fs_files_free.clone(),
+            Family::<DirLabels, Gauge>::default(),
         );
-        let fs_files = Family::<DirLabels, Gauge>::default();
-        registry.register(
+        let fs_files = register(
+            &mut registry,
             "filesystem_files",
             "Inodes on the file system of a directory the server writes",
-            fs_files.clone(),
+            Family::<DirLabels, Gauge>::default(),
         );
-        let cache_listener_connected = Gauge::default();
-        registry.register(
+        let cache_listener_connected = register(
+            &mut registry,
             "cache_listener_connected",
             "1 while the replica hears cache invalidations (its LISTEN connection is up), else 0",
-            cache_listener_connected.clone(),
+            Gauge::default(),
         );
-        let webhook_deliveries = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
+        let webhook_deliveries = register(
+            &mut registry,
             "webhook_deliveries",
             "Webhook delivery attempts by outcome (status class or failure)",
-            webhook_deliveries.clone(),
+            Family::<OutcomeLabels, Counter>::default(),
         );
-        let webhook_delivery_duration = duration_histogram();
-        registry.register(
+        let webhook_delivery_duration = register(
+            &mut registry,
             "webhook_delivery_duration_seconds",
             "Duration of webhook delivery attempts (connect, TLS, the receiver's answer)",
-            webhook_delivery_duration.clone(),
+            duration_histogram(),
         );
-        let audit_append_duration = duration_histogram();
-        registry.register(
+        let audit_append_duration = register(
+            &mut registry,
             "audit_append_duration_seconds",
             "Time to append one entry to the audit chain (head lock, hash, insert)",
-            audit_append_duration.clone(),
+            duration_histogram(),
         );
-        let db_errors = Family::<DbErrorLabels, Counter>::default();
-        registry.register(
+        let db_errors = register(
+            &mut registry,
             "db_errors",
             "Database failures met by requests and jobs, by kind",
-            db_errors.clone(),
+            Family::<DbErrorLabels, Counter>::default(),
         );
-        let process_start_time = FloatGauge::default();
+        let database_up = register(
+            &mut registry,
+            "database_up",
+            "1 when this replica's last database probe (SELECT 1 through the pool) answered, else 0",
+            Gauge::default(),
+        );
+        let database_probe_seconds = register(
+            &mut registry,
+            "database_probe_duration_seconds",
+            "How long this replica's last database probe took",
+            FloatGauge::default(),
+        );
+        let database_size_bytes = register(
+            &mut registry,
+            "database_size_bytes",
+            "Size of the appliance's database (pg_database_size), sampled every minute",
+            Gauge::default(),
+        );
+        let telemetry_spans = register(
+            &mut registry,
+            "telemetry_spans",
+            "Spans by what became of them: exported, export_failed (the collector refused or was unreachable), dropped_queue_full",
+            Family::<OutcomeLabels, Counter>::default(),
+        );
+        for outcome in TELEMETRY_OUTCOMES {
+            let _ = telemetry_spans.get_or_create(&OutcomeLabels { outcome });
+        }
+        let audit_chain_problems = register(
+            &mut registry,
+            "audit_chain_problems",
+            "Breaks in the audit log's hash chain found by this replica's last check of the newest entries (0: intact)",
+            Gauge::default(),
+        );
+        let audit_chain_checked = register(
+            &mut registry,
+            "audit_chain_last_check_timestamp_seconds",
+            "When this replica last checked the audit chain (Unix time; 0: not yet)",
+            Gauge::default(),
+        );
+        let process_cpu_seconds = register(
+            &mut registry,
+            "process_cpu_seconds",
+            "CPU time this server process has used (user and system), in seconds",
+            Counter::<f64, std::sync::atomic::AtomicU64>::default(),
+        );
+        let process_resident_bytes = register(
+            &mut registry,
+            "process_resident_memory_bytes",
+            "Resident memory of this server process",
+            Gauge::default(),
+        );
+        let process_open_fds = register(
+            &mut registry,
+            "process_open_fds",
+            "File descriptors this server process has open (sockets included)",
+            Gauge::default(),
+        );
+        let process_max_fds = register(
+            &mut registry,
+            "process_max_fds",
+            "This server process's open-file limit (RLIMIT_NOFILE, soft)",
+            Gauge::default(),
+        );
+        let process_start_time = register(
+            &mut registry,
+            "process_start_time_seconds",
+            "When this server process started (Unix time)",
+            FloatGauge::default(),
+        );
         process_start_time.set(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0),
-        );
-        let database_up = Gauge::default();
-        registry.register(
-            "database_up",
-            "1 when this replica's last database probe (SELECT 1 through the pool) answered, else 0",
-            database_up.clone(),
-        );
-        let database_probe_seconds = FloatGauge::default();
-        registry.register(
-            "database_probe_duration_seconds",
-            "How long this replica's last database probe took",
-            database_probe_seconds.clone(),
-        );
-        let database_size_bytes = Gauge::default();
-        registry.register(
-            "database_size_bytes",
-            "Size of the appliance's database (pg_database_size), sampled every minute",
-            database_size_bytes.clone(),
-        );
-        let telemetry_spans = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
-            "telemetry_spans",
-            "Spans by what became of them: exported, export_failed (the collector refused or was unreachable), dropped_queue_full",
-            telemetry_spans.clone(),
-        );
-        for outcome in ["exported", "export_failed", "dropped_queue_full"] {
-            let _ = telemetry_spans.get_or_create(&OutcomeLabels { outcome });
-        }
-        let audit_chain_problems = Gauge::default();
-        registry.register(
-            "audit_chain_problems",
-            "Breaks in the audit log's hash chain found by this replica's last check of the newest entries (0: intact)",
-            audit_chain_problems.clone(),
-        );
-        let audit_chain_checked = Gauge::default();
-        registry.register(
-            "audit_chain_last_check_timestamp_seconds",
-            "When this replica last checked the audit chain (Unix time; 0: not yet)",
-            audit_chain_checked.clone(),
-        );
-        let process_cpu_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
-        registry.register(
-            "process_cpu_seconds",
-            "CPU time this server process has used (user and system), in seconds",
-            process_cpu_seconds.clone(),
-        );
-        let process_resident_bytes = Gauge::default();
-        registry.register(
-            "process_resident_memory_bytes",
-            "Resident memory of this server process",
-            process_resident_bytes.clone(),
-        );
-        let process_open_fds = Gauge::default();
-        registry.register(
-            "process_open_fds",
-            "File descriptors this server process has open (sockets included)",
-            process_open_fds.clone(),
-        );
-        let process_max_fds = Gauge::default();
-        registry.register(
-            "process_max_fds",
-            "This server process's open-file limit (RLIMIT_NOFILE, soft)",
-            process_max_fds.clone(),
-        );
-        registry.register(
-            "process_start_time_seconds",
-            "When this server process started (Unix time)",
-            process_start_time.clone(),
         );
         // Every series of a fixed label set exists from the start (at 0), so
         // rates and alerts see a zero rather than nothing.

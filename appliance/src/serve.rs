@@ -203,9 +203,7 @@ async fn serve_with_database(
     ));
     crate::telemetry::init(&settings.telemetry).map_err(StartError::TelemetryCa)?;
     let metrics = Metrics::shared();
-    if let Some(not_after) = tls.as_ref().and_then(|t| t.not_after()) {
-        metrics.tls_expiry.set(not_after);
-    }
+    publish_certificate_expiry(tls.as_deref());
     // The directories whose file systems /metrics reports: the state
     // directory and, managed, the cluster's data directory (often a mount
     // of its own).
@@ -300,7 +298,8 @@ async fn serve_with_database(
         },
         ..job_settings
     };
-    let workers = crate::jobs::worker::start(pool.clone(), jobs_wake, metrics, job_settings);
+    let workers =
+        crate::jobs::worker::start(pool.clone(), jobs_wake, metrics.clone(), job_settings);
     let shutdown = {
         let serving = serving.clone();
         let tls = tls.clone();
@@ -308,9 +307,6 @@ async fn serve_with_database(
         async move {
             while let SignalEvent::Reload = signals.next().await {
                 reload_tls(tls.as_deref());
-                if let Some(not_after) = tls.as_ref().and_then(|t| t.not_after()) {
-                    Metrics::shared().tls_expiry.set(not_after);
-                }
                 reload_scrape_token(&scrape);
             }
             // No new jobs from now; running ones get the grace alongside
@@ -355,7 +351,7 @@ async fn serve_with_database(
     }
     tokio::spawn(crate::db::probe::watch(
         pool.clone(),
-        Metrics::shared(),
+        metrics.clone(),
         Duration::from_secs(config.database.connect_timeout_secs),
     ));
     tokio::spawn(crate::audit::watch(pool.clone()));
@@ -468,6 +464,14 @@ fn reload_scrape_token(scrape: &crate::http::scrape::ScrapeAccess) {
     }
 }
 
+/// The served certificate's expiry, for `/metrics` (at start and after
+/// each reload).
+fn publish_certificate_expiry(resolver: Option<&tls::CertResolver>) {
+    if let Some(not_after) = resolver.and_then(tls::CertResolver::not_after) {
+        Metrics::shared().tls_expiry.set(not_after);
+    }
+}
+
 fn reload_tls(resolver: Option<&tls::CertResolver>) {
     let Some(resolver) = resolver else {
         tracing::info!("SIGHUP: TLS is disabled, nothing to reload");
@@ -475,6 +479,7 @@ fn reload_tls(resolver: Option<&tls::CertResolver>) {
     };
     match resolver.reload() {
         Ok(fingerprint) => {
+            publish_certificate_expiry(Some(resolver));
             tracing::info!(sha256 = %fingerprint, "SIGHUP: TLS certificate reloaded")
         }
         Err(e) => {

@@ -32,7 +32,7 @@ fn html_page(title: &str, body: &str) -> Response {
 async fn index() -> Response {
     let mut body = String::from("<h1>Mogothrow77 documentation</h1>\n<ul class=\"index\">\n");
     for (name, text) in docs::pages() {
-        let title = docs::render(text).title;
+        let title = docs::title(text);
         body.push_str(&format!(
             "<li><a href=\"/docs/{0}\">{1}</a> <span class=\"path\">{0}</span></li>\n",
             docs::escape(name),

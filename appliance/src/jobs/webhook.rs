@@ -44,12 +44,6 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
     let signature = signing::header(&secrets, &p.event_id, timestamp, &body).ok_or_else(|| {
         JobError::Permanent("the webhook's stored secret is unreadable; rotate it".to_string())
     })?;
-    let headers = [
-        ("webhook-id", p.event_id.clone()),
-        ("webhook-timestamp", timestamp.to_string()),
-        ("webhook-signature", signature),
-        ("x-mogothrow77-event", p.event.clone()),
-    ];
     ctx.check()?;
     // The delivery is a call to the receiver: its span's context goes in
     // `traceparent`, so a traced receiver continues the same trace.
@@ -57,8 +51,13 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
     span.set("http.request.method", "POST");
     span.set("mogothrow77.webhook.id", p.webhook_id);
     span.set("mogothrow77.webhook.event", p.event.as_str());
-    let mut headers = headers.to_vec();
-    headers.push(("traceparent", span.context().header()));
+    let headers = [
+        ("webhook-id", p.event_id.clone()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature),
+        ("x-mogothrow77-event", p.event.clone()),
+        ("traceparent", span.context().header()),
+    ];
     let started = Instant::now();
     let mut trace = Trace::default();
     let result = settings
