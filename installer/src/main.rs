@@ -9,11 +9,14 @@
 //! `--database-url-file` it installs the URL of an external PostgreSQL as a
 //! secret, names it in the configuration and has the server check the
 //! database before the first start (src/database.rs). `--check` runs the
-//! checks only. Running it again is safe.
+//! checks only, and writes nothing outside a temporary directory it
+//! removes. Running it again is safe and repairs a partial installation.
+//! After a successful run the unpacked bundle is removed.
 //!
 //! Exit codes (docs/install.md): 0 done, 2 usage, 10 refused before
 //! changing anything, 11 stopped and needs an admin.
 
+mod apt;
 mod database;
 mod plain;
 mod preflight;
@@ -101,12 +104,30 @@ fn refuse(message: &str) -> Exit {
 
 fn stopped(message: &str) -> Exit {
     println!("STOPPED  {message}");
-    println!("see docs/install.md#when-the-installer-stops");
+    println!(
+        "see \"When the installer stops\" in install.md: /usr/share/doc/mogothrow77/install.md.gz \
+         once the package is installed, docs/install.md in the bundle"
+    );
     Exit::NeedsAdmin
 }
 
 fn install(cli: &Cli) -> Exit {
-    let release = match open_bundle(cli) {
+    // --check unpacks into a temporary directory, removed when it returns.
+    let scratch = if cli.check {
+        match tempfile::Builder::new()
+            .prefix("mogothrow77-install-check.")
+            .tempdir()
+        {
+            Ok(dir) => Some(dir),
+            Err(e) => return refuse(&format!("cannot make a temporary directory: {e}")),
+        }
+    } else {
+        None
+    };
+    let work_dir = scratch
+        .as_ref()
+        .map_or_else(|| cli.work_dir.clone(), |d| d.path().to_path_buf());
+    let release = match open_bundle(cli, &work_dir) {
         Ok(r) => r,
         Err(OpenError::Key(e)) => {
             println!("{e}");
@@ -124,7 +145,7 @@ fn install(cli: &Cli) -> Exit {
     let chosen = preflight::choose_layout(cli.layout, preflight::LayoutProbe::host());
     let layout = chosen.0;
     let binary = layout.binary();
-    let checks = preflight::run(
+    let mut checks = preflight::run(
         &release,
         &preflight::Host {
             os_release: &cli.os_release,
@@ -135,13 +156,24 @@ fn install(cli: &Cli) -> Exit {
         },
     );
     for c in &checks {
-        if c.passed {
-            println!("ok    {}: {}", c.name, c.detail);
-        } else {
-            println!("FAIL  {}: {}", c.name, c.detail);
-            println!("      fix: {}", c.fix);
-        }
+        print_check(c);
     }
+    let request = preflight::package_request(&release, cli.database_url_file.is_some());
+    let apt_source = match layout {
+        Layout::Package => {
+            let (source, check) = packages_check(&release, &work_dir.join("apt"), &request);
+            print_check(&check);
+            checks.push(check);
+            source
+        }
+        Layout::Rpm => {
+            let check = rpm::check(&release);
+            print_check(&check);
+            checks.push(check);
+            None
+        }
+        Layout::Plain => None,
+    };
     let mut failed = checks.iter().filter(|c| !c.passed).count();
     let secrets = match external_database(cli) {
         Ok(secrets) => secrets,
@@ -166,15 +198,19 @@ fn install(cli: &Cli) -> Exit {
     }
     let started = Instant::now();
     match layout {
-        // A package that is installed stays as dpkg has it.
-        Layout::Package if reinstall => {}
+        // apt on every run: a rerun completes a partial installation
+        // (apt does nothing when every package is installed).
         Layout::Package => {
-            if let Err(e) = install_package(cli, &release) {
-                return stopped(&format!("installing the package failed: {e}"));
+            let Some(source) = &apt_source else {
+                return stopped("the bundle's apt source is not prepared");
+            };
+            if let Err(e) = source.install(&request) {
+                return stopped(&format!("installing {} failed: {e}", request.join(" ")));
             }
             println!(
-                "ok    installed mogothrow77 {} from the bundle in {:.1} s",
-                release.target,
+                "ok    {} {} from the bundle in {:.1} s",
+                if reinstall { "checked" } else { "installed" },
+                request.join(" "),
                 started.elapsed().as_secs_f64()
             );
         }
@@ -245,8 +281,148 @@ fn install(cli: &Cli) -> Exit {
         }
         Err(e) => return stopped(&format!("the service is not ready: {e}")),
     }
+    keep_public_key(&cli.public_keys);
     first_admin(&binary);
+    if !cli.bundle.is_dir() {
+        remove_unpacked(&cli.work_dir);
+    }
     Exit::Done
+}
+
+fn print_check(c: &preflight::Check) {
+    if c.passed {
+        println!("ok    {}: {}", c.name, c.detail);
+    } else {
+        println!("FAIL  {}: {}", c.name, c.detail);
+        println!("      fix: {}", c.fix);
+    }
+}
+
+/// The `packages` check: apt, with the bundle as its only source, would
+/// install the request (a simulation, `apt-get -s`). Returns the prepared
+/// source for the installation.
+fn packages_check(
+    release: &Release,
+    dir: &Path,
+    request: &[String],
+) -> (Option<apt::BundleSource>, preflight::Check) {
+    let what = request.join(" ");
+    let source = match apt::BundleSource::prepare(&release.dir, dir) {
+        Ok(source) => source,
+        Err(e) => {
+            return (
+                None,
+                preflight::Check::failed(
+                    "packages",
+                    format!("apt cannot read the bundle's packages: {e}"),
+                    "check that apt works on this host (`apt-get check`), then run again",
+                ),
+            )
+        }
+    };
+    match source.simulate(request) {
+        Ok(count) => (
+            Some(source),
+            preflight::Check::passed(
+                "packages",
+                format!(
+                    "apt can install {what} from the bundle alone ({count} packages, simulated)"
+                ),
+            ),
+        ),
+        Err(apt::AptError::Refused { missing, lines }) if !missing.is_empty() => {
+            let fix = format!(
+                "install {} on this host from your Debian 12 installation media or local \
+                 mirror (`apt-get install {}`), or lift what holds {} back (`apt-mark \
+                 showhold`, /etc/apt/preferences.d), then run again",
+                missing.join(", "),
+                missing.join(" "),
+                if missing.len() == 1 { "it" } else { "them" }
+            );
+            let e = apt::AptError::Refused { missing, lines };
+            (
+                None,
+                preflight::Check::failed("packages", format!("for {what}: {e}"), &fix),
+            )
+        }
+        Err(e) => (
+            None,
+            preflight::Check::failed(
+                "packages",
+                format!("for {what}: {e}"),
+                "do what apt's lines above say (e.g. `dpkg --configure -a` after an \
+                 interrupted installation), then run again",
+            ),
+        ),
+    }
+}
+
+/// Keeps the public key the bundle was verified with where the upgrade
+/// tool looks by default (docs/upgrade.md), unless one is there already.
+fn keep_public_key(keys: &[PathBuf]) {
+    let kept = Path::new(mogothrow77_upgrade::check::DEFAULT_PUBLIC_KEY);
+    let Some(key) = keys.first() else { return };
+    let Ok(bytes) = fs::read(key) else { return };
+    match fs::read(kept) {
+        Ok(existing) if existing == bytes => {}
+        Ok(_) => println!(
+            "note  {} is kept as it is (it differs from {}): mogothrow77-upgrade uses it by default",
+            kept.display(),
+            key.display()
+        ),
+        Err(_) => {
+            let written = kept
+                .parent()
+                .map_or(Ok(()), fs::create_dir_all)
+                .and_then(|()| fs::write(kept, &bytes))
+                .and_then(|()| {
+                    fs::set_permissions(
+                        kept,
+                        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+                    )
+                });
+            match written {
+                Ok(()) => println!(
+                    "ok    public key {} kept as {} (mogothrow77-upgrade's default)",
+                    key.display(),
+                    kept.display()
+                ),
+                Err(e) => println!("note  cannot keep the public key as {}: {e}", kept.display()),
+            }
+        }
+    }
+}
+
+/// After a successful run the unpacked bundle and apt's lists of it go:
+/// nothing in them is needed again (the upgrade tool keeps what a rollback
+/// needs in /var/lib/mogothrow77-upgrade).
+fn remove_unpacked(work_dir: &Path) {
+    let mut freed = 0;
+    for dir in [work_dir.join("bundle"), work_dir.join("apt")] {
+        freed += du(&dir);
+        if dir.exists() {
+            if let Err(e) = fs::remove_dir_all(&dir) {
+                println!("note  cannot remove {}: {e}", dir.display());
+                return;
+            }
+        }
+    }
+    let _ = fs::remove_dir(work_dir);
+    println!(
+        "ok    removed the unpacked bundle ({} MB) from {}",
+        freed >> 20,
+        work_dir.display()
+    );
+}
+
+fn du(path: &Path) -> u64 {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::read_dir(path)
+            .map(|entries| entries.flatten().map(|e| du(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
 }
 
 /// The URL files of `--database-url-file` / `--migration-url-file`, read
@@ -295,7 +471,7 @@ fn configured_already(secrets: &[database::UrlSecret]) -> Result<(), String> {
             return Err(format!(
                 "mogothrow77 is installed already and its configuration does not use \
                  database.{} = \"{}\": the installer does not move an installed appliance \
-                 to another database (its data would stay behind; docs/install.md#an-external-database)",
+                 to another database (its data would stay behind; \"An external database\" in /usr/share/doc/mogothrow77/install.md.gz)",
                 s.key,
                 path.display()
             ));
@@ -348,71 +524,22 @@ fn configure_external(secrets: &[database::UrlSecret], binary: &Path) -> Result<
     Ok(changed)
 }
 
-fn open_bundle(cli: &Cli) -> Result<Release, OpenError> {
+fn open_bundle(cli: &Cli, work_dir: &Path) -> Result<Release, OpenError> {
     if cli.bundle.is_dir() {
-        return release::open_any(&cli.bundle, &cli.public_keys, &cli.work_dir);
+        return release::open_any(&cli.bundle, &cli.public_keys, work_dir);
     }
-    let dest = cli.work_dir.join("bundle");
-    let io = |e: std::io::Error| OpenError::Refused(format!("{}: {e}", cli.work_dir.display()));
+    let dest = work_dir.join("bundle");
+    let io = |e: std::io::Error| OpenError::Refused(format!("{}: {e}", work_dir.display()));
     if dest.exists() {
         fs::remove_dir_all(&dest).map_err(io)?;
     }
-    fs::create_dir_all(&cli.work_dir).map_err(io)?;
+    fs::create_dir_all(work_dir).map_err(io)?;
     fs::set_permissions(
-        &cli.work_dir,
+        work_dir,
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .map_err(io)?;
     release::open_any(&cli.bundle, &cli.public_keys, &dest)
-}
-
-/// apt with the bundle's packages as the only source, its own lists
-/// directory (the host's apt state is left alone), and the maintainer
-/// scripts told not to start the service (the installer starts it).
-fn install_package(cli: &Cli, release: &Release) -> Result<(), String> {
-    let packages = release.dir.join("packages/debian12");
-    if !packages.join("Packages").is_file() {
-        return Err(format!(
-            "the bundle has no apt index in {}",
-            packages.display()
-        ));
-    }
-    let apt = cli.work_dir.join("apt");
-    let lists = apt.join("lists");
-    fs::create_dir_all(lists.join("partial")).map_err(|e| format!("{}: {e}", lists.display()))?;
-    let sources = apt.join("sources.list");
-    // trusted=yes: every file of the bundle was verified against the
-    // vendor's signature above.
-    fs::write(
-        &sources,
-        format!("deb [trusted=yes] file:{} ./\n", packages.display()),
-    )
-    .map_err(|e| format!("{}: {e}", sources.display()))?;
-    let apt_get = |args: &[&str]| {
-        let mut cmd = Command::new("apt-get");
-        cmd.arg("-o")
-            .arg(format!("Dir::Etc::SourceList={}", sources.display()))
-            .args(["-o", "Dir::Etc::SourceParts=-"])
-            .arg("-o")
-            .arg(format!("Dir::State::Lists={}", lists.display()))
-            .args(["-o", "APT::Get::List-Cleanup=0"])
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .env("MOGOTHROW77_NO_START", "1");
-        system::run(&mut cmd)
-    };
-    apt_get(&["update", "-q"])?;
-    apt_get(&[
-        "install",
-        "-y",
-        "-q",
-        "-o",
-        "Dpkg::Options::=--force-confdef",
-        "-o",
-        "Dpkg::Options::=--force-confold",
-        "mogothrow77",
-    ])?;
-    Ok(())
 }
 
 /// The console URL, and the first-admin setup link while no user exists.

@@ -24,6 +24,16 @@ pub struct Check {
     pub fix: String,
 }
 
+impl Check {
+    pub fn passed(name: &'static str, detail: String) -> Check {
+        pass(name, detail)
+    }
+
+    pub fn failed(name: &'static str, detail: String, fix: &str) -> Check {
+        fail(name, detail, fix)
+    }
+}
+
 fn pass(name: &'static str, detail: String) -> Check {
     Check {
         name,
@@ -354,14 +364,68 @@ fn host_postgresql() -> Vec<u32> {
     majors
 }
 
-/// A supported PostgreSQL on the host, or one the bundle brings for
-/// managed mode (package layout: apt installs it from the bundle).
-fn postgresql(release: &Release, layout: Layout, external: bool) -> Check {
-    let supported = release
+/// What the installer asks apt for (package layout): `mogothrow77`, and
+/// the bundle's PostgreSQL by name, never left to a Recommends apt may
+/// drop: for the managed mode on a host with no supported PostgreSQL the
+/// server (`postgresql-15`); with an external database the client programs
+/// (`postgresql-client-15`: the backups before upgrades run `pg_dump`)
+/// unless the host has them.
+pub fn package_request(release: &Release, external: bool) -> Vec<String> {
+    let mut request = vec![system::PACKAGE.to_string()];
+    let supported = supported_postgresql(release);
+    let Some(major) = bundled_postgresql(release, &supported) else {
+        return request;
+    };
+    if external {
+        if !host_postgresql_clients()
+            .iter()
+            .any(|m| supported.contains(m))
+        {
+            request.push(format!("postgresql-client-{major}"));
+        }
+    } else if !host_postgresql().iter().any(|m| supported.contains(m)) {
+        request.push(format!("postgresql-{major}"));
+    }
+    request
+}
+
+/// Majors of the PostgreSQL client programs installed the Debian way
+/// (`/usr/lib/postgresql/N/bin/pg_dump`).
+fn host_postgresql_clients() -> Vec<u32> {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|major| Path::new(&format!("/usr/lib/postgresql/{major}/bin/pg_dump")).is_file())
+        .collect()
+}
+
+fn supported_postgresql(release: &Release) -> Vec<u32> {
+    release
         .data
         .release(release.target)
         .map(|r| r.postgresql.clone())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The newest supported PostgreSQL whose server package the bundle carries.
+fn bundled_postgresql(release: &Release, supported: &[u32]) -> Option<u32> {
+    supported
+        .iter()
+        .copied()
+        .filter(|major| {
+            !release
+                .listed(&format!("packages/debian12/postgresql-{major}_"), ".deb")
+                .is_empty()
+        })
+        .max()
+}
+
+/// A supported PostgreSQL on the host, or one the bundle brings for
+/// managed mode (package layout: apt installs it from the bundle).
+fn postgresql(release: &Release, layout: Layout, external: bool) -> Check {
+    let supported = supported_postgresql(release);
     let installed = host_postgresql();
     if let Some(major) = installed.iter().filter(|m| supported.contains(m)).max() {
         return pass(
@@ -391,16 +455,7 @@ fn postgresql(release: &Release, layout: Layout, external: bool) -> Check {
              bundle), or use an external PostgreSQL with --database-url-file",
         );
     }
-    let bundled: Vec<u32> = supported
-        .iter()
-        .copied()
-        .filter(|major| {
-            !release
-                .listed(&format!("packages/debian12/postgresql-{major}_"), ".deb")
-                .is_empty()
-        })
-        .collect();
-    match bundled.iter().max() {
+    match bundled_postgresql(release, &supported) {
         Some(major) => pass(
             "postgresql",
             format!("PostgreSQL {major} comes from the bundle (managed mode)"),

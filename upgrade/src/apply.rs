@@ -253,7 +253,7 @@ impl Run<'_> {
                     return Err(Failure::Refuse(format!(
                         "{}/current points to {current:?}, but the upgrade is from {}: \
                          point it back at releases/{} \
-                         (docs/upgrade.md#current-points-to-another-release)",
+                         (/usr/share/doc/mogothrow77/upgrade.md.gz, section current-points-to-another-release)",
                         layout::PLAIN_ROOT,
                         journal.from,
                         journal.from
@@ -447,7 +447,7 @@ impl Run<'_> {
                     system::server(&self.new_binary(journal), &self.opts.config, &["migrate"])
                         .map(|out| out.lines().collect::<Vec<_>>().join("; "))
                         .map_err(|e| {
-                            Failure::Fail(format!("{e} (docs/upgrade.md#a-migration-failed)"))
+                            Failure::Fail(format!("{e} (/usr/share/doc/mogothrow77/upgrade.md.gz, section a-migration-failed)"))
                         })
                 }
                 Step::Swap => self.swap(journal),
@@ -461,6 +461,7 @@ impl Run<'_> {
         journal.outcome = Outcome::Done;
         journal.message = None;
         self.save(journal)?;
+        remove_staging(&self.work, &self.report);
         if self.layout == Layout::Plain {
             // The new release and the previous one (for rollback) stay.
             match Plain::host().prune(&journal.from) {
@@ -550,7 +551,7 @@ impl Run<'_> {
         if free_state < need_state {
             return Err(Failure::Refuse(format!(
                 "{} has {} MiB free; the backup needs about {} MiB: free space there first \
-                 (docs/upgrade.md#not-enough-disk-space)",
+                 (/usr/share/doc/mogothrow77/upgrade.md.gz, section not-enough-disk-space)",
                 state.display(),
                 free_state >> 20,
                 need_state >> 20
@@ -562,7 +563,7 @@ impl Run<'_> {
         if free_root < need_root {
             return Err(Failure::Refuse(format!(
                 "{} has {} MiB free; the new release needs about {} MiB \
-                 (docs/upgrade.md#not-enough-disk-space)",
+                 (/usr/share/doc/mogothrow77/upgrade.md.gz, section not-enough-disk-space)",
                 programs.display(),
                 free_root >> 20,
                 need_root >> 20
@@ -608,8 +609,11 @@ impl Run<'_> {
         if journal.contract_pending {
             args.push("--test-restore");
         }
-        system::server(&self.new_binary(journal), &self.opts.config, &args)
-            .map_err(|e| fail(format!("{e} (docs/upgrade.md#the-backup-failed)")))?;
+        system::server(&self.new_binary(journal), &self.opts.config, &args).map_err(|e| {
+            fail(format!(
+                "{e} (/usr/share/doc/mogothrow77/upgrade.md.gz, section the-backup-failed)"
+            ))
+        })?;
         journal.backup = Some(archive.clone());
 
         let config_dir = self
@@ -664,7 +668,7 @@ impl Run<'_> {
             if current != journal.from {
                 return Err(format!(
                     "{}/current points to {current:?}, but the upgrade began from {}: \
-                     point it back at releases/{} (docs/upgrade.md#current-points-to-another-release)",
+                     point it back at releases/{} (/usr/share/doc/mogothrow77/upgrade.md.gz, section current-points-to-another-release)",
                     layout::PLAIN_ROOT,
                     journal.from,
                     journal.from
@@ -763,7 +767,7 @@ fn kept_rpm(releases: &Path, version: &str) -> Result<PathBuf, String> {
         return Err(format!(
             "the .rpm of the installed release {version} is not kept in {}: copy \
              {prefix}1.x86_64.rpm there from {version}'s offline bundle (packages/el8/) and \
-             run apply again (docs/upgrade.md#the-installed-rpm-is-not-kept)",
+             run apply again (/usr/share/doc/mogothrow77/upgrade.md.gz, section the-installed-rpm-is-not-kept)",
             releases.display()
         ));
     };
@@ -803,7 +807,7 @@ fn install_release(
             if let Some(listed) = system::installed_rpm_version().filter(|v| v.contains(", ")) {
                 return Err(format!(
                     "rpm lists mogothrow77 {listed}: an interrupted rpm -U left both \
-                     (docs/upgrade.md#rpm-lists-two-versions)"
+                     (/usr/share/doc/mogothrow77/upgrade.md.gz, section rpm-lists-two-versions)"
                 ));
             }
             system::install_rpm(package, older)?;
@@ -849,7 +853,7 @@ fn recover(
             .unwrap_or_else(|| "none was taken".to_string());
         let message = format!(
             "{text}. The database backup from before the upgrade: {backup}. \
-             See docs/upgrade.md#{section}"
+             See /usr/share/doc/mogothrow77/upgrade.md.gz, section {section}"
         );
         report.line(&format!("STOPPED  {message}"));
         journal.outcome = Outcome::NeedsAdmin;
@@ -1050,11 +1054,27 @@ fn recover(
         journal.from
     ));
     let _ = work.save(journal);
+    remove_staging(work, report);
     report.line(&format!(
         "ROLLED BACK  {} runs again{with_backup} and is ready ({reason})",
         journal.from
     ));
     Exit::Failed
+}
+
+/// Once an upgrade or rollback is finished the unpacked bundle and
+/// release in `staging/` are not needed again: a rollback uses the kept
+/// packages in `releases/` and the backup (docs/upgrade.md#what-the-tool-keeps).
+fn remove_staging(work: &WorkDir, report: &Report) {
+    let staging = work.root.join("staging");
+    if staging.exists() {
+        if let Err(e) = fs::remove_dir_all(&staging) {
+            report.line(&format!(
+                "note     the unpacked bundle was not removed: {}: {e}",
+                staging.display()
+            ));
+        }
+    }
 }
 
 /// `rollback`: returns to the release before the journal's upgrade.

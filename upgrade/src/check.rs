@@ -271,7 +271,7 @@ fn schema(release: &release::Release, inputs: &Inputs, scratch: &Path, plan: &mu
                 println!(
                     "note     rollback needs the backup: {} is a contract migration; once it ran, \
                      the installed release cannot run on the schema and going back means \
-                     restoring the backup (docs/upgrade.md#restoring-the-backup)",
+                     restoring the backup (/usr/share/doc/mogothrow77/upgrade.md.gz, section restoring-the-backup)",
                     contracts.join(", ")
                 );
             }

@@ -193,7 +193,7 @@ pub enum JournalError {
          `mogothrow77-upgrade status`"
     )]
     Busy { path: String },
-    #[error("the journal {path} is unreadable ({reason}); see docs/upgrade.md#the-journal-is-unreadable")]
+    #[error("the journal {path} is unreadable ({reason}); see /usr/share/doc/mogothrow77/upgrade.md.gz, section the-journal-is-unreadable")]
     Corrupt { path: String, reason: String },
 }
 

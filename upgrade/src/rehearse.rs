@@ -182,7 +182,7 @@ fn print_report(report: &Report, target: &str) {
     match report.failed() {
         Some(m) => println!(
             "FAILED   the upgrade to {target} would fail at V{}__{}: fix the cause above, then \
-             rehearse again (docs/upgrade.md#a-migration-failed)",
+             rehearse again (/usr/share/doc/mogothrow77/upgrade.md.gz, section a-migration-failed)",
             m.version, m.name
         ),
         None => {

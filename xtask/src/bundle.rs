@@ -181,26 +181,39 @@ fn minisign_sign(key: &Path, comment: &str, data: &[u8]) -> std::result::Result<
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let file = dir.join("manifest.json");
     fs::write(&file, data).map_err(|e| e.to_string())?;
+    let result = minisign_sign_file(key, comment, &file).and_then(|signature| {
+        fs::read_to_string(&signature).map_err(|e| format!("{}: {e}", signature.display()))
+    });
+    let _ = fs::remove_dir_all(&dir);
+    result
+}
+
+/// Signs `file` into `file.minisig` beside it (the layout `minisign -V`
+/// expects); returns the signature's path.
+fn minisign_sign_file(
+    key: &Path,
+    comment: &str,
+    file: &Path,
+) -> std::result::Result<PathBuf, String> {
     let out = Command::new("minisign")
         .arg("-S")
         .arg("-s")
         .arg(key)
         .arg("-m")
-        .arg(&file)
+        .arg(file)
         .args(["-t", comment])
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| format!("cannot run minisign (apt-get install minisign): {e}"))?;
-    let result = if out.status.success() {
-        fs::read_to_string(dir.join("manifest.json.minisig")).map_err(|e| e.to_string())
-    } else {
-        Err(format!(
+    if !out.status.success() {
+        return Err(format!(
             "minisign -S failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    };
-    let _ = fs::remove_dir_all(&dir);
-    result
+        ));
+    }
+    let mut signature = file.as_os_str().to_owned();
+    signature.push(".minisig");
+    Ok(PathBuf::from(signature))
 }
 
 /// Where the plain layout's unit runs the server from (`current` is the
@@ -466,7 +479,33 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
     })
     .map_err(|e| e.to_string())?;
     fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    if let Some(installer) = args.installer {
+        installer_beside(installer, args.key, version, &info.commit, args.out)?;
+    }
     Ok(out)
+}
+
+/// The installer also goes beside the zip, with its own minisign
+/// signature, so that a host with neither unzip nor minisign can start
+/// from it: the transfer machine checks `mogothrow77-install.minisig`, the
+/// offline host needs only a shell (docs/install.md).
+fn installer_beside(
+    installer: &Path,
+    key: &Path,
+    version: &str,
+    commit: &str,
+    out: &Path,
+) -> Result<()> {
+    let beside = out.join("mogothrow77-install");
+    fs::copy(installer, &beside).map_err(io(&beside))?;
+    fs::set_permissions(&beside, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(io(&beside))?;
+    minisign_sign_file(
+        key,
+        &format!("mogothrow77-install {version}, commit {commit}"),
+        &beside,
+    )?;
+    Ok(())
 }
 
 /// Verifies a bundle with the reader the installer uses, unpacking it to

@@ -68,7 +68,8 @@ enum Command {
         #[arg(long)]
         compat: Option<PathBuf>,
         /// The installer binary (`mogothrow77-install`), shipped at the
-        /// bundle's top level.
+        /// bundle's top level and beside it in --out with its own
+        /// signature (`mogothrow77-install.minisig`).
         #[arg(long)]
         installer: Option<PathBuf>,
     },

@@ -1,35 +1,24 @@
 #!/usr/bin/env bash
-# Real install test: a minimal Debian (rootfs.sh) booted with systemd as
-# PID 1 (systemd-nspawn) and the network off (--private-network). Inside, a
-# test unit installs mogothrow77 with apt from one of two sources:
-#   bundle DIR  - Debian 12 with the unpacked offline bundle as the only apt
-#                 source (PostgreSQL comes from the bundle);
-#   deb FILE    - another release (e.g. Debian 11, for the portable binary)
-#                 with its own PostgreSQL preinstalled and the .deb alone.
-# Then it waits for the service to become active (Type=notify: only after
+# Real install test of the .deb alone: a minimal Debian (rootfs.sh) of
+# another release (Debian 11, for the portable binary) with its own
+# PostgreSQL, procps and curl preinstalled, booted with systemd as PID 1
+# (systemd-nspawn) and the network off (--private-network). Inside, a test
+# unit installs the .deb with apt (no other source; the offline bundle's
+# install on Debian 12 is offline-install-in-nspawn.sh). Then it waits for
+# the service to become active (Type=notify: only after
 # READY=1), calls /readyz over TLS, runs `mogothrow77 check`, reloads, scores
 # the sandbox with `systemd-analyze security`, stops, restarts and purges.
 # The host checks every result line; non-zero on any failure.
 #
-# usage: deb-install-in-nspawn.sh bundle UNPACKED_BUNDLE_DIR [BUNDLE.zip PUBLIC_KEY]
-#        deb-install-in-nspawn.sh deb PACKAGE.deb SUITE
-# With the bundle's zip and its public key, the installed mogothrow77-upgrade
-# also checks that bundle on the host (same version: refused, exit 10).
+# usage: deb-install-in-nspawn.sh PACKAGE.deb SUITE
 set -euo pipefail
 
-mode=$1
-source=$(readlink -f "$2")
+source=$(readlink -f "$1")
+suite=${2:?usage: $0 PACKAGE.deb SUITE}
 here=$(dirname "$(readlink -f "$0")")
 max_exposure=1.5
 command -v systemd-nspawn >/dev/null || { echo "missing systemd-nspawn: apt-get install systemd-container" >&2; exit 2; }
-case "$mode" in
-  bundle)
-    [ -f "$source/packages/debian12/Packages" ] || { echo "$source is not an unpacked offline bundle" >&2; exit 2; }
-    cache=$("$here/rootfs.sh" bookworm) ;;
-  deb)
-    cache=$("$here/rootfs.sh" "${3:?suite}" postgresql) ;;
-  *) echo "usage: $0 bundle DIR | deb FILE SUITE" >&2; exit 2 ;;
-esac
+cache=$("$here/rootfs.sh" "$suite" procps,curl,ca-certificates,postgresql)
 
 work=$(mktemp -d /var/tmp/m77-nspawn.XXXXXX)
 cleanup() { rm -rf "$work"; }
@@ -37,17 +26,8 @@ trap cleanup EXIT
 cp -a "$cache" "$work/root"
 root=$work/root
 mkdir -p "$root/root/bundle"
-if [ "$mode" = bundle ]; then
-  cp -a "$source/packages/debian12/." "$root/root/bundle/"
-  if [ -n "${3:-}" ]; then
-    cp "$3" "$root/root/offline.zip"
-    cp "$4" "$root/root/release.pub"
-  fi
-  echo 'deb [trusted=yes] file:/root/bundle ./' >"$root/root/apt-sources.list"
-else
-  cp "$source" "$root/root/bundle/"
-  : >"$root/root/apt-sources.list"
-fi
+cp "$source" "$root/root/bundle/"
+: >"$root/root/apt-sources.list"
 
 cat >"$root/root/install-test.sh" <<'EOF'
 #!/bin/bash
@@ -65,14 +45,9 @@ wait_active() {
   return 1
 }
 
-# No network: the bundle (or the lone .deb) is the only package source.
+# No network: the lone .deb is the only package source.
 apt_offline="-o Dir::Etc::SourceList=/root/apt-sources.list -o Dir::Etc::SourceParts=-"
-if [ -s /root/apt-sources.list ]; then
-  check apt-update-from-bundle apt-get $apt_offline update
-  check install-from-bundle env DEBIAN_FRONTEND=noninteractive apt-get $apt_offline install -y mogothrow77
-else
-  check install-deb env DEBIAN_FRONTEND=noninteractive apt-get $apt_offline install -y /root/bundle/*.deb
-fi
+check install-deb env DEBIAN_FRONTEND=noninteractive apt-get $apt_offline install -y /root/bundle/*.deb
 check postgresql-installed sh -c 'ls /usr/lib/postgresql/*/bin/initdb'
 grep PRETTY_NAME /etc/os-release >>"$out"
 check service-active wait_active
@@ -91,14 +66,6 @@ postgres_child_of_service() {
 }
 check postgres-child-of-service postgres_child_of_service
 check admin-check mogothrow77 check
-if [ -f /root/offline.zip ]; then
-  upgrade_same_version() {
-    mogothrow77-upgrade check /root/offline.zip --public-key /root/release.pub >/root/upgrade-check.txt 2>&1
-    [ $? -eq 10 ] && grep -q "is already installed" /root/upgrade-check.txt \
-      && grep -q "signature and .* file digests verified" /root/upgrade-check.txt
-  }
-  check upgrade-check-same-version upgrade_same_version
-fi
 check config-private sh -c '[ "$(stat -c %a:%G /etc/mogothrow77/config.toml)" = 640:mogothrow77 ]'
 check reload sh -c 'systemctl reload mogothrow77 && sleep 1 && [ "$(systemctl is-active mogothrow77)" = active ]'
 systemd-analyze security --no-pager mogothrow77.service >/root/security.txt 2>&1

@@ -51,7 +51,7 @@ rpm_n=$(ls "$unpacked"/packages/el8/mogothrow77-*.x86_64.rpm 2>/dev/null | head 
 command -v rpmbuild >/dev/null || { echo "missing rpmbuild: apt-get install rpm" >&2; exit 2; }
 # rpm (Debian's package of it) in the test host: the rpm layout is driven
 # by rpm(8) as on RHEL-family hosts.
-cache=$("$here/rootfs.sh" bookworm rpm)
+cache=$("$here/rootfs.sh" bookworm procps,curl,ca-certificates,rpm)
 
 work=$(mktemp -d /var/tmp/m77-upgrade.XXXXXX)
 cleanup() { rm -rf "$work"; }
@@ -502,7 +502,7 @@ rpm_two_listed() {
     && [ "$(rpm -q mogothrow77 | wc -l)" = 2 ]
 }
 check rpm-two-listed rpm_two_listed
-check rpm-two-listed-stops expect 11 "docs/upgrade.md#rpm-lists-two-versions" mogothrow77-upgrade rollback
+check rpm-two-listed-stops expect 11 "upgrade.md.gz, section rpm-lists-two-versions" mogothrow77-upgrade rollback
 serves() { curl -sk --max-time 5 "$api/readyz" | grep -q "\"version\":\"$1\""; }
 check rpm-two-listed-still-serving serves "$N2"
 

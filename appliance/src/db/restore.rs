@@ -37,7 +37,7 @@ pub enum RestoreError {
         "role {role} cannot drop and recreate the objects owned by {owners} in database \
          {database}: move objects that are not the appliance's out of its database, have your \
          DBA grant {role} the roles that own the appliance's (GRANT {owners} TO {role}), or \
-         restore with your DBA's tools (docs/upgrade.md#restoring-the-backup); nothing was \
+         restore with your DBA's tools (/usr/share/doc/mogothrow77/upgrade.md.gz, section restoring-the-backup); nothing was \
          changed"
     )]
     Owners {
