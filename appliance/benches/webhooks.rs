@@ -21,7 +21,7 @@ use axum::body::Bytes;
 use harness::api::Site;
 use harness::pg::{pool, shared};
 use harness::receiver::{Answer, Receiver};
-use mogothrow77::webhooks::guard::{Cidr, Policy};
+use mogothrow77::config::{AddressPolicy, Cidr};
 use mogothrow77::webhooks::outbound::{Outbound, Trace};
 use mogothrow77::webhooks::{self, signing, EventType};
 use serde_json::json;
@@ -90,7 +90,7 @@ async fn straight(concurrency: usize) -> f64 {
     let receiver = Receiver::start("127.0.0.1", vec![Answer::status(204)]).await;
     let outbound = Arc::new(
         Outbound::new(
-            Policy {
+            AddressPolicy {
                 allow: vec![Cidr::parse("127.0.0.1/32").expect("cidr")],
                 deny_private: false,
             },

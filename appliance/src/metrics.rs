@@ -304,7 +304,9 @@ impl Metrics {
             .get_or_create(&BuildLabels {
                 version: env!("APPLIANCE_VERSION").to_string(),
                 commit: env!("APPLIANCE_GIT_COMMIT").to_string(),
-                schema_level: crate::db::migrate::binary_level(),
+                // The newest migration embedded (build.rs): what
+                // `db::migrate::binary_level` reads back at run time.
+                schema_level: env!("APPLIANCE_SCHEMA_LEVEL").parse().unwrap_or(0),
             })
             .set(1);
         registry.register(

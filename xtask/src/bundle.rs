@@ -453,7 +453,7 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
         path: "compat-matrix.md".to_string(),
         source: workspace().join("compat-matrix.md"),
     });
-    for doc in crate::deb::SHIPPED_DOCS {
+    for doc in crate::deb::shipped_docs()? {
         files.push(BundleFile {
             path: format!("docs/{doc}"),
             source: workspace().join("docs").join(doc),

@@ -104,23 +104,29 @@ fn md5sums(stage: &Path) -> Result<String> {
 }
 
 /// The documents the packages (gzipped, under /usr/share/doc/mogothrow77/)
-/// and the bundle (under docs/) carry, below `docs/`: every one the tools'
-/// messages and the other documents point to.
-pub const SHIPPED_DOCS: [&str; 13] = [
-    "install.md",
-    "upgrade.md",
-    "configuration.md",
-    "operations.md",
-    "observability.md",
-    "security.md",
-    "api.md",
-    "records.md",
-    "webhooks.md",
-    "runbooks/alerts.md",
-    "runbooks/audit-log-tampered.md",
-    "runbooks/database-unreachable.md",
-    "runbooks/postgresql-major-upgrade.md",
-];
+/// and the bundle (under docs/) carry: every Markdown file below `docs/`
+/// (paths relative to it, sorted) — the same set the server serves as HTML
+/// under `/docs/`, so whatever a message or another document points to is
+/// on site.
+pub fn shipped_docs() -> Result<Vec<String>> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+        for entry in fs::read_dir(dir).map_err(io(dir))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.is_dir() {
+                walk(root, &path, out)?;
+            } else if path.extension().is_some_and(|e| e == "md") {
+                let rel = path.strip_prefix(root).map_err(|e| e.to_string())?;
+                out.push(rel.to_string_lossy().to_string());
+            }
+        }
+        Ok(())
+    }
+    let root = workspace().join("docs");
+    let mut docs = Vec::new();
+    walk(&root, &root, &mut docs)?;
+    docs.sort();
+    Ok(docs)
+}
 
 /// The monitoring files the packages and the bundle carry, below `monitoring/`.
 pub const MONITORING_FILES: [&str; 5] = [
@@ -158,8 +164,8 @@ pub fn stage_payload(stage: &Path, binary: &Path) -> Result<()> {
         0o644,
     )?;
     let doc = "/usr/share/doc/mogothrow77";
-    for name in SHIPPED_DOCS {
-        let path = workspace().join("docs").join(name);
+    for name in shipped_docs()? {
+        let path = workspace().join("docs").join(&name);
         let text = fs::read(&path).map_err(io(&path))?;
         write(stage, &format!("{doc}/{name}.gz"), &gzip(&text)?, 0o644)?;
     }

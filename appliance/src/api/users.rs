@@ -84,7 +84,7 @@ struct CreateUser {
 fn email_of(raw: Option<&str>) -> Result<Option<String>, ErrorBody> {
     match raw.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(address) => crate::notify::smtp::check_address(address)
+        Some(address) => crate::config::check_address(address)
             .map(|()| Some(address.to_string()))
             .map_err(|m| invalid_field("email", m)),
     }

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::cidr::Cidr;
 use super::secret::{read_secret_file, PrivateFileError, Secret};
-use crate::webhooks::guard::Cidr;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

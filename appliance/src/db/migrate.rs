@@ -435,6 +435,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_build_time_schema_level_is_the_embedded_one() {
+        // /metrics and `version` print APPLIANCE_SCHEMA_LEVEL without
+        // reading the migrations; it must be what they hold.
+        assert_eq!(
+            Ok(binary_level()),
+            env!("APPLIANCE_SCHEMA_LEVEL").parse::<i32>()
+        );
+    }
+
+    #[test]
     fn every_embedded_migration_declares_its_kind() {
         let known = known().expect("kinds declared");
         assert!(!known.is_empty());

@@ -77,7 +77,7 @@ impl Connections {
             });
         };
         let parse = |role: &'static str, url: &str| {
-            normalize_sslmode(url)
+            crate::config::normalize_sslmode(url)
                 .parse::<tokio_postgres::Config>()
                 .map_err(|e| DbError::BadUrl {
                     role,
@@ -215,15 +215,6 @@ pub fn describe_pool_error(e: &deadpool_postgres::PoolError) -> String {
         deadpool_postgres::PoolError::Backend(pg) => describe_pg_error(pg),
         other => other.to_string(),
     }
-}
-
-/// tokio-postgres knows `sslmode` disable, prefer and require; libpq's
-/// `verify-ca` and `verify-full` mean "require, and verify", which is what
-/// `require` does here (the server certificate and host name are always
-/// verified), so they are accepted as `require`.
-pub fn normalize_sslmode(url: &str) -> String {
-    url.replace("sslmode=verify-full", "sslmode=require")
-        .replace("sslmode=verify-ca", "sslmode=require")
 }
 
 /// TLS to the database: `database.ca_file` when set, else the system store.

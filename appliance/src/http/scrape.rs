@@ -13,8 +13,8 @@ use std::sync::RwLock;
 
 use axum::http::HeaderMap;
 
+use crate::config::Cidr;
 use crate::config::{MetricsAccess, Secret};
-use crate::webhooks::guard::Cidr;
 
 /// Why a scrape was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,7 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
             .ok_or_else(|| JobError::Permanent(format!("the message has no {name}")))
     };
     let (to, subject, body) = (field("to")?, field("subject")?, field("body")?);
-    crate::notify::smtp::check_address(&to).map_err(JobError::Permanent)?;
+    crate::config::check_address(&to).map_err(JobError::Permanent)?;
     ctx.check()?;
     let mut span = Span::start("smtp send", Kind::Client, None);
     span.set("server.address", email.mailer.host().to_string());

@@ -6,7 +6,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -15,42 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::config::Secret;
-
-/// How the connection is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
-    /// Plain connection upgraded with `STARTTLS` (port 587); a server that
-    /// does not offer it is refused.
-    StartTls,
-    /// TLS from the first byte (port 465).
-    Tls,
-    /// No TLS: only for a relay on the same host or a trusted network.
-    None,
-}
-
-impl Security {
-    pub fn parse(s: &str) -> Option<Security> {
-        match s {
-            "starttls" => Some(Security::StartTls),
-            "tls" => Some(Security::Tls),
-            "none" => Some(Security::None),
-            _ => None,
-        }
-    }
-}
-
-/// Where and how to send (`Debug` redacts the password).
-#[derive(Clone, Debug)]
-pub struct Relay {
-    pub host: String,
-    pub port: u16,
-    pub security: Security,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub from: String,
-    pub timeout: Duration,
-}
+use crate::config::{SmtpRelay, SmtpSecurity};
 
 /// Why a message was not accepted.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -74,7 +38,7 @@ pub struct CaFileError {
 /// The client, ready to send.
 #[derive(Clone)]
 pub struct Mailer {
-    relay: Relay,
+    relay: SmtpRelay,
     tls: TlsConnector,
 }
 
@@ -95,7 +59,7 @@ pub struct Message<'a> {
 }
 
 impl Mailer {
-    pub fn new(relay: Relay, ca_file: Option<&Path>) -> Result<Mailer, CaFileError> {
+    pub fn new(relay: SmtpRelay, ca_file: Option<&Path>) -> Result<Mailer, CaFileError> {
         let config = crate::tls::client_config(ca_file, true).map_err(|e| CaFileError {
             path: e.path,
             reason: e.reason,
@@ -135,12 +99,12 @@ impl Mailer {
                 ))
             })?;
         match r.security {
-            Security::None => self.session(BufReader::new(tcp), true, message).await,
-            Security::Tls => {
+            SmtpSecurity::None => self.session(BufReader::new(tcp), true, message).await,
+            SmtpSecurity::Tls => {
                 let tls = self.handshake(tcp).await?;
                 self.session(BufReader::new(tls), true, message).await
             }
-            Security::StartTls => {
+            SmtpSecurity::StartTls => {
                 let mut s = BufReader::new(tcp);
                 expect(&mut s, "the greeting", 220).await?;
                 let extensions = ehlo(&mut s).await?;
@@ -187,7 +151,7 @@ impl Mailer {
         }
         ehlo(&mut s).await?;
         if let (Some(user), Some(password)) = (&r.username, &r.password) {
-            if r.security == Security::None {
+            if r.security == SmtpSecurity::None {
                 return Err(SmtpError::Permanent(
                     "refusing to send the SMTP password without TLS".to_string(),
                 ));
@@ -323,26 +287,6 @@ async fn ehlo<S: AsyncRead + AsyncWrite + Unpin>(
         .collect())
 }
 
-/// An address the appliance writes into a command or a header: no
-/// control characters, brackets, commas or spaces, one `@`.
-pub fn check_address(address: &str) -> Result<(), String> {
-    let bad = address.len() > 254
-        || address
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || "<>,;\"()[]\\".contains(c))
-        || address.matches('@').count() != 1
-        || address.starts_with('@')
-        || address.ends_with('@')
-        || address.ends_with('.');
-    if bad {
-        Err(format!(
-            "{address:?} is not an e-mail address; expected name@domain, at most 254 characters"
-        ))
-    } else {
-        Ok(())
-    }
-}
-
 /// A header value: plain when ASCII, else RFC 2047 encoded; never a line
 /// break.
 fn header_text(text: &str) -> String {
@@ -382,28 +326,6 @@ pub fn render(from: &str, m: &Message<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_cannot_inject_commands_or_headers() {
-        for good in ["ada@example.com", "a.b+tag@sub.example.org", "x@localhost"] {
-            assert_eq!(check_address(good), Ok(()), "{good}");
-        }
-        for bad in [
-            "",
-            "no-at",
-            "two@@x",
-            "a@b@c",
-            "@x.org",
-            "x@",
-            "a b@x.org",
-            "a@x.org\r\nRCPT TO:<evil@x.org>",
-            "a@x.org>",
-            "<a@x.org",
-            "a,b@x.org",
-        ] {
-            assert!(check_address(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn messages_encode_subject_and_body_safely() {

@@ -123,10 +123,10 @@ pub fn init(settings: &TelemetrySettings) -> Result<(), crate::tls::CaFileError>
     let spans = match &settings.endpoint {
         Some(endpoint) => {
             // The collector is the admin's own choice: any address.
-            let policy = crate::webhooks::guard::Policy {
+            let policy = crate::config::AddressPolicy {
                 allow: ["0.0.0.0/0", "::/0"]
                     .iter()
-                    .filter_map(|c| crate::webhooks::guard::Cidr::parse(c).ok())
+                    .filter_map(|c| crate::config::Cidr::parse(c).ok())
                     .collect(),
                 deny_private: false,
             };

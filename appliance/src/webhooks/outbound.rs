@@ -19,7 +19,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::guard::Policy;
+use crate::config::AddressPolicy;
 
 /// Redirects followed at most.
 const MAX_REDIRECTS: usize = 3;
@@ -82,7 +82,7 @@ pub struct Trace {
 #[derive(Clone)]
 pub struct Outbound {
     tls: TlsConnector,
-    policy: Policy,
+    policy: AddressPolicy,
     timeout: Duration,
     user_agent: &'static str,
 }
@@ -155,7 +155,7 @@ pub fn check_url(url: &str) -> Result<(), SendError> {
 
 impl Outbound {
     pub fn new(
-        policy: Policy,
+        policy: AddressPolicy,
         timeout: Duration,
         ca_file: Option<&Path>,
         user_agent: &'static str,

@@ -1,0 +1,28 @@
+//! `[api]`: request rate and query time limits.
+
+use serde::{Deserialize, Serialize};
+
+use super::in_range;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub rate_limit_per_minute: u32,
+    pub query_timeout_ms: u64,
+}
+
+/// Checks the section; each problem is reported as `(key, message)`.
+pub fn check(c: &ApiConfig, problem: &mut impl FnMut(&str, String)) {
+    in_range(
+        problem,
+        "api.rate_limit_per_minute",
+        u64::from(c.rate_limit_per_minute),
+        1..=1_000_000,
+    );
+    in_range(
+        problem,
+        "api.query_timeout_ms",
+        c.query_timeout_ms,
+        100..=600_000,
+    );
+}

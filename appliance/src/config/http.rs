@@ -1,0 +1,42 @@
+//! `[http]`: the listener's time and size limits.
+
+use serde::{Deserialize, Serialize};
+
+use super::in_range;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub header_read_timeout_secs: u64,
+    pub tls_handshake_timeout_secs: u64,
+    pub body_limit_bytes: usize,
+    pub shutdown_grace_secs: u64,
+}
+
+/// Checks the section; each problem is reported as `(key, message)`.
+pub fn check(c: &HttpConfig, problem: &mut impl FnMut(&str, String)) {
+    in_range(
+        problem,
+        "http.header_read_timeout_secs",
+        c.header_read_timeout_secs,
+        1..=3600,
+    );
+    in_range(
+        problem,
+        "http.tls_handshake_timeout_secs",
+        c.tls_handshake_timeout_secs,
+        1..=3600,
+    );
+    in_range(
+        problem,
+        "http.shutdown_grace_secs",
+        c.shutdown_grace_secs,
+        0..=3600,
+    );
+    in_range(
+        problem,
+        "http.body_limit_bytes",
+        c.body_limit_bytes as u64,
+        1024..=1 << 30,
+    );
+}
