@@ -2,6 +2,7 @@
 //! the modules.
 
 pub mod api;
+pub mod app;
 pub mod audit;
 pub mod authz;
 pub mod cache;
@@ -20,9 +21,11 @@ pub mod monitoring;
 pub mod notify;
 pub mod privileges;
 pub mod records;
+pub mod router;
 pub mod serve;
 pub mod startup;
 pub mod systemd;
 pub mod telemetry;
 pub mod tls;
+pub mod web;
 pub mod webhooks;

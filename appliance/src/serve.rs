@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::api::ratelimit::RateLimiter;
+use crate::app::{AppState, Shared};
 use crate::config::Settings;
 use crate::db::migrate;
 use crate::exit::Exit;
-use crate::http::{self, server, AppState};
+use crate::http::rate_limiter::RateLimiter;
+use crate::http::server;
 use crate::identity::keys::ServerKeys;
 use crate::identity::{setup, AuthSettings};
 use crate::metrics::Metrics;
@@ -237,7 +238,7 @@ async fn serve_with_database(
         &settings.metrics,
         config.tls.enabled,
     ));
-    let state = AppState::new(crate::http::Shared {
+    let state = AppState::new(Shared {
         pool: pool.clone(),
         metrics: metrics.clone(),
         scrape: scrape.clone(),
@@ -259,7 +260,7 @@ async fn serve_with_database(
             (config.database.pool_size / 4).max(1),
         )),
     });
-    let app = http::router(state);
+    let app = crate::router::router(state);
     let listener = TcpListener::from_std(listener).map_err(|e| StartError::Bind {
         addr: settings.listen.to_string(),
         reason: e.to_string(),

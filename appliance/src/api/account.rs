@@ -12,10 +12,10 @@ use time::OffsetDateTime;
 use super::auth::{new_password_hash, too_many_attempts, with_cookie};
 use super::idempotency::one_time;
 use super::{blocking, invalid_field, parse_id, Api, ApiJson, Ctx, Method};
+use crate::app::AppState;
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission, Principal};
 use crate::http::error::{ErrorBody, ErrorCode};
-use crate::http::AppState;
 use crate::identity::{password, sessions, throttle, tokens, totp, users};
 
 pub fn routes(api: Api) -> Api {

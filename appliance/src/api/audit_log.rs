@@ -9,9 +9,9 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{invalid_field, Api, ApiQuery, Method};
+use crate::app::AppState;
 use crate::authz::{Access, Permission};
 use crate::http::error::{ErrorBody, ErrorCode};
-use crate::http::AppState;
 
 pub fn routes(api: Api) -> Api {
     api.route(

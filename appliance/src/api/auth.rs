@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{blocking, invalid_field, Api, ApiJson, Ctx, Method};
+use crate::app::AppState;
 use crate::audit::{self, Event, Outcome};
 use crate::authz::{Access, Credential, Role};
 use crate::http::error::{ErrorBody, ErrorCode};
-use crate::http::AppState;
 use crate::identity::{password, sessions, setup, throttle, totp, users};
 
 pub fn routes(api: Api) -> Api {

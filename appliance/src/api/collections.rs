@@ -11,11 +11,11 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json_};
 
 use super::{invalid_field, Api, ApiJson, ApiQuery, Ctx, Method};
+use crate::app::AppState;
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::cache::Caches;
 use crate::http::error::{ErrorBody, ErrorCode};
-use crate::http::AppState;
 use crate::records::schema::{self, NewField, SchemaError};
 use crate::records::{self, Collection};
 

@@ -31,10 +31,10 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::collections::load;
 use super::{invalid_field, page_limit, parse_id, Api, ApiJson, ApiQuery, Ctx, Method};
+use crate::app::AppState;
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission, Principal, Role};
 use crate::http::error::{ErrorBody, ErrorCode};
-use crate::http::AppState;
 use crate::jobs::export::{self as stored, StoredExport};
 use crate::records::export::{self, Export, Plan, PlanError};
 

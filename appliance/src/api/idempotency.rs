@@ -14,8 +14,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{client_addr, Caller};
+use crate::app::AppState;
 use crate::http::error::{ErrorBody, ErrorCode};
-use crate::http::AppState;
 
 pub const HEADER: &str = "idempotency-key";
 

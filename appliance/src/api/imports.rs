@@ -20,10 +20,10 @@ use serde_json::json;
 
 use super::collections::load;
 use super::{invalid_field, page_limit, parse_id, Api, ApiQuery, Ctx, Method};
+use crate::app::AppState;
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission, Principal, Role};
 use crate::http::error::{ErrorBody, ErrorCode};
-use crate::http::AppState;
 use crate::jobs::import::{self as stored, StoredImport};
 use crate::records::import::{Format, Mode, Reader};
 

@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{invalid_field, page_limit, parse_id, Api, ApiQuery, Ctx, Method};
+use crate::app::AppState;
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::http::error::{ErrorBody, ErrorCode};
-use crate::http::AppState;
 use crate::jobs::queue::{self, ChangeError};
 
 const STATES: [&str; 5] = ["queued", "running", "succeeded", "dead", "cancelled"];

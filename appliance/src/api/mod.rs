@@ -33,11 +33,11 @@ use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 
+use crate::app::AppState;
 use crate::audit;
 use crate::authz::{Access, Principal};
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::http::request_id::RequestId;
-use crate::http::AppState;
 use crate::identity::{sessions, tokens};
 
 /// HTTP methods the API uses.

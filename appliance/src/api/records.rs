@@ -11,10 +11,10 @@ use serde_json::{json, Map, Value as Json_};
 
 use super::collections::{load, load_cached, reload};
 use super::{invalid_field, Api, ApiJson, ApiQuery, Ctx, Method};
+use crate::app::AppState;
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::http::error::{ErrorBody, ErrorCode};
-use crate::http::AppState;
 use crate::records::filter::{self, Limits};
 use crate::records::query::{self, Listing, QueryError};
 use crate::records::store::{self, Record, WriteError};

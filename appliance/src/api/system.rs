@@ -7,11 +7,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Api, ApiJson, Ctx, Method};
+use crate::app::AppState;
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::db::migrate;
 use crate::http::error::ErrorBody;
-use crate::http::AppState;
 
 pub fn routes(api: Api) -> Api {
     api.route(

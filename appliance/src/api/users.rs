@@ -10,10 +10,10 @@ use serde_json::json;
 
 use super::auth::{check_display_name, new_password_hash};
 use super::{invalid_field, parse_id, Api, ApiJson, Ctx, Method};
+use crate::app::AppState;
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission, Role};
 use crate::http::error::{ErrorBody, ErrorCode};
-use crate::http::AppState;
 use crate::identity::{sessions, users};
 
 pub fn routes(api: Api) -> Api {

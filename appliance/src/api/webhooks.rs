@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 
 use super::collections::load;
 use super::{invalid_field, page_limit, parse_id, Api, ApiJson, ApiQuery, Ctx, Method};
+use crate::app::AppState;
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::http::error::{ErrorBody, ErrorCode};
-use crate::http::AppState;
 use crate::webhooks::outbound::check_url;
 use crate::webhooks::store::{self, Definition, Webhook};
 use crate::webhooks::EventType;

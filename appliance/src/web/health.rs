@@ -10,11 +10,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::error::{ErrorBody, ErrorCode};
-use super::scrape::Refusal;
-use super::AppState;
+use crate::app::AppState;
 use crate::db::describe_pool_error;
 use crate::db::migrate;
+use crate::http::error::{ErrorBody, ErrorCode};
+use crate::http::scrape::Refusal;
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))

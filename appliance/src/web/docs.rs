@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use super::error::{ErrorBody, ErrorCode};
-use super::AppState;
+use crate::app::AppState;
 use crate::docs;
+use crate::http::error::{ErrorBody, ErrorCode};
 
 const STYLE: &str = include_str!("../../console/docs.css");
 

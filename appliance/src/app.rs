@@ -1,0 +1,64 @@
+//! The application's state: what every handler shares. State only — the
+//! router is assembled in `router.rs`, the transport is `http`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+
+use crate::http::rate_limiter::RateLimiter;
+use crate::http::scrape::ScrapeAccess;
+use crate::identity::keys::ServerKeys;
+use crate::identity::AuthSettings;
+use crate::metrics::Metrics;
+
+/// What handlers share: cloned for every extractor of every request, so
+/// one pointer ([`Shared`] behind an `Arc`).
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The state itself.
+pub struct Shared {
+    pub pool: Pool,
+    pub metrics: Arc<Metrics>,
+    /// Who may read `/metrics`.
+    pub scrape: Arc<ScrapeAccess>,
+    /// Directories whose file systems `/metrics` reports, by label.
+    pub watched_dirs: Vec<(&'static str, std::path::PathBuf)>,
+    /// Bound for database checks made on behalf of a request.
+    pub db_timeout: Duration,
+    pub keys: ServerKeys,
+    pub auth: AuthSettings,
+    /// API tokens and collection catalogs, kept true by notifications.
+    pub caches: Arc<crate::cache::Caches>,
+    /// Streamed exports running at once on this replica (each holds a
+    /// database connection while it runs).
+    pub exports: Arc<tokio::sync::Semaphore>,
+    /// How long a stored export stays downloadable (`jobs.export_retention_hours`).
+    pub export_retention: Duration,
+    /// Attempts per webhook delivery (`webhooks.max_attempts`).
+    pub webhook_attempts: i32,
+    pub rate_limiter: Arc<RateLimiter>,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Largest import file, in bytes (`jobs.import_max_mb`): the one route
+    /// whose body may exceed `body_limit`, streamed to the database.
+    pub import_limit: usize,
+    /// Import uploads being received at once on this replica (each holds a
+    /// database connection and a transaction while the file arrives).
+    pub imports: Arc<tokio::sync::Semaphore>,
+}

@@ -1,0 +1,40 @@
+//! The whole application's router: the API (`api`), the other endpoints
+//! (`web`: health, metrics, console, docs) and the middleware every request
+//! passes through (`http`). The one module that names both.
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+
+use crate::app::AppState;
+use crate::http::body_limit::{self, BodyLimit};
+use crate::http::{error, headers, observe, request_id};
+
+/// The whole application: every route, then the middleware every request
+/// passes through (outermost last): body limit, metrics and access log,
+/// security headers, request id.
+pub fn router(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
+    let body_limit = state.body_limit;
+    let import_limit = state.import_limit;
+    let routes = Router::new()
+        .merge(crate::web::health::router())
+        .merge(crate::api::router(state.clone()))
+        .merge(crate::web::console::router())
+        .merge(crate::web::docs::router())
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            BodyLimit {
+                general: body_limit,
+                import: import_limit,
+            },
+            body_limit::middleware,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            observe::middleware,
+        ));
+    headers::apply(routes).layer(axum::middleware::from_fn(request_id::middleware))
+}
