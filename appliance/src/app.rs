@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 
+use crate::cache::Cache;
 use crate::http::rate_limiter::RateLimiter;
 use crate::http::scrape::ScrapeAccess;
 use crate::identity::keys::ServerKeys;
+use crate::identity::tokens::CachedToken;
 use crate::identity::AuthSettings;
+use crate::listen::{Subscriber, AUTH_CHANNEL, CATALOG_CHANNEL};
 use crate::metrics::Metrics;
+use crate::records::Collection;
 
 /// What handlers share: cloned for every extractor of every request, so
 /// one pointer ([`Shared`] behind an `Arc`).
@@ -44,7 +48,7 @@ pub struct Shared {
     pub keys: ServerKeys,
     pub auth: AuthSettings,
     /// API tokens and collection catalogs, kept true by notifications.
-    pub caches: Arc<crate::cache::Caches>,
+    pub caches: Arc<Caches>,
     /// Streamed exports running at once on this replica (each holds a
     /// database connection while it runs).
     pub exports: Arc<tokio::sync::Semaphore>,
@@ -61,4 +65,49 @@ pub struct Shared {
     /// Import uploads being received at once on this replica (each holds a
     /// database connection and a transaction while the file arrives).
     pub imports: Arc<tokio::sync::Semaphore>,
+}
+
+/// The replica's caches, kept true by the notifications `crate::listen`
+/// hands them.
+pub struct Caches {
+    /// API tokens by the SHA-256 digest of their secret.
+    pub tokens: Cache<Vec<u8>, CachedToken>,
+    /// Collections (visible fields) by name.
+    pub catalog: Cache<String, Arc<Collection>>,
+}
+
+impl Caches {
+    pub fn new() -> Arc<Caches> {
+        Arc::new(Caches {
+            tokens: Cache::new(),
+            catalog: Cache::new(),
+        })
+    }
+
+    /// Forgets everything: after a change made through this replica, which
+    /// must be visible to its next request before the notification arrives.
+    pub fn clear(&self) {
+        self.tokens.clear();
+        self.catalog.clear();
+    }
+
+    /// Whether the invalidation listener is connected (the caches are used).
+    pub fn is_live(&self) -> bool {
+        self.tokens.is_live()
+    }
+}
+
+impl Subscriber for Caches {
+    fn notified(&self, channel: &str) {
+        match channel {
+            AUTH_CHANNEL => self.tokens.clear(),
+            CATALOG_CHANNEL => self.catalog.clear(),
+            _ => {}
+        }
+    }
+
+    fn connected(&self, up: bool) {
+        self.tokens.set_live(up);
+        self.catalog.set_live(up);
+    }
 }

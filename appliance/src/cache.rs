@@ -1,12 +1,13 @@
-//! Per-replica caches of rows that are read on nearly every request and
-//! change rarely: API tokens and collection catalogs.
+//! A per-replica cache of rows that are read on nearly every request and
+//! change rarely (API tokens, collection catalogs: `app::Caches`).
 //!
-//! They stay true across replicas through PostgreSQL notifications: triggers
-//! (migration V4) `NOTIFY` on every change that matters, in the changing
-//! transaction, and each replica keeps one `LISTEN` connection
-//! ([`listen`]) that clears the cache concerned. While that connection is
-//! down the caches are bypassed, and an entry never outlives [`TTL`], so a
-//! lost notification cannot keep a revoked token working for long.
+//! Caches stay true across replicas through PostgreSQL notifications:
+//! triggers (migration V4) `NOTIFY` on every change that matters, in the
+//! changing transaction, and the replica's one `LISTEN` connection
+//! (`crate::listen`) clears the cache concerned. While that connection is
+//! down a cache is bypassed ([`Cache::set_live`]), and an entry never
+//! outlives [`TTL`], so a lost notification cannot keep a revoked token
+//! working for long.
 //!
 //! A loader that read the database before a notification must not store
 //! what it read after it: [`Cache::generation`] is taken before the read and
@@ -14,28 +15,11 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-use tokio::sync::Notify;
-use tokio_postgres::AsyncMessage;
-
-use crate::authz::Principal;
-use crate::db::Connections;
-use crate::records::Collection;
-
-/// The channel for API tokens, their users and the MFA requirement.
-pub const AUTH_CHANNEL: &str = "m77_auth";
-/// The channel for collections and their fields.
-pub const CATALOG_CHANNEL: &str = "m77_catalog";
-/// Not a cache: jobs queued (V5), heard on the same connection to wake the
-/// replica's idle workers (`crate::jobs::worker`).
-pub const JOBS_CHANNEL: &str = "m77_jobs";
 
 /// The longest an entry is served without reading the database again.
 pub const TTL: Duration = Duration::from_secs(30);
-/// How often the `LISTEN` connection is checked.
-const PROBE_EVERY: Duration = Duration::from_secs(10);
 /// Entries per cache; a full cache starts over.
 const CAPACITY: usize = 4096;
 
@@ -51,8 +35,14 @@ struct Inner<K, V> {
     live: bool,
 }
 
+impl<K: Eq + Hash, V: Clone> Default for Cache<K, V> {
+    fn default() -> Cache<K, V> {
+        Cache::new()
+    }
+}
+
 impl<K: Eq + Hash, V: Clone> Cache<K, V> {
-    fn new() -> Cache<K, V> {
+    pub fn new() -> Cache<K, V> {
         Cache {
             inner: Mutex::new(Inner {
                 entries: HashMap::new(),
@@ -108,154 +98,23 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
         inner.generation += 1;
     }
 
-    fn set_live(&self, live: bool) {
+    /// Used (true) or bypassed, forgetting every entry either way: true
+    /// once the invalidation connection listens, false when it is lost.
+    pub fn set_live(&self, live: bool) {
         let mut inner = self.lock();
         inner.entries.clear();
         inner.generation += 1;
         inner.live = live;
     }
 
+    /// Whether the cache is used (its invalidations are heard).
+    pub fn is_live(&self) -> bool {
+        self.lock().live
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.lock().entries.len()
-    }
-}
-
-/// What an API token's digest authenticates: the caller, and whether the
-/// caller must still enrol in MFA; with the token's expiry.
-#[derive(Clone)]
-pub struct CachedToken {
-    pub principal: Principal,
-    pub mfa_enrolment_pending: bool,
-    pub expires_at: Option<time::OffsetDateTime>,
-}
-
-/// The replica's caches.
-pub struct Caches {
-    /// API tokens by the SHA-256 digest of their secret.
-    pub tokens: Cache<Vec<u8>, CachedToken>,
-    /// Collections (visible fields) by name.
-    pub catalog: Cache<String, Arc<Collection>>,
-}
-
-impl Caches {
-    pub fn new() -> Arc<Caches> {
-        Arc::new(Caches {
-            tokens: Cache::new(),
-            catalog: Cache::new(),
-        })
-    }
-
-    /// Forgets everything: after a change made through this replica, which
-    /// must be visible to its next request before the notification arrives.
-    pub fn clear(&self) {
-        self.tokens.clear();
-        self.catalog.clear();
-    }
-
-    fn set_live(&self, live: bool) {
-        self.tokens.set_live(live);
-        self.catalog.set_live(live);
-    }
-
-    /// Whether the invalidation listener is connected (the caches are used).
-    pub fn is_live(&self) -> bool {
-        self.tokens.lock().live
-    }
-
-    fn notified(&self, channel: &str) {
-        match channel {
-            AUTH_CHANNEL => self.tokens.clear(),
-            CATALOG_CHANNEL => self.catalog.clear(),
-            _ => {}
-        }
-    }
-}
-
-/// Keeps one `LISTEN` connection open for as long as the server runs,
-/// reconnecting with backoff; the caches are live only while it is up.
-/// Queued jobs wake `jobs` (also on every reconnection, for what was
-/// queued meanwhile).
-pub async fn listen(connections: Connections, caches: Arc<Caches>, jobs: Arc<Notify>) {
-    let mut backoff = Duration::from_millis(250);
-    loop {
-        match listen_once(&connections, &caches, &jobs).await {
-            Ok(()) => {
-                tracing::warn!(
-                    "the cache invalidation connection closed; caches are off until it is back"
-                );
-                backoff = Duration::from_millis(250);
-            }
-            Err(e) => tracing::warn!(
-                error = %crate::db::describe_pg_error(&e),
-                "the cache invalidation connection failed; caches are off until it is back"
-            ),
-        }
-        caches.set_live(false);
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
-}
-
-async fn listen_once(
-    connections: &Connections,
-    caches: &Arc<Caches>,
-    jobs: &Arc<Notify>,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = connections.app.connect(connections.tls.clone()).await?;
-    let driver_caches = caches.clone();
-    let driver_jobs = jobs.clone();
-    let driver = tokio::spawn(async move {
-        loop {
-            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(n))) if n.channel() == JOBS_CHANNEL => {
-                    driver_jobs.notify_waiters()
-                }
-                Some(Ok(AsyncMessage::Notification(n))) => driver_caches.notified(n.channel()),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e),
-                None => return Ok(()),
-            }
-        }
-    });
-    client
-        .batch_execute(&format!(
-            "LISTEN {AUTH_CHANNEL}; LISTEN {CATALOG_CHANNEL}; LISTEN {JOBS_CHANNEL}"
-        ))
-        .await?;
-    // Only what is read from now on can be trusted to be cleared.
-    caches.set_live(true);
-    jobs.notify_waiters();
-    tracing::debug!("cache invalidation connection listening");
-    // A connection dropped silently (a firewall's idle timeout) would leave
-    // the caches live but deaf: probe it, and start over when it is gone.
-    let mut driver = driver;
-    let mut probe = tokio::time::interval(PROBE_EVERY);
-    loop {
-        tokio::select! {
-            ended = &mut driver => {
-                return match ended {
-                    Ok(result) => result,
-                    Err(_) => Ok(()),
-                };
-            }
-            _ = probe.tick() => {
-                let answered =
-                    tokio::time::timeout(PROBE_EVERY, client.simple_query("SELECT 1")).await;
-                match answered {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        driver.abort();
-                        return Err(e);
-                    }
-                    Err(_) => {
-                        driver.abort();
-                        tracing::warn!("the cache invalidation connection stopped answering");
-                        return Ok(());
-                    }
-                }
-            }
-        }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod exit;
 pub mod http;
 pub mod identity;
 pub mod jobs;
+pub mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod monitoring;

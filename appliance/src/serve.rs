@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::app::{AppState, Shared};
+use crate::app::{AppState, Caches, Shared};
 use crate::config::Settings;
 use crate::db::migrate;
 use crate::exit::Exit;
@@ -195,12 +195,17 @@ async fn serve_with_database(
         )))
     })?;
     drop(probe);
-    let caches = crate::cache::Caches::new();
+    let caches = Caches::new();
     let jobs_wake = Arc::new(tokio::sync::Notify::new());
-    tokio::spawn(crate::cache::listen(
+    tokio::spawn(crate::listen::listen(
         connections.clone(),
-        caches.clone(),
-        jobs_wake.clone(),
+        vec![
+            caches.clone(),
+            Arc::new(crate::listen::Wake {
+                channel: crate::listen::JOBS_CHANNEL,
+                notify: jobs_wake.clone(),
+            }),
+        ],
     ));
     crate::telemetry::init(&settings.telemetry).map_err(StartError::TelemetryCa)?;
     let metrics = Metrics::shared();

@@ -12,9 +12,9 @@ use serde_json::{json, Value as Json_};
 
 use super::{invalid_field, Api, ApiJson, ApiQuery, Ctx, Method};
 use crate::app::AppState;
+use crate::app::Caches;
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
-use crate::cache::Caches;
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::records::schema::{self, NewField, SchemaError};
 use crate::records::{self, Collection};

@@ -193,7 +193,7 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     let unsafe_method = unsafe_method(request.method());
     let mut caller = Caller::default();
     if let Some(secret) = bearer {
-        match tokens::authenticate(&state.pool, &state.caches, &secret).await {
+        match tokens::authenticate(&state.pool, &state.caches.tokens, &secret).await {
             Ok(Some(token)) => {
                 caller.principal = Some(token.principal);
                 caller.mfa_enrolment_pending = token.mfa_enrolment_pending;

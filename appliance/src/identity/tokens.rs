@@ -7,7 +7,7 @@
 use tokio_postgres::GenericClient;
 
 use crate::authz::{Credential, Permission, Principal, Role};
-use crate::cache::{CachedToken, Caches};
+use crate::cache::Cache;
 
 pub const PREFIX: &str = "m77_";
 
@@ -73,24 +73,33 @@ pub enum LookupError {
     Db(#[from] tokio_postgres::Error),
 }
 
+/// What an API token's digest authenticates: the caller, and whether the
+/// caller must still enrol in MFA; with the token's expiry.
+#[derive(Clone)]
+pub struct CachedToken {
+    pub principal: Principal,
+    pub mfa_enrolment_pending: bool,
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
 /// The principal behind a bearer token, when it is live, unexpired and
 /// its owner enabled, and whether the owner still has to enrol in MFA
 /// (then the token, like a session, opens nothing until they do).
 ///
 /// Answered from the replica's cache when it can (no database round trip);
 /// the cache is cleared by every change to tokens, users and the MFA
-/// requirement on any replica (`crate::cache`), and an entry is re-read
+/// requirement on any replica (`crate::listen`), and an entry is re-read
 /// at least every [`crate::cache::TTL`]. Unknown secrets are not cached.
 pub async fn authenticate(
     pool: &deadpool_postgres::Pool,
-    caches: &Caches,
+    cache: &Cache<Vec<u8>, CachedToken>,
     secret: &str,
 ) -> Result<Option<CachedToken>, LookupError> {
     if !secret.starts_with(PREFIX) || secret.len() > 128 {
         return Ok(None);
     }
     let digest = super::digest(secret);
-    if let Some(hit) = caches.tokens.get(&digest) {
+    if let Some(hit) = cache.get(&digest) {
         if hit
             .expires_at
             .is_none_or(|at| at > time::OffsetDateTime::now_utc())
@@ -98,11 +107,11 @@ pub async fn authenticate(
             return Ok(Some(hit));
         }
     }
-    let generation = caches.tokens.generation();
+    let generation = cache.generation();
     let client = pool.get().await?;
     let found = lookup(&client, &digest).await?;
     if let Some(token) = &found {
-        caches.tokens.insert(generation, digest, token.clone());
+        cache.insert(generation, digest, token.clone());
     }
     Ok(found)
 }
