@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::Pool;
 use harness::app::AppConfig;
 use harness::pg::{pool, PgCluster};
-use mogothrow77::jobs::queue::{self, Ending};
+use mogothrow77::queue::{self, Ending};
 
 const JOBS: i64 = 5_000;
 const LEASE: Duration = Duration::from_secs(30);

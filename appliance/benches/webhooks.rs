@@ -22,7 +22,7 @@ use harness::api::Site;
 use harness::pg::{pool, shared};
 use harness::receiver::{Answer, Receiver};
 use mogothrow77::config::{AddressPolicy, Cidr};
-use mogothrow77::webhooks::outbound::{Outbound, Trace};
+use mogothrow77::outbound::{Outbound, Trace};
 use mogothrow77::webhooks::{self, signing, EventType};
 use serde_json::json;
 

@@ -221,7 +221,7 @@ async fn serve_with_database(
         watched_dirs.push(("postgres", crate::db::managed::data_dir(&config.state_dir)));
     }
     let webhooks = Arc::new(crate::webhooks::Settings {
-        outbound: crate::webhooks::outbound::Outbound::new(
+        outbound: crate::outbound::Outbound::new(
             settings.webhook_policy.clone(),
             Duration::from_secs(config.webhooks.timeout_secs),
             config.webhooks.ca_file.as_deref(),

@@ -27,7 +27,7 @@ pub enum StartError {
     #[error(transparent)]
     Migrate(#[from] MigrateError),
     #[error(transparent)]
-    WebhookCa(#[from] crate::webhooks::outbound::CaFileError),
+    WebhookCa(#[from] crate::outbound::CaFileError),
     #[error(transparent)]
     SmtpCa(#[from] crate::notify::smtp::CaFileError),
     #[error("`telemetry.ca_file` {0}")]

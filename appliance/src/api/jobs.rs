@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::http::error::{ErrorBody, ErrorCode};
-use crate::jobs::queue::{self, ChangeError};
+use crate::queue::{self, ChangeError};
 
 const STATES: [&str; 5] = ["queued", "running", "succeeded", "dead", "cancelled"];
 

@@ -18,7 +18,7 @@ use crate::app::AppState;
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::http::error::{ErrorBody, ErrorCode};
-use crate::webhooks::outbound::check_url;
+use crate::outbound::check_url;
 use crate::webhooks::store::{self, Definition, Webhook};
 use crate::webhooks::EventType;
 

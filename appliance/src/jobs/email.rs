@@ -4,8 +4,8 @@
 //! refuses, bad credentials) is permanent.
 
 use super::worker::JobCtx;
-use super::JobError;
 use crate::notify::smtp::{Message, SmtpError};
+use crate::queue::JobError;
 use crate::telemetry::{Kind, Span};
 
 pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {

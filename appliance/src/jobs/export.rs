@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 use tokio_postgres::GenericClient;
 
 use super::worker::JobCtx;
-use super::{queue, JobError, Kind};
 use crate::audit::{self, Event, Outcome};
+use crate::queue::{self, JobError, Kind};
 use crate::records::export::{self, Plan, Request};
 use crate::telemetry::{self, Span};
 

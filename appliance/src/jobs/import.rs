@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 use tokio_postgres::{GenericClient, Transaction};
 
 use super::worker::JobCtx;
-use super::{queue, JobError, Kind};
 use crate::audit::{self, Event, Outcome};
+use crate::queue::{self, JobError, Kind};
 use crate::records::import::{FileError, Format, Mode, Reader, Row, RowProblem};
 use crate::records::store::{self, WriteError};
 use crate::records::Collection;

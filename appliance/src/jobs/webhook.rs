@@ -12,10 +12,10 @@ use axum::body::Bytes;
 use serde_json::json;
 
 use super::worker::JobCtx;
-use super::JobError;
 use crate::audit::{self, Event, Outcome};
+use crate::outbound::Trace;
+use crate::queue::JobError;
 use crate::telemetry::{Kind, Span};
-use crate::webhooks::outbound::Trace;
 use crate::webhooks::{signing, store};
 
 pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {

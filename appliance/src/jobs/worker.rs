@@ -12,9 +12,9 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::queue::{self, Claimed, Ending};
-use super::{email, export, import, jittered, webhook, JobError, Kind};
+use super::{email, export, import, webhook};
 use crate::metrics::{JobLabels, Metrics};
+use crate::queue::{self, jittered, Claimed, Ending, JobError, Kind};
 use crate::telemetry;
 
 /// How long an idle worker sleeps when no notification comes.

@@ -11,7 +11,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tokio_postgres::GenericClient;
 
-use crate::jobs::{queue, Kind};
+use crate::queue::{self, Kind};
 
 /// What the e-mail job needs.
 #[derive(Debug, Clone)]

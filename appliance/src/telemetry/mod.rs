@@ -130,7 +130,7 @@ pub fn init(settings: &TelemetrySettings) -> Result<(), crate::tls::CaFileError>
                     .collect(),
                 deny_private: false,
             };
-            let outbound = crate::webhooks::outbound::Outbound::new(
+            let outbound = crate::outbound::Outbound::new(
                 policy,
                 std::time::Duration::from_secs(10),
                 settings.ca_file.as_deref(),

@@ -38,7 +38,7 @@ pub struct Destination {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub resource: Vec<(String, String)>,
-    pub outbound: crate::webhooks::outbound::Outbound,
+    pub outbound: crate::outbound::Outbound,
 }
 
 /// Sends what arrives on `spans` until the sender side is gone.
@@ -67,7 +67,7 @@ pub async fn export(mut spans: mpsc::Receiver<SpanData>, to: Destination) {
             let count = batch.len() as u64;
             let body = Bytes::from(encode(&batch, &to.resource));
             batch.clear();
-            let mut trace = crate::webhooks::outbound::Trace::default();
+            let mut trace = crate::outbound::Trace::default();
             let mut headers: Vec<(String, String)> = vec![(
                 "content-type".to_string(),
                 "application/x-protobuf".to_string(),

@@ -1,7 +1,8 @@
 //! Webhooks: admins subscribe a URL to record and export events (of one
 //! collection or all); each event is delivered as a job on the queue
 //! (`crate::jobs::webhook`), signed ([`signing`]), to an address the
-//! guard allows ([`guard`]), through [`outbound`]; [`store`] keeps the
+//! guard allows (`crate::outbound::guard`), through `crate::outbound`;
+//! [`store`] keeps the
 //! subscriptions, the deliveries and every attempt.
 //!
 //! Events are written by [`emit`] in the transaction of the change they
@@ -9,8 +10,6 @@
 //! always does (a transactional outbox). Delivery is at least once:
 //! receivers drop duplicates by the `webhook-id` header.
 
-pub mod guard;
-pub mod outbound;
 pub mod signing;
 pub mod store;
 
@@ -59,7 +58,7 @@ impl EventType {
 /// How deliveries are made (from `[webhooks]`).
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub outbound: outbound::Outbound,
+    pub outbound: crate::outbound::Outbound,
     /// Attempts per delivery before it is dead.
     pub max_attempts: i32,
     /// A webhook is disabled once it has failed this many attempts in a row…
@@ -102,7 +101,7 @@ pub async fn emit(
     max_attempts: i32,
 ) -> Result<u64, tokio_postgres::Error> {
     let event_id = uuid::Uuid::new_v4().to_string();
-    let mut span = crate::jobs::queue::enqueue_span("webhook");
+    let mut span = crate::queue::enqueue_span("webhook");
     span.set("mogothrow77.webhook.event", event.as_str());
     let payload = json!({
         "type": event.as_str(),

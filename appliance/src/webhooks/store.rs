@@ -346,7 +346,7 @@ pub async fn redeliver<C: GenericClient>(
                 &max_attempts,
                 &created_by,
                 &request_id,
-                &crate::jobs::queue::enqueue_span("webhook").context().header(),
+                &crate::queue::enqueue_span("webhook").context().header(),
             ],
         )
         .await?;

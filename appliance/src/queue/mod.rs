@@ -10,7 +10,11 @@ use serde_json::Value as Json;
 use time::OffsetDateTime;
 use tokio_postgres::GenericClient;
 
-use super::Kind;
+mod error;
+mod kind;
+
+pub use error::JobError;
+pub use kind::{jittered, Kind};
 
 /// A job a worker now holds.
 #[derive(Debug, Clone)]

@@ -1,7 +1,8 @@
-//! Outbound HTTP for deliveries: one POST, to an address the guard let
-//! through, over TLS for `https` (verified against the system's CAs and
-//! `webhooks.ca_file`), within one time limit for the whole exchange,
-//! following at most three redirects, each checked like the first hop.
+//! Outbound HTTP for webhook deliveries and trace exports: one POST, to
+//! an address the guard ([`guard`]) let through, over TLS for `https`
+//! (verified against the system's CAs and the caller's CA file), within one
+//! time limit for the whole exchange, following at most three redirects,
+//! each checked like the first hop.
 //!
 //! Connections are not pooled: deliveries to one receiver are spread over
 //! time and replicas, and a fresh connection is re-checked every time.
@@ -18,6 +19,8 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+pub mod guard;
 
 use crate::config::AddressPolicy;
 
