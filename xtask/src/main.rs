@@ -15,6 +15,7 @@
 //! - `verify-bundle BUNDLE --public-key PUB [--dest DIR]`: check (and unpack)
 //!   a bundle with the reader the installer uses.
 
+mod architecture;
 mod bundle;
 mod deb;
 mod oci;
@@ -81,6 +82,9 @@ enum Command {
         #[arg(long)]
         dest: Option<PathBuf>,
     },
+    /// Check the server's layering (no upward import, no import cycle) and
+    /// the source files' length (docs/ARCHITECTURE.md); print the layers.
+    Architecture,
     /// Regenerate compat-matrix.md from compat.toml and the migrations
     /// (after checking they agree).
     CompatMatrix,
@@ -142,6 +146,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Man { dir } => deb::write_man_page(&dir).map(|p| println!("{}", p.display())),
         Command::CompatMatrix => compat_matrix().map(|p| println!("{}", p.display())),
+        Command::Architecture => architecture::check(),
         Command::Rpm { binary, out } => {
             rpm::build(&binary, &out).map(|p| println!("{}", p.display()))
         }
