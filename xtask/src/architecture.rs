@@ -6,8 +6,9 @@
 //!   modules of its own layer or below — never above;
 //! - the modules import one another without a cycle;
 //! - no Rust source file of the workspace is longer than [`MAX_LINES`]
-//!   lines, its `#[cfg(test)] mod tests` excluded, unless [`LONG_FILES`]
-//!   lists it (then it may not grow).
+//!   lines, its `#[cfg(test)] mod tests` excluded (and unit tests in a
+//!   file of their own, `tests.rs`), unless [`LONG_FILES`] lists it (then
+//!   it may not grow).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -55,8 +56,7 @@ pub const MAX_LINES: usize = 800;
 
 /// Files over [`MAX_LINES`] that are still to be split (issue 23), with
 /// the length they may not exceed. It only shrinks.
-pub const LONG_FILES: [(&str, usize); 3] = [
-    ("appliance/src/records/filter.rs", 1635),
+pub const LONG_FILES: [(&str, usize); 2] = [
     ("appliance/src/records/schema.rs", 842),
     ("upgrade/src/apply.rs", 1169),
 ];
@@ -271,6 +271,9 @@ pub fn violations(root: &Path) -> Result<Vec<String>> {
         let mut files = Vec::new();
         rust_files(&root.join(krate).join("src"), &mut files)?;
         for file in files {
+            if file.file_name().is_some_and(|n| n == "tests.rs") {
+                continue;
+            }
             let rel = file
                 .strip_prefix(root)
                 .map_err(|e| e.to_string())?

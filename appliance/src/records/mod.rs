@@ -11,6 +11,7 @@ pub mod page;
 pub mod query;
 pub mod schema;
 pub mod store;
+pub mod values;
 
 use serde::Serialize;
 use serde_json::{json, Value as Json};
@@ -19,7 +20,7 @@ use time::{Date, OffsetDateTime};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 
-pub use filter::FieldType;
+pub use values::FieldType;
 
 /// Names the record envelope uses; fields cannot take them.
 pub const RESERVED: [&str; 6] = [
@@ -388,8 +389,8 @@ pub fn to_cell(field: &Field, value: &Json) -> Result<Cell, String> {
         },
         FieldType::Decimal => {
             let canonical = match value {
-                Json::String(s) => filter::canonical_decimal(s, Some(40)),
-                Json::Number(n) => filter::decimal_from_json_number(n),
+                Json::String(s) => values::canonical_decimal(s, Some(40)),
+                Json::Number(n) => values::decimal_from_json_number(n),
                 _ => return wrong("a decimal number (as a JSON number or string, e.g. \"12.50\")"),
             };
             canonical.map(|d| Cell::Decimal(Some(d))).ok_or_else(|| {
@@ -402,16 +403,16 @@ pub fn to_cell(field: &Field, value: &Json) -> Result<Cell, String> {
             Some(b) => Ok(Cell::Boolean(Some(b))),
             None => wrong("true or false"),
         },
-        FieldType::Date => match value.as_str().and_then(filter::parse_date) {
+        FieldType::Date => match value.as_str().and_then(values::parse_date) {
             Some(d) => Ok(Cell::Date(Some(d))),
             None => wrong("a date as YYYY-MM-DD"),
         },
-        FieldType::Timestamp => match value.as_str().and_then(filter::parse_timestamp) {
+        FieldType::Timestamp => match value.as_str().and_then(values::parse_timestamp) {
             Some(t) => Ok(Cell::Timestamp(Some(t))),
             None => wrong("an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z"),
         },
         FieldType::Json => {
-            if filter::json_has_nul(value) {
+            if values::json_has_nul(value) {
                 return Err("JSON text cannot contain NUL characters (\\u0000)".to_string());
             }
             if value.to_string().len() > MAX_TEXT_CHARS {

@@ -633,16 +633,16 @@ fn converts(text: &str, to: FieldType, enum_values: &[String]) -> bool {
     match to {
         FieldType::Text => true,
         FieldType::Integer => text.parse::<i64>().is_ok(),
-        FieldType::Decimal => super::filter::canonical_decimal(text, Some(40)).is_some(),
+        FieldType::Decimal => super::values::canonical_decimal(text, Some(40)).is_some(),
         FieldType::Boolean => matches!(text, "true" | "false"),
-        FieldType::Date => super::filter::parse_date(text).is_some(),
+        FieldType::Date => super::values::parse_date(text).is_some(),
         FieldType::Timestamp => {
-            super::filter::parse_date(text).is_some()
-                || super::filter::parse_timestamp(text).is_some()
+            super::values::parse_date(text).is_some()
+                || super::values::parse_timestamp(text).is_some()
         }
         FieldType::Enum => enum_values.iter().any(|v| v == text),
         FieldType::Json => serde_json::from_str::<Json>(text)
-            .map(|v| !super::filter::json_has_nul(&v))
+            .map(|v| !super::values::json_has_nul(&v))
             .unwrap_or(false),
     }
 }
@@ -829,7 +829,7 @@ fn converted_default(default: &Json, to: &Field) -> Result<Json, SchemaError> {
         FieldType::Integer => text.parse::<i64>().map(Json::from).map_err(|_| refuse())?,
         FieldType::Boolean => Json::Bool(text == "true"),
         FieldType::Json => serde_json::from_str(&text).map_err(|_| refuse())?,
-        FieldType::Timestamp if super::filter::parse_timestamp(&text).is_none() => {
+        FieldType::Timestamp if super::values::parse_timestamp(&text).is_none() => {
             // A date becomes its midnight in UTC, as the column's values do.
             Json::String(format!("{text}T00:00:00Z"))
         }
