@@ -293,8 +293,8 @@ async fn serve_with_database(
     let url = settings.console_url(addr.port());
     let job_settings = crate::jobs::worker::Settings {
         email: match &settings.smtp {
-            Some(relay) => Some(Arc::new(crate::notify::Email {
-                mailer: crate::notify::smtp::Mailer::new(
+            Some(relay) => Some(Arc::new(crate::mail::Email {
+                mailer: crate::mail::smtp::Mailer::new(
                     relay.clone(),
                     config.smtp.ca_file.as_deref(),
                 )?,

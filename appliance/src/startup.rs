@@ -29,7 +29,7 @@ pub enum StartError {
     #[error(transparent)]
     WebhookCa(#[from] crate::outbound::CaFileError),
     #[error(transparent)]
-    SmtpCa(#[from] crate::notify::smtp::CaFileError),
+    SmtpCa(#[from] crate::mail::smtp::CaFileError),
     #[error("`telemetry.ca_file` {0}")]
     TelemetryCa(crate::tls::CaFileError),
     #[error("{0}")]

@@ -43,7 +43,7 @@ pub const LAYERS: [(&str, &[&str]); 7] = [
     ),
     (
         "domain",
-        &["identity", "notify", "queue", "records", "webhooks"],
+        &["identity", "mail", "queue", "records", "webhooks"],
     ),
     ("jobs", &["jobs"]),
     ("state", &["app"]),

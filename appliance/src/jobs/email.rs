@@ -1,10 +1,10 @@
-//! E-mail notifications (`crate::notify`): one job per message, sent
+//! E-mail notifications (`crate::mail`): one job per message, sent
 //! through the configured relay. A relay that is away or answers 4xx is
 //! retried with the kind's backoff; a 5xx answer (an address the relay
 //! refuses, bad credentials) is permanent.
 
 use super::worker::JobCtx;
-use crate::notify::smtp::{Message, SmtpError};
+use crate::mail::smtp::{Message, SmtpError};
 use crate::queue::JobError;
 use crate::telemetry::{Kind, Span};
 

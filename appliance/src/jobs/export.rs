@@ -480,7 +480,7 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
                 .await?
                 .and_then(|r| r.get(0));
             if let Some(to) = to {
-                let (subject, body) = crate::notify::export_ready(
+                let (subject, body) = crate::mail::export_ready(
                     &email.console_url,
                     export_id,
                     &name,
@@ -488,7 +488,7 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
                     bytes,
                     expires_at,
                 );
-                crate::notify::queue(&*done, &to, &subject, &body, ctx.job.request_id.as_deref())
+                crate::mail::queue(&*done, &to, &subject, &body, ctx.job.request_id.as_deref())
                     .await?;
             }
         }

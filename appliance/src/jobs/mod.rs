@@ -11,7 +11,7 @@
 //! - [`export`]: CSV exports stored in PostgreSQL.
 //! - [`webhook`]: webhook deliveries (`crate::webhooks`).
 //! - [`import`]: bulk imports of CSV and NDJSON files.
-//! - [`email`]: e-mail notifications (`crate::notify`).
+//! - [`email`]: e-mail notifications (`crate::mail`).
 //!
 //! Delivery is at least once: a worker that dies mid-job stops renewing its
 //! lease and the job runs again elsewhere, so every handler is idempotent.

@@ -34,7 +34,7 @@ pub struct Settings {
     pub export_retention: Duration,
     pub webhooks: Arc<crate::webhooks::Settings>,
     /// E-mail, when `[smtp]` is configured.
-    pub email: Option<Arc<crate::notify::Email>>,
+    pub email: Option<Arc<crate::mail::Email>>,
 }
 
 struct Shared {
