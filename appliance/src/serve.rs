@@ -235,9 +235,6 @@ async fn serve_with_database(
     let job_settings = crate::jobs::worker::Settings {
         workers: config.jobs.workers,
         lease: Duration::from_secs(config.jobs.lease_secs),
-        export_retention: Duration::from_secs(config.jobs.export_retention_hours * 3600),
-        webhooks: webhooks.clone(),
-        email: None,
     };
     let scrape = Arc::new(crate::http::scrape::ScrapeAccess::new(
         &settings.metrics,
@@ -252,7 +249,7 @@ async fn serve_with_database(
         keys,
         auth: AuthSettings::from_config(&config.auth),
         caches,
-        export_retention: job_settings.export_retention,
+        export_retention: Duration::from_secs(config.jobs.export_retention_hours * 3600),
         webhook_attempts: webhooks.max_attempts,
         exports: Arc::new(tokio::sync::Semaphore::new(
             (config.database.pool_size / 4).max(1),
@@ -291,21 +288,25 @@ async fn serve_with_database(
         return Ok(Exit::Ok);
     }
     let url = settings.console_url(addr.port());
-    let job_settings = crate::jobs::worker::Settings {
-        email: match &settings.smtp {
-            Some(relay) => Some(Arc::new(crate::mail::Email {
-                mailer: crate::mail::smtp::Mailer::new(
-                    relay.clone(),
-                    config.smtp.ca_file.as_deref(),
-                )?,
-                console_url: url.clone(),
-            })),
-            None => None,
-        },
-        ..job_settings
+    let email = match &settings.smtp {
+        Some(relay) => Some(Arc::new(crate::mail::Email {
+            mailer: crate::mail::smtp::Mailer::new(relay.clone(), config.smtp.ca_file.as_deref())?,
+            console_url: url.clone(),
+        })),
+        None => None,
     };
-    let workers =
-        crate::jobs::worker::start(pool.clone(), jobs_wake, metrics.clone(), job_settings);
+    let handlers = crate::jobs::handlers(crate::jobs::Services {
+        export_retention: Duration::from_secs(config.jobs.export_retention_hours * 3600),
+        webhooks: webhooks.clone(),
+        email,
+    });
+    let workers = crate::jobs::worker::start(
+        pool.clone(),
+        jobs_wake,
+        metrics.clone(),
+        job_settings,
+        handlers,
+    );
     let shutdown = {
         let serving = serving.clone();
         let tls = tls.clone();

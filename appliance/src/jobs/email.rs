@@ -3,13 +3,26 @@
 //! retried with the kind's backoff; a 5xx answer (an address the relay
 //! refuses, bad credentials) is permanent.
 
-use super::worker::JobCtx;
+use std::sync::Arc;
+
+use super::context::JobCtx;
+use super::registry::{Handler, JobRun};
+use super::Services;
 use crate::mail::smtp::{Message, SmtpError};
 use crate::queue::JobError;
 use crate::telemetry::{Kind, Span};
 
-pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
-    let Some(email) = &ctx.settings.email else {
+/// The `email` kind's handler.
+pub struct EmailHandler(pub Arc<Services>);
+
+impl Handler for EmailHandler {
+    fn run<'a>(&'a self, ctx: &'a JobCtx) -> JobRun<'a> {
+        Box::pin(run(ctx, &self.0))
+    }
+}
+
+async fn run(ctx: &JobCtx, services: &Services) -> Result<(), JobError> {
+    let Some(email) = &services.email else {
         return Err(JobError::Permanent(
             "e-mail is not configured on the server that ran this job (smtp.host is empty)"
                 .to_string(),

@@ -15,7 +15,11 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tokio_postgres::GenericClient;
 
-use super::worker::JobCtx;
+use std::sync::Arc;
+
+use super::context::JobCtx;
+use super::registry::{Handler, JobRun};
+use super::Services;
 use crate::audit::{self, Event, Outcome};
 use crate::queue::{self, JobError, Kind};
 use crate::records::export::{self, Plan, Request};
@@ -290,8 +294,17 @@ impl export::Sink for ToTable<'_> {
     }
 }
 
+/// The `export` kind's handler.
+pub struct ExportHandler(pub Arc<Services>);
+
+impl Handler for ExportHandler {
+    fn run<'a>(&'a self, ctx: &'a JobCtx) -> JobRun<'a> {
+        Box::pin(run(ctx, &self.0))
+    }
+}
+
 /// The job: writes the export's file.
-pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
+async fn run(ctx: &JobCtx, services: &Services) -> Result<(), JobError> {
     let mut writer = ctx.pool.get().await?;
     let found = writer
         .query_opt(
@@ -420,7 +433,7 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
                 &rows,
                 &bytes,
                 &sha256,
-                &(ctx.settings.export_retention.as_secs() as i64),
+                &(services.export_retention.as_secs() as i64),
             ],
         )
         .await?;
@@ -466,12 +479,12 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
                 "url": format!("/api/v1/exports/{export_id}"),
             }),
             ctx.job.request_id.as_deref(),
-            ctx.settings.webhooks.max_attempts,
+            services.webhooks.max_attempts,
         )
         .await?;
         // And an e-mail to the requester, when there is a relay and an
         // address.
-        if let Some(email) = &ctx.settings.email {
+        if let Some(email) = &services.email {
             let to: Option<String> = done
                 .query_opt(
                     "SELECT email FROM users WHERE id = $1",

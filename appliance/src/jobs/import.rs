@@ -18,7 +18,11 @@ use serde_json::{json, Map, Value as Json};
 use time::OffsetDateTime;
 use tokio_postgres::{GenericClient, Transaction};
 
-use super::worker::JobCtx;
+use std::sync::Arc;
+
+use super::context::JobCtx;
+use super::registry::{Handler, JobRun};
+use super::Services;
 use crate::audit::{self, Event, Outcome};
 use crate::queue::{self, JobError, Kind};
 use crate::records::import::{FileError, Format, Mode, Reader, Row, RowProblem};
@@ -244,7 +248,16 @@ fn file_error(e: FileError) -> JobError {
     JobError::Permanent(format!("the file cannot be imported: {e}"))
 }
 
-pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
+/// The `import` kind's handler.
+pub struct ImportHandler(pub Arc<Services>);
+
+impl Handler for ImportHandler {
+    fn run<'a>(&'a self, ctx: &'a JobCtx) -> JobRun<'a> {
+        Box::pin(run(ctx, &self.0))
+    }
+}
+
+async fn run(ctx: &JobCtx, services: &Services) -> Result<(), JobError> {
     let mut writer = ctx.pool.get().await?;
     let Some(found) = writer
         .query_opt(
@@ -326,12 +339,20 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
         tally.imported = 0;
         let tx = writer.transaction().await?;
         finish(
-            ctx, tx, import_id, &name, format, mode, &tally, "rejected", &audit_ctx,
+            (ctx, services),
+            tx,
+            import_id,
+            &name,
+            format,
+            mode,
+            &tally,
+            "rejected",
+            &audit_ctx,
         )
         .await
     } else {
         finish(
-            ctx,
+            (ctx, services),
             tx,
             import_id,
             &name,
@@ -435,7 +456,7 @@ async fn insert(
 /// this attempt's.
 #[allow(clippy::too_many_arguments)]
 async fn finish(
-    ctx: &JobCtx,
+    (ctx, services): (&JobCtx, &Services),
     tx: deadpool_postgres::Transaction<'_>,
     import_id: i64,
     collection: &str,
@@ -516,7 +537,7 @@ async fn finish(
         collection,
         event,
         ctx.job.request_id.as_deref(),
-        ctx.settings.webhooks.max_attempts,
+        services.webhooks.max_attempts,
     )
     .await?;
     tx.commit().await?;

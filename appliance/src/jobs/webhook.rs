@@ -11,14 +11,27 @@ use std::time::Instant;
 use axum::body::Bytes;
 use serde_json::json;
 
-use super::worker::JobCtx;
+use std::sync::Arc;
+
+use super::context::JobCtx;
+use super::registry::{Handler, JobRun};
+use super::Services;
 use crate::audit::{self, Event, Outcome};
 use crate::outbound::Trace;
 use crate::queue::JobError;
 use crate::telemetry::{Kind, Span};
 use crate::webhooks::{signing, store};
 
-pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
+/// The `webhook` kind's handler.
+pub struct DeliveryHandler(pub Arc<Services>);
+
+impl Handler for DeliveryHandler {
+    fn run<'a>(&'a self, ctx: &'a JobCtx) -> JobRun<'a> {
+        Box::pin(run(ctx, &self.0))
+    }
+}
+
+async fn run(ctx: &JobCtx, services: &Services) -> Result<(), JobError> {
     let client = ctx.pool.get().await?;
     let Some(p) = store::pending(&**client, ctx.job.id).await? else {
         return Err(JobError::Permanent(
@@ -34,7 +47,7 @@ pub async fn run(ctx: &JobCtx) -> Result<(), JobError> {
             "the webhook is disabled; enable it and redeliver".to_string(),
         ));
     }
-    let settings = &ctx.settings.webhooks;
+    let settings = &services.webhooks;
     let body =
         Bytes::from(serde_json::to_vec(&p.payload).map_err(|e| {
             JobError::Permanent(format!("the stored payload cannot be encoded: {e}"))

@@ -12,7 +12,9 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::{email, export, import, webhook};
+use super::context::JobCtx;
+use super::housekeeping;
+use super::registry::Registry;
 use crate::metrics::{JobLabels, Metrics};
 use crate::queue::{self, jittered, Claimed, Ending, JobError, Kind};
 use crate::telemetry;
@@ -21,77 +23,21 @@ use crate::telemetry;
 const POLL: Duration = Duration::from_secs(5);
 /// How often leases are checked and the gauges refreshed.
 const REAP_EVERY: Duration = Duration::from_secs(5);
-/// How long finished jobs (and their attempts) stay visible.
-const KEEP_FINISHED: Duration = Duration::from_secs(30 * 24 * 3600);
-/// How often finished jobs are purged.
-const PURGE_EVERY: Duration = Duration::from_secs(600);
 
-/// What the workers need.
+/// How many workers, and the lease they hold a job under.
 #[derive(Clone)]
 pub struct Settings {
     pub workers: usize,
     pub lease: Duration,
-    pub export_retention: Duration,
-    pub webhooks: Arc<crate::webhooks::Settings>,
-    /// E-mail, when `[smtp]` is configured.
-    pub email: Option<Arc<crate::mail::Email>>,
 }
 
 struct Shared {
     pool: deadpool_postgres::Pool,
     wake: Arc<Notify>,
     settings: Settings,
+    handlers: Registry,
     metrics: Arc<Metrics>,
     name: String,
-}
-
-/// What a handler gets: the job, the pool, and a way to tell it lost the job.
-pub struct JobCtx {
-    pub pool: deadpool_postgres::Pool,
-    pub job: Claimed,
-    pub worker: String,
-    pub settings: Settings,
-    lost: Arc<AtomicBool>,
-}
-
-impl JobCtx {
-    /// `Err(Lost)` once the job is no longer this worker's (cancelled, or
-    /// its lease was taken over): handlers call it between steps.
-    pub fn check(&self) -> Result<(), JobError> {
-        if self.lost.load(Ordering::SeqCst) {
-            Err(JobError::Lost)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Locks the job's row in the caller's transaction, and `Err(Lost)`
-    /// unless this attempt still holds it: what the transaction then
-    /// commits cannot race a cancel or a takeover.
-    pub async fn hold<C: tokio_postgres::GenericClient>(&self, tx: &C) -> Result<(), JobError> {
-        let held = tx
-            .query_opt(
-                "SELECT 1 FROM jobs WHERE id = $1 AND worker = $2 AND attempts = $3 \
-                   AND state = 'running' FOR UPDATE",
-                &[&self.job.id, &self.worker, &self.job.attempt],
-            )
-            .await?;
-        match held {
-            Some(_) => Ok(()),
-            None => Err(JobError::Lost),
-        }
-    }
-
-    /// Records progress for the API.
-    pub async fn progress(&self, progress: &serde_json::Value) -> Result<(), JobError> {
-        let client = self.pool.get().await?;
-        if queue::progress(&**client, &self.job, &self.worker, progress).await? {
-            Ok(())
-        } else {
-            self.lost.store(true, Ordering::SeqCst);
-            Err(JobError::Lost)
-        }
-    }
 }
 
 /// The running workers of this replica.
@@ -126,6 +72,7 @@ pub fn start(
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
     settings: Settings,
+    handlers: Registry,
 ) -> Workers {
     metrics.init_job_kinds(&Kind::ALL.map(Kind::as_str));
     let host = nix::unistd::gethostname()
@@ -138,6 +85,7 @@ pub fn start(
         metrics,
         name: format!("{host}:{}", std::process::id()),
         settings: settings.clone(),
+        handlers,
     });
     let (stop_claiming, stop_rx) = watch::channel(false);
     let (release, release_rx) = watch::channel(false);
@@ -298,22 +246,22 @@ async fn run_job(
         lost.clone(),
         lost_signal.clone(),
     )));
-    let ctx = JobCtx {
-        pool: shared.pool.clone(),
-        job: job.clone(),
-        worker: worker.to_string(),
-        settings: shared.settings.clone(),
-        lost: lost.clone(),
-    };
+    let ctx = JobCtx::new(
+        shared.pool.clone(),
+        job.clone(),
+        worker.to_string(),
+        lost.clone(),
+    );
     tracing::info!("job started");
     let started = Instant::now();
     let result = {
         let handler = async {
-            match job.kind {
-                Kind::Export => export::run(&ctx).await,
-                Kind::Webhook => webhook::run(&ctx).await,
-                Kind::Import => import::run(&ctx).await,
-                Kind::Email => email::run(&ctx).await,
+            match shared.handlers.get(job.kind) {
+                Some(handler) => handler.run(&ctx).await,
+                None => Err(JobError::Permanent(format!(
+                    "this server has no handler for jobs of kind {}",
+                    job.kind.as_str()
+                ))),
             }
         };
         tokio::select! {
@@ -437,8 +385,8 @@ async fn heartbeat(
     }
 }
 
-/// Takes back jobs whose lease ran out, deletes expired exports, and
-/// refreshes the queue gauges.
+/// Takes back jobs whose lease ran out, refreshes the queue gauges, and
+/// has the stored results of finished jobs tidied (`housekeeping`).
 async fn keep_leases(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut last_purge: Option<Instant> = None;
     loop {
@@ -462,22 +410,7 @@ async fn keep_leases(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot check job leases")
             }
         }
-        if let Err(e) = export::delete_expired(&**client).await {
-            tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot delete expired exports");
-        }
-        if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
-            last_purge = Some(Instant::now());
-            if let Err(e) = queue::purge_finished(&**client, KEEP_FINISHED).await {
-                tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot purge finished jobs");
-            }
-            if let Err(e) = import::purge(&**client, KEEP_FINISHED).await {
-                tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot purge finished imports");
-            }
-            if let Err(e) = crate::webhooks::store::purge_deliveries(&**client, KEEP_FINISHED).await
-            {
-                tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot purge webhook deliveries");
-            }
-        }
+        housekeeping::tidy(&**client, &mut last_purge).await;
         if let Ok(depth) = queue::depth(&**client).await {
             shared.metrics.jobs_due.set(depth.due);
             shared.metrics.jobs_running.set(depth.running);

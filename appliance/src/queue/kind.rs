@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// The kinds of job this binary runs. A kind it does not know (written by a
 /// newer binary during a rolling upgrade) is left for a binary that does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// A CSV export stored for download ([`export`]).
     Export,
