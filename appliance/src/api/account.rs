@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::auth::{new_password_hash, too_many_attempts, with_cookie};
 use super::idempotency::one_time;
+use super::support::{new_password_hash, too_many_attempts, with_cookie};
 use super::{blocking, invalid_field, parse_id, Api, ApiJson, Ctx, Method};
 use crate::app::AppState;
 use crate::audit::{Event, Outcome};

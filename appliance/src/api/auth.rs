@@ -2,12 +2,13 @@
 //! sign-out, and "who am I".
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::support::{check_display_name, new_password_hash, too_many_attempts, with_cookie};
 use super::{blocking, invalid_field, Api, ApiJson, Ctx, Method};
 use crate::app::AppState;
 use crate::audit::{self, Event, Outcome};
@@ -34,15 +35,6 @@ pub fn routes(api: Api) -> Api {
         .route(Method::Get, "/api/v1/me", Access::Authenticated, me)
 }
 
-/// A response that also sets (or clears) the session cookie.
-pub fn with_cookie(response: impl IntoResponse, cookie: String) -> Response {
-    let mut response = response.into_response();
-    if let Ok(value) = cookie.parse() {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
-    response
-}
-
 async fn setup_status(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ErrorBody> {
     let client = state.pool.get().await?;
     let required = setup::required(&**client).await?;
@@ -57,38 +49,6 @@ struct SetupRequest {
     password: String,
     #[serde(default)]
     display_name: String,
-}
-
-/// Checks a new password against the policy, then hashes it off the async
-/// workers.
-pub async fn new_password_hash(
-    password: &str,
-    username: &str,
-    display_name: &str,
-    field: &str,
-) -> Result<String, ErrorBody> {
-    if let Err(e) = password::check_policy(password, &[username, display_name, "mogothrow77"]) {
-        return Err(ErrorBody::new(ErrorCode::PasswordPolicy, e.to_string()).with_details(
-            json!({ "fields": [{ "field": field, "rule": e.code(), "message": e.to_string() }] }),
-        ));
-    }
-    let password = password.to_string();
-    blocking(move || password::hash(&password))
-        .await?
-        .map_err(|e| {
-            tracing::error!(error = %e, "password hashing failed");
-            ErrorBody::new(ErrorCode::Internal, "internal error; see the server log")
-        })
-}
-
-pub fn check_display_name(name: &str) -> Result<(), ErrorBody> {
-    if name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(invalid_field(
-            "display_name",
-            "at most 100 characters, no control characters",
-        ));
-    }
-    Ok(())
 }
 
 async fn complete_setup(
@@ -201,19 +161,6 @@ async fn login_failed(
     .await?;
     tx.commit().await?;
     Err(error)
-}
-
-/// 429 with `Retry-After` while an account name or address is locked.
-pub fn too_many_attempts(retry_after: u64) -> ErrorBody {
-    ErrorBody::new(
-        ErrorCode::TooManyAttempts,
-        format!(
-            "too many failed attempts for this account or from this address; try again in \
-             {retry_after} seconds"
-        ),
-    )
-    .with_details(json!({ "retry_after_seconds": retry_after }))
-    .retry_after(retry_after)
 }
 
 /// Starts a session for a person who just proved who they are, and

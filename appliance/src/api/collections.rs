@@ -1,8 +1,6 @@
 //! Collections and their fields: admins create, change and delete them;
 //! everyone who can read records can read their schema.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -10,9 +8,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value as Json_};
 
+use super::support::load;
 use super::{invalid_field, Api, ApiJson, ApiQuery, Ctx, Method};
 use crate::app::AppState;
-use crate::app::Caches;
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::http::error::{ErrorBody, ErrorCode};
@@ -70,65 +68,6 @@ fn field_of(c: &Collection, field_name: &str) -> Result<records::Field, ErrorBod
             format!("collection {:?} has no field {field_name:?}", c.name),
         )
     })
-}
-
-pub fn no_collection(name: &str) -> ErrorBody {
-    ErrorBody::new(
-        ErrorCode::NotFound,
-        format!("no collection named {name:?}; GET /api/v1/collections lists them"),
-    )
-}
-
-/// The collection named in the path, for the record read paths: from the
-/// replica's catalog cache when it can (see `crate::cache`). A read that
-/// finds the table changed under it (`records::schema_moved`) calls
-/// [`reload`] and reads again.
-pub async fn load_cached(
-    caches: &Caches,
-    client: &deadpool_postgres::Client,
-    name: &str,
-) -> Result<Arc<Collection>, ErrorBody> {
-    if records::check_name(name).is_some() {
-        return Err(no_collection(name));
-    }
-    if let Some(hit) = caches.catalog.get(&name.to_string()) {
-        return Ok(hit);
-    }
-    let generation = caches.catalog.generation();
-    let c = Arc::new(
-        records::collection_prepared(client, name)
-            .await?
-            .ok_or_else(|| no_collection(name))?,
-    );
-    caches
-        .catalog
-        .insert(generation, name.to_string(), c.clone());
-    Ok(c)
-}
-
-/// After a read found the table changed under it: forgets the replica's
-/// catalogs and this connection's prepared statements (which may describe
-/// the old columns), and reads the collection afresh.
-pub async fn reload(
-    caches: &Caches,
-    client: &deadpool_postgres::Client,
-    name: &str,
-) -> Result<Arc<Collection>, ErrorBody> {
-    caches.catalog.clear();
-    client.statement_cache.clear();
-    load_cached(caches, client, name).await
-}
-
-pub async fn load<C: tokio_postgres::GenericClient>(
-    client: &C,
-    name: &str,
-) -> Result<Collection, ErrorBody> {
-    if records::check_name(name).is_some() {
-        return Err(no_collection(name));
-    }
-    records::collection(client, name)
-        .await?
-        .ok_or_else(|| no_collection(name))
 }
 
 impl From<SchemaError> for ErrorBody {

@@ -29,7 +29,7 @@ use http_body::Frame;
 use serde_json::json;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
-use super::collections::load;
+use super::support::load;
 use super::{invalid_field, page_limit, parse_id, Api, ApiJson, ApiQuery, Ctx, Method};
 use crate::app::AppState;
 use crate::audit::{Event, Outcome};

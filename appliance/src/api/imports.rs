@@ -18,7 +18,7 @@ use ring::digest;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::collections::load;
+use super::support::load;
 use super::{invalid_field, page_limit, parse_id, Api, ApiQuery, Ctx, Method};
 use crate::app::AppState;
 use crate::audit::{Event, Outcome};

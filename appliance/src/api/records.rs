@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json_};
 
-use super::collections::{load, load_cached, reload};
+use super::support::{load, load_cached, reload};
 use super::{invalid_field, Api, ApiJson, ApiQuery, Ctx, Method};
 use crate::app::AppState;
 use crate::audit::{Event, Outcome};

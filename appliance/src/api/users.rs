@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{check_display_name, new_password_hash};
+use super::support::{check_display_name, new_password_hash};
 use super::{invalid_field, parse_id, Api, ApiJson, Ctx, Method};
 use crate::app::AppState;
 use crate::audit::{Event, Outcome};

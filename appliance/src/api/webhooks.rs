@@ -12,7 +12,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::collections::load;
+use super::support::load;
 use super::{invalid_field, page_limit, parse_id, Api, ApiJson, ApiQuery, Ctx, Method};
 use crate::app::AppState;
 use crate::audit::{Event, Outcome};
