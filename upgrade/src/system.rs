@@ -138,6 +138,9 @@ pub fn unpack_package(deb: &Path, dest: &Path) -> Result<PathBuf, String> {
     if dest.exists() {
         fs::remove_dir_all(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
     }
+    // dpkg-deb makes `dest` but not its parents (the staging directory
+    // goes once an upgrade has finished).
+    fs::create_dir_all(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
     run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(dest))?;
     let binary = dest.join("usr/bin/mogothrow77");
     if binary.is_file() {
