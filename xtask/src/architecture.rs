@@ -54,9 +54,10 @@ pub const LAYERS: [(&str, &[&str]); 7] = [
 /// Longest a source file may be, its unit tests excluded.
 pub const MAX_LINES: usize = 800;
 
-/// Files over [`MAX_LINES`] that are still to be split (issue 23), with
-/// the length they may not exceed. It only shrinks.
-pub const LONG_FILES: [(&str, usize); 1] = [("upgrade/src/apply.rs", 1169)];
+/// Files over [`MAX_LINES`] still to be split, with the length they may
+/// not exceed. Empty, and it stays so: a file that grows past the limit is
+/// split by what its parts do.
+pub const LONG_FILES: [(&str, usize); 0] = [];
 
 /// The crates whose sources the length rule covers.
 const CRATES: [&str; 6] = [
@@ -311,9 +312,7 @@ pub fn check() -> Result<()> {
     }
     let found = violations(&root)?;
     if found.is_empty() {
-        println!(
-            "no import cycle, no upward import, no file over {MAX_LINES} lines outside the list"
-        );
+        println!("no import cycle, no upward import, no source file over {MAX_LINES} lines");
         return Ok(());
     }
     Err(found.join("\n"))
