@@ -1,6 +1,8 @@
 //! The admin subcommands: `migrate` (and `--rehearse`), `check`, `version`, `admin
 //! setup-token`, `audit verify`.
 
+use contracts::rehearsal::Mark;
+
 use crate::audit::{self, Event, Outcome};
 use crate::cli::VERSION;
 use crate::config::{DatabaseTarget, Settings};
@@ -174,27 +176,13 @@ fn print_rehearsal(report: &rehearse::Report) {
         report.database_bytes as f64 / 1e6,
         report.copy_seconds
     );
-    for m in &report.migrations {
-        let label = format!("V{}__{} ({})", m.version, m.name, m.kind);
-        match &m.error {
-            Some(error) => println!("  FAIL  {label} after {:.3} s: {error}", m.seconds),
-            None => println!("  ok    {label}: {:.3} s", m.seconds),
+    for (mark, line) in report.lines() {
+        match mark {
+            Mark::Ok => println!("  ok    {line}"),
+            Mark::Fail => println!("  FAIL  {line}"),
+            Mark::Detail => println!("          {line}"),
+            Mark::Warn => println!("  warn  {line}"),
         }
-        if m.locks.is_empty() && m.error.is_none() {
-            println!("          no locks on existing tables");
-        }
-        for lock in &m.locks {
-            println!(
-                "          {} on {}: {} for {:.3} s",
-                lock.mode,
-                lock.table,
-                lock.blocks.describe(),
-                m.seconds
-            );
-        }
-    }
-    for w in &report.warnings {
-        println!("  warn  {w}");
     }
     match report.failed() {
         Some(m) => println!(

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-pub const SECRETS_DIR: &str = "/etc/mogothrow77/secrets";
+pub const SECRETS_DIR: &str = contracts::locations::SECRETS_DIR;
 const MAX_URL_BYTES: u64 = 4096;
 
 /// One connection URL and where it goes.

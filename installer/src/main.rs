@@ -32,7 +32,7 @@ use mogothrow77_upgrade::layout::{self, Layout};
 use mogothrow77_upgrade::release::{self, OpenError, Release};
 use mogothrow77_upgrade::{probe, settings, system, Exit};
 
-const CONFIG: &str = "/etc/mogothrow77/config.toml";
+const CONFIG: &str = contracts::locations::CONFIG_FILE;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,7 +62,7 @@ struct Cli {
     #[arg(
         long,
         value_name = "DIR",
-        default_value = "/var/lib/mogothrow77-install"
+        default_value = contracts::locations::INSTALL_WORK_DIR
     )]
     work_dir: PathBuf,
     /// Where the host's OS is described.

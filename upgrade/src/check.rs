@@ -11,7 +11,7 @@ use crate::system::{self, SchemaFit};
 use crate::{host, Exit};
 
 /// Where packages install the vendor's release public key.
-pub const DEFAULT_PUBLIC_KEY: &str = "/etc/mogothrow77/release-keys/mogothrow77.pub";
+pub const DEFAULT_PUBLIC_KEY: &str = contracts::locations::RELEASE_KEY;
 
 pub struct Inputs {
     pub bundle: PathBuf,

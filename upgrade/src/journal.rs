@@ -206,7 +206,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> JournalError + '_ {
 
 /// Where the upgrade tool keeps its journal unless told otherwise
 /// (`--work-dir`); the installer keeps an installed .rpm there too.
-pub const DEFAULT_WORK_DIR: &str = "/var/lib/mogothrow77-upgrade";
+pub const DEFAULT_WORK_DIR: &str = contracts::locations::UPGRADE_WORK_DIR;
 
 /// The tool's own directory (root-owned, 0700): journal, lock, kept
 /// packages, configuration copies, staging.

@@ -17,11 +17,4 @@ pub mod system;
 
 /// Exit codes shared by the upgrade tool and the installer (product
 /// contract, docs/upgrade.md and docs/install.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Done = 0,
-    Failed = 1,
-    Usage = 2,
-    Refused = 10,
-    NeedsAdmin = 11,
-}
+pub use contracts::exit::ToolExit as Exit;

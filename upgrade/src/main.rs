@@ -100,7 +100,7 @@ struct Target {
     #[arg(
         long,
         value_name = "FILE",
-        default_value = "/etc/mogothrow77/config.toml"
+        default_value = contracts::locations::CONFIG_FILE
     )]
     config: PathBuf,
 }
@@ -125,7 +125,7 @@ struct Common {
     #[arg(
         long,
         value_name = "FILE",
-        default_value = "/etc/mogothrow77/config.toml"
+        default_value = contracts::locations::CONFIG_FILE
     )]
     config: PathBuf,
     /// The tool's journal, lock, kept packages and configuration copies.

@@ -5,63 +5,10 @@
 
 use std::process::Command;
 
-use serde::{Deserialize, Serialize};
+use contracts::rehearsal::{Mark, Report};
 
 use crate::check::{self, Inputs};
 use crate::Exit;
-
-/// The server's rehearsal report (`mogothrow77 migrate --rehearse --json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Report {
-    pub schema_level: i32,
-    pub target_level: i32,
-    pub database_bytes: i64,
-    pub copy_seconds: f64,
-    pub migrations: Vec<MigrationRun>,
-    pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MigrationRun {
-    pub version: i32,
-    pub name: String,
-    pub kind: String,
-    pub seconds: f64,
-    pub locks: Vec<TableLock>,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TableLock {
-    pub table: String,
-    pub mode: String,
-    /// `nothing`, `schema_changes`, `writes` or `reads_and_writes`.
-    pub blocks: String,
-}
-
-impl Report {
-    fn failed(&self) -> Option<&MigrationRun> {
-        self.migrations.iter().find(|m| m.error.is_some())
-    }
-
-    /// Finds the report among the lines the server printed (its log lines
-    /// are JSON too, but not reports).
-    fn find(stdout: &str) -> Option<Report> {
-        stdout
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str::<Report>(l).ok())
-    }
-}
-
-fn blocks(text: &str) -> &str {
-    match text {
-        "nothing" => "blocks nothing the service does",
-        "schema_changes" => "blocks only other schema changes",
-        "writes" => "blocks writes (reads go on)",
-        _ => "blocks reads and writes",
-    }
-}
 
 pub fn run(inputs: &Inputs, json: bool) -> Exit {
     let scratch = match check::scratch_dir() {
@@ -157,27 +104,13 @@ fn print_report(report: &Report, target: &str) {
         report.database_bytes as f64 / 1e6,
         report.copy_seconds
     );
-    for m in &report.migrations {
-        let label = format!("V{}__{} ({})", m.version, m.name, m.kind);
-        match &m.error {
-            Some(error) => println!("FAIL     {label} after {:.3} s: {error}", m.seconds),
-            None => println!("ok       {label}: {:.3} s", m.seconds),
+    for (mark, line) in report.lines() {
+        match mark {
+            Mark::Ok => println!("ok       {line}"),
+            Mark::Fail => println!("FAIL     {line}"),
+            Mark::Detail => println!("           {line}"),
+            Mark::Warn => println!("warn     {line}"),
         }
-        if m.error.is_none() && m.locks.is_empty() {
-            println!("           no locks on existing tables");
-        }
-        for lock in &m.locks {
-            println!(
-                "           {} on {}: {} for {:.3} s",
-                lock.mode,
-                lock.table,
-                blocks(&lock.blocks),
-                m.seconds
-            );
-        }
-    }
-    for w in &report.warnings {
-        println!("warn     {w}");
     }
     match report.failed() {
         Some(m) => println!(
@@ -185,34 +118,10 @@ fn print_report(report: &Report, target: &str) {
              rehearse again (/usr/share/doc/mogothrow77/upgrade.md.gz, section a-migration-failed)",
             m.version, m.name
         ),
-        None => {
-            let total: f64 = report.migrations.iter().map(|m| m.seconds).sum();
-            println!(
-                "ok       the migrations took {total:.3} s on the copy: `apply` stops the service \
-                 for about that long plus the package swap and start (about 1 s)"
-            );
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_report_is_found_among_log_lines() {
-        let stdout = concat!(
-            "{\"level\":\"INFO\",\"message\":\"managed PostgreSQL started\"}\n",
-            "{\"schema_level\":8,\"target_level\":9,\"database_bytes\":100,\"copy_seconds\":0.5,",
-            "\"migrations\":[{\"version\":9,\"name\":\"x\",\"kind\":\"expand\",\"seconds\":0.1,",
-            "\"locks\":[{\"table\":\"public.users\",\"mode\":\"SHARE\",\"blocks\":\"writes\"}],",
-            "\"error\":null}],\"warnings\":[]}\n",
-            "{\"level\":\"INFO\",\"message\":\"managed PostgreSQL stopped\"}\n",
-        );
-        let report = Report::find(stdout).expect("report");
-        assert_eq!(report.target_level, 9);
-        assert_eq!(report.migrations[0].locks[0].blocks, "writes");
-        assert!(report.failed().is_none());
-        assert!(Report::find("{\"level\":\"INFO\"}\nnot json\n").is_none());
+        None => println!(
+            "ok       the migrations took {:.3} s on the copy: `apply` stops the service \
+             for about that long plus the package swap and start (about 1 s)",
+            report.total_seconds()
+        ),
     }
 }

@@ -6,6 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use contracts::locations;
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub state_dir: PathBuf,
@@ -25,9 +27,9 @@ pub fn load(config: &Path) -> Result<Settings, String> {
     };
     let text = |v: Option<&toml::Value>| v.and_then(toml::Value::as_str).map(str::to_string);
     let state_dir = PathBuf::from(
-        text(table.get("state_dir")).unwrap_or_else(|| "/var/lib/mogothrow77".to_string()),
+        text(table.get("state_dir")).unwrap_or_else(|| locations::STATE_DIR.to_string()),
     );
-    let listen = text(table.get("listen")).unwrap_or_else(|| "0.0.0.0:8443".to_string());
+    let listen = text(table.get("listen")).unwrap_or_else(|| locations::LISTEN.to_string());
     let listen: SocketAddr = listen.parse().map_err(|_| {
         format!(
             "{}: listen {listen:?} is not an address:port",
@@ -43,7 +45,7 @@ pub fn load(config: &Path) -> Result<Settings, String> {
     let cert_file = tls
         .and_then(|t| text(t.get("cert_file")))
         .map(PathBuf::from)
-        .unwrap_or_else(|| state_dir.join("tls/cert.pem"));
+        .unwrap_or_else(|| state_dir.join(locations::SELF_SIGNED_CERT));
     Ok(Settings {
         state_dir,
         probe_addr: SocketAddr::new(ip, listen.port()),

@@ -6,6 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use contracts::exit::ServerExit;
+
 pub const SERVICE: &str = "mogothrow77.service";
 pub const PACKAGE: &str = "mogothrow77";
 
@@ -270,16 +272,17 @@ pub fn schema_fit(binary: &Path, config: &Path) -> SchemaFit {
         .args(["migrate", "--check"])
         .output();
     match out {
-        Ok(o) => match o.status.code() {
-            Some(0) => SchemaFit::Runs,
-            Some(1) => SchemaFit::Pending(
+        Ok(o) => match o.status.code().and_then(ServerExit::from_code) {
+            Some(ServerExit::Ok) => SchemaFit::Runs,
+            // `migrate --check`: 1 means migrations are pending.
+            Some(ServerExit::Failure) => SchemaFit::Pending(
                 String::from_utf8_lossy(&o.stdout)
                     .lines()
                     .filter(|l| l.starts_with("  V"))
                     .map(|l| l.trim().to_string())
                     .collect(),
             ),
-            Some(3) => SchemaFit::TooNew,
+            Some(ServerExit::SchemaIncompatible) => SchemaFit::TooNew,
             _ => SchemaFit::Unknown(describe(&binary.display().to_string(), &o)),
         },
         Err(e) => SchemaFit::Unknown(format!("cannot run {}: {e}", binary.display())),

@@ -54,7 +54,7 @@ pub use webhooks::{AddressPolicy, WebhooksConfig};
 use sources::Sources;
 
 /// Where packages install the configuration file.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/mogothrow77/config.toml";
+pub const DEFAULT_CONFIG_PATH: &str = contracts::locations::CONFIG_FILE;
 /// Prefix of configuration environment variables; nested keys use `__`.
 pub const ENV_PREFIX: &str = "MOGOTHROW77_";
 /// The commented defaults file is the reference for every key.
@@ -303,5 +303,30 @@ impl Settings {
     pub fn effective_toml(&self) -> String {
         toml::to_string_pretty(&self.config)
             .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_the_ones_the_tools_assume() {
+        // The installer and the upgrade tool read a configuration file that
+        // may leave these out (contracts::locations).
+        let defaults: Config = Figment::from(Toml::string(DEFAULTS_TOML))
+            .extract()
+            .expect("the defaults parse");
+        assert_eq!(defaults.listen, contracts::locations::LISTEN);
+        assert_eq!(
+            defaults.state_dir,
+            PathBuf::from(contracts::locations::STATE_DIR)
+        );
+        assert_eq!(
+            crate::tls::self_signed_paths(&defaults.state_dir).cert,
+            defaults
+                .state_dir
+                .join(contracts::locations::SELF_SIGNED_CERT)
+        );
     }
 }

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
+
+pub use contracts::rehearsal::{Blocks, MigrationRun, Report, TableLock};
 
 use super::backup::{self, BackupError};
 use super::managed::PgBinaries;
@@ -30,80 +31,6 @@ pub enum RehearseError {
 impl From<BackupError> for RehearseError {
     fn from(e: BackupError) -> RehearseError {
         RehearseError::Scratch(ScratchError::Copy(e))
-    }
-}
-
-/// What a rehearsal found. `mogothrow77-upgrade rehearse` reads it as JSON.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Report {
-    /// The newest migration applied to the live database.
-    pub schema_level: i32,
-    /// The schema level of this binary.
-    pub target_level: i32,
-    /// `pg_database_size` of the live database.
-    pub database_bytes: i64,
-    /// Dump and restore of the copy.
-    pub copy_seconds: f64,
-    /// The pending migrations in order; a failed one is the last.
-    pub migrations: Vec<MigrationRun>,
-    pub warnings: Vec<String>,
-}
-
-impl Report {
-    pub fn failed(&self) -> Option<&MigrationRun> {
-        self.migrations.iter().find(|m| m.error.is_some())
-    }
-
-    pub fn total_seconds(&self) -> f64 {
-        self.migrations.iter().map(|m| m.seconds).sum()
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MigrationRun {
-    pub version: i32,
-    pub name: String,
-    pub kind: String,
-    /// The migration's statements and its commit.
-    pub seconds: f64,
-    /// The strongest lock it held on each table that existed before it ran.
-    /// Locks are held until the transaction commits, i.e. for `seconds`.
-    pub locks: Vec<TableLock>,
-    /// PostgreSQL's message when the migration failed on the copy.
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct TableLock {
-    /// `schema.table`.
-    pub table: String,
-    /// The lock mode as SQL names it (`ACCESS EXCLUSIVE`, `SHARE`, …).
-    pub mode: String,
-    pub blocks: Blocks,
-}
-
-/// What a lock mode stops the running service from doing.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Blocks {
-    /// Reads and writes of the service go on.
-    Nothing,
-    /// Other schema changes and VACUUM wait; reads and writes go on.
-    SchemaChanges,
-    /// Inserts, updates and deletes wait; reads go on.
-    Writes,
-    /// Every access waits, reads included.
-    ReadsAndWrites,
-}
-
-impl Blocks {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Blocks::Nothing => "blocks nothing the service does",
-            Blocks::SchemaChanges => "blocks only other schema changes",
-            Blocks::Writes => "blocks writes (reads go on)",
-            Blocks::ReadsAndWrites => "blocks reads and writes",
-        }
     }
 }
 
