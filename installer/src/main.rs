@@ -283,9 +283,7 @@ fn install(cli: &Cli) -> Exit {
     }
     keep_public_key(&cli.public_keys);
     first_admin(&binary);
-    if !cli.bundle.is_dir() {
-        remove_unpacked(&cli.work_dir);
-    }
+    remove_unpacked(&cli.work_dir, !cli.bundle.is_dir());
     Exit::Done
 }
 
@@ -395,11 +393,12 @@ fn keep_public_key(keys: &[PathBuf]) {
 
 /// After a successful run the unpacked bundle and apt's lists of it go:
 /// nothing in them is needed again (the upgrade tool keeps what a rollback
-/// needs in /var/lib/mogothrow77-upgrade).
-fn remove_unpacked(work_dir: &Path) {
-    let mut freed = 0;
-    for dir in [work_dir.join("bundle"), work_dir.join("apt")] {
-        freed += du(&dir);
+/// needs in /var/lib/mogothrow77-upgrade). A bundle directory the admin
+/// unpacked is theirs and stays.
+fn remove_unpacked(work_dir: &Path, unpacked_here: bool) {
+    let bundle = work_dir.join("bundle");
+    let freed = du(&bundle);
+    for dir in [bundle, work_dir.join("apt")] {
         if dir.exists() {
             if let Err(e) = fs::remove_dir_all(&dir) {
                 println!("note  cannot remove {}: {e}", dir.display());
@@ -408,11 +407,13 @@ fn remove_unpacked(work_dir: &Path) {
         }
     }
     let _ = fs::remove_dir(work_dir);
-    println!(
-        "ok    removed the unpacked bundle ({} MB) from {}",
-        freed >> 20,
-        work_dir.display()
-    );
+    if unpacked_here {
+        println!(
+            "ok    removed the unpacked bundle ({} MB) from {}",
+            freed >> 20,
+            work_dir.display()
+        );
+    }
 }
 
 fn du(path: &Path) -> u64 {
