@@ -1,20 +1,27 @@
 //! Extractors handlers share: [`Ctx`] (caller, client address, request
-//! id), and JSON bodies and query strings whose rejections are API errors.
+//! id), JSON bodies and query strings whose rejections are API errors, and
+//! [`CollectionPath`] (the collection a record read names, with the
+//! connection it was read on).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::Json;
 use serde::de::DeserializeOwned;
 
 use super::middleware::Caller;
+use super::support::{load_cached, no_collection, reload};
+use crate::app::{AppState, Caches};
 use crate::audit;
 use crate::authz::Principal;
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::http::request_id::RequestId;
+use crate::records::Collection;
 
 /// The request's caller, client address and id, for handlers.
 #[derive(Debug, Clone)]
@@ -140,5 +147,49 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                     format!("invalid query parameters: {}", e.body_text()),
                 )
             })
+    }
+}
+
+/// The collection a record read names in its path (`{collection}`), with
+/// the pool connection it was read on (the read goes on with it): the name
+/// checked, then the replica's catalog cache, else the catalog; 404
+/// `not_found` when there is no such collection. A read that finds the
+/// table changed under it (`records::schema_moved`) calls
+/// [`CollectionPath::reload`] and reads again.
+pub struct CollectionPath {
+    pub name: String,
+    pub collection: Arc<Collection>,
+    pub client: deadpool_postgres::Client,
+    caches: Arc<Caches>,
+}
+
+impl CollectionPath {
+    /// Forgets the replica's catalogs and this connection's prepared
+    /// statements, and reads the collection afresh.
+    pub async fn reload(&mut self) -> Result<(), ErrorBody> {
+        self.collection = reload(&self.caches, &self.client, &self.name).await?;
+        Ok(())
+    }
+}
+
+impl FromRequestParts<AppState> for CollectionPath {
+    type Rejection = ErrorBody;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<CollectionPath, ErrorBody> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| no_collection(""))?;
+        let name = params.get("collection").cloned().unwrap_or_default();
+        let client = state.pool.get().await?;
+        let collection = load_cached(&state.caches, &client, &name).await?;
+        Ok(CollectionPath {
+            name,
+            collection,
+            client,
+            caches: state.caches.clone(),
+        })
     }
 }

@@ -25,7 +25,7 @@ mod extract;
 mod middleware;
 mod support;
 
-pub use extract::{client_addr, ApiJson, ApiQuery, Ctx};
+pub use extract::{client_addr, ApiJson, ApiQuery, CollectionPath, Ctx};
 pub use middleware::Caller;
 use middleware::{authenticate, authorize};
 pub use support::{blocking, double_option, invalid_field, page_limit, parse_id};

@@ -9,8 +9,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json_};
 
-use super::support::{load, load_cached, reload};
-use super::{invalid_field, Api, ApiJson, ApiQuery, Ctx, Method};
+use super::support::load;
+use super::{invalid_field, Api, ApiJson, ApiQuery, CollectionPath, Ctx, Method};
 use crate::app::AppState;
 use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
@@ -156,19 +156,17 @@ struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
-    Path(name): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
+    mut path: CollectionPath,
 ) -> Result<Response, ErrorBody> {
-    let client = state.pool.get().await?;
-    let c = load_cached(&state.caches, &client, &name).await?;
-    let page = match list_page(&state, &client, &c, &q).await {
+    let page = match list_page(&state, &path.client, &path.collection, &q).await {
         Err(QueryError::Db(e)) if records::schema_moved(&e) => {
-            let c = reload(&state.caches, &client, &name).await?;
-            list_page(&state, &client, &c, &q).await?
+            path.reload().await?;
+            list_page(&state, &path.client, &path.collection, &q).await?
         }
         page => page?,
     };
-    drop(client);
+    drop(path);
     // Written once into a buffer of about the right size (a page of
     // records is tens of kilobytes; growing a small buffer copies it
     // again and again).
@@ -267,16 +265,14 @@ async fn create(
 }
 
 async fn get_one(
-    State(state): State<AppState>,
-    Path((name, id)): Path<(String, String)>,
+    Path((_, id)): Path<(String, String)>,
+    mut path: CollectionPath,
 ) -> Result<Response, ErrorBody> {
     let id = record_id(&id)?;
-    let client = state.pool.get().await?;
-    let c = load_cached(&state.caches, &client, &name).await?;
-    let record = match store::get(&**client, &c, id).await {
+    let record = match store::get(&**path.client, &path.collection, id).await {
         Err(e) if records::schema_moved(&e) => {
-            let c = reload(&state.caches, &client, &name).await?;
-            store::get(&**client, &c, id).await?
+            path.reload().await?;
+            store::get(&**path.client, &path.collection, id).await?
         }
         found => found?,
     }
