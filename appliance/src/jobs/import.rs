@@ -334,36 +334,25 @@ async fn run(ctx: &JobCtx, services: &Services) -> Result<(), JobError> {
     drop(reader);
 
     let rejected = mode == Mode::AllOrNothing && tally.failed > 0;
-    if rejected {
+    let (tx, outcome) = if rejected {
         tx.rollback().await?;
         tally.imported = 0;
-        let tx = writer.transaction().await?;
-        finish(
-            (ctx, services),
-            tx,
-            import_id,
-            &name,
-            format,
-            mode,
-            &tally,
-            "rejected",
-            &audit_ctx,
-        )
-        .await
+        (writer.transaction().await?, "rejected")
     } else {
-        finish(
-            (ctx, services),
-            tx,
-            import_id,
-            &name,
-            format,
-            mode,
-            &tally,
-            "completed",
-            &audit_ctx,
-        )
-        .await
-    }
+        (tx, "completed")
+    };
+    finish(
+        (ctx, services),
+        tx,
+        import_id,
+        &name,
+        format,
+        mode,
+        &tally,
+        outcome,
+        &audit_ctx,
+    )
+    .await
 }
 
 /// Inserts a piece's rows: problems found without writing are recorded,

@@ -4,6 +4,7 @@
 use serde_json::Value as Json;
 
 use super::ast::{allowed_ops, Op, ALL_OPS};
+use crate::records::field_type_name;
 use crate::records::values::FieldType;
 
 /// How many names an error message lists.
@@ -61,10 +62,10 @@ pub enum FilterError {
     #[error(
         "operator {} is not allowed on the {} field {} {}; {} fields allow: {}",
         op_name(*.op),
-        type_name(*.field_type),
+        field_type_name(*.field_type),
         quote(.field),
         at(.path),
-        type_name(*.field_type),
+        field_type_name(*.field_type),
         op_list(allowed_ops(*.field_type))
     )]
     OperatorNotAllowed {
@@ -171,19 +172,6 @@ pub(super) fn op_name(op: Op) -> &'static str {
         Op::Contains => "contains",
         Op::Prefix => "prefix",
         Op::IsNull => "is_null",
-    }
-}
-
-pub(super) fn type_name(t: FieldType) -> &'static str {
-    match t {
-        FieldType::Text => "text",
-        FieldType::Integer => "integer",
-        FieldType::Decimal => "decimal",
-        FieldType::Boolean => "boolean",
-        FieldType::Date => "date",
-        FieldType::Timestamp => "timestamp",
-        FieldType::Enum => "enum",
-        FieldType::Json => "json",
     }
 }
 

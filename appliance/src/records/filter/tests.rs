@@ -10,10 +10,11 @@ use time::{Date, OffsetDateTime, UtcOffset};
 use tokio_postgres::types::ToSql;
 
 use super::ast::{FieldRef, Filter, Limits, Op, Value, ALL_OPS};
-use super::error::{op_name, type_name, FilterError};
+use super::error::{op_name, FilterError};
 use super::oracle::{jsonb_contains, jsonb_eq, matches};
 use super::parse::{parse, parse_value};
 use super::sql::to_sql;
+use crate::records::field_type_name;
 use crate::records::values::{
     canonical_decimal, cmp_decimal, decimal_from_json_number, parse_date, FieldType,
 };
@@ -1456,7 +1457,10 @@ fn serde_names_match_the_language() {
         FieldType::Enum,
         FieldType::Json,
     ] {
-        assert_eq!(serde_json::to_value(t).expect("type"), json!(type_name(t)));
+        assert_eq!(
+            serde_json::to_value(t).expect("type"),
+            json!(field_type_name(t))
+        );
     }
 }
 
