@@ -38,6 +38,9 @@ impl std::ops::Deref for AppState {
 /// The state itself.
 pub struct Shared {
     pub pool: Pool,
+    /// Set when the server was asked to stop: `/readyz` answers 503 while
+    /// it drains.
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
     pub metrics: Arc<Metrics>,
     /// Who may read `/metrics`.
     pub scrape: Arc<ScrapeAccess>,

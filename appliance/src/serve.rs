@@ -240,8 +240,11 @@ async fn serve_with_database(
         &settings.metrics,
         config.tls.enabled,
     ));
+    // Raised at SIGTERM: /readyz answers 503 from then on.
+    let stopping = Arc::new(AtomicBool::new(false));
     let state = AppState::new(Shared {
         pool: pool.clone(),
+        stopping: stopping.clone(),
         metrics: metrics.clone(),
         scrape: scrape.clone(),
         watched_dirs,
@@ -275,13 +278,13 @@ async fn serve_with_database(
     let limits = server::Limits {
         header_read_timeout: Duration::from_secs(config.http.header_read_timeout_secs),
         tls_handshake_timeout: Duration::from_secs(config.http.tls_handshake_timeout_secs),
+        drain_delay: Duration::from_secs(config.http.drain_delay_secs),
         shutdown_grace: Duration::from_secs(config.http.shutdown_grace_secs),
     };
     let server_config = match &tls {
         Some(resolver) => Some(tls::server_config(resolver.clone())?),
         None => None,
     };
-    let serving = Arc::new(AtomicBool::new(true));
     if signals.shutdown_requested() {
         tracing::info!("stop requested during start-up; not serving");
         systemd::stopping();
@@ -307,8 +310,9 @@ async fn serve_with_database(
         job_settings,
         handlers,
     );
+    let drain_delay_secs = config.http.drain_delay_secs;
     let shutdown = {
-        let serving = serving.clone();
+        let stopping = stopping.clone();
         let tls = tls.clone();
         let jobs_stopping = workers.stopping();
         async move {
@@ -319,18 +323,23 @@ async fn serve_with_database(
             // No new jobs from now; running ones get the grace alongside
             // the requests' drain.
             jobs_stopping.now();
-            serving.store(false, Ordering::SeqCst);
+            stopping.store(true, Ordering::SeqCst);
             systemd::stopping();
-            tracing::info!("shutting down: draining in-flight requests");
+            // /readyz answers 503 from now; the server accepts for the
+            // drain delay, then lets in-flight requests finish.
+            tracing::info!(
+                drain_delay_secs,
+                "shutting down: draining in-flight requests"
+            );
         }
     };
     if let Some(interval) = systemd::watchdog_interval() {
-        let serving = serving.clone();
+        let stopping = stopping.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             loop {
                 tick.tick().await;
-                if !serving.load(Ordering::SeqCst) {
+                if stopping.load(Ordering::SeqCst) {
                     break;
                 }
                 systemd::watchdog();

@@ -68,6 +68,7 @@ MOGOTHROW77_TLS__HOSTNAMES: {{ .Values.tls.hostnames | toJson | quote }}
 MOGOTHROW77_HTTP__HEADER_READ_TIMEOUT_SECS: {{ .Values.http.headerReadTimeoutSecs | int64 | toString | quote }}
 MOGOTHROW77_HTTP__TLS_HANDSHAKE_TIMEOUT_SECS: {{ .Values.http.tlsHandshakeTimeoutSecs | int64 | toString | quote }}
 MOGOTHROW77_HTTP__BODY_LIMIT_BYTES: {{ .Values.http.bodyLimitBytes | int64 | toString | quote }}
+MOGOTHROW77_HTTP__DRAIN_DELAY_SECS: {{ .Values.http.drainDelaySecs | int64 | toString | quote }}
 MOGOTHROW77_HTTP__SHUTDOWN_GRACE_SECS: {{ .Values.http.shutdownGraceSecs | int64 | toString | quote }}
 MOGOTHROW77_DATABASE__AUTO_MIGRATE: "false"
 MOGOTHROW77_DATABASE__POOL_SIZE: {{ .Values.database.poolSize | int64 | toString | quote }}
@@ -197,5 +198,25 @@ tolerations:
 {{- with .Values.affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{- /*
+The server pods' scheduling: as above, and with several replicas and no
+affinity of the site's own, spread over nodes where possible (a node's loss
+takes one replica, not all).
+*/ -}}
+{{- define "mogothrow77.serverScheduling" -}}
+{{- include "mogothrow77.scheduling" . }}
+{{- if and (not .Values.affinity) (gt (int .Values.replicas) 1) }}
+affinity:
+  podAntiAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 100
+        podAffinityTerm:
+          topologyKey: kubernetes.io/hostname
+          labelSelector:
+            matchLabels:
+              {{- include "mogothrow77.selectorLabels" . | nindent 14 }}
 {{- end }}
 {{- end }}

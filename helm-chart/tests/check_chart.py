@@ -228,15 +228,43 @@ def check_case(path):
     )
     pod = dep["spec"]["template"]
     check("checksum/config" in pod["metadata"].get("annotations", {}), f"{case}: pods roll when the ConfigMap changes")
-    check(
-        pod["spec"]["terminationGracePeriodSeconds"] > values["http"]["shutdownGraceSecs"],
-        f"{case}: terminationGracePeriodSeconds exceeds http.shutdownGraceSecs",
-    )
-    server_labels = pod["metadata"]["labels"]
-    job_labels = job["spec"]["template"]["metadata"]["labels"]
-
     def selects(selector, labels):
         return all(labels.get(k) == v for k, v in selector.items())
+
+    drain = values["http"]["drainDelaySecs"] + values["http"]["shutdownGraceSecs"]
+    check(
+        pod["spec"]["terminationGracePeriodSeconds"] > drain,
+        f"{case}: terminationGracePeriodSeconds exceeds http.drainDelaySecs + shutdownGraceSecs",
+    )
+    check(
+        data.get("MOGOTHROW77_HTTP__DRAIN_DELAY_SECS") == str(values["http"]["drainDelaySecs"]),
+        f"{case}: HTTP__DRAIN_DELAY_SECS={values['http']['drainDelaySecs']}",
+    )
+    readiness = ct["readinessProbe"]
+    check(
+        values["http"]["drainDelaySecs"] == 0
+        or readiness["periodSeconds"] * readiness["failureThreshold"] < values["http"]["drainDelaySecs"],
+        f"{case}: the readiness probe sees a stopping pod within http.drainDelaySecs",
+    )
+    check(
+        all("preStop" not in c.get("lifecycle", {}) for c in pod["spec"]["containers"]),
+        f"{case}: no preStop hook (the drain delay does its work)",
+    )
+    if values["replicas"] > 1 and not values.get("affinity"):
+        terms = (
+            pod["spec"].get("affinity", {}).get("podAntiAffinity", {})
+            .get("preferredDuringSchedulingIgnoredDuringExecution", [])
+        )
+        check(
+            any(
+                t["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+                and selects(t["podAffinityTerm"]["labelSelector"]["matchLabels"], pod["metadata"]["labels"])
+                for t in terms
+            ),
+            f"{case}: replicas spread over nodes (soft anti-affinity)",
+        )
+    server_labels = pod["metadata"]["labels"]
+    job_labels = job["spec"]["template"]["metadata"]["labels"]
 
     (svc,) = by_kind["Service"]
     check(svc["spec"]["ports"][0]["port"] == values["service"]["port"], f"{case}: Service port {values['service']['port']}")

@@ -10,6 +10,7 @@ pub struct HttpConfig {
     pub header_read_timeout_secs: u64,
     pub tls_handshake_timeout_secs: u64,
     pub body_limit_bytes: usize,
+    pub drain_delay_secs: u64,
     pub shutdown_grace_secs: u64,
 }
 
@@ -26,6 +27,12 @@ pub fn check(c: &HttpConfig, problem: &mut impl FnMut(&str, String)) {
         "http.tls_handshake_timeout_secs",
         c.tls_handshake_timeout_secs,
         1..=3600,
+    );
+    in_range(
+        problem,
+        "http.drain_delay_secs",
+        c.drain_delay_secs,
+        0..=300,
     );
     in_range(
         problem,

@@ -1,4 +1,5 @@
-//! `/healthz` (alive), `/readyz` (database reachable and schema compatible)
+//! `/healthz` (alive), `/readyz` (not stopping, database reachable and schema
+//! compatible)
 //! and `/metrics` (for the clients [`super::scrape`] lets in).
 
 use std::net::SocketAddr;
@@ -21,6 +22,18 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
+    if state.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+        // Draining: a balancer takes this replica out while it still serves.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "stopping",
+                "reasons": ["the server is shutting down (SIGTERM); it serves what it has \
+                             already accepted and then exits"],
+            })),
+        )
+            .into_response();
+    }
     let check = async {
         let client = state
             .pool

@@ -53,6 +53,102 @@ async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
     assert_eq!(status.code(), Some(0), "{}", app.output());
 }
 
+/// With a drain delay (behind a balancer), SIGTERM turns `/readyz` to 503 at
+/// once while the server keeps accepting and answering, with
+/// `Connection: close`; then it stops accepting. A connection it accepted
+/// before — handshaken and silent, or still before its TLS handshake — gets
+/// its request answered, not dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_a_drain_delay_reports_unready_and_answers_every_accepted_connection() {
+    let db = shared().create_database().await;
+    let config =
+        AppConfig::external(&shared().dsn(&db), "").env("MOGOTHROW77_HTTP__DRAIN_DELAY_SECS", "3");
+    let mut app = config.spawn();
+    let addr = app.wait_ready();
+    assert_eq!(
+        client::get(addr, "/readyz").await.expect("readyz").status,
+        200
+    );
+
+    // Accepted and handshaken, nothing sent yet.
+    let mut silent = client::connect_tls(addr).await.expect("connect");
+    // Accepted, TLS handshake not even started.
+    let raw = tokio::net::TcpStream::connect(addr).await.expect("connect");
+
+    app.signal(Signal::SIGTERM);
+    let event = app.wait_event(
+        "shutting down: draining in-flight requests",
+        Duration::from_secs(10),
+    );
+    let stop_requested = Instant::now();
+    assert_eq!(event["drain_delay_secs"], 3, "{event}");
+
+    // Unready at once, alive, and still serving new connections.
+    let ready = client::get(addr, "/readyz")
+        .await
+        .expect("readyz while draining");
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert_eq!(ready.json()["status"], "stopping", "{}", ready.body);
+    // A keep-alive request is answered, and its connection closed by the
+    // server (the exchange reads to the end of the stream).
+    let kept = tokio::time::timeout(
+        Duration::from_secs(5),
+        client::send_raw(addr, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+    )
+    .await
+    .expect("the server closes the connection after answering while draining")
+    .expect("healthz while draining");
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    assert_eq!(
+        kept.header("connection"),
+        Some("close"),
+        "{:?}",
+        kept.headers
+    );
+    assert!(stop_requested.elapsed() < Duration::from_secs(3));
+
+    // After the delay: no new connections.
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(stop_requested.elapsed())).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting after the drain delay"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The connections accepted earlier are answered.
+    let answered = tokio::time::timeout(
+        Duration::from_secs(5),
+        client::exchange(
+            &mut silent,
+            b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        ),
+    )
+    .await
+    .expect("answered in time")
+    .expect("the handshaken connection is answered");
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    let mut late = client::handshake(raw)
+        .await
+        .expect("the late handshake completes");
+    let answered = tokio::time::timeout(
+        Duration::from_secs(5),
+        client::exchange(
+            &mut late,
+            b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        ),
+    )
+    .await
+    .expect("answered in time")
+    .expect("the connection accepted before its handshake is answered");
+    assert_eq!(answered.status, 200, "{}", answered.body);
+
+    let status = app.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", app.output());
+}
+
 fn write_cert(dir: &std::path::Path, name: &str) -> String {
     let generated =
         rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("generate");

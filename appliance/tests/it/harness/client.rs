@@ -170,7 +170,13 @@ pub async fn request(
 pub async fn connect_tls(
     addr: SocketAddr,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    let tcp = TcpStream::connect(addr).await?;
+    handshake(TcpStream::connect(addr).await?).await
+}
+
+/// The client's TLS handshake on an open TCP connection.
+pub async fn handshake(
+    tcp: TcpStream,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let server_name = ServerName::try_from("localhost").expect("name");
     connector().connect(server_name, tcp).await
 }
@@ -197,7 +203,9 @@ pub async fn get_plain_with(
     exchange(&mut tcp, request.as_bytes()).await
 }
 
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+/// Sends raw request bytes on an open connection and reads the response
+/// to the end of the stream.
+pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     request: &[u8],
 ) -> std::io::Result<Response> {
