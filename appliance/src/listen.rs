@@ -60,8 +60,9 @@ impl Subscriber for Wake {
 pub async fn listen(connections: Connections, subscribers: Vec<Arc<dyn Subscriber>>) {
     let subscribers: Arc<[Arc<dyn Subscriber>]> = subscribers.into();
     let mut backoff = Duration::from_millis(250);
+    let mut after_outage = false;
     loop {
-        match listen_once(&connections, &subscribers).await {
+        match listen_once(&connections, &subscribers, after_outage).await {
             Ok(()) => {
                 tracing::warn!(
                     "the cache invalidation connection closed; caches are off until it is back"
@@ -76,6 +77,7 @@ pub async fn listen(connections: Connections, subscribers: Vec<Arc<dyn Subscribe
         for s in subscribers.iter() {
             s.connected(false);
         }
+        after_outage = true;
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
@@ -84,6 +86,7 @@ pub async fn listen(connections: Connections, subscribers: Vec<Arc<dyn Subscribe
 async fn listen_once(
     connections: &Connections,
     subscribers: &Arc<[Arc<dyn Subscriber>]>,
+    after_outage: bool,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = connections.app.connect(connections.tls.clone()).await?;
     let driver_subscribers = subscribers.clone();
@@ -107,7 +110,11 @@ async fn listen_once(
     for s in subscribers.iter() {
         s.connected(true);
     }
-    tracing::debug!("cache invalidation connection listening");
+    if after_outage {
+        tracing::info!("the cache invalidation connection is back; caches are on again");
+    } else {
+        tracing::debug!("cache invalidation connection listening");
+    }
     // A connection dropped silently (a firewall's idle timeout) would leave
     // the caches live but deaf: probe it, and start over when it is gone.
     let mut driver = driver;

@@ -10,7 +10,9 @@ pub mod restore;
 pub mod scratch;
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -108,6 +110,7 @@ impl Connections {
     /// runs under `statement_timeout_ms` (a request never holds the database
     /// longer); long schema work sets its own limit (`records::schema`).
     pub fn pool(&self, size: usize, statement_timeout_ms: u64) -> Result<Pool, DbError> {
+        EPOCH.get_or_init(Instant::now);
         let mut config = self.app.clone();
         let options = match config.get_options() {
             Some(existing) => format!("{existing} -c statement_timeout={statement_timeout_ms}"),
@@ -122,6 +125,14 @@ impl Connections {
             },
         );
         Pool::builder(manager)
+            .pre_recycle(deadpool_postgres::Hook::sync_fn(|_, metrics| {
+                if opened_before_failover(metrics.created) {
+                    return Err(deadpool_postgres::HookError::message(
+                        "opened before the database turned read-only",
+                    ));
+                }
+                Ok(())
+            }))
             .max_size(size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(self.connect_timeout))
@@ -176,7 +187,6 @@ pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// A pool error as one line, with the server's message when there is one.
 /// What kind of failure a database error is, for the `db_errors` metric:
 /// `statement_timeout`, `read_only` (a demoted primary or a standby),
 /// `unavailable` (no connection, or it broke; SQLSTATE classes 08 and 57),
@@ -188,16 +198,27 @@ pub fn error_kind(e: &tokio_postgres::Error) -> &'static str {
         Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => "read_only",
         Some(c) if matches!(c.code().get(..2), Some("08" | "57")) => "unavailable",
         Some(_) => "other",
-        None if e.is_closed() => "unavailable",
-        None => {
-            let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
-            if io {
-                "unavailable"
-            } else {
-                "other"
-            }
-        }
+        None if lost_connection(e) => "unavailable",
+        None => "other",
     }
+}
+
+/// An error without SQLSTATE that means the connection is gone or could
+/// not be made (closed, I/O, connect, TLS or connect timeout) — not one of
+/// the driver's own (a row count or a type conversion: a bug).
+fn lost_connection(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()) {
+        return true;
+    }
+    // tokio-postgres does not expose its error kinds; these are their texts.
+    let text = e.to_string();
+    [
+        "error connecting",
+        "timeout waiting",
+        "error performing TLS",
+    ]
+    .iter()
+    .any(|kind| text.starts_with(kind))
 }
 
 /// [`error_kind`] of a pool failure; waiting too long for a connection is
@@ -210,6 +231,53 @@ pub fn pool_error_kind(e: &deadpool_postgres::PoolError) -> &'static str {
     }
 }
 
+/// Whether a failure means the database went away (or cannot take writes
+/// here) rather than that the request was wrong: the connection closed or
+/// could not be made, the server is shutting down or starting (SQLSTATE
+/// classes 08 and 57, but not a statement timeout), it has no connection
+/// slot left (53300), or it is read-only (25006: a standby, or a primary
+/// that a failover demoted). Requests answer 503 `database_unavailable`.
+pub fn is_unavailable(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    match e.code() {
+        Some(c) if *c == SqlState::QUERY_CANCELED => false,
+        Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => {
+            // The pool must not hand out connections to that server again.
+            failover_seen();
+            true
+        }
+        Some(c) if *c == SqlState::TOO_MANY_CONNECTIONS => true,
+        Some(c) => matches!(c.code().get(..2), Some("08" | "57")),
+        None => lost_connection(e),
+    }
+}
+
+/// When this process last met a read-only database where it expected the
+/// primary, in nanoseconds after [`EPOCH`] (0: never). Pooled connections
+/// opened before then are not reused: after a failover they lead to the
+/// demoted server, which may still accept them. An atomic, because every
+/// pool checkout reads it.
+static FAILOVER_SEEN: AtomicU64 = AtomicU64::new(0);
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+fn since_epoch(at: Instant) -> u64 {
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(at.saturating_duration_since(epoch).as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// Records that the database turned read-only (see [`FAILOVER_SEEN`]).
+pub fn failover_seen() {
+    FAILOVER_SEEN.store(since_epoch(Instant::now()), Ordering::Relaxed);
+}
+
+fn opened_before_failover(created: Instant) -> bool {
+    let seen = FAILOVER_SEEN.load(Ordering::Relaxed);
+    seen != 0 && since_epoch(created) <= seen
+}
+
+/// A pool error as one line, with the server's message when there is one.
 pub fn describe_pool_error(e: &deadpool_postgres::PoolError) -> String {
     match e {
         deadpool_postgres::PoolError::Backend(pg) => describe_pg_error(pg),

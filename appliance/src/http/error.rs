@@ -234,17 +234,23 @@ pub async fn method_not_allowed() -> ErrorBody {
     )
 }
 
+/// `Retry-After` of a `database_unavailable` answer: a restart or a
+/// failover takes seconds.
+const RETRY_DATABASE_SECS: u64 = 2;
+
 /// A database failure inside a request: logged with its detail, answered
 /// without it (the message is for operators, not callers).
 impl From<tokio_postgres::Error> for ErrorBody {
     fn from(e: tokio_postgres::Error) -> ErrorBody {
         crate::metrics::Metrics::shared().db_error(crate::db::error_kind(&e));
-        if e.is_closed() || e.as_db_error().is_none() {
+        if crate::db::is_unavailable(&e) {
             tracing::error!(error = %crate::db::describe_pg_error(&e), "database unavailable during a request");
             return ErrorBody::new(
                 ErrorCode::DatabaseUnavailable,
-                "the database is unavailable; try again shortly",
-            );
+                "the database is unavailable (restarting, failing over, or out of connections); \
+                 try again shortly",
+            )
+            .retry_after(RETRY_DATABASE_SECS);
         }
         if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
             // Every pooled connection runs under `api.query_timeout_ms`.
@@ -274,6 +280,7 @@ impl From<deadpool_postgres::PoolError> for ErrorBody {
             ErrorCode::DatabaseUnavailable,
             "the database is unavailable or busy; try again shortly",
         )
+        .retry_after(RETRY_DATABASE_SECS)
     }
 }
 

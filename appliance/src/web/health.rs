@@ -12,8 +12,8 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::db::describe_pool_error;
 use crate::db::migrate;
+use crate::db::{describe_pg_error, describe_pool_error};
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::http::scrape::Refusal;
 
@@ -43,6 +43,25 @@ async fn readyz(State(state): State<AppState>) -> Response {
         let status = migrate::status_for_readiness(&client)
             .await
             .map_err(|e| format!("cannot read the schema state: {e}"))?;
+        let read_only = client
+            .prepare_cached("SELECT current_setting('transaction_read_only')")
+            .await;
+        let read_only = match read_only {
+            Ok(statement) => client.query_one(&statement, &[]).await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| format!("database unreachable: {}", describe_pg_error(&e)))?;
+        if read_only.get::<_, String>(0) == "on" {
+            // A standby, or the old primary after a failover: stop reusing
+            // connections to it.
+            crate::db::failover_seen();
+            return Err(
+                "the database is read-only (a standby, or a primary that a failover \
+                        demoted); database.url must lead to the primary: see \
+                        high-availability.md"
+                    .to_string(),
+            );
+        }
         status
             .check_serveable()
             .map_err(|e| format!("schema incompatible: {e}"))

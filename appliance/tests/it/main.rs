@@ -10,6 +10,7 @@ mod backup;
 mod caches;
 mod config_errors;
 mod console;
+mod database_outages;
 mod database_tls;
 mod exports;
 mod http_surface;

@@ -107,6 +107,10 @@ async fn readyz_follows_the_database() {
         "{logs}"
     );
     assert!(logs.contains("the database is reachable again"), "{logs}");
+    assert!(
+        logs.contains("the cache invalidation connection is back; caches are on again"),
+        "{logs}"
+    );
     assert!(app.stop().success(), "{}", app.output());
 }
 

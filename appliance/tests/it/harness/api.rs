@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::app::{App, AppConfig};
 use super::client::{self, Response};
-use super::pg::shared;
+use super::pg::{shared, PgCluster};
 
 pub const ADMIN: &str = "root-admin";
 /// Passes the password policy; every test user gets it unless a test
@@ -179,8 +179,13 @@ impl Site {
 
     /// `extra_toml` goes after `[database]` (use table headers for others).
     pub async fn start_with(extra_toml: &str) -> Site {
-        let db = shared().create_database().await;
-        let config = AppConfig::external(&shared().dsn(&db), extra_toml);
+        Site::start_on(shared(), extra_toml).await
+    }
+
+    /// As [`Site::start_with`], on a database of `cluster`.
+    pub async fn start_on(cluster: &PgCluster, extra_toml: &str) -> Site {
+        let db = cluster.create_database().await;
+        let config = AppConfig::external(&cluster.dsn(&db), extra_toml);
         let mut app = config.spawn();
         let addr = app.wait_ready();
         let token = setup_token(&mut app);
