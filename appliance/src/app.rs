@@ -41,6 +41,8 @@ pub struct Shared {
     /// Set when the server was asked to stop: `/readyz` answers 503 while
     /// it drains.
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether notifications reach this replica (`/readyz` fails without).
+    pub delivery: Arc<crate::listen::Delivery>,
     pub metrics: Arc<Metrics>,
     /// Who may read `/metrics`.
     pub scrape: Arc<ScrapeAccess>,

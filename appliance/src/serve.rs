@@ -155,6 +155,13 @@ async fn serve_with_database(
     let config = &settings.config;
     let connections = &database.connections;
 
+    // A transaction-mode pooler in front of PostgreSQL breaks sessions
+    // (notifications, prepared statements): refuse it before anything else.
+    crate::listen::check_delivery(
+        connections,
+        Duration::from_secs(config.database.connect_timeout_secs),
+    )
+    .await?;
     systemd::status("checking the schema");
     // The schema owner is only needed to migrate: with auto_migrate off
     // (e.g. migrations run by a separate job) serve never holds its
@@ -197,8 +204,11 @@ async fn serve_with_database(
     drop(probe);
     let caches = Caches::new();
     let jobs_wake = Arc::new(tokio::sync::Notify::new());
+    let delivery = Arc::new(crate::listen::Delivery::default());
     tokio::spawn(crate::listen::listen(
         connections.clone(),
+        pool.clone(),
+        delivery.clone(),
         vec![
             caches.clone(),
             Arc::new(crate::listen::Wake {
@@ -245,6 +255,7 @@ async fn serve_with_database(
     let state = AppState::new(Shared {
         pool: pool.clone(),
         stopping: stopping.clone(),
+        delivery,
         metrics: metrics.clone(),
         scrape: scrape.clone(),
         watched_dirs,

@@ -32,6 +32,8 @@ pub enum StartError {
     SmtpCa(#[from] crate::mail::smtp::CaFileError),
     #[error("`telemetry.ca_file` {0}")]
     TelemetryCa(crate::tls::CaFileError),
+    #[error(transparent)]
+    Delivery(#[from] crate::listen::DeliveryError),
     #[error("{0}")]
     Other(String),
 }
@@ -79,6 +81,8 @@ impl StartError {
             StartError::Db(DbError::ServerTooOld { .. }) => Exit::MissingComponent,
             StartError::Migrate(MigrateError::Incompatible(_)) => Exit::SchemaIncompatible,
             StartError::Migrate(_) => Exit::Failure,
+            StartError::Delivery(crate::listen::DeliveryError::NotDelivered) => Exit::Config,
+            StartError::Delivery(crate::listen::DeliveryError::Db(_)) => Exit::DatabaseUnreachable,
         }
     }
 }

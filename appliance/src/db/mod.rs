@@ -109,22 +109,28 @@ impl Connections {
     /// creating the pool never touches the network. Every statement on them
     /// runs under `statement_timeout_ms` (a request never holds the database
     /// longer); long schema work sets its own limit (`records::schema`).
+    /// The limit is set by a `SET` on each new connection rather than the
+    /// startup packet's `options`, which PgBouncer refuses.
     pub fn pool(&self, size: usize, statement_timeout_ms: u64) -> Result<Pool, DbError> {
         EPOCH.get_or_init(Instant::now);
-        let mut config = self.app.clone();
-        let options = match config.get_options() {
-            Some(existing) => format!("{existing} -c statement_timeout={statement_timeout_ms}"),
-            None => format!("-c statement_timeout={statement_timeout_ms}"),
-        };
-        config.options(options);
         let manager = Manager::from_config(
-            config,
+            self.app.clone(),
             self.tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        let set_timeout = format!("SET statement_timeout = {statement_timeout_ms}");
         Pool::builder(manager)
+            .post_create(deadpool_postgres::Hook::async_fn(move |client, _| {
+                let set_timeout = set_timeout.clone();
+                Box::pin(async move {
+                    client
+                        .batch_execute(&set_timeout)
+                        .await
+                        .map_err(deadpool_postgres::HookError::Backend)
+                })
+            }))
             .pre_recycle(deadpool_postgres::Hook::sync_fn(|_, metrics| {
                 if opened_before_failover(metrics.created) {
                     return Err(deadpool_postgres::HookError::message(

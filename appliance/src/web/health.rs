@@ -34,6 +34,16 @@ async fn readyz(State(state): State<AppState>) -> Response {
         )
             .into_response();
     }
+    if state.delivery.is_broken() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "unavailable",
+                "reasons": [crate::listen::NOT_DELIVERED],
+            })),
+        )
+            .into_response();
+    }
     let check = async {
         let client = state
             .pool

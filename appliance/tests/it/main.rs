@@ -22,6 +22,7 @@ mod managed;
 mod metrics;
 mod monitoring;
 mod notify;
+mod poolers;
 mod readiness;
 mod records;
 mod records_oracle;

@@ -7,6 +7,7 @@ pub mod app;
 pub mod browser;
 pub mod client;
 pub mod pg;
+pub mod pgbouncer;
 pub mod prometheus;
 pub mod receiver;
 pub mod smtp;

@@ -38,7 +38,7 @@ fn bin_dir() -> PathBuf {
 }
 
 /// Runs as `nobody` when the tests run as root (PostgreSQL refuses root).
-fn as_pg_user(cmd: &mut Command) -> &mut Command {
+pub fn as_pg_user(cmd: &mut Command) -> &mut Command {
     if is_root() {
         let nobody = nix::unistd::User::from_name("nobody")
             .ok()
@@ -200,6 +200,12 @@ impl PgCluster {
             drop(child.stdin.take());
             let _ = child.wait();
         }
+    }
+
+    /// The directory of the cluster's unix socket (its only way in unless
+    /// it was started with TCP).
+    pub fn socket_dir(&self) -> &std::path::Path {
+        &self.socket_dir
     }
 
     /// One of the cluster's PostgreSQL programs (`pg_restore`, …).
