@@ -20,6 +20,8 @@ pub struct AppConfig {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     pub env: Vec<(String, String)>,
+    /// The binary run: this build's, unless a test runs another release.
+    pub binary: PathBuf,
 }
 
 impl AppConfig {
@@ -38,6 +40,7 @@ impl AppConfig {
             dir,
             config_path,
             env: Vec::new(),
+            binary: PathBuf::from(BIN),
         }
     }
 
@@ -60,7 +63,7 @@ impl AppConfig {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(&self.binary);
         cmd.arg("--config").arg(&self.config_path).args(args);
         // The tests' own environment must not configure the binary.
         for (key, _) in std::env::vars() {
