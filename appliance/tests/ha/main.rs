@@ -11,7 +11,8 @@
 //! - the primary's node crashes (kill -9 of Patroni and the postmaster):
 //!   503 (never 500) until Patroni has promoted the standby, then writes
 //!   succeed without restarting the appliance;
-//! - PostgreSQL restarted on the primary (`patronictl restart`): the same.
+//! - PostgreSQL restarted on the primary (`patronictl restart`), and a
+//!   planned switchover (`patronictl switchover`): the same.
 //!
 //! No acknowledged write is lost in any of them. Each prints its figures.
 //! The `ha` stage of scripts/test runs this (as root: PostgreSQL and
@@ -20,101 +21,30 @@
 //! this build) and `MOGOTHROW77_HA_NEXT_BINARY` (N+1, with an expand
 //! migration: scripts/test builds it as the upgrade tests' fixture).
 
+#[allow(dead_code)] // pg_auto_failover: for the failover benchmark
+mod auto_failover;
 #[path = "../it/harness/mod.rs"]
 #[allow(dead_code)]
 mod harness;
 mod load;
+mod patroni;
+mod site;
 mod topology;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use serde_json::json;
 
-use harness::api::{setup_token, ApiClient};
-use load::{Load, Report, CLIENTS};
-use topology::{Balancer, Database, Replica};
-
-const PASSWORD: &str = "correct horse battery staple";
+use load::{Load, CLIENTS};
+use patroni::Patroni;
+use site::{until_writes_succeed, Site};
+use topology::Cluster;
 
 fn binary(var: &str) -> Option<PathBuf> {
     std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-}
-
-struct Site {
-    db: Database,
-    balancer: Balancer,
-    replicas: Vec<Replica>,
-    token: String,
-    sql_dsn: String,
-}
-
-impl Site {
-    /// How long HAProxy takes to see a replica's /readyz change
-    /// (`inter 1s`, `fall 2` / `rise 2`), with margin.
-    const BALANCER_NOTICES: Duration = Duration::from_secs(3);
-
-    async fn stored(&self) -> std::collections::HashMap<i64, i64> {
-        let (sql, connection) = tokio_postgres::connect(&self.sql_dsn, tokio_postgres::NoTls)
-            .await
-            .expect("connect through the balancer");
-        tokio::spawn(connection);
-        let ids = sql
-            .query_one(
-                "SELECT c.id, f.id FROM collections c JOIN collection_fields f \
-                 ON f.collection_id = c.id WHERE c.name = 'load' AND f.name = 'n'",
-                &[],
-            )
-            .await
-            .expect("catalog");
-        let (c, f): (i64, i64) = (ids.get(0), ids.get(1));
-        sql.query(
-            &format!("SELECT id, \"f_{f}\"::bigint FROM records.\"c_{c}\""),
-            &[],
-        )
-        .await
-        .expect("records")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
-    }
-
-    /// Prints the scenario's figures and checks that no acknowledged
-    /// write is missing; returns the failures by status.
-    async fn report(&self, scenario: &str, report: &Report, event: Instant) -> Vec<(u16, usize)> {
-        let stored = self.stored().await;
-        let lost: Vec<_> = report
-            .acknowledged
-            .iter()
-            .filter(|(id, n)| stored.get(id) != Some(n))
-            .collect();
-        let failures: Vec<(u16, usize)> = report.failures().into_iter().collect();
-        println!(
-            "HA {scenario}: {} requests ({} acknowledged writes), failures by status {:?} \
-             (0 = no answer), lost writes {}, recovery {}, took {:.1} s",
-            report.outcomes.len(),
-            report.acknowledged.len(),
-            failures,
-            lost.len(),
-            report
-                .recovery(event)
-                .map(|d| format!("{:.1} s", d.as_secs_f64()))
-                .unwrap_or_else(|| "- (nothing failed)".to_string()),
-            report.duration.as_secs_f64()
-        );
-        assert!(
-            lost.is_empty(),
-            "{scenario}: acknowledged writes lost: {lost:?}"
-        );
-        assert!(
-            report.acknowledged.len() >= 20,
-            "{scenario}: too little load to prove anything"
-        );
-        failures
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -130,75 +60,13 @@ async fn replicas_and_database_fail_over_without_losing_acknowledged_writes() {
     );
     let stage = Instant::now();
 
-    let db = Database::start();
+    let cluster = Patroni::start();
     println!(
         "HA setup: etcd and two Patroni members up in {:.1} s",
         stage.elapsed().as_secs_f64()
     );
-    let primary = &db.members[db.primary()];
-    let admin_dsn = format!(
-        "host=127.0.0.1 port={} user=postgres password=postgres dbname=postgres",
-        primary.pg_port
-    );
-    let (sql, connection) = tokio_postgres::connect(&admin_dsn, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the primary");
-    tokio::spawn(connection);
-    sql.batch_execute("CREATE DATABASE m77")
-        .await
-        .expect("database");
-    drop(sql);
-
-    let ports = [topology::free_port(), topology::free_port()];
-    let balancer = Balancer::start(db.dir.path(), &db.members, &ports);
-    let dsn = format!(
-        "host=127.0.0.1 port={} user=postgres dbname=m77 sslmode=disable",
-        balancer.db_port
-    );
-    wait_for_primary_only(&dsn).await;
-    let mut replicas: Vec<Replica> = ports
-        .iter()
-        .map(|p| Replica::new(&dsn, *p, &this))
-        .collect();
-    for r in &mut replicas {
-        r.start();
-    }
-    let token = {
-        let link_token = setup_token(replicas[0].app());
-        let mut admin = ApiClient::anonymous(balancer.app());
-        tokio::time::sleep(Site::BALANCER_NOTICES).await;
-        let r = admin
-            .post(
-                "/api/v1/setup",
-                json!({ "token": link_token, "username": "admin", "password": PASSWORD }),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        admin.adopt_session(&r);
-        let r = admin
-            .post(
-                "/api/v1/collections",
-                json!({ "name": "load", "fields": [{ "name": "n", "type": "integer" }] }),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        let r = admin
-            .post(
-                "/api/v1/me/tokens",
-                json!({ "name": "load", "permissions": ["records:read", "records:write"] }),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        r.json()["token"].as_str().expect("token").to_string()
-    };
-    let mut site = Site {
-        db,
-        balancer,
-        replicas,
-        token,
-        sql_dsn: dsn,
-    };
-    let addr = site.balancer.app();
+    let mut site = Site::start(cluster, &this).await;
+    let addr = site.addr();
 
     // 1. kill -9 of one replica.
     let load = Load::start(addr, &site.token, "load");
@@ -206,9 +74,9 @@ async fn replicas_and_database_fail_over_without_losing_acknowledged_writes() {
     let event = Instant::now();
     site.replicas[1].app().signal(Signal::SIGKILL);
     site.replicas[1].app().wait_exit(Duration::from_secs(5));
-    tokio::time::sleep(Site::BALANCER_NOTICES).await;
+    tokio::time::sleep(Site::<Patroni>::BALANCER_NOTICES).await;
     site.replicas[1].start();
-    tokio::time::sleep(Site::BALANCER_NOTICES).await;
+    tokio::time::sleep(Site::<Patroni>::BALANCER_NOTICES).await;
     let report = load.stop().await;
     let failures = site
         .report("replica killed (kill -9)", &report, event)
@@ -235,7 +103,7 @@ async fn replicas_and_database_fail_over_without_losing_acknowledged_writes() {
         let status = replica.app().wait_exit(Duration::from_secs(30));
         assert_eq!(status.code(), Some(0), "{}", replica.app().output());
         replica.start();
-        tokio::time::sleep(Site::BALANCER_NOTICES).await;
+        tokio::time::sleep(Site::<Patroni>::BALANCER_NOTICES).await;
     }
     let report = load.stop().await;
     let failures = site
@@ -258,7 +126,7 @@ async fn replicas_and_database_fail_over_without_losing_acknowledged_writes() {
         assert_eq!(status.code(), Some(0), "{}", replica.app().output());
         replica.config.binary = next.clone();
         replica.start();
-        tokio::time::sleep(Site::BALANCER_NOTICES).await;
+        tokio::time::sleep(Site::<Patroni>::BALANCER_NOTICES).await;
     }
     let report = load.stop().await;
     let failures = site.report("rolling upgrade N → N+1", &report, event).await;
@@ -286,7 +154,7 @@ async fn replicas_and_database_fail_over_without_losing_acknowledged_writes() {
     let load = Load::start(addr, &site.token, "load");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let event = Instant::now();
-    let crashed = site.db.crash_primary();
+    let crashed = site.cluster.crash_primary();
     let recovered = until_writes_succeed(addr, &site.token, event).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let report = load.stop().await;
@@ -305,14 +173,14 @@ async fn replicas_and_database_fail_over_without_losing_acknowledged_writes() {
         "HA failover: writes succeed again {:.1} s after the crash",
         recovered.as_secs_f64()
     );
-    site.db.restart_member(crashed);
-    site.db.wait_healthy(Duration::from_secs(90));
+    site.cluster.restart_member(crashed);
+    site.cluster.wait_healthy(Duration::from_secs(90));
 
     // 5. PostgreSQL restarted on the primary.
     let load = Load::start(addr, &site.token, "load");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let event = Instant::now();
-    site.db.restart_primary_postgres();
+    site.cluster.restart_primary_postgres();
     let recovered = until_writes_succeed(addr, &site.token, event).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let report = load.stop().await;
@@ -328,69 +196,32 @@ async fn replicas_and_database_fail_over_without_losing_acknowledged_writes() {
         recovered.as_secs_f64()
     );
 
-    for r in &mut site.replicas {
-        let status = r.app().stop();
-        assert!(status.success(), "{}", r.app().output());
-    }
+    // 6. A planned switchover (patronictl switchover).
+    site.cluster.wait_healthy(Duration::from_secs(90));
+    let load = Load::start(addr, &site.token, "load");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let event = Instant::now();
+    site.cluster.switchover();
+    let recovered = until_writes_succeed(addr, &site.token, event).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = load.stop().await;
+    let failures = site
+        .report("planned switchover (patronictl switchover)", &report, event)
+        .await;
+    assert!(
+        failures.iter().all(|(s, _)| *s == 503),
+        "switchover: only 503 database_unavailable may fail: {failures:?}"
+    );
+    println!(
+        "HA switchover: writes succeed again {:.1} s after it began",
+        recovered.as_secs_f64()
+    );
+
+    site.stop();
     println!(
         "HA stage: all scenarios passed in {:.1} s",
         stage.elapsed().as_secs_f64()
     );
-}
-
-/// Writes until one succeeds after `since`; how long from `since`.
-async fn until_writes_succeed(addr: std::net::SocketAddr, token: &str, since: Instant) -> Duration {
-    let client = ApiClient::with_token(addr, token);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let r = client
-            .post(
-                "/api/v1/collections/load/records",
-                json!({ "data": { "n": -1 } }),
-            )
-            .await;
-        if r.status == 201 {
-            return since.elapsed();
-        }
-        assert_eq!(r.status, 503, "{}", r.body);
-        assert!(
-            Instant::now() < deadline,
-            "writes did not come back: {}",
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Until the balancer's health checks have settled (HAProxy starts its
-/// servers as up): ten connections in a row reach the writable primary.
-async fn wait_for_primary_only(dsn: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut in_a_row = 0;
-    while in_a_row < 10 {
-        assert!(
-            Instant::now() < deadline,
-            "the balancer never settled on the primary"
-        );
-        let writable = async {
-            let (sql, connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls)
-                .await
-                .ok()?;
-            tokio::spawn(connection);
-            let row = sql
-                .query_one("SELECT NOT pg_is_in_recovery()", &[])
-                .await
-                .ok()?;
-            Some(row.get::<_, bool>(0))
-        }
-        .await;
-        if writable == Some(true) {
-            in_a_row += 1;
-        } else {
-            in_a_row = 0;
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
 }
 
 /// docs/high-availability.md shows the balancer's configuration and
@@ -426,8 +257,8 @@ fn the_documented_configuration_is_the_tested_one() {
         topology::REPLICA_SETTINGS
     );
     assert!(
-        doc.contains(topology::PATRONI_DCS),
+        doc.contains(patroni::PATRONI_DCS),
         "docs/high-availability.md must show Patroni's bootstrap.dcs as the HA test runs it:\n{}",
-        topology::PATRONI_DCS
+        patroni::PATRONI_DCS
     );
 }

@@ -1,9 +1,10 @@
 //! The reference HA topology of docs/high-availability.md, as processes on
-//! this machine: one etcd, two PostgreSQL members run by Patroni
-//! (synchronous replication), HAProxy in front of both — the database
-//! port routed to whichever member answers Patroni's `GET /primary`, the
-//! appliance port (TLS passed through) to the replicas that answer
-//! `GET /readyz` — and the appliance replicas themselves.
+//! this machine: a PostgreSQL cluster that fails over by itself
+//! ([`Cluster`]: Patroni in `patroni.rs`, pg_auto_failover in
+//! `auto_failover.rs`), HAProxy in front — the database port routed to
+//! whichever member answers Patroni's `GET /primary`, the appliance port
+//! (TLS passed through) to the replicas that answer `GET /readyz` — and
+//! the appliance replicas themselves.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,8 +12,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::app::{App, AppConfig};
-use crate::harness::pg::as_pg_user;
-use crate::harness::{chmod, open_tempdir};
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -21,7 +20,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn postgres_bin() -> PathBuf {
+pub fn postgres_bin() -> PathBuf {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .expect("PostgreSQL installed")
         .flatten()
@@ -29,6 +28,33 @@ fn postgres_bin() -> PathBuf {
         .collect();
     versions.sort();
     versions.pop().expect("a PostgreSQL version")
+}
+
+/// A PostgreSQL cluster that fails over by itself: Patroni
+/// ([`crate::patroni::Patroni`]) or pg_auto_failover
+/// ([`crate::auto_failover::AutoFailover`]).
+pub trait Cluster {
+    /// The engine's name, for the figures.
+    fn engine(&self) -> &'static str;
+    /// A directory for the topology's files (logs, HAProxy's configuration).
+    fn dir(&self) -> &Path;
+    /// A superuser connection string to the current primary, directly.
+    fn primary_dsn(&self) -> String;
+    /// The members HAProxy's database port forwards to (to the one that
+    /// is primary); empty when replicas use a multi-host URL instead.
+    fn balanced(&self) -> Vec<Endpoint>;
+    /// `database.url` of the replicas for database `dbname`, given the
+    /// balancer's database port.
+    fn app_dsn(&self, balancer_db_port: u16, dbname: &str) -> String;
+    /// Kills the primary's node outright (its manager and PostgreSQL,
+    /// kill -9), as a crashed server; returns the member's index.
+    fn crash_primary(&mut self) -> usize;
+    /// Starts a crashed member again; it rejoins as a standby.
+    fn restart_member(&mut self, i: usize);
+    /// A planned switchover to the standby, waited for.
+    fn switchover(&self);
+    /// Waits until one member is the primary and the other its standby.
+    fn wait_healthy(&self, within: Duration);
 }
 
 /// A child process that is killed when dropped.
@@ -39,7 +65,7 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Process {
+    pub fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Process {
         let out = std::fs::File::create(&log).expect("log file");
         let child = cmd
             .stdin(Stdio::null())
@@ -52,6 +78,10 @@ impl Process {
             child: Some(child),
             log,
         }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
     }
 
     pub fn kill(&mut self) {
@@ -72,48 +102,8 @@ impl Drop for Process {
     }
 }
 
-/// One Patroni-run PostgreSQL member.
-pub struct Member {
-    pub name: String,
-    pub pg_port: u16,
-    pub api_port: u16,
-    config: PathBuf,
-    data: PathBuf,
-    pub patroni: Option<Process>,
-}
-
-impl Member {
-    fn start(&mut self, dir: &Path) {
-        let log = dir.join(format!("patroni-{}.log", self.name));
-        let mut cmd = Command::new("patroni");
-        cmd.arg(&self.config).env("HOME", dir);
-        self.patroni = Some(Process::spawn(&self.name, as_pg_user(&mut cmd), log));
-    }
-
-    /// The postmaster's pid, when it runs.
-    pub fn postmaster_pid(&self) -> Option<i32> {
-        std::fs::read_to_string(self.data.join("postmaster.pid"))
-            .ok()?
-            .lines()
-            .next()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    /// `GET /primary` on its Patroni REST API answers 200.
-    pub fn is_primary(&self) -> bool {
-        http_status(self.api_port, "/primary") == Some(200)
-    }
-
-    /// `GET /replica` answers 200: running as a streaming standby.
-    pub fn is_replica(&self) -> bool {
-        http_status(self.api_port, "/replica") == Some(200)
-    }
-}
-
 /// Status of a plain-HTTP GET to 127.0.0.1:port.
-fn http_status(port: u16, path: &str) -> Option<u16> {
+pub fn http_status(port: u16, path: &str) -> Option<u16> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
@@ -121,237 +111,6 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut head = [0u8; 12];
     s.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
-}
-
-pub struct Database {
-    pub dir: tempfile::TempDir,
-    _etcd: Process,
-    pub members: Vec<Member>,
-}
-
-impl Database {
-    /// etcd and two Patroni members; returns once one is the leader and
-    /// the other its synchronous standby.
-    pub fn start() -> Database {
-        let dir = open_tempdir();
-        let nobody = nix::unistd::User::from_name("nobody")
-            .ok()
-            .flatten()
-            .expect("nobody");
-        std::os::unix::fs::chown(dir.path(), Some(nobody.uid.as_raw()), None).expect("chown");
-        chmod(dir.path(), 0o700);
-        let (client, peer) = (free_port(), free_port());
-        let mut etcd = Command::new("etcd");
-        etcd.args(["--name", "e1", "--data-dir"])
-            .arg(dir.path().join("etcd"))
-            .args([
-                "--listen-client-urls",
-                &format!("http://127.0.0.1:{client}"),
-                "--advertise-client-urls",
-                &format!("http://127.0.0.1:{client}"),
-                "--listen-peer-urls",
-                &format!("http://127.0.0.1:{peer}"),
-                "--initial-advertise-peer-urls",
-                &format!("http://127.0.0.1:{peer}"),
-                "--initial-cluster",
-                &format!("e1=http://127.0.0.1:{peer}"),
-            ]);
-        let etcd = Process::spawn("etcd", as_pg_user(&mut etcd), dir.path().join("etcd.log"));
-        let bin = postgres_bin();
-        let mut members = Vec::new();
-        for i in 1..=2 {
-            let name = format!("pg{i}");
-            let (pg_port, api_port) = (free_port(), free_port());
-            let data = dir.path().join(format!("data{i}"));
-            let config = dir.path().join(format!("{name}.yml"));
-            std::fs::write(
-                &config,
-                patroni_config(&name, pg_port, api_port, client, &data, &bin, dir.path()),
-            )
-            .expect("patroni config");
-            members.push(Member {
-                name,
-                pg_port,
-                api_port,
-                config,
-                data,
-                patroni: None,
-            });
-        }
-        let mut db = Database {
-            dir,
-            _etcd: etcd,
-            members,
-        };
-        for m in &mut db.members {
-            m.start(db.dir.path());
-            // The first bootstraps the cluster; the second then clones it.
-            std::thread::sleep(Duration::from_secs(1));
-        }
-        db.wait_healthy(Duration::from_secs(90));
-        db
-    }
-
-    /// Waits until one member is the primary and the other a standby.
-    pub fn wait_healthy(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let primaries = self.members.iter().filter(|m| m.is_primary()).count();
-            let replicas = self.members.iter().filter(|m| m.is_replica()).count();
-            if primaries == 1 && replicas == self.members.len() - 1 {
-                return;
-            }
-            if Instant::now() > deadline {
-                let logs: Vec<String> = self
-                    .members
-                    .iter()
-                    .filter_map(|m| {
-                        m.patroni
-                            .as_ref()
-                            .map(|p| format!("{}:\n{}", p.name, p.log()))
-                    })
-                    .collect();
-                panic!(
-                    "the PostgreSQL cluster is not healthy:\n{}",
-                    logs.join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    pub fn primary(&self) -> usize {
-        self.members
-            .iter()
-            .position(Member::is_primary)
-            .expect("a primary")
-    }
-
-    /// Kills the primary's node outright (Patroni and the postmaster,
-    /// kill -9), as a crashed server; returns its index.
-    pub fn crash_primary(&mut self) -> usize {
-        let i = self.primary();
-        let m = &mut self.members[i];
-        let postmaster = m.postmaster_pid().expect("postmaster pid");
-        if let Some(p) = m.patroni.as_mut() {
-            p.kill();
-        }
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(postmaster),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        m.patroni = None;
-        i
-    }
-
-    /// Starts a crashed member's Patroni again (it rejoins as a standby,
-    /// rewound if need be).
-    pub fn restart_member(&mut self, i: usize) {
-        let dir = self.dir.path().to_path_buf();
-        self.members[i].start(&dir);
-    }
-
-    /// `pg_ctl restart -m fast` of the primary, done the way Patroni
-    /// clusters do it (`patronictl restart`).
-    pub fn restart_primary_postgres(&self) {
-        let m = &self.members[self.primary()];
-        let out = as_pg_user(
-            Command::new("patronictl")
-                .arg("-c")
-                .arg(&m.config)
-                .args(["restart", "m77", &m.name, "--force"])
-                .env("HOME", self.dir.path()),
-        )
-        .output()
-        .expect("patronictl");
-        assert!(
-            out.status.success(),
-            "patronictl restart: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Database {
-    /// Patroni does not outlive its test, nor do the PostgreSQL servers it
-    /// started (SIGQUIT: immediate shutdown, children included).
-    fn drop(&mut self) {
-        for m in &mut self.members {
-            if let Some(p) = m.patroni.as_mut() {
-                p.kill();
-            }
-            if let Some(pid) = m.postmaster_pid() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGQUIT,
-                );
-            }
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-/// The cluster-wide settings Patroni writes to etcd at bootstrap: the ones
-/// docs/high-availability.md shows (checked by a test). A member's lock
-/// lives 10 s; synchronous replication, so an acknowledged commit is on
-/// the standby before the client hears of it; the old primary rejoins by
-/// pg_rewind.
-pub const PATRONI_DCS: &str = "  dcs:
-    ttl: 10
-    loop_wait: 2
-    retry_timeout: 5
-    maximum_lag_on_failover: 1048576
-    synchronous_mode: true
-    postgresql:
-      use_pg_rewind: true
-      parameters:
-        wal_log_hints: 'on'
-        max_connections: 200
-";
-
-fn patroni_config(
-    name: &str,
-    pg_port: u16,
-    api_port: u16,
-    etcd_port: u16,
-    data: &Path,
-    bin: &Path,
-    dir: &Path,
-) -> String {
-    format!(
-        "scope: m77
-name: {name}
-restapi:
-  listen: 127.0.0.1:{api_port}
-  connect_address: 127.0.0.1:{api_port}
-etcd3:
-  hosts: 127.0.0.1:{etcd_port}
-bootstrap:
-{PATRONI_DCS}  initdb:
-    - encoding: UTF8
-    - locale: C
-  pg_hba:
-    - local all all trust
-    - host all all 127.0.0.1/32 trust
-    - host replication all 127.0.0.1/32 trust
-postgresql:
-  listen: 127.0.0.1:{pg_port}
-  connect_address: 127.0.0.1:{pg_port}
-  data_dir: {data}
-  bin_dir: {bin}
-  pgpass: {dir}/pgpass-{name}
-  authentication:
-    superuser: {{username: postgres, password: postgres}}
-    replication: {{username: replicator, password: replicator}}
-    rewind: {{username: postgres, password: postgres}}
-  parameters:
-    unix_socket_directories: {dir}
-",
-        data = data.display(),
-        bin = bin.display(),
-        dir = dir.display(),
-    )
 }
 
 /// HAProxy: the database port (to the Patroni primary) and the appliance
@@ -363,17 +122,10 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    pub fn start(dir: &Path, members: &[Member], replica_ports: &[u16]) -> Balancer {
+    /// Starts HAProxy with its database port forwarding to `members`
+    /// (none: the replicas reach the database by a multi-host URL).
+    pub fn start(dir: &Path, members: &[Endpoint], replica_ports: &[u16]) -> Balancer {
         let (db_port, app_port) = (free_port(), free_port());
-        let members: Vec<Endpoint> = members
-            .iter()
-            .map(|m| Endpoint {
-                name: m.name.clone(),
-                host: "127.0.0.1".to_string(),
-                port: m.pg_port,
-                check_port: m.api_port,
-            })
-            .collect();
         let replicas: Vec<Endpoint> = replica_ports
             .iter()
             .enumerate()
@@ -384,7 +136,7 @@ impl Balancer {
                 check_port: *port,
             })
             .collect();
-        let mut config = haproxy_config("127.0.0.1", db_port, app_port, &members, &replicas);
+        let mut config = haproxy_config("127.0.0.1", db_port, app_port, members, &replicas);
         config.push('\n');
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, config).expect("haproxy.cfg");
