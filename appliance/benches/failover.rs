@@ -19,6 +19,7 @@ mod auto_failover;
 #[allow(dead_code)]
 mod harness;
 #[path = "../tests/ha/load.rs"]
+#[allow(dead_code)]
 mod load;
 #[path = "../tests/ha/patroni.rs"]
 #[allow(dead_code)]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,14 +35,22 @@ pub struct Report {
     pub duration: Duration,
 }
 
+/// Each load's round: its writes' `n` start at round × 10⁸.
+static ROUND: AtomicI64 = AtomicI64::new(0);
+
+/// The smallest `n` the next load will write: every record written so far
+/// is below it.
+pub fn next_round_floor() -> i64 {
+    ROUND.load(Ordering::SeqCst) * 100 * 1_000_000
+}
+
 /// Clients sending at once: two writers, two readers.
 pub const CLIENTS: usize = 4;
 
 impl Load {
     pub fn start(addr: SocketAddr, token: &str, collection: &str) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
-        static NEXT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-        let round = NEXT.fetch_add(1, Ordering::SeqCst);
+        let round = ROUND.fetch_add(1, Ordering::SeqCst);
         let mut tasks = Vec::new();
         for c in 0..CLIENTS {
             let stop = stop.clone();

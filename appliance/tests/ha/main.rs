@@ -8,6 +8,10 @@
 //! - a rolling restart (SIGTERM, each replica in turn): no request fails;
 //! - a rolling upgrade N → N+1 (an expand migration; N serves on the new
 //!   schema meanwhile): no request fails;
+//! - a replica killed while it runs an export: the other replica takes the
+//!   job over after the lease, and the file is whole (its digest matches);
+//! - the primary's postmaster killed (kill -9): Patroni starts PostgreSQL
+//!   again; 503 (never 500) meanwhile;
 //! - the primary's node crashes (kill -9 of Patroni and the postmaster):
 //!   503 (never 500) until Patroni has promoted the standby, then writes
 //!   succeed without restarting the appliance;
@@ -150,7 +154,32 @@ async fn replicas_and_database_fail_over_without_losing_acknowledged_writes() {
         );
     }
 
-    // 4. The primary's node crashes: Patroni promotes the standby.
+    // 4. A replica killed while it runs an export: the other takes the job
+    //    over when its lease runs out, and the file is whole.
+    export_survives_its_replica(&mut site).await;
+
+    // 5. The postmaster alone killed: Patroni brings PostgreSQL back.
+    let load = Load::start(addr, &site.token, "load");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let event = Instant::now();
+    site.cluster.kill_postmaster();
+    let recovered = until_writes_succeed(addr, &site.token, event).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = load.stop().await;
+    let failures = site
+        .report("PostgreSQL postmaster killed (kill -9)", &report, event)
+        .await;
+    assert!(
+        failures.iter().all(|(s, _)| *s == 503),
+        "postmaster killed: only 503 database_unavailable may fail: {failures:?}"
+    );
+    println!(
+        "HA postmaster killed: writes succeed again {:.1} s after the kill",
+        recovered.as_secs_f64()
+    );
+    site.cluster.wait_healthy(Duration::from_secs(90));
+
+    // 6. The primary's node crashes: Patroni promotes the standby.
     let load = Load::start(addr, &site.token, "load");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let event = Instant::now();
@@ -176,7 +205,7 @@ async fn replicas_and_database_fail_over_without_losing_acknowledged_writes() {
     site.cluster.restart_member(crashed);
     site.cluster.wait_healthy(Duration::from_secs(90));
 
-    // 5. PostgreSQL restarted on the primary.
+    // 7. PostgreSQL restarted on the primary.
     let load = Load::start(addr, &site.token, "load");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let event = Instant::now();
@@ -196,7 +225,7 @@ async fn replicas_and_database_fail_over_without_losing_acknowledged_writes() {
         recovered.as_secs_f64()
     );
 
-    // 6. A planned switchover (patronictl switchover).
+    // 8. A planned switchover (patronictl switchover).
     site.cluster.wait_healthy(Duration::from_secs(90));
     let load = Load::start(addr, &site.token, "load");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -260,5 +289,130 @@ fn the_documented_configuration_is_the_tested_one() {
         doc.contains(patroni::PATRONI_DCS),
         "docs/high-availability.md must show Patroni's bootstrap.dcs as the HA test runs it:\n{}",
         patroni::PATRONI_DCS
+    );
+}
+
+/// Scenario 4: an export of the records that exist before it starts (the
+/// load keeps writing others), slowed at its second chunk so that its
+/// replica can be killed mid-file; the other replica finishes it.
+async fn export_survives_its_replica(site: &mut Site<Patroni>) {
+    let addr = site.addr();
+    let sql = site.sql().await;
+    // Every record written so far has n below the next load round's first.
+    let limit = load::next_round_floor();
+    let stored = site.stored().await.values().filter(|n| **n < limit).count() as i64;
+    sql.batch_execute(
+        "CREATE FUNCTION ha_slow_chunk() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$; \
+         CREATE TRIGGER ha_slow_chunk BEFORE INSERT ON export_chunks FOR EACH ROW \
+         WHEN (NEW.seq = 1 AND NEW.attempt = 1) EXECUTE FUNCTION ha_slow_chunk();",
+    )
+    .await
+    .expect("slow trigger");
+    let load = Load::start(addr, &site.token, "load");
+    let event = Instant::now();
+    let client = harness::api::ApiClient::with_token(addr, &site.token);
+    let filter = format!(r#"{{"field":"n","op":"lt","value":{limit}}}"#);
+    let r = client
+        .post(
+            "/api/v1/collections/load/exports",
+            serde_json::json!({ "filter": filter }),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["id"].as_i64().expect("id");
+    let job: i64 = client.get(&format!("/api/v1/exports/{id}")).await.json()["job_id"]
+        .as_i64()
+        .expect("job id");
+    // Its worker, once the first chunk is written: `host:pid#n`.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let worker: String = loop {
+        let row = sql
+            .query_one(
+                "SELECT j.worker, (SELECT count(*) FROM export_chunks c JOIN exports e \
+                 ON e.id = c.export_id WHERE e.job_id = j.id) FROM jobs j WHERE j.id = $1",
+                &[&job],
+            )
+            .await
+            .expect("job");
+        if row.get::<_, i64>(1) >= 1 {
+            break row.get(0);
+        }
+        assert!(Instant::now() < deadline, "the export never wrote a chunk");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let pid: u32 = worker
+        .split(':')
+        .nth(1)
+        .and_then(|p| p.split('#').next())
+        .and_then(|p| p.parse().ok())
+        .expect("worker pid");
+    let victim = site
+        .replicas
+        .iter()
+        .position(|r| r.app.as_ref().map(|a| a.pid()) == Some(pid))
+        .expect("the worker is one of the replicas");
+    site.replicas[victim].app().signal(Signal::SIGKILL);
+    site.replicas[victim]
+        .app()
+        .wait_exit(Duration::from_secs(5));
+    // Taken over after the lease (10 s), finished by the other replica.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let r = client.get(&format!("/api/v1/exports/{id}")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let e = r.json();
+        if e["state"] == "ready" {
+            break e;
+        }
+        assert_ne!(e["state"], "failed", "{e}");
+        assert!(Instant::now() < deadline, "export {id} still {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let took_over = event.elapsed();
+    site.replicas[victim].start();
+    tokio::time::sleep(Site::<Patroni>::BALANCER_NOTICES).await;
+    let report = load.stop().await;
+    let failures = site
+        .report("replica killed during an export", &report, event)
+        .await;
+    let unanswered: usize = failures
+        .iter()
+        .filter(|(s, _)| *s == 0)
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        failures.iter().all(|(s, _)| *s == 0) && unanswered <= CLIENTS,
+        "export scenario: more than the in-flight requests failed: {failures:?}"
+    );
+    sql.batch_execute("DROP TRIGGER ha_slow_chunk ON export_chunks; DROP FUNCTION ha_slow_chunk()")
+        .await
+        .expect("drop trigger");
+    let file = client
+        .get(done["download_url"].as_str().expect("download link"))
+        .await;
+    assert_eq!(file.status, 200, "{}", file.body);
+    let digest = ring::digest::digest(&ring::digest::SHA256, file.body.as_bytes());
+    use base64::Engine;
+    assert_eq!(
+        file.header("repr-digest"),
+        Some(
+            format!(
+                "sha-256=:{}:",
+                base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+            )
+            .as_str()
+        ),
+        "the file is not the one the export recorded"
+    );
+    // Header line + one line per record that existed when it started.
+    assert_eq!(
+        file.body.matches("\r\n").count() as i64,
+        stored + 1,
+        "the file is not whole"
+    );
+    println!(
+        "HA export: {stored} records, finished by the other replica {:.1} s after its worker was killed",
+        took_over.as_secs_f64()
     );
 }

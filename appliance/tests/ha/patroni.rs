@@ -180,6 +180,19 @@ impl Patroni {
         self.members[i].start(&dir);
     }
 
+    /// kill -9 of the primary's postmaster alone: its Patroni notices and
+    /// starts PostgreSQL again (or the standby takes over).
+    pub fn kill_postmaster(&self) {
+        let pid = self.members[self.primary()]
+            .postmaster_pid()
+            .expect("postmaster pid");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill the postmaster");
+    }
+
     /// `pg_ctl restart -m fast` of the primary, done the way Patroni
     /// clusters do it (`patronictl restart`).
     pub fn restart_primary_postgres(&self) {

@@ -72,7 +72,7 @@ impl<C: Cluster> Site<C> {
         let r = admin
             .post(
                 "/api/v1/me/tokens",
-                json!({ "name": "load", "permissions": ["records:read", "records:write"] }),
+                json!({ "name": "load", "permissions": ["records:read", "records:write", "records:export"] }),
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.body);
@@ -90,11 +90,18 @@ impl<C: Cluster> Site<C> {
         self.balancer.app()
     }
 
-    async fn stored(&self) -> std::collections::HashMap<i64, i64> {
+    /// A connection to the primary, as the replicas reach it.
+    pub async fn sql(&self) -> tokio_postgres::Client {
         let (sql, connection) = tokio_postgres::connect(&self.sql_dsn, tokio_postgres::NoTls)
             .await
             .expect("connect to the primary");
         tokio::spawn(connection);
+        sql
+    }
+
+    /// The `load` collection's records as (id, n).
+    pub async fn stored(&self) -> std::collections::HashMap<i64, i64> {
+        let sql = self.sql().await;
         let ids = sql
             .query_one(
                 "SELECT c.id, f.id FROM collections c JOIN collection_fields f \

@@ -243,13 +243,17 @@ backend mogothrow77_alive
 
 /// A replica's settings after `[database]`'s `url`, as
 /// docs/high-availability.md shows them: a database check gives up after
-/// 2 s (a failover is noticed at once), and a stop first drains for 5 s
-/// (HAProxy notices a 503 from /readyz within 2).
+/// 2 s (a failover is noticed at once), a stop first drains for 5 s
+/// (HAProxy notices a 503 from /readyz within 2), and a job whose replica
+/// died is taken over by another within 10 s.
 pub const REPLICA_SETTINGS: &str = "connect_timeout_secs = 2
 
 [http]
 drain_delay_secs = 5
 shutdown_grace_secs = 10
+
+[jobs]
+lease_secs = 10
 ";
 
 /// One appliance replica on a fixed port, restartable with another binary.
