@@ -96,11 +96,58 @@ pub enum MonitoringCommand {
     },
 }
 
+/// Break-glass administration from the host, with the server's
+/// configuration; each change is written to the audit log as
+/// `cli:<os-user>@<host>`. In managed mode the cluster is started for the
+/// command's run when the service is stopped.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Issue a new one-time first-admin setup link (only while no user
     /// exists; earlier links stop working).
     SetupToken,
+    /// The accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Lift a sign-in lockout of an account name or a client address.
+    Unlock {
+        /// A username, or an IP address (as the audit log shows it).
+        #[arg(value_name = "NAME|ADDRESS")]
+        target: String,
+    },
+    /// Turn a user's two-factor authentication off (a lost device); their
+    /// sessions end, and they enrol again.
+    ResetMfa {
+        #[arg(value_name = "NAME")]
+        username: String,
+    },
+    /// Disable a user: no sign-in, no API token works; their sessions end.
+    /// The last enabled admin cannot be disabled.
+    Disable {
+        #[arg(value_name = "NAME")]
+        username: String,
+    },
+    /// A user's browser sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Every account: name, role, disabled, two-factor, current lockout.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// End every session of a user (signed out on every device).
+    Revoke {
+        #[arg(value_name = "NAME")]
+        username: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

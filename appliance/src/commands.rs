@@ -424,14 +424,20 @@ async fn run_check(database: &startup::Database, auto_migrate: bool) -> Result<(
 }
 
 /// Runs `f` with an application-role connection (the server, or in managed
-/// mode its running cluster); prints failures as `mogothrow77 <what>: …`.
-async fn with_app_connection<F>(settings: &Settings, what: &str, f: F) -> Exit
+/// mode its running cluster — or, with [`Purpose::Migrate`], one started
+/// for this run); prints failures as `mogothrow77 <what>: …`.
+pub(crate) async fn with_app_connection<F>(
+    settings: &Settings,
+    purpose: Purpose,
+    what: &str,
+    f: F,
+) -> Exit
 where
     F: AsyncFnOnce(&mut tokio_postgres::Client) -> Result<Exit, String>,
 {
     let result = async {
         startup::become_service_user(settings)?;
-        let database = startup::open_database(settings, Purpose::Check).await?;
+        let database = startup::open_database(settings, purpose).await?;
         let client = database.connections.connect_app().await;
         let outcome = match client {
             Ok(mut client) => Ok(f(&mut client).await),
@@ -462,39 +468,44 @@ fn base_url(settings: &Settings) -> String {
 /// `admin setup-token`: a new first-admin setup link.
 pub async fn setup_token(settings: Settings) -> Exit {
     let url = base_url(&settings);
-    with_app_connection(&settings, "admin setup-token", async |client| {
-        let pg = |e: tokio_postgres::Error| crate::db::describe_pg_error(&e);
-        let tx = client.transaction().await.map_err(pg)?;
-        let setup::Issued::New(token) = setup::issue(&tx, true).await.map_err(pg)? else {
-            eprintln!(
+    with_app_connection(
+        &settings,
+        Purpose::Check,
+        "admin setup-token",
+        async |client| {
+            let pg = |e: tokio_postgres::Error| crate::db::describe_pg_error(&e);
+            let tx = client.transaction().await.map_err(pg)?;
+            let setup::Issued::New(token) = setup::issue(&tx, true).await.map_err(pg)? else {
+                eprintln!(
                 "mogothrow77 admin setup-token: users exist already, so there is no first-admin \
                  setup; an admin can create accounts in the console (Users)"
             );
-            return Ok(Exit::Failure);
-        };
-        let ctx = audit::Context {
-            actor: "cli".to_string(),
-            ..Default::default()
-        };
-        let event = Event::new("setup.token_issue", "", Outcome::Success)
-            .details(serde_json::json!({ "by": "mogothrow77 admin setup-token" }));
-        audit::append(&tx, &ctx, &event)
-            .await
-            .map_err(|e| e.to_string())?;
-        tx.commit().await.map_err(pg)?;
-        println!("{}", setup::link(&url, &token));
-        eprintln!(
-            "one-time link, valid {} hours; earlier links no longer work",
-            setup::VALIDITY_HOURS
-        );
-        Ok(Exit::Ok)
-    })
+                return Ok(Exit::Failure);
+            };
+            let ctx = audit::Context {
+                actor: "cli".to_string(),
+                ..Default::default()
+            };
+            let event = Event::new("setup.token_issue", "", Outcome::Success)
+                .details(serde_json::json!({ "by": "mogothrow77 admin setup-token" }));
+            audit::append(&tx, &ctx, &event)
+                .await
+                .map_err(|e| e.to_string())?;
+            tx.commit().await.map_err(pg)?;
+            println!("{}", setup::link(&url, &token));
+            eprintln!(
+                "one-time link, valid {} hours; earlier links no longer work",
+                setup::VALIDITY_HOURS
+            );
+            Ok(Exit::Ok)
+        },
+    )
     .await
 }
 
 /// `audit verify`: walks the hash chain.
 pub async fn audit_verify(settings: Settings) -> Exit {
-    with_app_connection(&settings, "audit verify", async |client| {
+    with_app_connection(&settings, Purpose::Check, "audit verify", async |client| {
         let report = audit::verify(client).await.map_err(|e| e.to_string())?;
         if report.problems.is_empty() {
             println!(

@@ -1,6 +1,7 @@
 //! Mogothrow77: the records appliance server. `docs/ARCHITECTURE.md` maps
 //! the modules.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod audit;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mogothrow77::cli::{AdminCommand, AuditCommand, Cli, Command, MonitoringCommand};
+use mogothrow77::cli::{AuditCommand, Cli, Command, MonitoringCommand};
 use mogothrow77::config::Settings;
 use mogothrow77::exit::Exit;
 use mogothrow77::{commands, logging, serve};
@@ -60,9 +60,7 @@ fn main() -> ExitCode {
                 commands::backup(settings, out, test_restore).await
             }
             Command::Restore { from } => commands::restore(settings, from).await,
-            Command::Admin {
-                command: AdminCommand::SetupToken,
-            } => commands::setup_token(settings).await,
+            Command::Admin { command } => mogothrow77::admin::run(settings, command).await,
             Command::Audit {
                 command: AuditCommand::Verify,
             } => commands::audit_verify(settings).await,

@@ -48,7 +48,10 @@ pub const LAYERS: [(&str, &[&str]); 7] = [
     ("jobs", &["jobs"]),
     ("state", &["app"]),
     ("endpoints", &["api", "web"]),
-    ("assembly", &["commands", "router", "serve", "startup"]),
+    (
+        "assembly",
+        &["admin", "commands", "router", "serve", "startup"],
+    ),
 ];
 
 /// Longest a source file may be, its unit tests excluded.

@@ -278,18 +278,9 @@ async fn reset_mfa(
     let id = parse_id(&id, "user")?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let changed = tx
-        .execute(
-            "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, \
-             totp_last_step = NULL, updated_at = now() WHERE id = $1",
-            &[&id],
-        )
-        .await?;
-    if changed == 0 {
+    if !users::reset_mfa(&*tx, id).await? {
         return Err(no_user(id));
     }
-    tx.execute("DELETE FROM recovery_codes WHERE user_id = $1", &[&id])
-        .await?;
     let ended = sessions::revoke_all(&*tx, id).await?;
     ctx.audit_event(
         &tx,

@@ -72,6 +72,43 @@ pub async fn get<C: GenericClient>(
     Ok(row.as_ref().map(from_row))
 }
 
+/// The user with exactly this username.
+pub async fn by_username<C: GenericClient>(
+    client: &C,
+    username: &str,
+) -> Result<Option<User>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM users WHERE username = $1"),
+            &[&username],
+        )
+        .await?;
+    Ok(row.as_ref().map(from_row))
+}
+
+/// Turns two-factor authentication off for `id` (secret, pending secret,
+/// recovery codes); `false` when there is no such user. The caller ends
+/// the user's sessions and audits.
+pub async fn reset_mfa<C: GenericClient>(
+    client: &C,
+    id: i64,
+) -> Result<bool, tokio_postgres::Error> {
+    let changed = client
+        .execute(
+            "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, \
+             totp_last_step = NULL, updated_at = now() WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    client
+        .execute("DELETE FROM recovery_codes WHERE user_id = $1", &[&id])
+        .await?;
+    Ok(true)
+}
+
 pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<User>, tokio_postgres::Error> {
     let rows = client
         .query(

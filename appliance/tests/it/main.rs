@@ -7,6 +7,7 @@ mod api_conventions;
 mod audit_log;
 mod authz_matrix;
 mod backup;
+mod break_glass;
 mod caches;
 mod config_errors;
 mod console;
