@@ -393,6 +393,9 @@ async fn run_check(database: &startup::Database, auto_migrate: bool) -> Result<(
     println!("ok    database reachable as the application role");
     crate::db::check_server_version(&app).await?;
     println!("ok    PostgreSQL version supported");
+    crate::listen::check_delivery(&database.connections, database.connections.connect_timeout)
+        .await?;
+    println!("ok    notifications are delivered (no transaction-mode pooler in between)");
     let status = migrate::status(&app).await?;
     if auto_migrate {
         status.check_runnable()

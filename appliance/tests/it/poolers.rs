@@ -25,6 +25,16 @@ async fn a_transaction_mode_pooler_is_refused_at_start_with_exit_2() {
     ] {
         assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
     }
+    // The pre-flight check says the same, with the same exit code.
+    let checked = AppConfig::external(&bouncer.dsn(&db), "").run(&["check"]);
+    assert_eq!(checked.code(), Some(2), "{}", checked.all());
+    assert!(
+        checked
+            .stdout
+            .contains("FAIL  notifications sent to the database do not come back"),
+        "{}",
+        checked.stdout
+    );
 }
 
 /// Polls `/readyz` until it answers `status` with `needle` in its body.
