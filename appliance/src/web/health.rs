@@ -28,8 +28,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({
                 "status": "stopping",
-                "reasons": ["the server is shutting down (SIGTERM); it serves what it has \
-                             already accepted and then exits"],
+                "reasons": ["the server is shutting down (SIGTERM): it serves on for \
+                             http.drain_delay_secs so that balancers take it out, then exits"],
             })),
         )
             .into_response();
