@@ -293,8 +293,8 @@ fn the_documented_configuration_is_the_tested_one() {
 }
 
 /// Scenario 4: an export of the records that exist before it starts (the
-/// load keeps writing others), slowed at its second chunk so that its
-/// replica can be killed mid-file; the other replica finishes it.
+/// load keeps writing others), its first chunk held up so that its replica
+/// is killed mid-file; the other replica finishes it.
 async fn export_survives_its_replica(site: &mut Site<Patroni>) {
     let addr = site.addr();
     let sql = site.sql().await;
@@ -305,7 +305,7 @@ async fn export_survives_its_replica(site: &mut Site<Patroni>) {
         "CREATE FUNCTION ha_slow_chunk() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$; \
          CREATE TRIGGER ha_slow_chunk BEFORE INSERT ON export_chunks FOR EACH ROW \
-         WHEN (NEW.seq = 1 AND NEW.attempt = 1) EXECUTE FUNCTION ha_slow_chunk();",
+         WHEN (NEW.seq = 0 AND NEW.attempt = 1) EXECUTE FUNCTION ha_slow_chunk();",
     )
     .await
     .expect("slow trigger");
@@ -324,22 +324,19 @@ async fn export_survives_its_replica(site: &mut Site<Patroni>) {
     let job: i64 = client.get(&format!("/api/v1/exports/{id}")).await.json()["job_id"]
         .as_i64()
         .expect("job id");
-    // Its worker, once the first chunk is written: `host:pid#n`.
+    // Its worker, once the job runs (its first chunk is then held up for
+    // 3 s): `host:pid#n`.
     let deadline = Instant::now() + Duration::from_secs(30);
     let worker: String = loop {
         let row = sql
-            .query_one(
-                "SELECT j.worker, (SELECT count(*) FROM export_chunks c JOIN exports e \
-                 ON e.id = c.export_id WHERE e.job_id = j.id) FROM jobs j WHERE j.id = $1",
-                &[&job],
-            )
+            .query_one("SELECT worker, state FROM jobs WHERE id = $1", &[&job])
             .await
             .expect("job");
-        if row.get::<_, i64>(1) >= 1 {
+        if row.get::<_, String>(1) == "running" {
             break row.get(0);
         }
-        assert!(Instant::now() < deadline, "the export never wrote a chunk");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(Instant::now() < deadline, "the export never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let pid: u32 = worker
         .split(':')
@@ -356,6 +353,7 @@ async fn export_survives_its_replica(site: &mut Site<Patroni>) {
     site.replicas[victim]
         .app()
         .wait_exit(Duration::from_secs(5));
+    let killed = Instant::now();
     // Taken over after the lease (10 s), finished by the other replica.
     let deadline = Instant::now() + Duration::from_secs(60);
     let done = loop {
@@ -369,7 +367,18 @@ async fn export_survives_its_replica(site: &mut Site<Patroni>) {
         assert!(Instant::now() < deadline, "export {id} still {e}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let took_over = event.elapsed();
+    let took_over = killed.elapsed();
+    // Really taken over: a second attempt, by another worker.
+    let row = sql
+        .query_one("SELECT attempts, worker FROM jobs WHERE id = $1", &[&job])
+        .await
+        .expect("job");
+    assert_eq!(row.get::<_, i32>(0), 2, "the export was not taken over");
+    assert_ne!(
+        row.get::<_, String>(1),
+        worker,
+        "the same worker finished it"
+    );
     site.replicas[victim].start();
     tokio::time::sleep(Site::<Patroni>::BALANCER_NOTICES).await;
     let report = load.stop().await;
