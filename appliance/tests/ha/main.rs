@@ -159,92 +159,37 @@ async fn replicas_and_database_fail_over_without_losing_acknowledged_writes() {
     export_survives_its_replica(&mut site).await;
 
     // 5. The postmaster alone killed: Patroni brings PostgreSQL back.
-    let load = Load::start(addr, &site.token, "load");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let event = Instant::now();
-    site.cluster.kill_postmaster();
-    let recovered = until_writes_succeed(addr, &site.token, event).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let report = load.stop().await;
-    let failures = site
-        .report("PostgreSQL postmaster killed (kill -9)", &report, event)
-        .await;
-    assert!(
-        failures.iter().all(|(s, _)| *s == 503),
-        "postmaster killed: only 503 database_unavailable may fail: {failures:?}"
-    );
-    println!(
-        "HA postmaster killed: writes succeed again {:.1} s after the kill",
-        recovered.as_secs_f64()
-    );
+    database_failure(&mut site, "PostgreSQL postmaster killed (kill -9)", |c| {
+        c.kill_postmaster()
+    })
+    .await;
     site.cluster.wait_healthy(Duration::from_secs(90));
 
     // 6. The primary's node crashes: Patroni promotes the standby.
-    let load = Load::start(addr, &site.token, "load");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let event = Instant::now();
-    let crashed = site.cluster.crash_primary();
-    let recovered = until_writes_succeed(addr, &site.token, event).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let report = load.stop().await;
-    let failures = site
-        .report(
-            "PostgreSQL primary crashed (Patroni failover)",
-            &report,
-            event,
-        )
-        .await;
-    assert!(
-        failures.iter().all(|(s, _)| *s == 503),
-        "failover: only 503 database_unavailable may fail: {failures:?}"
-    );
-    println!(
-        "HA failover: writes succeed again {:.1} s after the crash",
-        recovered.as_secs_f64()
-    );
+    let mut crashed = 0;
+    database_failure(
+        &mut site,
+        "PostgreSQL primary crashed (Patroni failover)",
+        |c| crashed = c.crash_primary(),
+    )
+    .await;
     site.cluster.restart_member(crashed);
     site.cluster.wait_healthy(Duration::from_secs(90));
 
     // 7. PostgreSQL restarted on the primary.
-    let load = Load::start(addr, &site.token, "load");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let event = Instant::now();
-    site.cluster.restart_primary_postgres();
-    let recovered = until_writes_succeed(addr, &site.token, event).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let report = load.stop().await;
-    let failures = site
-        .report("PostgreSQL restart (patronictl restart)", &report, event)
-        .await;
-    assert!(
-        failures.iter().all(|(s, _)| *s == 503),
-        "restart: only 503 database_unavailable may fail: {failures:?}"
-    );
-    println!(
-        "HA restart: writes succeed again {:.1} s after the restart began",
-        recovered.as_secs_f64()
-    );
+    database_failure(&mut site, "PostgreSQL restart (patronictl restart)", |c| {
+        c.restart_primary_postgres()
+    })
+    .await;
 
     // 8. A planned switchover (patronictl switchover).
     site.cluster.wait_healthy(Duration::from_secs(90));
-    let load = Load::start(addr, &site.token, "load");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let event = Instant::now();
-    site.cluster.switchover();
-    let recovered = until_writes_succeed(addr, &site.token, event).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let report = load.stop().await;
-    let failures = site
-        .report("planned switchover (patronictl switchover)", &report, event)
-        .await;
-    assert!(
-        failures.iter().all(|(s, _)| *s == 503),
-        "switchover: only 503 database_unavailable may fail: {failures:?}"
-    );
-    println!(
-        "HA switchover: writes succeed again {:.1} s after it began",
-        recovered.as_secs_f64()
-    );
+    database_failure(
+        &mut site,
+        "planned switchover (patronictl switchover)",
+        |c| c.switchover(),
+    )
+    .await;
 
     site.stop();
     println!(
@@ -423,5 +368,32 @@ async fn export_survives_its_replica(site: &mut Site<Patroni>) {
     println!(
         "HA export: {stored} records, finished by the other replica {:.1} s after its worker was killed",
         took_over.as_secs_f64()
+    );
+}
+
+/// A database failure under load: `break_it` at a known instant, writes
+/// tried until one succeeds; only 503 `database_unavailable` may fail, no
+/// acknowledged write may be lost (`Site::report`).
+async fn database_failure(
+    site: &mut Site<Patroni>,
+    scenario: &str,
+    break_it: impl FnOnce(&mut Patroni),
+) {
+    let addr = site.addr();
+    let load = Load::start(addr, &site.token, "load");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let event = Instant::now();
+    break_it(&mut site.cluster);
+    let recovered = until_writes_succeed(addr, &site.token, event).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = load.stop().await;
+    let failures = site.report(scenario, &report, event).await;
+    assert!(
+        failures.iter().all(|(s, _)| *s == 503),
+        "{scenario}: only 503 database_unavailable may fail: {failures:?}"
+    );
+    println!(
+        "HA {scenario}: writes succeed again {:.1} s after it began",
+        recovered.as_secs_f64()
     );
 }
