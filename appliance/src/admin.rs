@@ -202,20 +202,7 @@ async fn list(tx: &tokio_postgres::Transaction<'_>) -> Result<(), tokio_postgres
 /// `cli:<os-user>@<host>`: the invoking user (under sudo, the one who ran
 /// sudo) and this host's name.
 fn cli_actor() -> String {
-    let euid = nix::unistd::geteuid();
-    let sudo_user = std::env::var("SUDO_USER")
-        .ok()
-        .filter(|u| euid.is_root() && !u.is_empty());
-    let user = sudo_user.unwrap_or_else(|| {
-        nix::unistd::User::from_uid(euid)
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_else(|| format!("uid{euid}"))
-    });
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".to_string());
+    let user = crate::privileges::invoking_user();
+    let host = crate::privileges::host_name();
     crate::identity::printable(&format!("cli:{user}@{host}"), 128)
 }

@@ -49,6 +49,16 @@ pub enum Command {
     Check,
     /// Print the version, git commit and the schema level this binary knows.
     Version,
+    /// Check everything an operator would: configuration, TLS certificate,
+    /// disk, open files, systemd unit, database (version, connection
+    /// budget, schema, clock, job queue, notifications, last backup, audit
+    /// chain). Changes nothing and never starts the managed cluster. Exit 0
+    /// all passed, 6 warnings only, 1 a check failed.
+    Diagnose {
+        /// Print the report as one line of JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Back the database up into a pg_dump custom-format archive (mode
     /// 0600, never overwritten), then read it back with pg_restore --list
     /// (and with --test-restore, restore it into a scratch database).

@@ -205,6 +205,7 @@ pub async fn backup(settings: Settings, out: std::path::PathBuf, test_restore: b
         let binaries = pg_client_binaries(&settings)?;
         let database = startup::open_database(&settings, Purpose::Migrate).await?;
         let outcome = async {
+            let started_at = std::time::SystemTime::now();
             let ca_file = settings.config.database.ca_file.clone();
             let (connections, dump_binaries, archive) =
                 (database.connections.clone(), binaries.clone(), out.clone());
@@ -220,33 +221,25 @@ pub async fn backup(settings: Settings, out: std::path::PathBuf, test_restore: b
                 summary.bytes,
                 summary.entries
             );
-            if !test_restore {
-                return Ok(());
+            if test_restore {
+                test_restore_backup(&settings, &database, &binaries, &summary).await?;
             }
-            let managed = managed_cluster(&settings).await?;
-            let check = scratch::test_restore(
-                &database.connections,
-                scratch_place(&managed),
-                &binaries,
-                settings.config.database.ca_file.as_deref(),
-                &summary.path,
-                &settings.config.state_dir,
-            )
-            .await
-            .map_err(|e| {
-                StartError::Other(format!(
-                    "the backup {} was written, but its test restore failed: {e}",
-                    summary.path.display()
-                ))
-            })?;
-            for w in &check.warnings {
-                println!("warn  {w}");
+            let client = database.connections.connect_app().await?;
+            let host = crate::privileges::host_name();
+            match backup::record(&client, &summary, started_at, test_restore, &host).await {
+                Ok(backup::Recording::Recorded) => {}
+                Ok(backup::Recording::NoTable) => println!(
+                    "note  the backup is not recorded for `diagnose`: the database's schema \
+                     predates the record (pending migrations add it)"
+                ),
+                Err(e) => {
+                    return Err(StartError::Other(format!(
+                        "the backup {} was written, but recording it failed: {}",
+                        summary.path.display(),
+                        crate::db::describe_pg_error(&e)
+                    )))
+                }
             }
-            println!(
-                "test restore: the archive restored into a scratch database in {:.1} s with all \
-                 {} tables and {} applied migrations; the copy was dropped",
-                check.seconds, check.tables, check.migrations
-            );
             Ok::<(), StartError>(())
         }
         .await;
@@ -261,6 +254,41 @@ pub async fn backup(settings: Settings, out: std::path::PathBuf, test_restore: b
             e.exit()
         }
     }
+}
+
+/// `backup --test-restore`: the archive restored into a scratch database
+/// beside the live one, compared, dropped.
+async fn test_restore_backup(
+    settings: &Settings,
+    database: &startup::Database,
+    binaries: &crate::db::managed::PgBinaries,
+    summary: &backup::Summary,
+) -> Result<(), StartError> {
+    let managed = managed_cluster(settings).await?;
+    let check = scratch::test_restore(
+        &database.connections,
+        scratch_place(&managed),
+        binaries,
+        settings.config.database.ca_file.as_deref(),
+        &summary.path,
+        &settings.config.state_dir,
+    )
+    .await
+    .map_err(|e| {
+        StartError::Other(format!(
+            "the backup {} was written, but its test restore failed: {e}",
+            summary.path.display()
+        ))
+    })?;
+    for w in &check.warnings {
+        println!("warn  {w}");
+    }
+    println!(
+        "test restore: the archive restored into a scratch database in {:.1} s with all \
+         {} tables and {} applied migrations; the copy was dropped",
+        check.seconds, check.tables, check.migrations
+    );
+    Ok(())
 }
 
 /// `restore --from FILE`: the database replaced by an archive. The archive

@@ -287,6 +287,10 @@ struct Listening {
 
 /// This process's probe payloads start with this (other replicas hear them
 /// too, and ignore them).
+/// The `application_name` of every replica's `LISTEN` connection: one per
+/// running server, which is how `diagnose` counts the replicas.
+pub const LISTENER_APPLICATION_NAME: &str = "mogothrow77 listener";
+
 fn probe_prefix() -> String {
     format!("{}-{}-", std::process::id(), process_start_nanos())
 }
@@ -306,7 +310,9 @@ impl Listening {
         connections: &Connections,
         subscribers: &Arc<[Arc<dyn Subscriber>]>,
     ) -> Result<Listening, tokio_postgres::Error> {
-        let (client, mut connection) = connections.app.connect(connections.tls.clone()).await?;
+        let mut config = connections.app.clone();
+        config.application_name(LISTENER_APPLICATION_NAME);
+        let (client, mut connection) = config.connect(connections.tls.clone()).await?;
         let (tell, heard) = mpsc::channel(16);
         let subscribers = subscribers.clone();
         let prefix = probe_prefix();

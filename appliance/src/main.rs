@@ -55,6 +55,7 @@ fn main() -> ExitCode {
             } => commands::rehearse(settings, json).await,
             Command::Migrate { check, .. } => commands::migrate(settings, check).await,
             Command::Check => commands::check(settings).await,
+            Command::Diagnose { json } => mogothrow77::diagnose::run(settings, json).await,
             Command::Version => commands::version(),
             Command::Backup { out, test_restore } => {
                 commands::backup(settings, out, test_restore).await

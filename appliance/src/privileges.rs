@@ -121,3 +121,28 @@ pub fn drop_to(account: &ServiceAccount) -> Result<(), PrivilegeError> {
 pub fn set_umask() {
     umask(Mode::from_bits_truncate(0o027));
 }
+
+/// The user who runs this command: under sudo the one who ran sudo,
+/// otherwise the effective user's name (`uid<N>` without one).
+pub fn invoking_user() -> String {
+    let euid = nix::unistd::geteuid();
+    let sudo_user = std::env::var("SUDO_USER")
+        .ok()
+        .filter(|u| euid.is_root() && !u.is_empty());
+    sudo_user.unwrap_or_else(|| {
+        nix::unistd::User::from_uid(euid)
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| format!("uid{euid}"))
+    })
+}
+
+/// This host's name (`localhost` when it has none).
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}

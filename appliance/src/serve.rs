@@ -220,16 +220,7 @@ async fn serve_with_database(
     crate::telemetry::init(&settings.telemetry).map_err(StartError::TelemetryCa)?;
     let metrics = Metrics::shared();
     publish_certificate_expiry(tls.as_deref());
-    // The directories whose file systems /metrics reports: the state
-    // directory and, managed, the cluster's data directory (often a mount
-    // of its own).
-    let mut watched_dirs = vec![("state", config.state_dir.clone())];
-    if matches!(
-        settings.database,
-        crate::config::DatabaseTarget::Managed { .. }
-    ) {
-        watched_dirs.push(("postgres", crate::db::managed::data_dir(&config.state_dir)));
-    }
+    let watched_dirs = startup::watched_dirs(settings);
     let webhooks = Arc::new(crate::webhooks::Settings {
         outbound: crate::outbound::Outbound::new(
             settings.webhook_policy.clone(),

@@ -225,3 +225,15 @@ pub async fn open_database(settings: &Settings, purpose: Purpose) -> Result<Data
 async fn running(socket: &Path, connections: &Connections) -> bool {
     socket.exists() && connections.connect_owner().await.is_ok()
 }
+
+/// The directories whose file systems matter to the server, by the name
+/// `/metrics` and `diagnose` report them under: the state directory and,
+/// managed, the cluster's data directory (often a mount of its own).
+pub fn watched_dirs(settings: &Settings) -> Vec<(&'static str, std::path::PathBuf)> {
+    let state_dir = &settings.config.state_dir;
+    let mut dirs = vec![("state", state_dir.clone())];
+    if matches!(settings.database, DatabaseTarget::Managed { .. }) {
+        dirs.push(("postgres", crate::db::managed::data_dir(state_dir)));
+    }
+    dirs
+}

@@ -20,6 +20,8 @@ pub enum ServerExit {
     DatabaseUnreachable,
     /// 5: a required system component is missing (e.g. PostgreSQL binaries).
     MissingComponent,
+    /// 6: `diagnose` found warnings and no failure.
+    Warnings,
 }
 
 impl ServerExit {
@@ -31,6 +33,7 @@ impl ServerExit {
             ServerExit::SchemaIncompatible => 3,
             ServerExit::DatabaseUnreachable => 4,
             ServerExit::MissingComponent => 5,
+            ServerExit::Warnings => 6,
         }
     }
 
@@ -43,6 +46,7 @@ impl ServerExit {
             ServerExit::SchemaIncompatible,
             ServerExit::DatabaseUnreachable,
             ServerExit::MissingComponent,
+            ServerExit::Warnings,
         ]
         .into_iter()
         .find(|e| i32::from(e.code()) == code)

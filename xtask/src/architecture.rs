@@ -50,7 +50,9 @@ pub const LAYERS: [(&str, &[&str]); 7] = [
     ("endpoints", &["api", "web"]),
     (
         "assembly",
-        &["admin", "commands", "router", "serve", "startup"],
+        &[
+            "admin", "commands", "diagnose", "router", "serve", "startup",
+        ],
     ),
 ];
 

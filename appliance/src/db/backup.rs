@@ -258,3 +258,73 @@ pub fn restore(
         })
     }
 }
+
+/// A backup as `backups` keeps it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub finished_at: std::time::SystemTime,
+    pub archive: String,
+    pub bytes: i64,
+    pub test_restored: bool,
+    pub host: String,
+}
+
+/// Whether the database could keep the record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recording {
+    Recorded,
+    /// The schema predates `backups` (the upgrade tool's backup, taken by
+    /// the new binary before it migrates).
+    NoTable,
+}
+
+/// Records a backup that was written and read back, for `diagnose`.
+pub async fn record(
+    client: &tokio_postgres::Client,
+    summary: &Summary,
+    started_at: std::time::SystemTime,
+    test_restored: bool,
+    host: &str,
+) -> Result<Recording, tokio_postgres::Error> {
+    let archive = summary.path.display().to_string();
+    let bytes = i64::try_from(summary.bytes).unwrap_or(i64::MAX);
+    let inserted = client
+        .execute(
+            "INSERT INTO backups (started_at, archive, bytes, test_restored, host) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&started_at, &archive, &bytes, &test_restored, &host],
+        )
+        .await;
+    match inserted {
+        Ok(_) => Ok(Recording::Recorded),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+            Ok(Recording::NoTable)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The newest recorded backup; `Ok(None)` when there is none (or the schema
+/// predates the record).
+pub async fn last(
+    client: &tokio_postgres::Client,
+) -> Result<Option<Recorded>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT finished_at, archive, bytes, test_restored, host FROM backups \
+             ORDER BY finished_at DESC LIMIT 1",
+            &[],
+        )
+        .await;
+    match row {
+        Ok(row) => Ok(row.map(|r| Recorded {
+            finished_at: r.get(0),
+            archive: r.get(1),
+            bytes: r.get(2),
+            test_restored: r.get(3),
+            host: r.get(4),
+        })),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

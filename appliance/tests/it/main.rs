@@ -13,6 +13,7 @@ mod config_errors;
 mod console;
 mod database_outages;
 mod database_tls;
+mod diagnose;
 mod exports;
 mod http_surface;
 mod identity;

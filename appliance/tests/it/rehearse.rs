@@ -4,12 +4,13 @@
 use crate::harness::app::AppConfig;
 use crate::harness::pg::shared;
 
-/// Makes a fully migrated database look like one a release before the
-/// newest migration left: V9 (jobs.trace_parent) is undone. When a migration
-/// is added after V9, undo that one here instead.
-const UNDO_NEWEST_MIGRATION: &str = "ALTER TABLE jobs DROP COLUMN trace_parent; \
-     DELETE FROM refinery_schema_history WHERE version = 9; \
-     DELETE FROM mogothrow77_migration_kinds WHERE version = 9;";
+/// Makes a fully migrated database look like one two migrations behind:
+/// V10 (the backups table) and V9 (jobs.trace_parent, which locks an
+/// existing table) are undone. When a migration is added, undo it here too.
+const UNDO_NEWEST_MIGRATIONS: &str = "DROP TABLE backups; \
+     ALTER TABLE jobs DROP COLUMN trace_parent; \
+     DELETE FROM refinery_schema_history WHERE version >= 9; \
+     DELETE FROM mogothrow77_migration_kinds WHERE version >= 9;";
 
 /// Everything a rehearsal could change on the live database, as text.
 async fn fingerprint(client: &tokio_postgres::Client) -> String {
@@ -33,15 +34,15 @@ async fn fingerprint(client: &tokio_postgres::Client) -> String {
         .join(" / ")
 }
 
-/// A database one migration behind this binary, with users in it.
-async fn database_one_release_behind() -> String {
+/// A database two migrations behind this binary, with users in it.
+async fn database_two_migrations_behind() -> String {
     let db = shared().create_database().await;
     let config = AppConfig::external(&shared().dsn(&db), "");
     let migrated = config.run(&["migrate"]);
     assert_eq!(migrated.code(), Some(0), "{}", migrated.all());
     let client = shared().connect(&db).await;
     client
-        .batch_execute(UNDO_NEWEST_MIGRATION)
+        .batch_execute(UNDO_NEWEST_MIGRATIONS)
         .await
         .expect("undo the newest migration");
     client
@@ -56,7 +57,7 @@ async fn database_one_release_behind() -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_database_alone() {
-    let db = database_one_release_behind().await;
+    let db = database_two_migrations_behind().await;
     let client = shared().connect(&db).await;
     let before = fingerprint(&client).await;
     let config = AppConfig::external(&shared().dsn(&db), "");
@@ -72,7 +73,7 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
     let done = config.run(&["migrate", "--rehearse"]);
     assert_eq!(done.code(), Some(0), "{}", done.all());
     assert!(
-        done.stdout.contains("schema level 8 → 9"),
+        done.stdout.contains("schema level 8 → 10"),
         "{}",
         done.stdout
     );
@@ -108,10 +109,16 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
         .find(|v| v.get("migrations").is_some())
         .unwrap_or_else(|| panic!("no report in {}", json.stdout));
     assert_eq!(report["schema_level"], 8);
-    assert_eq!(report["target_level"], 9);
+    assert_eq!(report["target_level"], 10);
     assert!(report["database_bytes"].as_i64().unwrap_or(0) > 0);
     let migrations = report["migrations"].as_array().expect("migrations");
-    assert_eq!(migrations.len(), 1, "{report}");
+    assert_eq!(migrations.len(), 2, "{report}");
+    assert_eq!(migrations[1]["version"], 10);
+    assert_eq!(
+        migrations[1]["locks"],
+        serde_json::json!([]),
+        "a new table locks nothing that existed: {report}"
+    );
     let m = &migrations[0];
     assert_eq!(m["version"], 9);
     assert_eq!(m["kind"], "expand");
@@ -147,7 +154,7 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_migration_failing_on_the_copy_is_reported_and_the_copy_dropped() {
-    let db = database_one_release_behind().await;
+    let db = database_two_migrations_behind().await;
     let client = shared().connect(&db).await;
     // Something in the way of V9, as a hand-made change would be.
     client
@@ -190,7 +197,7 @@ async fn a_migration_failing_on_the_copy_is_reported_and_the_copy_dropped() {
 async fn a_role_that_cannot_create_databases_is_told_what_to_grant() {
     let (db, config, admin) = crate::backup::migrated_by_a_role_without_createdb().await;
     admin
-        .batch_execute(UNDO_NEWEST_MIGRATION)
+        .batch_execute(UNDO_NEWEST_MIGRATIONS)
         .await
         .expect("undo");
     let before = fingerprint(&admin).await;
@@ -247,7 +254,7 @@ async fn managed_rehearsal_runs_beside_the_serving_appliance() {
     let config = AppConfig::new("");
     let mut app = config.spawn();
     app.wait_ready();
-    managed_sql(&config, UNDO_NEWEST_MIGRATION);
+    managed_sql(&config, UNDO_NEWEST_MIGRATIONS);
     managed_sql(
         &config,
         "INSERT INTO users (username, role, password_hash) \

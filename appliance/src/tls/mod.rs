@@ -17,6 +17,8 @@ use rustls::ServerConfig;
 
 use crate::config::{check_private_file, PrivateFileError};
 
+pub mod summary;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {reason}")]
@@ -53,15 +55,7 @@ pub fn load_certified_key(paths: &CertPaths) -> Result<CertifiedKey, TlsError> {
             reason: e.to_string(),
         })
     };
-    let cert_pem = read(&paths.cert)?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .filter_map(Result::ok)
-        .collect();
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate {
-            path: paths.cert.display().to_string(),
-        });
-    }
+    let certs = read_chain(&paths.cert)?;
     let key_pem = read(&paths.key)?;
     let key: PrivateKeyDer<'static> =
         PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey {
@@ -82,14 +76,35 @@ pub fn load_certified_key(paths: &CertPaths) -> Result<CertifiedKey, TlsError> {
     Ok(certified)
 }
 
+/// The PEM certificate chain in `path`, leaf first.
+pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = fs::read(path).map_err(|e| TlsError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .filter_map(Result::ok)
+        .collect();
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(certs)
+}
+
 /// SHA-256 fingerprint of the leaf certificate, as colon-separated hex.
 pub fn fingerprint(key: &CertifiedKey) -> String {
     let Some(leaf) = key.cert.first() else {
         return String::new();
     };
     let digest = ring::digest::digest(&ring::digest::SHA256, leaf.as_ref());
-    digest
-        .as_ref()
+    hex_colons(digest.as_ref())
+}
+
+/// Bytes as upper-case hex pairs joined by colons (certificate fingerprints).
+fn hex_colons(bytes: &[u8]) -> String {
+    bytes
         .iter()
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
