@@ -49,6 +49,35 @@ pub enum Command {
     Check,
     /// Print the version, git commit and the schema level this binary knows.
     Version,
+    /// Write a zip of evidence for the vendor: diagnose, versions, the
+    /// configuration (secrets redacted), a certificate summary, migration
+    /// history, job and connection counts, PostgreSQL settings, a metrics
+    /// snapshot and the recent logs, every file scrubbed of secrets. No
+    /// record data, audit details or key files. Mode 0600, never overwritten.
+    SupportBundle {
+        /// The zip to write [default: ./mogothrow77-support-<host>-<time>.zip].
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// How far back the logs go: 90m, 24h, 7d.
+        #[arg(long, value_name = "DURATION", default_value = "24h")]
+        since: String,
+        /// List every file and its size; write nothing.
+        #[arg(long)]
+        preview: bool,
+        /// Take the logs from this file (a server whose output goes to a
+        /// file) instead of the systemd journal.
+        #[arg(long, value_name = "FILE")]
+        log_file: Option<PathBuf>,
+        /// Keep e-mail addresses in the logs (removed by default).
+        #[arg(long)]
+        include_emails: bool,
+        /// Internal: gather and scrub as the service user, print JSON.
+        #[arg(long, hide = true)]
+        collect: bool,
+        /// Internal: the logs' file name in the bundle.
+        #[arg(long, hide = true, default_value = "logs/none.txt")]
+        log_name: String,
+    },
     /// Check everything an operator would: configuration, TLS certificate,
     /// disk, open files, systemd unit, database (version, connection
     /// budget, schema, clock, job queue, notifications, last backup, audit

@@ -29,6 +29,7 @@ pub mod records;
 pub mod router;
 pub mod serve;
 pub mod startup;
+pub mod support;
 pub mod systemd;
 pub mod telemetry;
 pub mod tls;

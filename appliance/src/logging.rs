@@ -1,13 +1,24 @@
-//! Structured logs on standard output: JSON lines (default) or text.
+//! Structured logs: JSON lines (default) or text, on standard output for
+//! `serve` (the journal or the container runtime collects them) and on
+//! standard error for every other command, whose standard output is its
+//! result (a report, a link, JSON for a script).
 
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::writer::EitherWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogConfig, LogFormat, LogLevel};
 
-pub fn init(config: &LogConfig) {
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    Stderr,
+}
+
+pub fn init(config: &LogConfig, output: Output) {
     let level = match config.level {
         LogLevel::Error => Level::ERROR,
         LogLevel::Warn => Level::WARN,
@@ -34,14 +45,21 @@ pub fn init(config: &LogConfig) {
                     .json()
                     .flatten_event(true)
                     .with_current_span(false)
-                    .with_writer(std::io::stdout),
+                    .with_writer(move || writer(output)),
             )
             .try_init(),
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stdout))
+            .with(tracing_subscriber::fmt::layer().with_writer(move || writer(output)))
             .try_init(),
     };
     if let Err(e) = result {
         eprintln!("mogothrow77: cannot initialise logging: {e}");
+    }
+}
+
+fn writer(output: Output) -> EitherWriter<std::io::Stdout, std::io::Stderr> {
+    match output {
+        Output::Stdout => EitherWriter::A(std::io::stdout()),
+        Output::Stderr => EitherWriter::B(std::io::stderr()),
     }
 }

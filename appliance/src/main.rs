@@ -4,7 +4,7 @@ use clap::Parser;
 use mogothrow77::cli::{AuditCommand, Cli, Command, MonitoringCommand};
 use mogothrow77::config::Settings;
 use mogothrow77::exit::Exit;
-use mogothrow77::{commands, logging, serve};
+use mogothrow77::{commands, logging, serve, support};
 
 /// mimalloc instead of glibc's malloc: the server allocates and frees many
 /// small buffers per request across its worker threads (ADR 0014).
@@ -34,7 +34,11 @@ fn main() -> ExitCode {
             return Exit::Config.into();
         }
     };
-    logging::init(&settings.config.log);
+    let log_output = match cli.command {
+        Command::Serve => logging::Output::Stdout,
+        _ => logging::Output::Stderr,
+    };
+    logging::init(&settings.config.log, log_output);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,6 +60,36 @@ fn main() -> ExitCode {
             Command::Migrate { check, .. } => commands::migrate(settings, check).await,
             Command::Check => commands::check(settings).await,
             Command::Diagnose { json } => mogothrow77::diagnose::run(settings, json).await,
+            Command::SupportBundle {
+                collect: true,
+                since,
+                log_name,
+                include_emails,
+                ..
+            } => match support::parse_since(&since) {
+                Ok(since) => support::collect(settings, since, &log_name, include_emails).await,
+                Err(e) => {
+                    eprintln!("mogothrow77 support-bundle: {e}");
+                    Exit::Config
+                }
+            },
+            Command::SupportBundle {
+                output,
+                since,
+                preview,
+                log_file,
+                include_emails,
+                ..
+            } => support::run(
+                &settings,
+                &support::Options {
+                    output,
+                    since,
+                    preview,
+                    log_file,
+                    include_emails,
+                },
+            ),
             Command::Version => commands::version(),
             Command::Backup { out, test_restore } => {
                 commands::backup(settings, out, test_restore).await

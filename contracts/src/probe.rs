@@ -4,7 +4,7 @@
 //! name check for a probe of this very host).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,30 +99,102 @@ fn client_config(cert_file: &Path) -> Result<Arc<rustls::ClientConfig>, String> 
     Ok(Arc::new(config))
 }
 
-/// One GET /readyz: `Ok(Ready)` on 200, `Err` with the reason otherwise.
-pub fn readyz(addr: SocketAddr, cert_file: &Path) -> Result<Ready, String> {
-    let config = client_config(cert_file)?;
-    let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
-    let mut conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+/// The address a probe on this host connects to for a server listening on
+/// `listen`: the loopback address of the same family when it listens on
+/// every address.
+pub fn local_addr(listen: SocketAddr) -> SocketAddr {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port())
+}
+
+/// How a probe reaches the server.
+#[derive(Debug, Clone, Copy)]
+pub enum Transport<'a> {
+    /// HTTPS, trusting exactly the certificate in this file.
+    Pinned(&'a Path),
+    /// Plain HTTP (`tls.enabled = false`).
+    Plain,
+}
+
+/// An answer: the status code and at most the bytes asked for of the body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// One `GET path` (HTTP/1.0, so the body is never chunked), with a bearer
+/// token when given; reads at most `limit` bytes of the answer.
+pub fn get(
+    addr: SocketAddr,
+    transport: Transport<'_>,
+    path: &str,
+    bearer: Option<&str>,
+    limit: u64,
+) -> Result<Answer, String> {
     let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
-    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-    tls.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("{addr}: {e}"))?;
+    let authorization = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{authorization}\r\n");
     let mut response = Vec::new();
-    // Bounded: a readiness answer is a few hundred bytes.
-    let _ = tls.take(64 * 1024).read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
+    match transport {
+        Transport::Pinned(cert_file) => {
+            let config = client_config(cert_file)?;
+            let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+            let mut conn =
+                rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+            let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+            tls.write_all(request.as_bytes())
+                .map_err(|e| format!("{addr}: {e}"))?;
+            let _ = tls.take(limit).read_to_end(&mut response);
+        }
+        Transport::Plain => {
+            sock.write_all(request.as_bytes())
+                .map_err(|e| format!("{addr}: {e}"))?;
+            let _ = (&mut sock).take(limit).read_to_end(&mut response);
+        }
+    }
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| format!("{addr} sent no HTTP response"))?;
-    let status = head.split_whitespace().nth(1).unwrap_or_default();
-    let json: serde_json::Value =
-        serde_json::from_str(body.trim()).map_err(|_| format!("/readyz answered {status}"))?;
-    if status != "200" {
-        return Err(format!("/readyz answered {status}: {}", json["reasons"]));
+    let head = String::from_utf8_lossy(&response[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| format!("{addr} sent no HTTP status"))?;
+    Ok(Answer {
+        status,
+        body: response[split + 4..].to_vec(),
+    })
+}
+
+/// One GET /readyz: `Ok(Ready)` on 200, `Err` with the reason otherwise.
+pub fn readyz(addr: SocketAddr, cert_file: &Path) -> Result<Ready, String> {
+    // Bounded: a readiness answer is a few hundred bytes.
+    let answer = get(
+        addr,
+        Transport::Pinned(cert_file),
+        "/readyz",
+        None,
+        64 * 1024,
+    )?;
+    let json: serde_json::Value = serde_json::from_slice(&answer.body)
+        .map_err(|_| format!("/readyz answered {}", answer.status))?;
+    if answer.status != 200 {
+        return Err(format!(
+            "/readyz answered {}: {}",
+            answer.status, json["reasons"]
+        ));
     }
     Ok(Ready {
         version: json["version"].as_str().map(str::to_string),

@@ -3,7 +3,7 @@
 //! given only through environment variables in a systemd drop-in are not
 //! visible here: name them in the file (docs/upgrade.md).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use contracts::locations;
@@ -36,11 +36,6 @@ pub fn load(config: &Path) -> Result<Settings, String> {
             config.display()
         )
     })?;
-    let ip = match listen.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
     let tls = table.get("tls").and_then(toml::Value::as_table);
     let cert_file = tls
         .and_then(|t| text(t.get("cert_file")))
@@ -48,7 +43,7 @@ pub fn load(config: &Path) -> Result<Settings, String> {
         .unwrap_or_else(|| state_dir.join(locations::SELF_SIGNED_CERT));
     Ok(Settings {
         state_dir,
-        probe_addr: SocketAddr::new(ip, listen.port()),
+        probe_addr: contracts::probe::local_addr(listen),
         cert_file,
     })
 }

@@ -44,7 +44,7 @@ pub use http::HttpConfig;
 pub use jobs::JobsConfig;
 pub use log::{LogConfig, LogFormat, LogLevel};
 pub use metrics::{read_metrics_token, MetricsAccess, MetricsConfig};
-pub use secret::{check_private_file, PrivateFileError, Secret};
+pub use secret::{check_private_file, PrivateFileError, Secret, REDACTED};
 pub use service::ServiceConfig;
 pub use smtp::{check_address, SmtpConfig, SmtpRelay, SmtpSecurity};
 pub use telemetry::{TelemetryConfig, TelemetrySettings};
@@ -300,6 +300,29 @@ impl Settings {
     }
 
     /// The effective configuration as TOML, secrets redacted.
+    /// Every secret value the configuration holds (database URLs, the
+    /// SMTP password, the metrics token, telemetry headers), for scrubbing
+    /// text that leaves the host. Never print them.
+    pub fn secret_values(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        if let DatabaseTarget::External { url, migration_url } = &self.database {
+            out.push(url.expose());
+            if let Some(m) = migration_url {
+                out.push(m.expose());
+            }
+        }
+        if let Some(p) = self.smtp.as_ref().and_then(|s| s.password.as_ref()) {
+            out.push(p.expose());
+        }
+        if let Some(token) = &self.metrics.token {
+            out.push(token.expose());
+        }
+        for (_, value) in &self.telemetry.headers {
+            out.push(value);
+        }
+        out
+    }
+
     pub fn effective_toml(&self) -> String {
         toml::to_string_pretty(&self.config)
             .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))

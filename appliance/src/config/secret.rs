@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Text shown wherever a secret would otherwise be printed.
-pub const REDACTED: &str = "[redacted]";
+pub const REDACTED: &str = "<redacted>";
 
 /// A secret string. `Debug`, `Display` and `Serialize` never show the value;
 /// only [`Secret::expose`] does, at the one place that needs it.
@@ -107,10 +107,10 @@ mod tests {
     #[test]
     fn secret_never_prints() {
         let s = Secret::new("hunter2");
-        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+        assert_eq!(format!("{s:?} {s}"), "<redacted> <redacted>");
         assert_eq!(
             serde_json::to_string(&s).expect("serialize"),
-            "\"[redacted]\""
+            "\"<redacted>\""
         );
         assert_eq!(s.expose(), "hunter2");
     }

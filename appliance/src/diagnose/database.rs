@@ -42,10 +42,9 @@ pub async fn checks(settings: &Settings, runbooks: &Runbooks) -> Vec<Check> {
         .map(move |name| Check::skip(name, format!("needs the database ({why})")))
     };
     let mut checks = Vec::new();
-    if let DatabaseTarget::Managed { .. } = settings.database {
-        let socket = crate::db::managed::Layout::new(&settings.config.state_dir)
-            .map(|layout| layout.socket.exists());
-        if !matches!(socket, Ok(true)) {
+    let (database, client) = match reach(settings).await {
+        Reach::Open(database, client) => (database, client),
+        Reach::NotRunning => {
             checks.push(Check::fail(
                 "database",
                 "managed cluster not running (it runs while the service runs)",
@@ -57,19 +56,10 @@ pub async fn checks(settings: &Settings, runbooks: &Runbooks) -> Vec<Check> {
             checks.extend(skipped("not running"));
             return checks;
         }
-    }
-    let opened = async {
-        let database = startup::open_database(settings, Purpose::Check).await?;
-        let client = database.connections.connect_app().await;
-        Ok::<_, startup::StartError>((database, client?))
-    }
-    .await;
-    let (database, client) = match opened {
-        Ok(opened) => opened,
-        Err(e) => {
+        Reach::Unreachable(reason) => {
             checks.push(Check::fail(
                 "database",
-                e.to_string(),
+                reason,
                 runbooks.fix(
                     "check database.url (or the managed cluster's log under state_dir), the \
                      network and the credentials",
@@ -93,6 +83,42 @@ pub async fn checks(settings: &Settings, runbooks: &Runbooks) -> Vec<Check> {
     drop(client);
     database.close().await;
     checks
+}
+
+/// The database for a look that changes nothing.
+pub enum Reach {
+    /// Open, with an application-role connection.
+    Open(Box<startup::Database>, Client),
+    /// Managed, and the cluster is not running: it is not started.
+    NotRunning,
+    Unreachable(String),
+}
+
+/// Opens the database as `check` does, except that a managed cluster whose
+/// socket is absent is reported as not running before anything is touched.
+pub async fn reach(settings: &Settings) -> Reach {
+    if let DatabaseTarget::Managed { .. } = settings.database {
+        let socket = crate::db::managed::Layout::new(&settings.config.state_dir)
+            .map(|layout| layout.socket.exists());
+        if !matches!(socket, Ok(true)) {
+            return Reach::NotRunning;
+        }
+    }
+    let opened = async {
+        let database = startup::open_database(settings, Purpose::Check).await?;
+        match database.connections.connect_app().await {
+            Ok(client) => Ok((database, client)),
+            Err(e) => {
+                database.close().await;
+                Err(startup::StartError::from(e))
+            }
+        }
+    }
+    .await;
+    match opened {
+        Ok((database, client)) => Reach::Open(Box::new(database), client),
+        Err(e) => Reach::Unreachable(e.to_string()),
+    }
 }
 
 fn describe_target(settings: &Settings) -> String {

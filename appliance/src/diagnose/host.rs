@@ -205,7 +205,7 @@ impl Unit {
         self.properties.get(key).map(String::as_str).unwrap_or("")
     }
 
-    fn loaded(&self) -> bool {
+    pub fn loaded(&self) -> bool {
         self.get("LoadState") == "loaded"
     }
 }

@@ -7,6 +7,9 @@ mod certificate;
 mod database;
 mod host;
 
+pub use database::{reach, Reach};
+pub use host::{unit, UNIT};
+
 use serde::Serialize;
 
 use crate::config::Settings;

@@ -31,5 +31,6 @@ mod records_oracle;
 mod rehearse;
 mod schema;
 mod secrets;
+mod support_bundle;
 mod traces;
 mod webhooks;

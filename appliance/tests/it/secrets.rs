@@ -48,7 +48,7 @@ async fn secrets_stay_out_of_logs_and_check_output() {
 
     let check = config.run(&["check"]);
     assert_eq!(check.code(), Some(0), "{}", check.all());
-    assert!(check.stdout.contains("[redacted]"), "{}", check.stdout);
+    assert!(check.stdout.contains("<redacted>"), "{}", check.stdout);
     assert!(
         check.stdout.contains("migration_url_file"),
         "{}",
