@@ -117,7 +117,7 @@ fn fill_random(buf: &mut [u8]) {
 }
 
 /// Encodes `data` as RFC 4648 base32 without `=` padding.
-fn base32_encode(data: &[u8]) -> String {
+pub fn base32_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(5) * 8);
     let mut buffer: u32 = 0;
     let mut bits: u32 = 0;

@@ -125,18 +125,7 @@ fn version_prints_commit_and_schema_level() {
 
 #[test]
 fn a_key_that_does_not_match_the_certificate_is_refused() {
-    let config = AppConfig::new("");
-    let (cert, key) = (config.path("cert.pem"), config.path("key.pem"));
-    let one = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
-    let other = rcgen::KeyPair::generate().expect("key");
-    std::fs::write(&cert, one.cert.pem()).expect("write");
-    std::fs::write(&key, other.serialize_pem()).expect("write");
-    chmod(&key, 0o600);
-    crate::harness::give_to_service_user(&key);
-    crate::harness::give_to_service_user(&cert);
-    let config = config
-        .env("MOGOTHROW77_TLS__CERT_FILE", &cert.display().to_string())
-        .env("MOGOTHROW77_TLS__KEY_FILE", &key.display().to_string());
+    let config = AppConfig::new("").with_mismatched_tls_key();
     let out = config.run(&["serve"]);
     assert_eq!(out.code(), Some(2), "{}", out.all());
     assert!(

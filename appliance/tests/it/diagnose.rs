@@ -179,19 +179,7 @@ async fn diagnose_reports_every_check_and_finds_planted_problems() {
 
 #[test]
 fn a_certificate_whose_key_does_not_match_fails_the_tls_check() {
-    let config = AppConfig::new("");
-    let (cert, key) = (config.path("cert.pem"), config.path("key.pem"));
-    let one = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
-    let other = rcgen::KeyPair::generate().expect("key");
-    std::fs::write(&cert, one.cert.pem()).expect("write");
-    std::fs::write(&key, other.serialize_pem()).expect("write");
-    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .expect("chmod");
-    crate::harness::give_to_service_user(&key);
-    crate::harness::give_to_service_user(&cert);
-    let config = config
-        .env("MOGOTHROW77_TLS__CERT_FILE", &cert.display().to_string())
-        .env("MOGOTHROW77_TLS__KEY_FILE", &key.display().to_string());
+    let config = AppConfig::new("").with_mismatched_tls_key();
     let out = config.run(&["diagnose", "--json"]);
     let checks = report(&out);
     assert_eq!(status(&checks, "TLS certificate"), "fail", "{checks:?}");

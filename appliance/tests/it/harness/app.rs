@@ -49,6 +49,21 @@ impl AppConfig {
         AppConfig::new(&format!("[database]\nurl = \"{dsn}\"\n{extra_toml}"))
     }
 
+    /// Configures a certificate and a private key that does not belong to
+    /// it (both private, the service user's).
+    pub fn with_mismatched_tls_key(self) -> Self {
+        let (cert, key) = (self.path("cert.pem"), self.path("key.pem"));
+        let one = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+        let other = rcgen::KeyPair::generate().expect("key");
+        std::fs::write(&cert, one.cert.pem()).expect("write");
+        std::fs::write(&key, other.serialize_pem()).expect("write");
+        super::chmod(&key, 0o600);
+        super::give_to_service_user(&key);
+        super::give_to_service_user(&cert);
+        self.env("MOGOTHROW77_TLS__CERT_FILE", &cert.display().to_string())
+            .env("MOGOTHROW77_TLS__KEY_FILE", &key.display().to_string())
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));
         self
