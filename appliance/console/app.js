@@ -399,6 +399,15 @@ async function systemView(main) {
       row('system-schema', 'Database schema', `level ${schema.applied_level} applied; this binary knows level ${schema.binary_level}; ${schema.compatible ? 'compatible' : `not compatible: ${schema.message}`}`),
       row('system-database', 'PostgreSQL', `${system.database.reachable ? 'reachable' : 'unreachable'}, version ${system.database.postgresql_version}`),
       row('system-instance', 'Instance id', system.instance_id))));
+  // The running release's notes (CHANGELOG.md, compiled in).
+  const notes = system.release_notes;
+  append(main, h('section', { 'aria-labelledby': 'release-notes-heading', id: 'release-notes' },
+    h('h2', { id: 'release-notes-heading' }, notes ? `Release notes: ${notes.version} (${notes.date})` : 'Release notes'),
+    ...(notes
+      ? notes.sections.map((section) => h('div', { class: 'release-section' },
+        h('h3', {}, section.title),
+        h('ul', {}, ...section.items.map((item) => h('li', {}, item)))))
+      : [h('p', {}, `This build (${system.version}) carries no release notes.`)])));
   // The documentation this binary carries (also on air-gapped sites).
   const doc = (href, text) => h('li', {}, h('a', { href }, text));
   append(main, h('section', { 'aria-labelledby': 'system-docs-heading', id: 'system-docs' },

@@ -172,6 +172,7 @@ pub fn run(inputs: &Inputs) -> Exit {
         schema(&release, inputs, unpacked.path(), &mut plan);
     }
     print_plan(&plan, &os, &dest);
+    print_release_notes(&release, &plan);
     if plan.blockers.is_empty() {
         Exit::Done
     } else {
@@ -284,6 +285,48 @@ fn schema(release: &release::Release, inputs: &Inputs, scratch: &Path, plan: &mu
             "cannot check the database with {}: {e}",
             release.target
         ))),
+    }
+}
+
+/// The notes of every release the upgrade crosses, from the bundle's
+/// CHANGELOG.md (which holds the history up to its own release).
+fn print_release_notes(release: &release::Release, plan: &Plan) {
+    use contracts::changelog;
+    let Some(installed) = plan.installed else {
+        return;
+    };
+    let Some(path) = release
+        .listed("CHANGELOG.md", "CHANGELOG.md")
+        .into_iter()
+        .next()
+    else {
+        println!("note     the bundle carries no release notes (it was built before they existed)");
+        return;
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) => {
+            println!("note     cannot read the bundle's release notes: {e}");
+            return;
+        }
+    };
+    let releases = changelog::parse(&text);
+    let crossed = changelog::between(&releases, &installed.to_string(), &plan.target.to_string());
+    if crossed.is_empty() {
+        println!(
+            "note     the bundle's CHANGELOG.md has no notes for the releases after {installed} \
+             up to {}",
+            plan.target
+        );
+        return;
+    }
+    let versions: Vec<&str> = crossed.iter().map(|r| r.version.as_str()).collect();
+    println!(
+        "release notes of {} (read \"Might break\" and \"Migrations\" before you apply):",
+        versions.join(", ")
+    );
+    for r in crossed {
+        print!("{}", changelog::text(r, "  "));
     }
 }
 

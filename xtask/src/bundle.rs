@@ -299,6 +299,7 @@ pub struct BundleArgs<'a> {
     pub key: &'a Path,
     pub out: &'a Path,
     pub compat: Option<&'a Path>,
+    pub changelog: Option<&'a Path>,
     pub installer: Option<&'a Path>,
 }
 
@@ -452,6 +453,13 @@ pub fn build(args: BundleArgs<'_>) -> Result<PathBuf> {
     files.push(BundleFile {
         path: "compat-matrix.md".to_string(),
         source: workspace().join("compat-matrix.md"),
+    });
+    // The release notes `mogothrow77-upgrade check` prints.
+    files.push(BundleFile {
+        path: "CHANGELOG.md".to_string(),
+        source: args
+            .changelog
+            .map_or_else(|| workspace().join("CHANGELOG.md"), Path::to_path_buf),
     });
     for doc in crate::deb::shipped_docs()? {
         files.push(BundleFile {

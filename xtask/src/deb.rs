@@ -164,6 +164,10 @@ pub fn stage_payload(stage: &Path, binary: &Path) -> Result<()> {
         0o644,
     )?;
     let doc = "/usr/share/doc/mogothrow77";
+    // The upstream changelog, where Debian policy (12.7) puts it.
+    let changelog = workspace().join("CHANGELOG.md");
+    let text = fs::read(&changelog).map_err(io(&changelog))?;
+    write(stage, &format!("{doc}/changelog.gz"), &gzip(&text)?, 0o644)?;
     for name in shipped_docs()? {
         let path = workspace().join("docs").join(&name);
         let text = fs::read(&path).map_err(io(&path))?;

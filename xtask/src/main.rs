@@ -68,6 +68,10 @@ enum Command {
         /// compat.toml]; upgrade-test fixture bundles name their own.
         #[arg(long)]
         compat: Option<PathBuf>,
+        /// The release notes to ship [default: the workspace's
+        /// CHANGELOG.md]; upgrade-test fixture bundles name their own.
+        #[arg(long)]
+        changelog: Option<PathBuf>,
         /// The installer binary (`mogothrow77-install`), shipped at the
         /// bundle's top level and beside it in --out with its own
         /// signature (`mogothrow77-install.minisig`).
@@ -167,6 +171,7 @@ fn main() -> ExitCode {
             key,
             out,
             compat,
+            changelog,
             installer,
         } => bundle::build(bundle::BundleArgs {
             deb: &deb,
@@ -177,6 +182,7 @@ fn main() -> ExitCode {
             key: &key,
             out: &out,
             compat: compat.as_deref(),
+            changelog: changelog.as_deref(),
             installer: installer.as_deref(),
         })
         .map(|p| println!("{}", p.display())),

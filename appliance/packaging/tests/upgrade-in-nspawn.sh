@@ -203,6 +203,7 @@ check tampered-refused expect 10 "REFUSED  bundle" upgrade apply /root/tampered.
 check tampered-changed-nothing healthy_on "$N"
 
 check check-n1-window expect 0 "rollback window: all are expand migrations" upgrade check /root/n1.zip
+check check-n1-release-notes expect 0 "Upgrade-test fixture release $N1\.$" upgrade check /root/n1.zip
 # The rehearsal runs N+1's migration on a copy: timed, its lock on users
 # (the fixture's CREATE INDEX takes SHARE) named; the live database and the
 # cluster keep nothing of it.

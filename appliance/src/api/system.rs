@@ -64,7 +64,18 @@ async fn system(State(state): State<AppState>) -> Result<Json<serde_json::Value>
             "message": schema_message,
         },
         "database": { "reachable": true, "postgresql_version": postgres },
+        "release_notes": release_notes(),
     })))
+}
+
+/// The running release's notes from the CHANGELOG.md compiled in; `null`
+/// for a build whose version has none (a test fixture).
+fn release_notes() -> serde_json::Value {
+    use contracts::changelog;
+    let releases = changelog::parse(changelog::CHANGELOG);
+    changelog::release(&releases, env!("APPLIANCE_VERSION"))
+        .and_then(|r| serde_json::to_value(r).ok())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 async fn read_settings(client: &deadpool_postgres::Client) -> Result<serde_json::Value, ErrorBody> {

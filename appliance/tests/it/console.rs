@@ -138,6 +138,14 @@ async fn console_flow() {
         .await;
     b.wait_text("#system-schema", "compatible").await;
     b.wait_text("#system-docs", "Monitoring: metrics").await;
+    // The running release's notes, from the CHANGELOG.md compiled in.
+    b.wait_text(
+        "#release-notes",
+        &format!("Release notes: {}", env!("CARGO_PKG_VERSION")),
+    )
+    .await;
+    b.wait_text("#release-notes", "Might break").await;
+    b.wait_text("#release-notes", "Known issues").await;
     checks.page(&mut b, "system").await;
 
     // Users: a weak password is explained inline; then a user is created.
