@@ -15,17 +15,19 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
+// `anonymous`: without the session cookie (a public operation that must
+// not depend on whoever is signed in in this browser).
+async function api(method, path, body, { anonymous = false } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  if (state.csrf && method !== 'GET') headers['X-CSRF-Token'] = state.csrf;
+  if (state.csrf && method !== 'GET' && !anonymous) headers['X-CSRF-Token'] = state.csrf;
   let res;
   try {
     res = await fetch(path, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: 'same-origin',
+      credentials: anonymous ? 'omit' : 'same-origin',
     });
   } catch (e) {
     throw new ApiError(0, { message: 'The server cannot be reached. Check the network and try again.' });
@@ -159,6 +161,7 @@ const views = {
   '/system': ['system', 'System', systemView],
   '/login': ['login', 'Sign in', loginView],
   '/setup': ['setup', 'Create the first admin', setupView],
+  '/reset-password': ['reset-password', 'Set a new password', resetPasswordView],
   '/users': ['users', 'Users', usersView],
   '/account': ['account', 'My account', accountView],
   '/audit': ['audit', 'Audit log', auditView],
@@ -225,7 +228,7 @@ async function render() {
   main.dataset.page = name;
   main.setAttribute('aria-busy', 'true');
   main.replaceChildren(h('p', { class: 'loading' }, 'Loading…'));
-  if (!state.me && name !== 'login' && name !== 'setup') {
+  if (!state.me && name !== 'login' && name !== 'setup' && name !== 'reset-password') {
     try {
       await loadMe();
     } catch (e) {
@@ -281,8 +284,10 @@ document.addEventListener('click', (event) => {
   if (heading) heading.focus({ preventScroll: true });
 });
 window.addEventListener('popstate', render);
-// A setup link pasted into a tab already on /setup changes only the hash.
-window.addEventListener('hashchange', () => { if (location.pathname === '/setup') render(); });
+// A setup or reset link pasted into a tab already on its page changes only the hash.
+window.addEventListener('hashchange', () => {
+  if (location.pathname === '/setup' || location.pathname === '/reset-password') render();
+});
 
 // ---- views -------------------------------------------------------------
 
@@ -329,6 +334,40 @@ async function setupView(main) {
       history.replaceState(null, '', '/system');
       await loadMe();
       render();
+    } catch (e) { showError(e, ids); }
+  });
+  append(main, form);
+}
+
+// A one-time link from `mogothrow77 admin reset-password NAME`.
+async function resetPasswordView(main) {
+  const token = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (!token) {
+    append(main, h('p', {}, 'Open the one-time link an administrator gave you. An administrator makes one with ',
+      h('code', {}, 'mogothrow77 admin reset-password NAME'), ' on the server, or sets your password in the console (Users).'));
+    return;
+  }
+  const ids = { password: 'reset-new-password' };
+  const form = h('form', { id: 'reset-form', novalidate: true },
+    field('reset-new-password', 'New password', { type: 'password', autocomplete: 'new-password', required: true }, 'At least 12 characters. A passphrase of several unrelated words works well.'),
+    field('reset-new-password-confirm', 'Repeat the password', { type: 'password', autocomplete: 'new-password', required: true }),
+    h('button', { type: 'submit' }, 'Set the new password'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const v = (id) => document.getElementById(id).value;
+    if (v('reset-new-password') !== v('reset-new-password-confirm')) {
+      setFieldError('reset-new-password-confirm', 'The two passwords differ.');
+      document.getElementById('reset-new-password-confirm').focus();
+      return;
+    }
+    try {
+      await busy(form, () => api('POST', '/api/v1/auth/password-reset', { token, password: v('reset-new-password') }, { anonymous: true }));
+      // The token is spent: drop it from the address bar and history.
+      history.replaceState(null, '', '/reset-password');
+      form.replaceWith(h('p', { id: 'reset-done' }, 'Your password is set, and every session of your account was ended. ',
+        h('a', { href: '/login', 'data-link': true }, 'Sign in'), ' with it.'));
+      notify('Password set.');
     } catch (e) { showError(e, ids); }
   });
   append(main, form);
@@ -741,9 +780,9 @@ function sessionsSection() {
     button);
 }
 
-const AUDIT_ACTIONS = ['auth.login', 'auth.logout', 'auth.logout_everywhere', 'setup.complete', 'setup.token_issue',
+const AUDIT_ACTIONS = ['auth.login', 'auth.logout', 'auth.logout_everywhere', 'auth.unlock', 'auth.password_reset', 'setup.complete', 'setup.token_issue',
   'account.password_change', 'account.reauthenticate', 'account.mfa_enable', 'account.mfa_disable', 'token.create', 'token.revoke',
-  'user.create', 'user.update', 'user.password_reset', 'user.sessions_revoke', 'user.mfa_reset', 'settings.update',
+  'user.create', 'user.update', 'user.password_reset', 'user.password_reset_link', 'user.sessions_revoke', 'user.mfa_reset', 'settings.update',
   'collection.create', 'collection.delete', 'field.add', 'field.update', 'field.hide', 'field.purge',
   'record.create', 'record.update', 'record.delete', 'record.export', 'record.export.done',
   'export.create', 'export.ready', 'export.download', 'export.delete', 'job.cancel', 'job.retry',

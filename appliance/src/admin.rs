@@ -14,7 +14,7 @@ use crate::cli::{AdminCommand, SessionsCommand, UsersCommand};
 use crate::commands::with_app_connection;
 use crate::config::Settings;
 use crate::exit::Exit;
-use crate::identity::{sessions, throttle, users};
+use crate::identity::{reset, sessions, throttle, users};
 use crate::startup::Purpose;
 
 /// Runs one `admin` subcommand other than `setup-token`.
@@ -28,11 +28,15 @@ pub async fn run(settings: Settings, command: AdminCommand) -> Exit {
         } => ("admin users list", Action::List),
         AdminCommand::Unlock { target } => ("admin unlock", Action::Unlock(target)),
         AdminCommand::ResetMfa { username } => ("admin reset-mfa", Action::ResetMfa(username)),
+        AdminCommand::ResetPassword { username } => {
+            ("admin reset-password", Action::ResetPassword(username))
+        }
         AdminCommand::Disable { username } => ("admin disable", Action::Disable(username)),
         AdminCommand::Sessions {
             command: SessionsCommand::Revoke { username },
         } => ("admin sessions revoke", Action::RevokeSessions(username)),
     };
+    let base_url = settings.console_url(settings.listen.port());
     with_app_connection(&settings, Purpose::Migrate, what, async |client| {
         let pg = |e: tokio_postgres::Error| crate::db::describe_pg_error(&e);
         let tx = client.transaction().await.map_err(pg)?;
@@ -77,6 +81,28 @@ pub async fn run(settings: Settings, command: AdminCommand) -> Exit {
                     Outcome::Success,
                 )
                 .details(json!({ "sessions_ended": ended }))
+            }
+            Action::ResetPassword(username) => {
+                let user = find(&tx, &username).await?;
+                let token = reset::issue(&tx, user.id).await.map_err(pg)?;
+                println!("{}", reset::link(&base_url, &token));
+                eprintln!(
+                    "one-time link for {username}, valid {} hours; an earlier link no longer \
+                     works. Send it over a channel you trust: whoever opens it sets the password.",
+                    reset::VALIDITY_HOURS
+                );
+                if user.disabled {
+                    eprintln!(
+                        "note: {username} is disabled; they can set a password but not sign in \
+                         until an admin enables the account"
+                    );
+                }
+                Event::new(
+                    "user.password_reset_link",
+                    format!("user:{}", user.id),
+                    Outcome::Success,
+                )
+                .details(json!({ "valid_hours": reset::VALIDITY_HOURS }))
             }
             Action::Disable(username) => {
                 let user = find(&tx, &username).await?;
@@ -138,6 +164,7 @@ enum Action {
     List,
     Unlock(String),
     ResetMfa(String),
+    ResetPassword(String),
     Disable(String),
     RevokeSessions(String),
 }

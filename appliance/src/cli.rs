@@ -161,6 +161,13 @@ pub enum AdminCommand {
         #[arg(value_name = "NAME")]
         username: String,
     },
+    /// Print a one-time link (valid 8 hours) with which a user sets a new
+    /// password; their earlier link stops working. The password never
+    /// appears on a command line.
+    ResetPassword {
+        #[arg(value_name = "NAME")]
+        username: String,
+    },
     /// Disable a user: no sign-in, no API token works; their sessions end.
     /// The last enabled admin cannot be disabled.
     Disable {

@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::audit::{self, Event, Outcome};
 use crate::authz::{Access, Credential, Role};
 use crate::http::error::{ErrorBody, ErrorCode};
-use crate::identity::{password, sessions, setup, throttle, totp, users};
+use crate::identity::{password, reset, sessions, setup, throttle, totp, users};
 
 pub fn routes(api: Api) -> Api {
     api.route(Method::Get, "/api/v1/setup", Access::Public, setup_status)
@@ -25,6 +25,12 @@ pub fn routes(api: Api) -> Api {
             complete_setup,
         )
         .route(Method::Post, "/api/v1/auth/login", Access::Public, login)
+        .route(
+            Method::Post,
+            "/api/v1/auth/password-reset",
+            Access::Public,
+            complete_password_reset,
+        )
         .route(Method::Post, "/api/v1/auth/logout", Access::Session, logout)
         .route(
             Method::Post,
@@ -107,6 +113,67 @@ async fn complete_setup(
             Json(json!({ "user": user, "csrf_token": csrf })),
         ),
         session.cookie(state.auth.lifetimes),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordResetRequest {
+    token: String,
+    password: String,
+}
+
+/// A reset link (`mogothrow77 admin reset-password`) used: the new password
+/// set, every session ended, the account's sign-in lockout lifted, the
+/// link deleted. The person then signs in as usual (two-factor included).
+async fn complete_password_reset(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<PasswordResetRequest>,
+) -> Result<Response, ErrorBody> {
+    let invalid = || {
+        ErrorBody::new(
+            ErrorCode::InvalidResetLink,
+            "the password reset link is invalid, expired or already used; ask an administrator \
+             to run `mogothrow77 admin reset-password NAME` on the server for a new one",
+        )
+    };
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let Some(user_id) = reset::holder(&*tx, &req.token).await? else {
+        return Err(invalid());
+    };
+    let Some(user) = users::get(&*tx, user_id).await? else {
+        return Err(invalid());
+    };
+    let hash = new_password_hash(
+        &req.password,
+        &user.username,
+        &user.display_name,
+        "password",
+    )
+    .await?;
+    users::set_password(&*tx, user.id, &hash).await?;
+    reset::consume(&*tx, user.id).await?;
+    let ended = sessions::revoke_all(&*tx, user.id).await?;
+    throttle::clear(&*tx, &throttle::account_key(&user.username)).await?;
+    let mut audit = ctx.audit();
+    audit.actor_id = Some(user.id);
+    audit.actor = user.username.clone();
+    audit::append(
+        &tx,
+        &audit,
+        &Event::new(
+            "auth.password_reset",
+            format!("user:{}", user.id),
+            Outcome::Success,
+        )
+        .details(json!({ "via": "reset link", "sessions_ended": ended })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(axum::response::IntoResponse::into_response(
+        StatusCode::NO_CONTENT,
     ))
 }
 

@@ -67,11 +67,13 @@ pub enum ErrorCode {
     TooManyExports,
     /// The server receives as many import files as it allows at once.
     ImportsBusy,
+    /// A password reset link that is unknown, expired or used.
+    InvalidResetLink,
 }
 
 impl ErrorCode {
     /// Every code, for the documentation test.
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 41] = [
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
@@ -112,6 +114,7 @@ impl ErrorCode {
         ErrorCode::InvalidLink,
         ErrorCode::TooManyExports,
         ErrorCode::ImportsBusy,
+        ErrorCode::InvalidResetLink,
     ];
 
     pub fn status(self) -> StatusCode {
@@ -135,7 +138,7 @@ impl ErrorCode {
                 StatusCode::UNAUTHORIZED
             }
             Forbidden | SessionRequired | CsrfFailed | MfaEnrolmentRequired | AccountDisabled
-            | InvalidSetupToken | InvalidLink => StatusCode::FORBIDDEN,
+            | InvalidSetupToken | InvalidLink | InvalidResetLink => StatusCode::FORBIDDEN,
             TooManyAttempts | RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Conflict
             | UsernameTaken

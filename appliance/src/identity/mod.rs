@@ -5,6 +5,7 @@
 
 pub mod keys;
 pub mod password;
+pub mod reset;
 pub mod sessions;
 pub mod setup;
 pub mod throttle;

@@ -16,10 +16,11 @@ const STYLE: &str = include_str!("../../console/app.css");
 const ICON: &str = include_str!("../../console/favicon.svg");
 
 /// The console's pages (client-side routes).
-pub const PAGES: [&str; 14] = [
+pub const PAGES: [&str; 15] = [
     "/",
     "/login",
     "/setup",
+    "/reset-password",
     "/users",
     "/account",
     "/audit",

@@ -16,6 +16,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/setup", "public"),
     ("POST", "/api/v1/setup", "public"),
     ("POST", "/api/v1/auth/login", "public"),
+    ("POST", "/api/v1/auth/password-reset", "public"),
     ("POST", "/api/v1/auth/logout", "AEVU session"),
     ("POST", "/api/v1/auth/logout-everywhere", "AEVU session"),
     ("GET", "/api/v1/me", "AEVU"),

@@ -168,11 +168,17 @@ fn with_the_service_stopped_a_managed_cluster_is_started_for_the_command() {
     assert_eq!(config.run(&["migrate"]).code(), Some(0));
     let listed = config.run(&["admin", "users", "list"]);
     assert_eq!(listed.code(), Some(0), "{}", listed.all());
-    // The managed cluster's log lines (JSON) come first; then the table.
+    // Standard output holds the table only: the managed cluster's log
+    // lines go to standard error.
+    assert!(
+        listed.stderr.lines().any(|l| l.starts_with('{')),
+        "the cluster's log: {}",
+        listed.stderr
+    );
     let table: Vec<&str> = listed
         .stdout
         .lines()
-        .filter(|l| !l.starts_with('{') && !l.trim().is_empty())
+        .filter(|l| !l.trim().is_empty())
         .collect();
     assert_eq!(table.len(), 1, "no users yet: {}", listed.stdout);
     assert!(table[0].starts_with("USERNAME"), "{}", listed.stdout);
@@ -180,3 +186,104 @@ fn with_the_service_stopped_a_managed_cluster_is_started_for_the_command() {
     assert_eq!(unlocked.code(), Some(0), "{}", unlocked.all());
     assert!(!config.state_dir().join("postgres/postmaster.pid").exists());
 }
+
+/// `admin reset-password NAME`: a one-time link, never a password on the
+/// command line; the link sets the password (policy applies, a refused one
+/// leaves the link usable), ends the sessions, lifts the lockout, and
+/// works once; a newer link replaces an older one. Audited both sides.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_link_sets_a_new_password_once() {
+    let site = Site::start().await;
+    let (alice_id, alice) = site.user("alice", "editor").await;
+    let link_token = |out: &crate::harness::app::Finished| {
+        assert_eq!(out.code(), Some(0), "{}", out.all());
+        let link = out.stdout.trim();
+        assert_eq!(
+            out.stdout.trim().lines().count(),
+            1,
+            "the link alone: {}",
+            out.stdout
+        );
+        assert!(link.contains("/reset-password#token="), "{link}");
+        link.split_once("#token=").expect("token").1.to_string()
+    };
+    let first = link_token(&site.config.run(&["admin", "reset-password", "alice"]));
+    let issued = site.config.run(&["admin", "reset-password", "alice"]);
+    assert!(issued.stderr.contains("valid 8 hours"), "{}", issued.stderr);
+    let token = link_token(&issued);
+    assert_ne!(first, token);
+
+    // Locked out by failed sign-ins meanwhile.
+    for _ in 0..5 {
+        login_status(&site, "alice", "not her password").await;
+    }
+    let anonymous = crate::harness::api::ApiClient::anonymous(site.addr);
+    let reset = |token: &str, password: &str| {
+        anonymous.post(
+            "/api/v1/auth/password-reset",
+            json!({ "token": token, "password": password }),
+        )
+    };
+    // The replaced link no longer works; a weak password is refused and
+    // leaves the link usable.
+    assert_error(
+        &reset(&first, NEW_PASSWORD).await,
+        403,
+        "invalid_reset_link",
+    );
+    assert_error(&reset(&token, "password123").await, 422, "password_policy");
+    let done = reset(&token, NEW_PASSWORD).await;
+    assert_eq!(done.status, 204, "{}", done.body);
+    assert_error(&alice.get("/api/v1/me").await, 401, "unauthenticated");
+    assert_eq!(login_status(&site, "alice", PASSWORD).await.0, 401);
+    assert_eq!(login_status(&site, "alice", NEW_PASSWORD).await.0, 200);
+    // Once only.
+    assert_error(
+        &reset(&token, "another Str0ng passphrase").await,
+        403,
+        "invalid_reset_link",
+    );
+    assert_error(
+        &reset("made-up", NEW_PASSWORD).await,
+        403,
+        "invalid_reset_link",
+    );
+
+    let nobody = site.config.run(&["admin", "reset-password", "nobody"]);
+    assert_eq!(nobody.code(), Some(1), "{}", nobody.all());
+    assert!(nobody.stderr.contains("no user named"), "{}", nobody.stderr);
+
+    let audit = site.admin.get("/api/v1/audit?limit=50").await.json();
+    let items = audit["items"].as_array().expect("items").clone();
+    let target = format!("user:{alice_id}");
+    let issued_by_cli = items
+        .iter()
+        .filter(|e| {
+            e["action"] == "user.password_reset_link"
+                && e["target"] == json!(target)
+                && e["actor"].as_str().is_some_and(|a| a.starts_with("cli:"))
+        })
+        .count();
+    assert_eq!(issued_by_cli, 2, "{items:?}");
+    let used = items
+        .iter()
+        .find(|e| e["action"] == "auth.password_reset")
+        .expect("the reset is audited");
+    assert_eq!(used["actor"], "alice");
+    assert_eq!(used["target"], json!(target));
+    assert!(
+        !audit.to_string().contains(&token),
+        "no token in the audit log"
+    );
+    // Only the digest is stored.
+    let stored: i64 = site
+        .sql()
+        .await
+        .query_one("SELECT count(*) FROM password_reset_links", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(stored, 0, "a used link is deleted");
+}
+
+const NEW_PASSWORD: &str = "a brand new passphrase for her 42";

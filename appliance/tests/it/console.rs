@@ -219,6 +219,7 @@ async fn console_flow() {
     b.click("#signout").await;
     b.page("login").await;
     checks.page(&mut b, "login").await;
+
     b.type_into("#login-username", "chief").await;
     b.type_into("#login-password", PASSWORD).await;
     b.click("#login-form button[type=submit]").await;
@@ -264,6 +265,42 @@ async fn console_flow() {
     b.page("audit").await;
     b.find("#audit-empty").await;
     checks.page(&mut b, "audit-empty").await;
+
+    // A reset link from the host (`admin reset-password`) sets erin's
+    // password in the console — here in a browser where chief is signed
+    // in, whose session the reset neither needs nor touches.
+    let issued = config.run(&["admin", "reset-password", "erin"]);
+    assert_eq!(issued.code(), Some(0), "{}", issued.all());
+    let reset_token = issued
+        .stdout
+        .trim()
+        .split_once("#token=")
+        .expect("a reset link")
+        .1
+        .to_string();
+    b.goto(&format!("{base}/reset-password#token={reset_token}"))
+        .await;
+    b.page("reset-password").await;
+    checks.page(&mut b, "reset-password").await;
+    b.type_into("#reset-new-password", "violet harbour sings twice")
+        .await;
+    b.type_into("#reset-new-password-confirm", "something else entirely")
+        .await;
+    b.click("#reset-form button[type=submit]").await;
+    b.wait_text("#reset-new-password-confirm-error", "differ")
+        .await;
+    b.type_into("#reset-new-password-confirm", "violet harbour sings twice")
+        .await;
+    b.click("#reset-form button[type=submit]").await;
+    b.wait_text("#reset-done", "Your password is set").await;
+    checks.page(&mut b, "reset-password-done").await;
+    let erin = ApiClient::login(addr, "erin", "violet harbour sings twice").await;
+    assert_eq!(erin.get("/api/v1/me").await.status, 200);
+    b.click("#reset-done a[href='/login']").await;
+    b.page("login").await;
+    // Chief's session in this browser was not touched.
+    b.goto(&format!("{base}/system")).await;
+    b.page("system").await;
     webhooks_flow(&mut b, &mut checks).await;
     imports_flow(&mut b, &mut checks, &shots).await;
 
