@@ -49,6 +49,30 @@ pub enum Command {
     Check,
     /// Print the version, git commit and the schema level this binary knows.
     Version,
+    /// A synthetic check of a running appliance through its API: create a
+    /// record in the reserved scratch collection, read it back by a filter,
+    /// run a one-record export job and download it, delete what was made;
+    /// each step timed. Exit 0 passed, 1 failed, 2 bad input. Reads no
+    /// configuration.
+    Smoke {
+        /// The appliance's base URL (a replica or the load balancer).
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// A file holding an API token with records:read, records:write and
+        /// records:export.
+        #[arg(long, value_name = "FILE")]
+        token_file: PathBuf,
+        /// Trust the CAs in this PEM file besides the system's.
+        #[arg(long, value_name = "FILE", conflicts_with = "pin_cert")]
+        ca_file: Option<PathBuf>,
+        /// Trust exactly this certificate (the appliance's own, e.g. the
+        /// self-signed one on its host).
+        #[arg(long, value_name = "FILE")]
+        pin_cert: Option<PathBuf>,
+        /// Seconds each request, and the export, may take.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        timeout: u64,
+    },
     /// Write a zip of evidence for the vendor: diagnose, versions, the
     /// configuration (secrets redacted), a certificate summary, migration
     /// history, job and connection counts, PostgreSQL settings, a metrics

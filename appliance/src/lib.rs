@@ -28,6 +28,7 @@ pub mod queue;
 pub mod records;
 pub mod router;
 pub mod serve;
+pub mod smoke;
 pub mod startup;
 pub mod support;
 pub mod systemd;

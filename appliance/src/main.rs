@@ -27,6 +27,23 @@ fn main() -> ExitCode {
     if let Command::Version = cli.command {
         return commands::version().into();
     }
+    // A client of an appliance anywhere: no configuration of this host.
+    if let Command::Smoke {
+        url,
+        token_file,
+        ca_file,
+        pin_cert,
+        timeout,
+    } = cli.command
+    {
+        return run_smoke(mogothrow77::smoke::Options {
+            url,
+            token_file,
+            ca_file,
+            pin_cert,
+            timeout: std::time::Duration::from_secs(timeout.max(1)),
+        });
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -91,6 +108,8 @@ fn main() -> ExitCode {
                 },
             ),
             Command::Version => commands::version(),
+            // Handled before the configuration is read.
+            Command::Smoke { .. } => Exit::Failure,
             Command::Backup { out, test_restore } => {
                 commands::backup(settings, out, test_restore).await
             }
@@ -107,4 +126,17 @@ fn main() -> ExitCode {
     // Do not wait for detached tasks (log forwarders, idle connections).
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     exit.into()
+}
+
+fn run_smoke(options: mogothrow77::smoke::Options) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(mogothrow77::smoke::run(&options)).into(),
+        Err(e) => {
+            eprintln!("mogothrow77 smoke: cannot start the async runtime: {e}");
+            Exit::Failure.into()
+        }
+    }
 }

@@ -201,6 +201,19 @@ async fn serve_with_database(
             crate::db::describe_pg_error(&e)
         )))
     })?;
+    let mut probe = probe;
+    match crate::records::reserved::ensure_smoke(&mut probe).await {
+        Ok(true) => tracing::info!(
+            collection = crate::records::reserved::SMOKE,
+            "created the smoke check's scratch collection"
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(
+            collection = crate::records::reserved::SMOKE,
+            error = %e,
+            "cannot create the smoke check's scratch collection; `mogothrow77 smoke` fails until it exists"
+        ),
+    }
     drop(probe);
     let caches = Caches::new();
     let jobs_wake = Arc::new(tokio::sync::Notify::new());

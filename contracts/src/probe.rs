@@ -83,7 +83,9 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
-fn client_config(cert_file: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
+/// A TLS client configuration that trusts exactly the (first) certificate
+/// in `cert_file`, whatever its names: for a client of this very host.
+pub fn client_config(cert_file: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
     let cert = CertificateDer::pem_file_iter(cert_file)
         .map_err(|e| format!("cannot read {}: {e}", cert_file.display()))?
         .next()

@@ -51,7 +51,7 @@ pub const LAYERS: [(&str, &[&str]); 7] = [
     (
         "assembly",
         &[
-            "admin", "commands", "diagnose", "router", "serve", "startup", "support",
+            "admin", "commands", "diagnose", "router", "serve", "smoke", "startup", "support",
         ],
     ),
 ];

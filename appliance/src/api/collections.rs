@@ -134,9 +134,16 @@ impl FieldInput {
     }
 }
 
+/// The people's collections; the appliance's own (reserved) are left out
+/// (they are still reachable by name).
 async fn list(State(state): State<AppState>) -> Result<Json<Json_>, ErrorBody> {
     let client = state.pool.get().await?;
-    Ok(Json(json!({ "items": records::list(&**client).await? })))
+    let items: Vec<Collection> = records::list(&**client)
+        .await?
+        .into_iter()
+        .filter(|c| !records::reserved::is_reserved(&c.name))
+        .collect();
+    Ok(Json(json!({ "items": items })))
 }
 
 async fn get_one(
@@ -168,6 +175,15 @@ async fn create(
             "at most 200 characters, no control characters",
         ));
     }
+    if records::reserved::is_reserved(&req.name) {
+        return Err(invalid_field(
+            "name",
+            format!(
+                "names starting with {} are reserved for the appliance; pick another name",
+                records::reserved::PREFIX
+            ),
+        ));
+    }
     let mut fields = Vec::with_capacity(req.fields.len());
     for (i, f) in req.fields.into_iter().enumerate() {
         fields.push(f.into_new(&format!("fields[{i}]"))?);
@@ -184,6 +200,20 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+/// The appliance's own collections keep their schema.
+fn refuse_reserved(name: &str) -> Result<(), ErrorBody> {
+    if records::reserved::is_reserved(name) {
+        return Err(ErrorBody::new(
+            ErrorCode::Conflict,
+            format!(
+                "{name} is reserved for the appliance (`mogothrow77 smoke` writes to it); its \
+                 schema cannot be changed and it cannot be deleted"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Confirm {
@@ -196,6 +226,7 @@ async fn delete_collection(
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<Confirm>,
 ) -> Result<Response, ErrorBody> {
+    refuse_reserved(&name)?;
     if q.confirm.as_deref() != Some(name.as_str()) {
         return Err(invalid_field(
             "confirm",
@@ -233,6 +264,7 @@ async fn add_field(
     Path(name): Path<String>,
     ApiJson(input): ApiJson<FieldInput>,
 ) -> Result<Response, ErrorBody> {
+    refuse_reserved(&name)?;
     let new = input.into_new("field")?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -306,6 +338,7 @@ async fn update_field(
     Path((name, field_name)): Path<(String, String)>,
     ApiJson(req): ApiJson<UpdateField>,
 ) -> Result<Json<Collection>, ErrorBody> {
+    refuse_reserved(&name)?;
     let mut client = state.pool.get().await?;
     let c = load(&**client, &name).await?;
     let field = field_of(&c, &field_name)?;
@@ -453,6 +486,7 @@ async fn hide_field(
     ctx: Ctx,
     Path((name, field_name)): Path<(String, String)>,
 ) -> Result<Response, ErrorBody> {
+    refuse_reserved(&name)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let c = load(&*tx, &name).await?;
@@ -473,6 +507,7 @@ async fn purge_hidden(
     ctx: Ctx,
     Path(name): Path<String>,
 ) -> Result<Json<Json_>, ErrorBody> {
+    refuse_reserved(&name)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let c = load(&*tx, &name).await?;

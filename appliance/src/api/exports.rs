@@ -285,7 +285,7 @@ fn with_link(state: &AppState, principal: &Principal, export: &StoredExport) -> 
         body["download_url"] = json!(format!(
             "/api/v1/exports/{}/download?link={}",
             export.id,
-            encode_query(&link)
+            crate::http::percent_encode(&link)
         ));
         body["download_url_expires_at"] = json!(until);
     }
@@ -295,19 +295,6 @@ fn with_link(state: &AppState, principal: &Principal, export: &StoredExport) -> 
 /// A link is for one export and one person.
 fn link_purpose(export: i64, user: i64) -> String {
     format!("export-download:{export}:{user}")
-}
-
-fn encode_query(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 async fn create_stored(

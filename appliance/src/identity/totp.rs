@@ -217,25 +217,12 @@ pub fn verify(
     }
 }
 
-/// Percent-encodes everything except the RFC 3986 unreserved characters.
-fn percent_encode(input: &str) -> String {
-    let mut out = String::with_capacity(input.len());
-    for byte in input.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 /// The `otpauth://totp/...` URI that authenticator apps import (usually via a QR code).
 pub fn otpauth_uri(secret: &TotpSecret, issuer: &str, account: &str) -> String {
-    let issuer = percent_encode(issuer);
+    let issuer = crate::http::percent_encode(issuer);
     format!(
         "otpauth://totp/{issuer}:{account}?secret={secret}&issuer={issuer}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECS}",
-        account = percent_encode(account),
+        account = crate::http::percent_encode(account),
         secret = secret.to_base32(),
     )
 }
@@ -558,7 +545,10 @@ mod tests {
              ?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Mogothrow77%20Records\
              &algorithm=SHA1&digits=6&period=30"
         );
-        assert_eq!(percent_encode("a:b/c?d&é~"), "a%3Ab%2Fc%3Fd%26%C3%A9~");
+        assert_eq!(
+            crate::http::percent_encode("a:b/c?d&é~"),
+            "a%3Ab%2Fc%3Fd%26%C3%A9~"
+        );
     }
 
     #[test]

@@ -107,15 +107,20 @@ pub struct CaFileError {
 }
 
 /// A parsed target.
-struct Target {
-    https: bool,
-    host: String,
-    port: u16,
-    authority: String,
-    path: String,
+/// Where an http(s) URL leads.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    /// `host[:port]` as written.
+    pub authority: String,
+    /// The path and query (`/` when empty).
+    pub path: String,
 }
 
-fn target(url: &str) -> Result<Target, SendError> {
+/// Reads an http(s) URL with a host and without credentials.
+pub fn target(url: &str) -> Result<Target, SendError> {
     let bad = || SendError::BadUrl(url.to_string());
     let uri: Uri = url.parse().map_err(|_| bad())?;
     let https = match uri.scheme_str() {

@@ -9,6 +9,7 @@ pub mod filter;
 pub mod import;
 pub mod page;
 pub mod query;
+pub mod reserved;
 pub mod schema;
 pub mod store;
 pub mod values;

@@ -70,8 +70,8 @@ impl Scrubber {
             STANDARD_NO_PAD.encode(bytes),
             URL_SAFE.encode(bytes),
             URL_SAFE_NO_PAD.encode(bytes),
-            url_encode(value),
-            url_encode(value).replace("%20", "+"),
+            crate::http::percent_encode(value),
+            crate::http::percent_encode(value).replace("%20", "+"),
             hex(bytes),
             hex(bytes).to_uppercase(),
         ];
@@ -158,17 +158,6 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -407,7 +396,7 @@ mod tests {
         let text = format!(
             "plain {secret} b64 {} url {} hex {}",
             STANDARD.encode(secret),
-            url_encode(secret),
+            crate::http::percent_encode(secret),
             hex(secret.as_bytes())
         );
         let out = scrubbed(&[secret], &text);

@@ -31,6 +31,7 @@ mod records_oracle;
 mod rehearse;
 mod schema;
 mod secrets;
+mod smoke;
 mod support_bundle;
 mod traces;
 mod webhooks;
