@@ -15,6 +15,9 @@ pub struct Settings {
     pub probe_addr: SocketAddr,
     /// The certificate the server presents (pinned by the health probe).
     pub cert_file: PathBuf,
+    /// `upgrade.smoke_token_file`: after the health check, `mogothrow77
+    /// smoke` runs with this API token; `None`: skipped.
+    pub smoke_token_file: Option<PathBuf>,
 }
 
 pub fn load(config: &Path) -> Result<Settings, String> {
@@ -41,10 +44,16 @@ pub fn load(config: &Path) -> Result<Settings, String> {
         .and_then(|t| text(t.get("cert_file")))
         .map(PathBuf::from)
         .unwrap_or_else(|| state_dir.join(locations::SELF_SIGNED_CERT));
+    let smoke_token_file = table
+        .get("upgrade")
+        .and_then(toml::Value::as_table)
+        .and_then(|t| text(t.get("smoke_token_file")))
+        .map(PathBuf::from);
     Ok(Settings {
         state_dir,
         probe_addr: contracts::probe::local_addr(listen),
         cert_file,
+        smoke_token_file,
     })
 }
 
@@ -65,13 +74,19 @@ mod tests {
         let file = dir.path().join("config.toml");
         std::fs::write(
             &file,
-            "listen = \"[::]:9443\"\nstate_dir = \"/srv/m77\"\n[tls]\ncert_file = \"/etc/c.pem\"\n",
+            "listen = \"[::]:9443\"\nstate_dir = \"/srv/m77\"\n[tls]\ncert_file = \"/etc/c.pem\"\n\
+             [upgrade]\nsmoke_token_file = \"/etc/mogothrow77/smoke-token\"\n",
         )
         .expect("write");
         let s = load(&file).expect("load");
         assert_eq!(s.probe_addr.to_string(), "[::1]:9443");
         assert_eq!(s.state_dir, PathBuf::from("/srv/m77"));
         assert_eq!(s.cert_file, PathBuf::from("/etc/c.pem"));
+        assert_eq!(
+            s.smoke_token_file,
+            Some(PathBuf::from("/etc/mogothrow77/smoke-token"))
+        );
+        assert_eq!(missing.smoke_token_file, None);
         std::fs::write(&file, "listen = \"nowhere\"\n").expect("write");
         assert!(load(&file).is_err());
     }

@@ -217,7 +217,22 @@ check rehearse-left-live-alone no_fixture_table
 check rehearse-dropped-copy no_rehearsal_copy
 check rehearse-still-healthy healthy_on "$N"
 check rehearse-skip-stop-refused expect 10 "must stop at $N1 first" upgrade rehearse /root/n2.zip
+# The health step ends with `mogothrow77 smoke` once a token is configured
+# (skipped, and said so, before).
+smoke_token() {
+  local csrf
+  csrf=$(session)
+  [ -n "$csrf" ] || return 1
+  curl -skf -b /root/jar -H 'content-type: application/json' -H "X-CSRF-Token: $csrf" \
+    -d '{"name":"upgrade-smoke","permissions":["records:read","records:write","records:export"]}' \
+    "$api/api/v1/me/tokens" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p' >/etc/mogothrow77/smoke-token
+  chmod 600 /etc/mogothrow77/smoke-token
+  [ -s /etc/mogothrow77/smoke-token ] \
+    && printf '\n[upgrade]\nsmoke_token_file = "/etc/mogothrow77/smoke-token"\n' >>/etc/mogothrow77/config.toml
+}
+check smoke-token smoke_token
 check apply-n1 expect 0 "upgraded $N → $N1" upgrade apply /root/n1.zip
+check apply-n1-smoke-passed grep -q "smoke check passed" /root/last.txt
 check apply-n1-no-test-restore sh -c '! grep -q "test-restored" /root/last.txt'
 check n1-healthy healthy_on "$N1"
 check n1-migration-applied sh -c "mogothrow77 migrate --check | grep -q 'no pending migrations'"

@@ -25,6 +25,7 @@ mod smtp;
 mod sources;
 mod telemetry;
 mod tls;
+mod upgrade;
 mod webhooks;
 
 use std::fmt;
@@ -49,6 +50,7 @@ pub use service::ServiceConfig;
 pub use smtp::{check_address, SmtpConfig, SmtpRelay, SmtpSecurity};
 pub use telemetry::{TelemetryConfig, TelemetrySettings};
 pub use tls::TlsConfig;
+pub use upgrade::UpgradeConfig;
 pub use webhooks::{AddressPolicy, WebhooksConfig};
 
 use sources::Sources;
@@ -76,6 +78,7 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub metrics: MetricsConfig,
     pub telemetry: TelemetryConfig,
+    pub upgrade: UpgradeConfig,
     pub log: LogConfig,
 }
 
@@ -245,6 +248,7 @@ fn validate(
     let webhook_policy = webhooks::check(&config.webhooks, &mut problem);
     let metrics = metrics::check(&config.metrics, &mut problem);
     let telemetry = telemetry::check(&config.telemetry, &mut problem);
+    upgrade::check(&config.upgrade, &mut problem);
 
     let Some(listen) = listen.filter(|_| problems.is_empty()) else {
         return Err(ConfigError { problems });

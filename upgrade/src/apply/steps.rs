@@ -273,10 +273,42 @@ impl Run<'_> {
                 )));
             }
         }
+        let smoke = self.smoke()?;
         journal.downtime_seconds = journal.stopped_at.map(|t| journal::now() - t);
         Ok(format!(
-            "READY; /readyz: version {}, schema level {}",
+            "READY; /readyz: version {}, schema level {}; {smoke}",
             ready.version, ready.schema_level
         ))
+    }
+
+    /// `mogothrow77 smoke` against this host with the new binary, when
+    /// `upgrade.smoke_token_file` is set; a failure fails the health step
+    /// (and so the upgrade rolls back).
+    fn smoke(&self) -> Result<String, Failure> {
+        let Some(token) = &self.settings.smoke_token_file else {
+            return Ok("smoke check skipped (upgrade.smoke_token_file is not set)".to_string());
+        };
+        let path = |p: &Path| {
+            p.to_str()
+                .map(str::to_string)
+                .ok_or_else(|| Failure::Fail(format!("{} is not UTF-8", p.display())))
+        };
+        let url = format!("https://{}", self.settings.probe_addr);
+        let (token, cert) = (path(token)?, path(&self.settings.cert_file)?);
+        system::server(
+            &self.layout.binary(),
+            &self.opts.config,
+            &[
+                "smoke",
+                "--url",
+                &url,
+                "--token-file",
+                &token,
+                "--pin-cert",
+                &cert,
+            ],
+        )
+        .map_err(|e| Failure::Fail(format!("the smoke check failed: {e}")))?;
+        Ok("smoke check passed".to_string())
     }
 }
