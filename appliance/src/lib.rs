@@ -14,6 +14,7 @@ pub mod db;
 pub mod diagnose;
 pub mod docs;
 pub mod exit;
+pub mod forwarding;
 pub mod http;
 pub mod identity;
 pub mod jobs;

@@ -131,6 +131,12 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// An audit forwarding destination: `syslog`, `file` or `journal`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabels {
+    pub sink: &'static str,
+}
+
 /// What kind of database failure a request or job met: `unavailable`
 /// (no connection, or it broke), `statement_timeout`, `read_only` (a
 /// demoted or standby server), `other`.
@@ -199,6 +205,8 @@ pub struct Metrics {
     pub process_resident_bytes: Gauge,
     pub process_open_fds: Gauge,
     pub process_max_fds: Gauge,
+    pub audit_forward_lag: Family<SinkLabels, Gauge>,
+    pub audit_forward_failures: Family<SinkLabels, Counter>,
 }
 
 static SHARED: OnceLock<Arc<Metrics>> = OnceLock::new();
@@ -449,6 +457,18 @@ impl Metrics {
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0),
         );
+        let audit_forward_lag = register(
+            &mut registry,
+            "audit_forward_lag_entries",
+            "Audit entries not yet confirmed by a forwarding destination (reported by the replica that forwards)",
+            Family::<SinkLabels, Gauge>::default(),
+        );
+        let audit_forward_failures = register(
+            &mut registry,
+            "audit_forward_failures",
+            "Failed attempts to forward audit entries to a destination (connect, TLS, write, lost connection)",
+            Family::<SinkLabels, Counter>::default(),
+        );
         // Every series of a fixed label set exists from the start (at 0), so
         // rates and alerts see a zero rather than nothing.
         for kind in DB_ERROR_KINDS {
@@ -494,6 +514,8 @@ impl Metrics {
             process_resident_bytes,
             process_open_fds,
             process_max_fds,
+            audit_forward_lag,
+            audit_forward_failures,
         })
     }
 

@@ -233,6 +233,7 @@ async fn serve_with_database(
     crate::telemetry::init(&settings.telemetry).map_err(StartError::TelemetryCa)?;
     let metrics = Metrics::shared();
     publish_certificate_expiry(tls.as_deref());
+    crate::forwarding::spawn(&settings.audit, connections, metrics.clone());
     let watched_dirs = startup::watched_dirs(settings);
     let webhooks = Arc::new(crate::webhooks::Settings {
         outbound: crate::outbound::Outbound::new(

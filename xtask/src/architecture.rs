@@ -39,7 +39,15 @@ pub const LAYERS: [(&str, &[&str]); 7] = [
     ),
     (
         "platform",
-        &["audit", "db", "http", "listen", "outbound", "telemetry"],
+        &[
+            "audit",
+            "db",
+            "forwarding",
+            "http",
+            "listen",
+            "outbound",
+            "telemetry",
+        ],
     ),
     (
         "domain",

@@ -11,6 +11,7 @@
 //! the crate: every other module may depend on it.
 
 mod api;
+mod audit;
 mod auth;
 pub mod cidr;
 mod database;
@@ -38,6 +39,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 pub use api::ApiConfig;
+pub use audit::{AuditConfig, AuditForwarding, SyslogTarget};
 pub use auth::AuthConfig;
 pub use cidr::{Cidr, CidrError};
 pub use database::{normalize_sslmode, DatabaseConfig, DatabaseTarget};
@@ -79,6 +81,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub telemetry: TelemetryConfig,
     pub upgrade: UpgradeConfig,
+    pub audit: AuditConfig,
     pub log: LogConfig,
 }
 
@@ -100,6 +103,8 @@ pub struct Settings {
     pub metrics: MetricsAccess,
     /// Traces (`[telemetry]`).
     pub telemetry: TelemetrySettings,
+    /// Where audit entries are forwarded (`[audit]`).
+    pub audit: AuditForwarding,
 }
 
 /// One thing wrong with the configuration.
@@ -249,6 +254,7 @@ fn validate(
     let metrics = metrics::check(&config.metrics, &mut problem);
     let telemetry = telemetry::check(&config.telemetry, &mut problem);
     upgrade::check(&config.upgrade, &mut problem);
+    let audit = audit::check(&config.audit, &mut problem);
 
     let Some(listen) = listen.filter(|_| problems.is_empty()) else {
         return Err(ConfigError { problems });
@@ -262,6 +268,7 @@ fn validate(
         smtp,
         metrics,
         telemetry,
+        audit,
     })
 }
 

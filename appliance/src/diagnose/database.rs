@@ -37,6 +37,7 @@ pub async fn checks(settings: &Settings, runbooks: &Runbooks) -> Vec<Check> {
             "cache notifications",
             "last backup",
             "audit chain",
+            "audit forwarding",
         ]
         .into_iter()
         .map(move |name| Check::skip(name, format!("needs the database ({why})")))
@@ -80,6 +81,7 @@ pub async fn checks(settings: &Settings, runbooks: &Runbooks) -> Vec<Check> {
     checks.push(notifications(&database.connections, runbooks).await);
     checks.push(last_backup(&client, runbooks).await);
     checks.push(audit_chain(&client, runbooks).await);
+    checks.push(forwarding(&client, settings, runbooks).await);
     drop(client);
     database.close().await;
     checks
@@ -471,5 +473,58 @@ async fn audit_chain(client: &Client, runbooks: &Runbooks) -> Check {
             e.to_string(),
             runbooks.fix("see the database's log", UNREACHABLE),
         ),
+    }
+}
+
+/// How far each `[audit]` destination is behind the audit log.
+async fn forwarding(client: &Client, settings: &Settings, runbooks: &Runbooks) -> Check {
+    const NAME: &str = "audit forwarding";
+    /// A destination that has not moved for this long while behind warns.
+    const STUCK_SECS: f64 = 300.0;
+    let sinks = settings.audit.sinks();
+    if sinks.is_empty() {
+        return Check::skip(NAME, "no destination configured ([audit])");
+    }
+    let (head, positions) = match crate::forwarding::positions(client).await {
+        Ok(p) => p,
+        Err(e) => return failed(NAME, &e, runbooks),
+    };
+    let mut parts = Vec::new();
+    let mut stuck = Vec::new();
+    for sink in sinks {
+        match positions.iter().find(|(name, _, _)| name == sink) {
+            Some((_, seq, age)) => {
+                let behind = head - seq;
+                parts.push(format!(
+                    "{sink}: {behind} entries behind (moved {age:.0} s ago)"
+                ));
+                if behind > 0 && *age > STUCK_SECS {
+                    stuck.push(sink);
+                }
+            }
+            None => {
+                parts.push(format!("{sink}: not started ({head} entries to send)"));
+                if head > 0 {
+                    stuck.push(sink);
+                }
+            }
+        }
+    }
+    let value = parts.join("; ");
+    if stuck.is_empty() {
+        Check::pass(NAME, value)
+    } else {
+        Check::warn(
+            NAME,
+            value,
+            runbooks.fix(
+                &format!(
+                    "{} is not receiving: check the destination (address, TLS, disk) and the \
+                     server log's `audit forwarding failed` lines; it resumes where it stopped",
+                    stuck.join(", ")
+                ),
+                "operations.md#audit-forwarding",
+            ),
+        )
     }
 }

@@ -1,34 +1,10 @@
 //! TLS to an external PostgreSQL: `sslmode=require` verifies the server
 //! certificate against `database.ca_file`.
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-
 use crate::harness::app::AppConfig;
 use crate::harness::client;
 use crate::harness::pg::PgCluster;
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-fn ca(name: &str) -> Ca {
-    let key = KeyPair::generate().expect("key");
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let cert = params.self_signed(&key).expect("self-signed CA");
-    Ca { cert, key }
-}
-
-fn server_cert(ca: &Ca) -> (String, String) {
-    let key = KeyPair::generate().expect("key");
-    let params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-    let cert = params.signed_by(&key, &ca.cert, &ca.key).expect("sign");
-    (cert.pem(), key.serialize_pem())
-}
+use crate::harness::pki::{ca, server_cert};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn require_tls_verifies_the_server_against_the_ca_file() {

@@ -4,6 +4,7 @@
 mod harness;
 
 mod api_conventions;
+mod audit_forwarding;
 mod audit_log;
 mod authz_matrix;
 mod backup;

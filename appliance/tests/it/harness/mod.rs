@@ -8,9 +8,11 @@ pub mod browser;
 pub mod client;
 pub mod pg;
 pub mod pgbouncer;
+pub mod pki;
 pub mod prometheus;
 pub mod receiver;
 pub mod smtp;
+pub mod syslog;
 
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
