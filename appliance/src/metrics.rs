@@ -207,6 +207,7 @@ pub struct Metrics {
     pub process_max_fds: Gauge,
     pub audit_forward_lag: Family<SinkLabels, Gauge>,
     pub audit_forward_failures: Family<SinkLabels, Counter>,
+    pub backup_last_success: FloatGauge,
 }
 
 static SHARED: OnceLock<Arc<Metrics>> = OnceLock::new();
@@ -469,6 +470,12 @@ impl Metrics {
             "Failed attempts to forward audit entries to a destination (connect, TLS, write, lost connection)",
             Family::<SinkLabels, Counter>::default(),
         );
+        let backup_last_success = register(
+            &mut registry,
+            "backup_last_success_timestamp_seconds",
+            "When the newest backup recorded in the database finished (Unix time; 0: none yet)",
+            FloatGauge::default(),
+        );
         // Every series of a fixed label set exists from the start (at 0), so
         // rates and alerts see a zero rather than nothing.
         for kind in DB_ERROR_KINDS {
@@ -516,6 +523,7 @@ impl Metrics {
             process_max_fds,
             audit_forward_lag,
             audit_forward_failures,
+            backup_last_success,
         })
     }
 

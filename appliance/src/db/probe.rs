@@ -1,7 +1,8 @@
 //! A replica's view of its database, every few seconds: `SELECT 1` through
 //! the pool within `database.connect_timeout_secs`, published as
 //! `mogothrow77_database_up` (1/0) and the probe's duration, and logged when
-//! it changes. Alerts need this as a series: `/readyz` answers a balancer,
+//! it changes; also the newest backup's time and (every minute) the
+//! database's size. Alerts need this as a series: `/readyz` answers a balancer,
 //! not Prometheus.
 
 use std::sync::Arc;
@@ -38,6 +39,25 @@ pub async fn watch(pool: deadpool_postgres::Pool, metrics: Arc<Metrics>, timeout
             if let Some(bytes) = size {
                 metrics.database_size_bytes.set(bytes);
             }
+        }
+        // The newest backup recorded (`backup`, the upgrade tool's), for the
+        // backup-age alert; 0 when there is none.
+        let last_backup = tokio::time::timeout(timeout, async {
+            let client = pool.get().await.ok()?;
+            let row = client
+                .query_one(
+                    "SELECT coalesce(extract(epoch FROM max(finished_at))::float8, 0) FROM backups",
+                    &[],
+                )
+                .await
+                .ok()?;
+            row.try_get::<_, f64>(0).ok()
+        })
+        .await
+        .ok()
+        .flatten();
+        if let Some(at) = last_backup {
+            metrics.backup_last_success.set(at);
         }
         let started = Instant::now();
         let outcome = tokio::time::timeout(timeout, async {

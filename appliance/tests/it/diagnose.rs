@@ -125,6 +125,27 @@ async fn diagnose_reports_every_check_and_finds_planted_problems() {
         value(&checks, "last backup").contains("diagnose.dump"),
         "{checks:?}"
     );
+    // And for the backup-age alert: the replica publishes its time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let metrics = crate::harness::client::get(site.addr, "/metrics")
+            .await
+            .expect("metrics")
+            .body;
+        let at: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("mogothrow77_backup_last_success_timestamp_seconds "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("the backup series");
+        if at > 1.0e9 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "backup time still {at}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 
     // A dead job warns; an edited audit entry fails, and the text form
     // says so with the fix below it.
