@@ -38,10 +38,20 @@ pub fn init(config: &LogConfig, output: Output) {
         .with_target("access", level)
         .with_target("postgres", level);
     let registry = tracing_subscriber::registry().with(filter);
+    // Colour codes only for a person at a terminal, never into the journal,
+    // a file or a pipe.
+    let ansi = {
+        use std::io::IsTerminal;
+        match output {
+            Output::Stdout => std::io::stdout().is_terminal(),
+            Output::Stderr => std::io::stderr().is_terminal(),
+        }
+    };
     let result = match config.format {
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
                     .json()
                     .flatten_event(true)
                     .with_current_span(false)
@@ -49,7 +59,11 @@ pub fn init(config: &LogConfig, output: Output) {
             )
             .try_init(),
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(move || writer(output)))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(move || writer(output)),
+            )
             .try_init(),
     };
     if let Err(e) = result {

@@ -266,11 +266,17 @@ pub fn write_record(out: &mut Vec<u8>, values: &[Option<&str>], neutralise: &[bo
     out.extend_from_slice(b"\r\n");
 }
 
-/// Characters that make a spreadsheet evaluate a cell (OWASP's list).
+/// Characters that make a spreadsheet evaluate a cell (OWASP's list): a
+/// tab or carriage return first, or `= + - @` — also their full-width forms
+/// (`＝ ＋ － ＠`, which some spreadsheets fold to ASCII) and after leading
+/// whitespace or line feeds (which spreadsheets skip).
 fn looks_like_formula(value: &str) -> bool {
+    if matches!(value.as_bytes().first(), Some(b'\t' | b'\r')) {
+        return true;
+    }
     matches!(
-        value.as_bytes().first(),
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+        value.trim_start().chars().next(),
+        Some('=' | '+' | '-' | '@' | '\u{FF1D}' | '\u{FF0B}' | '\u{FF0D}' | '\u{FF20}')
     )
 }
 
@@ -334,7 +340,22 @@ mod tests {
 
     #[test]
     fn formulas_are_neutralised_only_where_asked() {
-        for f in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+        for f in [
+            "=1+1",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            " =1+1",
+            "\n=HYPERLINK(\"x\")",
+            "  \n @a",
+            "\u{3000}=1",
+            "\u{FF1D}1+1",
+            "\u{FF0B}1",
+            "\u{FF0D}1",
+            "\u{FF20}SUM(A1)",
+        ] {
             let out = record(&[Some(f)], true);
             assert!(
                 out.starts_with("'") || out.starts_with("\"'"),
@@ -345,6 +366,7 @@ mod tests {
         assert_eq!(record(&[Some("=a,b")], true), "\"'=a,b\"\r\n");
         assert_eq!(record(&[Some("=\"x\"")], true), "\"'=\"\"x\"\"\"\r\n");
         assert_eq!(record(&[Some("a=b")], true), "a=b\r\n");
+        assert_eq!(record(&[Some(" a = b")], true), " a = b\r\n");
         assert_eq!(record(&[Some("")], true), "\"\"\r\n");
     }
 }

@@ -134,3 +134,18 @@ fn a_key_that_does_not_match_the_certificate_is_refused() {
         out.stderr
     );
 }
+
+/// `log.format = "text"` into a pipe (the journal, a file): no colour codes.
+#[test]
+fn text_logs_carry_no_colour_codes_when_not_at_a_terminal() {
+    let config = AppConfig::new("").env("MOGOTHROW77_LOG__FORMAT", "text");
+    // Starts the managed cluster for its run: its lines are logged.
+    let out = config.run(&["migrate"]);
+    assert_eq!(out.code(), Some(0), "{}", out.all());
+    assert!(
+        out.stderr.contains(" INFO "),
+        "text log lines: {}",
+        out.stderr
+    );
+    assert!(!out.all().contains('\u{1b}'), "{:?}", out.all());
+}
