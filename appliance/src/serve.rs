@@ -102,35 +102,26 @@ async fn serve(settings: Settings, started: Instant) -> Result<Exit, StartError>
     }
 
     let tls = if config.tls.enabled {
-        let paths = match (&config.tls.cert_file, &config.tls.key_file) {
-            (Some(cert), Some(key)) => tls::CertPaths {
-                cert: cert.clone(),
-                key: key.clone(),
-            },
+        let (paths, generated) = match (&config.tls.cert_file, &config.tls.key_file) {
+            (Some(cert), Some(key)) => (
+                tls::CertPaths {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                },
+                None,
+            ),
             _ => {
                 let paths = tls::self_signed_paths(&config.state_dir);
-                // The host's own name is always included, so the certificate
-                // fits the URL an admin is most likely to type.
-                let mut hostnames = config.tls.hostnames.clone();
-                if let Some(host) = nix::unistd::gethostname()
-                    .ok()
-                    .and_then(|h| h.into_string().ok())
-                    .filter(|h| !h.is_empty() && !hostnames.contains(h))
-                {
-                    hostnames.push(host);
-                }
-                if tls::ensure_self_signed(&paths, &hostnames)? {
-                    tracing::info!(
-                        cert = %paths.cert.display(),
-                        hostnames = ?hostnames,
-                        "generated a self-signed certificate"
-                    );
-                }
-                paths
+                let hostnames = self_signed_hostnames(config);
+                keep_self_signed(&paths, &hostnames)?;
+                (paths, Some(hostnames))
             }
         };
-        let resolver = Arc::new(tls::CertResolver::new(paths)?);
+        let resolver = Arc::new(tls::CertResolver::new(paths.clone())?);
         tracing::info!(sha256 = %resolver.fingerprint(), "TLS certificate loaded");
+        if let Some(hostnames) = generated {
+            tokio::spawn(renew_self_signed(resolver.clone(), paths, hostnames));
+        }
         Some(resolver)
     } else {
         tracing::warn!("TLS is disabled (tls.enabled = false): serving plain HTTP");
@@ -501,6 +492,62 @@ fn reload_scrape_token(scrape: &crate::http::scrape::ScrapeAccess) {
 fn publish_certificate_expiry(resolver: Option<&tls::CertResolver>) {
     if let Some(not_after) = resolver.and_then(tls::CertResolver::not_after) {
         Metrics::shared().tls_expiry.set(not_after);
+    }
+}
+
+/// The names a generated certificate is for: `tls.hostnames` and the
+/// host's own name, so it fits the URL an admin is most likely to type.
+fn self_signed_hostnames(config: &crate::config::Config) -> Vec<String> {
+    let mut hostnames = config.tls.hostnames.clone();
+    let host = crate::privileges::host_name();
+    if !hostnames.contains(&host) {
+        hostnames.push(host);
+    }
+    hostnames
+}
+
+/// Creates or renews the generated certificate; says what it did.
+fn keep_self_signed(paths: &tls::CertPaths, hostnames: &[String]) -> Result<bool, tls::TlsError> {
+    match tls::ensure_self_signed(paths, hostnames)? {
+        tls::SelfSigned::Kept => Ok(false),
+        tls::SelfSigned::Created => {
+            tracing::info!(cert = %paths.cert.display(), hostnames = ?hostnames, valid_days = tls::SELF_SIGNED_DAYS, "generated a self-signed certificate");
+            Ok(true)
+        }
+        tls::SelfSigned::Renewed(why) => {
+            tracing::info!(cert = %paths.cert.display(), hostnames = ?hostnames, valid_days = tls::SELF_SIGNED_DAYS, reason = why, "renewed the self-signed certificate (same key)");
+            Ok(true)
+        }
+    }
+}
+
+/// Twice a day: renews the generated certificate when it is due, and
+/// serves the new one.
+async fn renew_self_signed(
+    resolver: Arc<tls::CertResolver>,
+    paths: tls::CertPaths,
+    hostnames: Vec<String>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(12 * 3600));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let (p, h) = (paths.clone(), hostnames.clone());
+        let renewed = tokio::task::spawn_blocking(move || keep_self_signed(&p, &h)).await;
+        match renewed {
+            Ok(Ok(true)) => match resolver.reload() {
+                Ok(fingerprint) => {
+                    publish_certificate_expiry(Some(&resolver));
+                    tracing::info!(sha256 = %fingerprint, "serving the renewed self-signed certificate");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load the renewed self-signed certificate; keeping the current one")
+                }
+            },
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot renew the self-signed certificate"),
+            Err(e) => tracing::error!(error = %e, "the certificate renewal task failed"),
+        }
     }
 }
 

@@ -120,23 +120,89 @@ pub fn self_signed_paths(state_dir: &Path) -> CertPaths {
     }
 }
 
-/// Generates a self-signed certificate for `hostnames` unless one exists.
-/// Returns true when a new certificate was written.
-pub fn ensure_self_signed(paths: &CertPaths, hostnames: &[String]) -> Result<bool, TlsError> {
-    if paths.cert.is_file() && paths.key.is_file() {
-        return Ok(false);
-    }
-    let cert = rcgen::generate_simple_self_signed(hostnames.to_vec())
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+/// How long a generated certificate is valid.
+pub const SELF_SIGNED_DAYS: i64 = 365;
+/// A generated certificate is renewed this long before it expires.
+pub const RENEW_BEFORE_DAYS: i64 = 30;
+
+/// What [`ensure_self_signed`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SelfSigned {
+    /// The certificate is good as it is.
+    Kept,
+    /// There was none: a new key and certificate.
+    Created,
+    /// A new certificate for the same key (clients pinning the key keep
+    /// working), and why.
+    Renewed(&'static str),
+}
+
+/// Keeps the generated certificate of `paths` valid for `hostnames`:
+/// creates it when there is none, and renews it — same key, one year —
+/// when it expires within [`RENEW_BEFORE_DAYS`], when it was made valid
+/// for longer than a year (by an older release: 1975 to 4096), or when it
+/// does not name every host name.
+pub fn ensure_self_signed(paths: &CertPaths, hostnames: &[String]) -> Result<SelfSigned, TlsError> {
+    let now = time::OffsetDateTime::now_utc();
+    let existing = paths.cert.is_file() && paths.key.is_file();
+    let reason = if existing {
+        let leaf = read_chain(&paths.cert)
+            .ok()
+            .and_then(|chain| summary::summarize(&chain).ok())
+            .and_then(|chain| chain.into_iter().next());
+        match leaf {
+            None => Some("it could not be read"),
+            Some(leaf) if leaf.not_after - leaf.not_before > 400 * 86_400 => {
+                Some("it was valid for more than a year")
+            }
+            Some(leaf) if leaf.not_after - now.unix_timestamp() < RENEW_BEFORE_DAYS * 86_400 => {
+                Some("it expires within 30 days")
+            }
+            Some(leaf) if hostnames.iter().any(|h| !leaf.covers(h)) => {
+                Some("it does not name every host name")
+            }
+            Some(_) => return Ok(SelfSigned::Kept),
+        }
+    } else {
+        None
+    };
+    let generate = |e: rcgen::Error| TlsError::Generate(e.to_string());
+    let key = match reason {
+        Some(_) => {
+            let pem = fs::read_to_string(&paths.key).map_err(|e| TlsError::Read {
+                path: paths.key.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            rcgen::KeyPair::from_pem(&pem).map_err(generate)?
+        }
+        None => rcgen::KeyPair::generate().map_err(generate)?,
+    };
+    let mut params = rcgen::CertificateParams::new(hostnames.to_vec()).map_err(generate)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!(
+            "mogothrow77 self-signed ({})",
+            hostnames.first().map(String::as_str).unwrap_or("localhost")
+        ),
+    );
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(SELF_SIGNED_DAYS);
+    let cert = params.self_signed(&key).map_err(generate)?;
     if let Some(dir) = paths.key.parent() {
         fs::create_dir_all(dir).map_err(|e| TlsError::Write {
             path: dir.display().to_string(),
             reason: e.to_string(),
         })?;
     }
-    write_file(&paths.key, cert.key_pair.serialize_pem().as_bytes(), 0o600)?;
-    write_file(&paths.cert, cert.cert.pem().as_bytes(), 0o644)?;
-    Ok(true)
+    if reason.is_none() {
+        write_file(&paths.key, key.serialize_pem().as_bytes(), 0o600)?;
+    }
+    write_file(&paths.cert, cert.pem().as_bytes(), 0o644)?;
+    Ok(match reason {
+        Some(why) => SelfSigned::Renewed(why),
+        None => SelfSigned::Created,
+    })
 }
 
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
@@ -272,4 +338,79 @@ pub fn client_config(
     })?
     .with_root_certificates(roots)
     .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(paths: &CertPaths) -> summary::Summary {
+        let chain = read_chain(&paths.cert).expect("chain");
+        summary::summarize(&chain).expect("summary").remove(0)
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_generated_certificate_lasts_a_year_and_is_renewed_with_its_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let paths = self_signed_paths(dir.path());
+        let hosts = names(&["localhost", "records"]);
+        assert_eq!(
+            ensure_self_signed(&paths, &hosts).expect("create"),
+            SelfSigned::Created
+        );
+        let first = leaf(&paths);
+        let days = (first.not_after - first.not_before) / 86_400;
+        assert_eq!(days, SELF_SIGNED_DAYS + 1, "a year (from yesterday)");
+        let mode = fs::metadata(&paths.key).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let key = fs::read(&paths.key).expect("key");
+        assert_eq!(
+            ensure_self_signed(&paths, &hosts).expect("again"),
+            SelfSigned::Kept
+        );
+
+        // A new host name: renewed, same key.
+        let more = names(&["localhost", "records", "records.example.com"]);
+        assert_eq!(
+            ensure_self_signed(&paths, &more).expect("names"),
+            SelfSigned::Renewed("it does not name every host name")
+        );
+        assert!(leaf(&paths).covers("records.example.com"));
+        assert_eq!(fs::read(&paths.key).expect("key"), key, "the key is kept");
+        load_certified_key(&paths).expect("the key still matches");
+
+        // Expiring soon: renewed.
+        let pair = rcgen::KeyPair::from_pem(&String::from_utf8(key.clone()).expect("pem"))
+            .expect("key pair");
+        let mut params = rcgen::CertificateParams::new(more.clone()).expect("params");
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(300);
+        params.not_after = now + time::Duration::days(10);
+        fs::write(&paths.cert, params.self_signed(&pair).expect("cert").pem()).expect("write");
+        assert_eq!(
+            ensure_self_signed(&paths, &more).expect("expiring"),
+            SelfSigned::Renewed("it expires within 30 days")
+        );
+        assert!(leaf(&paths).not_after > now.unix_timestamp() + 300 * 86_400);
+
+        // An older release's certificate, valid 1975 to 4096: renewed.
+        let old = rcgen::generate_simple_self_signed(more.clone()).expect("old");
+        fs::write(&paths.cert, old.cert.pem()).expect("write");
+        fs::write(&paths.key, old.key_pair.serialize_pem()).expect("write");
+        assert_eq!(
+            ensure_self_signed(&paths, &more).expect("old"),
+            SelfSigned::Renewed("it was valid for more than a year")
+        );
+        assert_eq!(
+            fs::read_to_string(&paths.key).expect("key"),
+            old.key_pair.serialize_pem(),
+            "the old key is kept"
+        );
+        load_certified_key(&paths).expect("matches");
+    }
 }
