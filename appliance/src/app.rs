@@ -70,6 +70,8 @@ pub struct Shared {
     /// Import uploads being received at once on this replica (each holds a
     /// database connection and a transaction while the file arrives).
     pub imports: Arc<tokio::sync::Semaphore>,
+    /// The names requests may use (`http.allowed_hosts`).
+    pub allowed_hosts: crate::http::host::AllowedHosts,
 }
 
 /// The replica's caches, kept true by the notifications `crate::listen`

@@ -7,13 +7,14 @@ use axum::Router;
 
 use crate::app::AppState;
 use crate::http::body_limit::{self, BodyLimit};
-use crate::http::{error, headers, observe, request_id};
+use crate::http::{error, headers, host, observe, request_id};
 
 /// The whole application: every route, then the middleware every request
-/// passes through (outermost last): body limit, metrics and access log,
-/// security headers, request id.
+/// passes through (outermost last): body limit, the Host check, metrics
+/// and access log, security headers, request id.
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
+    let hosts = state.allowed_hosts.clone();
     let body_limit = state.body_limit;
     let import_limit = state.import_limit;
     let routes = Router::new()
@@ -31,6 +32,10 @@ pub fn router(state: AppState) -> Router {
                 import: import_limit,
             },
             body_limit::middleware,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            host::middleware,
         ))
         .layer(axum::middleware::from_fn_with_state(
             metrics,

@@ -271,6 +271,7 @@ async fn serve_with_database(
         imports: Arc::new(tokio::sync::Semaphore::new(
             (config.database.pool_size / 4).max(1),
         )),
+        allowed_hosts: allowed_hosts(config),
     });
     let app = crate::router::router(state);
     let listener = TcpListener::from_std(listener).map_err(|e| StartError::Bind {
@@ -493,6 +494,18 @@ fn publish_certificate_expiry(resolver: Option<&tls::CertResolver>) {
     if let Some(not_after) = resolver.and_then(tls::CertResolver::not_after) {
         Metrics::shared().tls_expiry.set(not_after);
     }
+}
+
+/// `http.allowed_hosts`, or by default `tls.hostnames`, this host's name
+/// and `localhost`.
+fn allowed_hosts(config: &crate::config::Config) -> crate::http::host::AllowedHosts {
+    if !config.http.allowed_hosts.is_empty() {
+        return crate::http::host::AllowedHosts::new(config.http.allowed_hosts.clone());
+    }
+    let mut names = config.tls.hostnames.clone();
+    names.push(crate::privileges::host_name());
+    names.push("localhost".to_string());
+    crate::http::host::AllowedHosts::new(names)
 }
 
 /// The names a generated certificate is for: `tls.hostnames` and the

@@ -70,6 +70,7 @@ MOGOTHROW77_HTTP__TLS_HANDSHAKE_TIMEOUT_SECS: {{ .Values.http.tlsHandshakeTimeou
 MOGOTHROW77_HTTP__BODY_LIMIT_BYTES: {{ .Values.http.bodyLimitBytes | int64 | toString | quote }}
 MOGOTHROW77_HTTP__DRAIN_DELAY_SECS: {{ .Values.http.drainDelaySecs | int64 | toString | quote }}
 MOGOTHROW77_HTTP__SHUTDOWN_GRACE_SECS: {{ .Values.http.shutdownGraceSecs | int64 | toString | quote }}
+MOGOTHROW77_HTTP__ALLOWED_HOSTS: {{ .Values.http.allowedHosts | toJson | quote }}
 MOGOTHROW77_DATABASE__AUTO_MIGRATE: "false"
 MOGOTHROW77_DATABASE__POOL_SIZE: {{ .Values.database.poolSize | int64 | toString | quote }}
 MOGOTHROW77_DATABASE__CONNECT_TIMEOUT_SECS: {{ .Values.database.connectTimeoutSecs | int64 | toString | quote }}

@@ -12,6 +12,9 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     pub drain_delay_secs: u64,
     pub shutdown_grace_secs: u64,
+    /// The names requests may use in `Host` (besides IP literals); empty:
+    /// `tls.hostnames`, the host's own name and `localhost`.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Checks the section; each problem is reported as `(key, message)`.
@@ -40,6 +43,19 @@ pub fn check(c: &HttpConfig, problem: &mut impl FnMut(&str, String)) {
         c.shutdown_grace_secs,
         0..=3600,
     );
+    for (i, name) in c.allowed_hosts.iter().enumerate() {
+        let bare = name.strip_prefix("*.").unwrap_or(name);
+        let ok = !bare.is_empty()
+            && bare
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-'));
+        if !ok {
+            problem(
+                &format!("http.allowed_hosts[{i}]"),
+                format!("`{name}`: expected a host name such as records.example.com or *.example.com (no port, no scheme)"),
+            );
+        }
+    }
     in_range(
         problem,
         "http.body_limit_bytes",

@@ -69,11 +69,13 @@ pub enum ErrorCode {
     ImportsBusy,
     /// A password reset link that is unknown, expired or used.
     InvalidResetLink,
+    /// The request names a host this server does not answer to.
+    MisdirectedRequest,
 }
 
 impl ErrorCode {
     /// Every code, for the documentation test.
-    pub const ALL: [ErrorCode; 41] = [
+    pub const ALL: [ErrorCode; 42] = [
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
@@ -115,6 +117,7 @@ impl ErrorCode {
         ErrorCode::TooManyExports,
         ErrorCode::ImportsBusy,
         ErrorCode::InvalidResetLink,
+        ErrorCode::MisdirectedRequest,
     ];
 
     pub fn status(self) -> StatusCode {
@@ -129,6 +132,7 @@ impl ErrorCode {
             | InvalidFilter
             | InvalidSort => StatusCode::BAD_REQUEST,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             DuplicateValue | SchemaConflict => StatusCode::CONFLICT,
             CollectionBusy | QueryTimeout | ExportsBusy | ImportsBusy => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -6,6 +6,7 @@
 pub mod body_limit;
 pub mod error;
 pub mod headers;
+pub mod host;
 pub mod observe;
 pub mod rate_limiter;
 pub mod request_id;

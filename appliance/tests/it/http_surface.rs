@@ -190,3 +190,65 @@ async fn the_documentation_is_served_under_docs() {
     }
     assert!(app.stop().success());
 }
+
+/// DNS rebinding: a request naming another host is refused with 421 (the
+/// JSON error body); this server's names, IP literals and the health
+/// probes pass; `http.allowed_hosts` replaces the default names.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_requests_naming_this_server_are_served() {
+    let db = crate::harness::pg::shared().create_database().await;
+    let dsn = crate::harness::pg::shared().dsn(&db);
+    let get = |addr: std::net::SocketAddr, host: String, path: &'static str| async move {
+        client::send_raw(
+            addr,
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("answer")
+    };
+    let config = AppConfig::external(&dsn, "");
+    let mut app = config.spawn();
+    let addr = app.wait_ready();
+    let own = nix::unistd::gethostname()
+        .expect("hostname")
+        .into_string()
+        .expect("utf-8");
+    for host in [
+        "localhost".to_string(),
+        "LOCALHOST:8443".to_string(),
+        format!("127.0.0.1:{}", addr.port()),
+        "[::1]".to_string(),
+        own,
+    ] {
+        let r = get(addr, host.clone(), "/api/v1/setup").await;
+        assert_eq!(r.status, 200, "{host}: {}", r.body);
+    }
+    let r = get(addr, "rebind.evil.example".to_string(), "/api/v1/setup").await;
+    assert_eq!(r.status, 421, "{}", r.body);
+    assert_eq!(r.json()["code"], "misdirected_request");
+    assert!(r
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/json")));
+    for probe in ["/healthz", "/readyz"] {
+        let r = get(addr, "rebind.evil.example".to_string(), probe).await;
+        assert_eq!(r.status, 200, "{probe}: {}", r.body);
+    }
+    assert!(app.stop().success());
+
+    let config = AppConfig::external(
+        &dsn,
+        "[http]\nallowed_hosts = [\"records.example.com\", \"*.corp.example\"]\n",
+    );
+    let mut app = config.spawn();
+    let addr = app.wait_ready();
+    for (host, status) in [
+        ("records.example.com:443", 200),
+        ("a.corp.example", 200),
+        ("10.0.0.1", 200),
+        ("localhost", 421),
+    ] {
+        let r = get(addr, host.to_string(), "/api/v1/setup").await;
+        assert_eq!(r.status, status, "{host}: {}", r.body);
+    }
+    assert!(app.stop().success());
+}
