@@ -539,7 +539,22 @@ async fn the_guard_refuses_loopback_metadata_and_redirects_to_them() {
             "a cloud metadata service address",
         ),
         (redirector.url("/moved"), "a loopback address"),
+        (
+            "http://192.0.2.10/documentation-only".to_string(),
+            "a special-purpose address",
+        ),
     ];
+    // The host's own non-loopback address (a service on another interface).
+    let own = crate::harness::non_loopback_address().map(|ip| {
+        (
+            format!(
+                "http://{}/",
+                std::net::SocketAddr::new(ip, forbidden.addr.port())
+            ),
+            "an address of the appliance's own host",
+        )
+    });
+    let targets: Vec<(String, &str)> = targets.into_iter().chain(own).collect();
     let mut hooks = Vec::new();
     for (url, _) in &targets {
         let (id, _) = create_webhook(
