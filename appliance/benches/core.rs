@@ -116,7 +116,7 @@ fn main() {
     // The rate limit would throttle the load generator.
     let config = AppConfig::external(
         &cluster.dsn(&db),
-        "[api]\nrate_limit_per_minute = 1000000\n",
+        "[api]\nrate_limit_per_minute = 1000000\nmax_concurrent_queries = 0\n",
     );
     let migrate = config.run(&["migrate"]);
     assert_eq!(migrate.code(), Some(0), "{}", migrate.all());

@@ -43,7 +43,7 @@ fn main() {
     }
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let site = runtime.block_on(Site::start_with(
-        "[jobs]\nimport_max_mb = 1024\n[api]\nrate_limit_per_minute = 1000000\n",
+        "[jobs]\nimport_max_mb = 1024\n[api]\nrate_limit_per_minute = 1000000\nmax_concurrent_queries = 0\n",
     ));
     let dir = tempfile::tempdir().expect("dir");
     harness::chmod(dir.path(), 0o755);

@@ -53,7 +53,7 @@ fn main() {
     let db = runtime.block_on(cluster.create_database());
     let config = AppConfig::external(
         &cluster.dsn(&db),
-        "[api]\nrate_limit_per_minute = 1000000\n\
+        "[api]\nrate_limit_per_minute = 1000000\nmax_concurrent_queries = 0\n\
          [webhooks]\nallow_addresses = [\"127.0.0.1/32\"]\n",
     );
     let mut app = config.spawn();

@@ -88,7 +88,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let db = runtime.block_on(cluster.create_database());
     let (sink_port, batches) = runtime.block_on(sink());
-    let base = "[api]\nrate_limit_per_minute = 1000000\n";
+    let base = "[api]\nrate_limit_per_minute = 1000000\nmax_concurrent_queries = 0\n";
     let variants: [(&str, String); 3] = [
         ("tracing off", String::new()),
         (

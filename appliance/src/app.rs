@@ -72,6 +72,8 @@ pub struct Shared {
     pub imports: Arc<tokio::sync::Semaphore>,
     /// The names requests may use (`http.allowed_hosts`).
     pub allowed_hosts: crate::http::host::AllowedHosts,
+    /// Record queries running per caller (`api.max_concurrent_queries`).
+    pub queries: Arc<crate::http::query_limit::QueryLimiter>,
 }
 
 /// The replica's caches, kept true by the notifications `crate::listen`

@@ -272,6 +272,9 @@ async fn serve_with_database(
             (config.database.pool_size / 4).max(1),
         )),
         allowed_hosts: allowed_hosts(config),
+        queries: crate::http::query_limit::QueryLimiter::new(
+            config.api.max_concurrent_queries as usize,
+        ),
     });
     let app = crate::router::router(state);
     let listener = TcpListener::from_std(listener).map_err(|e| StartError::Bind {

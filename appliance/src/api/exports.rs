@@ -84,6 +84,7 @@ async fn stream_csv(
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<export::Request>,
 ) -> Result<Response, ErrorBody> {
+    let query = super::support::query_permit(&state, &ctx)?;
     let permit = state.exports.clone().try_acquire_owned().map_err(|_| {
         ErrorBody::new(
             ErrorCode::ExportsBusy,
@@ -116,7 +117,7 @@ async fn stream_csv(
     tx.commit().await?;
 
     let (sender, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
-    tokio::spawn(produce(client, plan, sender, ctx, permit));
+    tokio::spawn(produce(client, plan, sender, ctx, (permit, query)));
     let mut response = Body::new(Chunks(receiver)).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -166,7 +167,7 @@ async fn produce(
     plan: Plan,
     sender: Sender,
     ctx: Ctx,
-    _permit: OwnedSemaphorePermit,
+    _permits: (OwnedSemaphorePermit, crate::http::query_limit::Permit),
 ) {
     let mut rows = 0u64;
     let result = write_all(&mut client, &plan.export(), &sender, &mut rows).await;

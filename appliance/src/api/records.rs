@@ -156,9 +156,11 @@ struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
+    ctx: Ctx,
     ApiQuery(q): ApiQuery<ListQuery>,
     mut path: CollectionPath,
 ) -> Result<Response, ErrorBody> {
+    let _running = super::support::query_permit(&state, &ctx)?;
     let page = match list_page(&state, &path.client, &path.collection, &q).await {
         Err(QueryError::Db(e)) if records::schema_moved(&e) => {
             path.reload().await?;

@@ -170,3 +170,26 @@ pub fn too_many_attempts(retry_after: u64) -> ErrorBody {
     .with_details(json!({ "retry_after_seconds": retry_after }))
     .retry_after(retry_after)
 }
+
+/// A place among the caller's running record queries
+/// (`api.max_concurrent_queries`), or 429 with `Retry-After`.
+pub fn query_permit(
+    state: &crate::app::AppState,
+    ctx: &super::Ctx,
+) -> Result<crate::http::query_limit::Permit, ErrorBody> {
+    let key = match &ctx.principal {
+        Some(p) => p.key(),
+        None => format!("address:{}", ctx.client_addr),
+    };
+    state.queries.try_acquire(&key).ok_or_else(|| {
+        ErrorBody::new(
+            ErrorCode::RateLimited,
+            format!(
+                "you have {} record queries running on this server already \
+                 (api.max_concurrent_queries); retry when one has finished",
+                state.queries.max()
+            ),
+        )
+        .retry_after(1)
+    })
+}

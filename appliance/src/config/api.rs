@@ -9,6 +9,8 @@ use super::in_range;
 pub struct ApiConfig {
     pub rate_limit_per_minute: u32,
     pub query_timeout_ms: u64,
+    /// Record queries one caller may have running at once; 0: no limit.
+    pub max_concurrent_queries: u32,
 }
 
 /// Checks the section; each problem is reported as `(key, message)`.
@@ -24,5 +26,11 @@ pub fn check(c: &ApiConfig, problem: &mut impl FnMut(&str, String)) {
         "api.query_timeout_ms",
         c.query_timeout_ms,
         100..=600_000,
+    );
+    in_range(
+        problem,
+        "api.max_concurrent_queries",
+        u64::from(c.max_concurrent_queries),
+        0..=10_000,
     );
 }

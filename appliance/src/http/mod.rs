@@ -8,6 +8,7 @@ pub mod error;
 pub mod headers;
 pub mod host;
 pub mod observe;
+pub mod query_limit;
 pub mod rate_limiter;
 pub mod request_id;
 pub mod scrape;

@@ -268,7 +268,7 @@ impl Replica {
         // The load comes from one API token: lift its rate limit.
         let mut config = AppConfig::external(
             dsn,
-            &format!("{REPLICA_SETTINGS}\n[api]\nrate_limit_per_minute = 1000000\n"),
+            &format!("{REPLICA_SETTINGS}\n[api]\nrate_limit_per_minute = 1000000\nmax_concurrent_queries = 0\n"),
         )
         .env("MOGOTHROW77_LISTEN", &format!("127.0.0.1:{port}"));
         config.binary = binary.to_path_buf();

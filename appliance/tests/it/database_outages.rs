@@ -13,7 +13,7 @@ use crate::harness::api::{ApiClient, Site};
 use crate::harness::client;
 use crate::harness::pg::PgCluster;
 
-const SETTINGS: &str = "connect_timeout_secs = 2\n[api]\nrate_limit_per_minute = 1000000\n";
+const SETTINGS: &str = "connect_timeout_secs = 2\n[api]\nrate_limit_per_minute = 1000000\nmax_concurrent_queries = 0\n";
 
 async fn collection(site: &Site) {
     let r = site

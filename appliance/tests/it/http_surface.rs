@@ -252,3 +252,50 @@ async fn only_requests_naming_this_server_are_served() {
     }
     assert!(app.stop().success());
 }
+
+/// `api.max_concurrent_queries`: a caller with that many record queries
+/// running gets 429 with `Retry-After` for the next one; others are not
+/// held up by it, and the place comes back when the query ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_caller_may_run_only_so_many_record_queries_at_once() {
+    use serde_json::json;
+    let site = crate::harness::api::Site::start_with("[api]\nmax_concurrent_queries = 1\n").await;
+    let r = site
+        .admin
+        .post(
+            "/api/v1/collections",
+            json!({ "name": "notes", "fields": [{ "name": "title", "type": "text" }] }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // A lock held elsewhere keeps the first listing running.
+    let mut sql = site.sql().await;
+    let id: i64 = sql
+        .query_one("SELECT id FROM collections WHERE name = 'notes'", &[])
+        .await
+        .expect("id")
+        .get(0);
+    let tx = sql.transaction().await.expect("tx");
+    tx.batch_execute(&format!(
+        "LOCK TABLE records.\"c_{id}\" IN ACCESS EXCLUSIVE MODE"
+    ))
+    .await
+    .expect("lock");
+    let admin = site.admin.clone();
+    let running = tokio::spawn(async move { admin.get("/api/v1/collections/notes/records").await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let refused = site.admin.get("/api/v1/collections/notes/records").await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.json()["code"], "rate_limited");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(
+        refused.body.contains("max_concurrent_queries"),
+        "{}",
+        refused.body
+    );
+    tx.rollback().await.expect("release");
+    let first = running.await.expect("task");
+    assert_eq!(first.status, 200, "{}", first.body);
+    let again = site.admin.get("/api/v1/collections/notes/records").await;
+    assert_eq!(again.status, 200, "the place came back: {}", again.body);
+}
