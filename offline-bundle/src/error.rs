@@ -15,6 +15,8 @@ pub enum BundleError {
         "entry name {name:?} is unsafe ({reason}); the bundle was not made by the release tooling"
     )]
     UnsafePath { name: String, reason: &'static str },
+    #[error("the zip's framing is not the release tooling's: {0}; get a new copy of the bundle")]
+    Framing(String),
     #[error("entry {0:?} is a symbolic link; bundles hold regular files only")]
     Symlink(String),
     #[error("entry {0:?} is not a regular file; bundles hold regular files only")]

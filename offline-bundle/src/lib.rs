@@ -15,6 +15,7 @@
 //! crate (which the installer and upgrade tool link) has no signing code.
 
 pub mod error;
+mod framing;
 pub mod manifest;
 pub mod read;
 pub mod write;

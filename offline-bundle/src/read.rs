@@ -88,6 +88,8 @@ pub fn open(
     }
     let mut archive = ZipArchive::new(file).map_err(|e| BundleError::NotAZip(e.to_string()))?;
     let entries = inspect(&mut archive, bundle, limits)?;
+    let mut raw = File::open(bundle).map_err(BundleError::io(bundle))?;
+    crate::framing::check(&mut raw, size, &mut archive)?;
 
     // The signature, before anything the manifest says is believed.
     let manifest_entry = entries

@@ -467,7 +467,8 @@ fn an_entry_that_inflates_beyond_its_declared_size_is_refused() {
     let err = expect_refused(&lying, &[keys.public()], &Limits::default());
     assert!(
         matches!(&err, BundleError::SizeMismatch { name, .. } if name == "docs/install.md")
-            || matches!(&err, BundleError::Corrupt { .. }),
+            || matches!(&err, BundleError::Corrupt { .. })
+            || matches!(&err, BundleError::Framing(_)),
         "{err}"
     );
 }
@@ -519,4 +520,67 @@ fn rewrite_with_extra(
         zip.write_all(content).expect("write");
     });
     out
+}
+
+/// Framing the signature does not cover: bytes after the end record,
+/// before the first entry or between entries; a local name that differs
+/// from the central one; names that differ only in case; a zip inside.
+#[test]
+fn framing_outside_the_signature_is_refused() {
+    let keys = Keys::generate();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = good_bundle(&keys, dir.path());
+    let good = fs::read(&bundle).expect("read");
+    let refused = |name: &str, bytes: Vec<u8>| {
+        let path = dir.path().join(name);
+        fs::write(&path, bytes).expect("write");
+        let err = expect_refused(&path, &[keys.public()], &Limits::default());
+        assert!(matches!(err, BundleError::Framing(_)), "{name}: {err}");
+        err.to_string()
+    };
+
+    let mut appended = good.clone();
+    appended.extend_from_slice(b"smuggled after the end record");
+    let why = refused("appended.zip", appended);
+    assert!(why.contains("bytes after the end"), "{why}");
+
+    let mut prefixed = b"#!/bin/sh\nexit 0\n".to_vec();
+    prefixed.extend_from_slice(&good);
+    refused("prefixed.zip", prefixed);
+
+    // The local header of docs/install.md renamed (same length): the
+    // central directory still says docs/install.md.
+    let mut renamed = good.clone();
+    let name = b"docs/install.md";
+    let at = renamed
+        .windows(name.len())
+        .position(|w| w == name)
+        .expect("local name");
+    assert_eq!(
+        &renamed[at - 30..at - 26],
+        b"PK\x03\x04",
+        "the first hit is the local header"
+    );
+    renamed[at..at + name.len()].copy_from_slice(b"docs/INSTALL.md");
+    let why = refused("renamed.zip", renamed);
+    assert!(why.contains("in its local header"), "{why}");
+
+    let cased = rewrite_with_extra(&bundle, dir.path(), "cased.zip", "Compat.toml", b"x");
+    let err = expect_refused(&cased, &[keys.public()], &Limits::default());
+    assert!(err.to_string().contains("only in letter case"), "{err}");
+
+    let inner = dir.path().join("inner.zip");
+    raw_zip(&inner, |zip| {
+        zip.start_file("a.txt", stored()).expect("start");
+        zip.write_all(b"a").expect("write");
+    });
+    let nested = rewrite_with_extra(
+        &bundle,
+        dir.path(),
+        "nested.zip",
+        "packages/more.bin",
+        &fs::read(&inner).expect("inner"),
+    );
+    let err = expect_refused(&nested, &[keys.public()], &Limits::default());
+    assert!(err.to_string().contains("zip archive inside"), "{err}");
 }
