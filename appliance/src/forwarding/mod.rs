@@ -117,8 +117,8 @@ async fn run(mut sink: Sink, connections: Connections, metrics: Arc<Metrics>) {
     let labels = SinkLabels { sink: sink.name() };
     let mut backoff = Duration::from_secs(1);
     loop {
-        match forward(&mut sink, &connections, &metrics).await {
-            Ok(()) => backoff = Duration::from_secs(1),
+        match forward(&mut sink, &connections, &metrics, &mut backoff).await {
+            Ok(never) => match never {},
             Err(e) => {
                 metrics.audit_forward_failures.get_or_create(&labels).inc();
                 tracing::warn!(sink = labels.sink, error = %e, retry_in_s = backoff.as_secs(), "audit forwarding failed; it resumes from the last confirmed entry");
@@ -129,28 +129,32 @@ async fn run(mut sink: Sink, connections: Connections, metrics: Arc<Metrics>) {
     }
 }
 
-/// Holds the lock and forwards until something fails. `Ok` when another
-/// replica holds the lock (after a pause).
+/// Waits for the destination's lock (another replica may feed it), then
+/// forwards until something fails.
 async fn forward(
     sink: &mut Sink,
     connections: &Connections,
     metrics: &Metrics,
-) -> Result<(), String> {
+    backoff: &mut Duration,
+) -> Result<std::convert::Infallible, String> {
     let name = sink.name();
     let db =
         |e: tokio_postgres::Error| format!("the database: {}", crate::db::describe_pg_error(&e));
     let client = connections.connect_app().await.map_err(|e| e.to_string())?;
-    let locked: bool = client
-        .query_one(
-            "SELECT pg_try_advisory_lock(hashtext('mogothrow77.audit_forward.' || $1))",
-            &[&name],
-        )
-        .await
-        .map_err(db)?
-        .get(0);
-    if !locked {
+    // Wait on this connection until the destination is ours.
+    loop {
+        let locked: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtext('mogothrow77.audit_forward.' || $1))",
+                &[&name],
+            )
+            .await
+            .map_err(db)?
+            .get(0);
+        if locked {
+            break;
+        }
         tokio::time::sleep(Duration::from_secs(5)).await;
-        return Ok(());
     }
     client
         .execute(
@@ -189,6 +193,8 @@ async fn forward(
             if received {
                 confirm(&client, name, sent).await.map_err(db)?;
                 confirmed = sent;
+                // Working again: the next failure starts over at 1 s.
+                *backoff = Duration::from_secs(1);
             }
         }
         let head: i64 = client
