@@ -209,9 +209,16 @@ async fn budget(client: &Client, settings: &Settings, runbooks: &Runbooks) -> Ch
         );
     }
     let counted = replicas.max(1);
-    let needed = (counted + 1) * (pool + 3) + i64::from(reserved);
+    // One more per replica for each audit forwarding destination.
+    let per_replica = pool + 3 + settings.audit.sinks().len() as i64;
+    let needed = (counted + 1) * per_replica + i64::from(reserved);
     let value = format!(
-        "{observed}; ({counted} + 1) × (pool_size {pool} + 3) + {reserved} = {needed} needed"
+        "{observed}; ({counted} + 1) × {per_replica} per replica (pool_size {pool} + 3{}) + \
+         {reserved} = {needed} needed",
+        match settings.audit.sinks().len() {
+            0 => String::new(),
+            n => format!(" + {n} audit forwarding"),
+        }
     );
     if i64::from(max) < needed {
         Check::warn(
