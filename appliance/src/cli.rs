@@ -136,6 +136,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Demo data for a first look: `seed` it, `reset` removes it.
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -146,6 +151,28 @@ pub enum Command {
         #[command(subcommand)]
         command: MonitoringCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Create three demo collections (every field type) with records made
+    /// from a seed, a user of every role with a one-time sign-in link, and
+    /// a stored export; each write audited. Refused when the database holds
+    /// collections it did not make, unless --force.
+    Seed {
+        /// The same seed makes the same records.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Records: 4 × SCALE tickets, 2 × SCALE assets, SCALE contacts.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        scale: u64,
+        /// Seed even beside collections the demo did not make.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove exactly what `demo seed` made (collections demo_*, users
+    /// demo.*, their exports); audited.
+    Reset,
 }
 
 #[derive(Debug, Subcommand)]

@@ -115,6 +115,7 @@ fn main() -> ExitCode {
             }
             Command::Restore { from } => commands::restore(settings, from).await,
             Command::Admin { command } => mogothrow77::admin::run(settings, command).await,
+            Command::Demo { command } => mogothrow77::demo::run(settings, command).await,
             Command::Audit {
                 command: AuditCommand::Verify,
             } => commands::audit_verify(settings).await,

@@ -59,7 +59,8 @@ pub const LAYERS: [(&str, &[&str]); 7] = [
     (
         "assembly",
         &[
-            "admin", "commands", "diagnose", "router", "serve", "smoke", "startup", "support",
+            "admin", "commands", "demo", "diagnose", "router", "serve", "smoke", "startup",
+            "support",
         ],
     ),
 ];

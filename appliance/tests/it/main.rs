@@ -14,6 +14,7 @@ mod config_errors;
 mod console;
 mod database_outages;
 mod database_tls;
+mod demo;
 mod diagnose;
 mod exports;
 mod http_surface;
