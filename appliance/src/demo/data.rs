@@ -40,16 +40,7 @@ impl Rng {
 }
 
 fn field(name: &str, field_type: FieldType) -> NewField {
-    NewField {
-        name: name.to_string(),
-        field_type,
-        required: false,
-        unique: false,
-        indexed: false,
-        sensitive: false,
-        enum_values: Vec::new(),
-        default: None,
-    }
+    NewField::new(name, field_type)
 }
 
 /// One demo collection: its name, title, fields and how to make a record.

@@ -21,14 +21,8 @@ pub fn is_reserved(name: &str) -> bool {
 /// the first one creates it). Returns true when it was created.
 pub async fn ensure_smoke(client: &mut tokio_postgres::Client) -> Result<bool, SchemaError> {
     let field = |name: &str, field_type| NewField {
-        name: name.to_string(),
-        field_type,
         required: true,
-        unique: false,
-        indexed: false,
-        sensitive: false,
-        enum_values: Vec::new(),
-        default: None,
+        ..NewField::new(name, field_type)
     };
     let tx = client.transaction().await?;
     let created = schema::create_collection(

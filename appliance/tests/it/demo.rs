@@ -89,8 +89,7 @@ async fn seed_then_reset_leaves_the_database_as_it_was() {
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.body);
-    let editor =
-        ApiClient::login(site.addr, "demo.editor", "evaluators pick a passphrase 9").await;
+    let editor = ApiClient::login(site.addr, "demo.editor", "evaluators pick a passphrase 9").await;
     assert_eq!(
         editor.get("/api/v1/exports").await.json()["items"]
             .as_array()

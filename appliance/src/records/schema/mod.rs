@@ -37,6 +37,23 @@ pub struct NewField {
     pub default: Option<Json>,
 }
 
+impl NewField {
+    /// An optional, plain field of `field_type` (set the rest by struct
+    /// update: `NewField { required: true, ..NewField::new(…) }`).
+    pub fn new(name: &str, field_type: FieldType) -> NewField {
+        NewField {
+            name: name.to_string(),
+            field_type,
+            required: false,
+            unique: false,
+            indexed: false,
+            sensitive: false,
+            enum_values: Vec::new(),
+            default: None,
+        }
+    }
+}
+
 /// Why a schema change was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
