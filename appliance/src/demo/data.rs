@@ -219,6 +219,29 @@ fn contact(rng: &mut Rng, n: u64) -> Map<String, Value> {
     }))
 }
 
+/// A CSV file of `n` more contacts for the demo's import, with one row
+/// whose `vip` is not a boolean (so the import reports a problem).
+pub fn contacts_csv(rng: &mut Rng, n: u64) -> String {
+    let mut out = String::from("name,email,company,vip,last_contact\r\n");
+    for i in 0..n {
+        let c = contact(rng, 10_000 + i);
+        let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+        let vip = if i == n / 2 {
+            "perhaps".to_string()
+        } else {
+            c["vip"].as_bool().unwrap_or(false).to_string()
+        };
+        out.push_str(&format!(
+            "{},{},{},{vip},{}\r\n",
+            text("name"),
+            text("email"),
+            text("company"),
+            text("last_contact")
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

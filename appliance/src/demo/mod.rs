@@ -235,6 +235,45 @@ async fn seed_demo(
             .details(json!({ "export_id": export.id, "job_id": export.job_id, "collection": "demo_tickets" })),
     )
     .await?;
+    // An import of more contacts (one row with a problem, so the import
+    // shows what a report looks like), made by the job workers.
+    let csv = data::contacts_csv(&mut rng, 50);
+    let import = crate::jobs::import::create(
+        &tx,
+        "demo_contacts",
+        records::import::Format::Csv,
+        records::import::Mode::SkipInvalid,
+        editor,
+        "demo-seed",
+    )
+    .await
+    .map_err(pg)?;
+    crate::jobs::import::add_chunk(&tx, import, 0, csv.as_bytes())
+        .await
+        .map_err(pg)?;
+    let sha256 =
+        crate::audit::hex(ring::digest::digest(&ring::digest::SHA256, csv.as_bytes()).as_ref());
+    crate::jobs::import::set_file(&tx, import, csv.len() as i64, &sha256)
+        .await
+        .map_err(pg)?;
+    append(
+        &tx,
+        ctx,
+        Event::new(
+            "import.create",
+            format!("import:{import}"),
+            Outcome::Success,
+        )
+        .details(json!({
+            "import_id": import,
+            "collection": "demo_contacts",
+            "format": "csv",
+            "mode": "skip_invalid",
+            "bytes": csv.len(),
+            "sha256": sha256,
+        })),
+    )
+    .await?;
     append(
         &tx,
         ctx,
@@ -249,7 +288,8 @@ async fn seed_demo(
 
     println!(
         "demo seeded: {} collections ({}), {total} records (seed {seed}), {} users, a stored \
-         export of the open tickets (made once the service runs)",
+         export of the open tickets and an import of 50 more contacts (both made once the \
+         service runs)",
         collections.len(),
         collections
             .iter()
@@ -297,6 +337,17 @@ async fn reset_demo(
             .iter()
             .map(|r| r.get(0))
             .collect();
+        let import_jobs: Vec<i64> = tx
+            .query(
+                "DELETE FROM imports WHERE collection = $1 RETURNING job_id",
+                &[name],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .filter_map(|r| r.get::<_, Option<i64>>(0))
+            .collect();
+        let jobs: Vec<i64> = jobs.into_iter().chain(import_jobs).collect();
         tx.execute("DELETE FROM exports WHERE collection = $1", &[name])
             .await
             .map_err(pg)?;

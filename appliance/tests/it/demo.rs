@@ -90,12 +90,25 @@ async fn seed_then_reset_leaves_the_database_as_it_was() {
         .await;
     assert_eq!(r.status, 204, "{}", r.body);
     let editor = ApiClient::login(site.addr, "demo.editor", "evaluators pick a passphrase 9").await;
-    assert_eq!(
-        editor.get("/api/v1/exports").await.json()["items"]
-            .as_array()
-            .map(Vec::len),
-        Some(1)
-    );
+    // The job workers make the stored export and run the import (one row
+    // refused on purpose).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let exports = editor.get("/api/v1/exports").await.json();
+        let imports = editor.get("/api/v1/imports").await.json();
+        let export = &exports["items"][0];
+        let import = &imports["items"][0];
+        if export["state"] == "ready" && import["state"] == "completed" {
+            assert_eq!(import["rows_imported"], 49, "{import}");
+            assert_eq!(import["rows_failed"], 1, "{import}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "export {export}, import {import}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 
     let again = site.config.run(&["demo", "seed"]);
     assert_eq!(again.code(), Some(1), "{}", again.all());
