@@ -119,20 +119,9 @@ pub async fn rehearse(settings: Settings, json: bool) -> Exit {
     }
 }
 
-/// `pg_dump`/`pg_restore` to use: the managed cluster's own, or for an
-/// external database the newest client programs installed (only those in
-/// `database.postgres_bin_dir` when it is set).
+/// `pg_dump`/`pg_restore` to use (`backup::binaries_for`).
 fn pg_client_binaries(settings: &Settings) -> Result<crate::db::managed::PgBinaries, StartError> {
-    match &settings.database {
-        DatabaseTarget::Managed { bin_dir } => backup::client_binaries(
-            bin_dir.as_deref(),
-            Some(&settings.config.state_dir.join("postgres")),
-        ),
-        DatabaseTarget::External { .. } => {
-            backup::client_binaries(settings.config.database.postgres_bin_dir.as_deref(), None)
-        }
-    }
-    .map_err(|e| StartError::Other(e.to_string()))
+    backup::binaries_for(settings).map_err(|e| StartError::Other(e.to_string()))
 }
 
 /// The managed cluster's handle for scratch copies (its superuser); `None`

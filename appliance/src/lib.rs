@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod authz;
+pub mod backups;
 pub mod cache;
 pub mod cli;
 pub mod commands;

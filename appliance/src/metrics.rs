@@ -208,6 +208,8 @@ pub struct Metrics {
     pub audit_forward_lag: Family<SinkLabels, Gauge>,
     pub audit_forward_failures: Family<SinkLabels, Counter>,
     pub backup_last_success: FloatGauge,
+    pub backup_last_size: Gauge,
+    pub backup_copy_failures: Counter,
 }
 
 static SHARED: OnceLock<Arc<Metrics>> = OnceLock::new();
@@ -476,6 +478,18 @@ impl Metrics {
             "When the newest backup recorded in the database finished (Unix time; 0: none yet)",
             FloatGauge::default(),
         );
+        let backup_last_size = register(
+            &mut registry,
+            "backup_last_size_bytes",
+            "Size of the newest backup recorded in the database (bytes; 0: none yet)",
+            Gauge::default(),
+        );
+        let backup_copy_failures = register(
+            &mut registry,
+            "backup_copy_failures",
+            "Scheduled backups whose copy (backup.copy_to) or hook (backup.hook) failed, on this replica",
+            Counter::default(),
+        );
         // Every series of a fixed label set exists from the start (at 0), so
         // rates and alerts see a zero rather than nothing.
         for kind in DB_ERROR_KINDS {
@@ -524,6 +538,8 @@ impl Metrics {
             audit_forward_lag,
             audit_forward_failures,
             backup_last_success,
+            backup_last_size,
+            backup_copy_failures,
         })
     }
 

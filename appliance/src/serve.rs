@@ -309,10 +309,14 @@ async fn serve_with_database(
         })),
         None => None,
     };
+    let backups = crate::backups::Backups::for_settings(settings, connections)
+        .map_err(|e| StartError::Other(format!("backup.schedule is set, but {e}")))?
+        .map(Arc::new);
     let handlers = crate::jobs::handlers(crate::jobs::Services {
         export_retention: Duration::from_secs(config.jobs.export_retention_hours * 3600),
         webhooks: webhooks.clone(),
         email,
+        backups,
     });
     let workers = crate::jobs::worker::start(
         pool.clone(),
@@ -382,6 +386,9 @@ async fn serve_with_database(
         Duration::from_secs(config.database.connect_timeout_secs),
     ));
     tokio::spawn(crate::audit::watch(pool.clone()));
+    if let Some(schedule) = settings.backup.schedule {
+        tokio::spawn(crate::backups::scheduler::run(pool.clone(), schedule));
+    }
     tokio::spawn(housekeeping(pool));
     let drain = server::serve(listener, server_config, app, limits, shutdown).await;
     if drain == server::Drain::TimedOut {

@@ -51,7 +51,9 @@ pub const LAYERS: [(&str, &[&str]); 7] = [
     ),
     (
         "domain",
-        &["identity", "mail", "queue", "records", "webhooks"],
+        &[
+            "backups", "identity", "mail", "queue", "records", "webhooks",
+        ],
     ),
     ("jobs", &["jobs"]),
     ("state", &["app"]),

@@ -13,6 +13,7 @@
 mod api;
 mod audit;
 mod auth;
+mod backup;
 pub mod cidr;
 mod database;
 mod http;
@@ -20,6 +21,7 @@ mod jobs;
 mod locate;
 mod log;
 mod metrics;
+mod schedule;
 pub mod secret;
 mod service;
 mod smtp;
@@ -41,12 +43,14 @@ use serde::{Deserialize, Serialize};
 pub use api::ApiConfig;
 pub use audit::{AuditConfig, AuditForwarding, SyslogTarget};
 pub use auth::AuthConfig;
+pub use backup::{BackupConfig, BackupPolicy};
 pub use cidr::{Cidr, CidrError};
 pub use database::{normalize_sslmode, DatabaseConfig, DatabaseTarget};
 pub use http::HttpConfig;
 pub use jobs::JobsConfig;
 pub use log::{LogConfig, LogFormat, LogLevel};
 pub use metrics::{read_metrics_token, MetricsAccess, MetricsConfig};
+pub use schedule::{Schedule, ScheduleError};
 pub use secret::{check_private_file, PrivateFileError, Secret, REDACTED};
 pub use service::ServiceConfig;
 pub use smtp::{check_address, SmtpConfig, SmtpRelay, SmtpSecurity};
@@ -82,6 +86,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub upgrade: UpgradeConfig,
     pub audit: AuditConfig,
+    pub backup: BackupConfig,
     pub log: LogConfig,
 }
 
@@ -105,6 +110,8 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// Where audit entries are forwarded (`[audit]`).
     pub audit: AuditForwarding,
+    /// Scheduled backups (`[backup]`).
+    pub backup: BackupPolicy,
 }
 
 /// One thing wrong with the configuration.
@@ -255,6 +262,7 @@ fn validate(
     let telemetry = telemetry::check(&config.telemetry, &mut problem);
     upgrade::check(&config.upgrade, &mut problem);
     let audit = audit::check(&config.audit, &mut problem);
+    let backup = backup::check(&config.backup, &config.state_dir, &mut problem);
 
     let Some(listen) = listen.filter(|_| problems.is_empty()) else {
         return Err(ConfigError { problems });
@@ -269,6 +277,7 @@ fn validate(
         metrics,
         telemetry,
         audit,
+        backup,
     })
 }
 

@@ -66,15 +66,25 @@ pub fn client_binaries(
     }
 }
 
-/// libpq's environment for the application role's connection: the role
-/// that can read every table (the records tables are its own, the rest it
-/// is granted). The password travels in the environment of the child
-/// only, never on a command line.
-fn libpq_env(connections: &Connections, ca_file: Option<&Path>) -> Vec<(&'static str, String)> {
-    libpq_env_for(&connections.app, ca_file)
+/// `pg_dump`/`pg_restore` to use: the managed cluster's own, or for an
+/// external database the newest client programs installed (only those in
+/// `database.postgres_bin_dir` when it is set).
+pub fn binaries_for(settings: &crate::config::Settings) -> Result<PgBinaries, BackupError> {
+    match &settings.database {
+        crate::config::DatabaseTarget::Managed { bin_dir } => client_binaries(
+            bin_dir.as_deref(),
+            Some(&crate::db::managed::data_dir(&settings.config.state_dir)),
+        ),
+        crate::config::DatabaseTarget::External { .. } => {
+            client_binaries(settings.config.database.postgres_bin_dir.as_deref(), None)
+        }
+    }
 }
 
-/// libpq's environment for one role's connection settings.
+/// libpq's environment for one role's connection settings (dumps use the
+/// application role: the role that can read every table — the records
+/// tables are its own, the rest it is granted). The password travels in
+/// the environment of the child only, never on a command line.
 pub fn libpq_env_for(
     c: &tokio_postgres::Config,
     ca_file: Option<&Path>,
@@ -125,6 +135,19 @@ pub fn dump(
     binaries: &PgBinaries,
     out: &Path,
 ) -> Result<Summary, BackupError> {
+    dump_as(&connections.app, ca_file, binaries, out, None)
+}
+
+/// [`dump`] as the role of `role`, optionally in a snapshot another
+/// transaction exported (`pg_export_snapshot()`; it must stay open until
+/// pg_dump has started).
+pub fn dump_as(
+    role: &tokio_postgres::Config,
+    ca_file: Option<&Path>,
+    binaries: &PgBinaries,
+    out: &Path,
+    snapshot: Option<&str>,
+) -> Result<Summary, BackupError> {
     // Claimed first, private and exclusive: pg_dump then writes into it.
     std::fs::OpenOptions::new()
         .write(true)
@@ -151,9 +174,10 @@ pub fn dump(
     let output = Command::new(&pg_dump)
         .args(["--format=custom", "--no-password", "--file"])
         .arg(out)
+        .args(snapshot.map(|id| format!("--snapshot={id}")))
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .envs(libpq_env(connections, ca_file))
+        .envs(libpq_env_for(role, ca_file))
         .output()
         .map_err(spawn_err(&pg_dump))?;
     if !output.status.success() {

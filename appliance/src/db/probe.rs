@@ -45,19 +45,21 @@ pub async fn watch(pool: deadpool_postgres::Pool, metrics: Arc<Metrics>, timeout
         let last_backup = tokio::time::timeout(timeout, async {
             let client = pool.get().await.ok()?;
             let row = client
-                .query_one(
-                    "SELECT coalesce(extract(epoch FROM max(finished_at))::float8, 0) FROM backups",
+                .query_opt(
+                    "SELECT extract(epoch FROM finished_at)::float8, bytes FROM backups \
+                     ORDER BY finished_at DESC LIMIT 1",
                     &[],
                 )
                 .await
                 .ok()?;
-            row.try_get::<_, f64>(0).ok()
+            Some(row.map_or((0.0, 0), |r| (r.get::<_, f64>(0), r.get::<_, i64>(1))))
         })
         .await
         .ok()
         .flatten();
-        if let Some(at) = last_backup {
+        if let Some((at, bytes)) = last_backup {
             metrics.backup_last_success.set(at);
+            metrics.backup_last_size.set(bytes);
         }
         let started = Instant::now();
         let outcome = tokio::time::timeout(timeout, async {

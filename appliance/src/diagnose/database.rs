@@ -36,6 +36,7 @@ pub async fn checks(settings: &Settings, runbooks: &Runbooks) -> Vec<Check> {
             "job queue",
             "cache notifications",
             "last backup",
+            super::backups::NAME,
             "audit chain",
             "audit forwarding",
         ]
@@ -80,6 +81,7 @@ pub async fn checks(settings: &Settings, runbooks: &Runbooks) -> Vec<Check> {
     checks.push(queue(&client, runbooks).await);
     checks.push(notifications(&database.connections, runbooks).await);
     checks.push(last_backup(&client, runbooks).await);
+    checks.push(super::backups::check(&client, settings, runbooks).await);
     checks.push(audit_chain(&client, runbooks).await);
     checks.push(forwarding(&client, settings, runbooks).await);
     drop(client);

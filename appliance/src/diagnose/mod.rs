@@ -3,6 +3,7 @@
 //! not passing, the fix and its runbook. It reads only: no file is written,
 //! no row changed, and a stopped managed cluster is not started.
 
+mod backups;
 mod certificate;
 mod database;
 mod host;

@@ -15,10 +15,12 @@
 //! - [`webhook`]: webhook deliveries (`crate::webhooks`).
 //! - [`import`]: bulk imports of CSV and NDJSON files.
 //! - [`email`]: e-mail notifications (`crate::mail`).
+//! - [`backup`]: scheduled backups (`crate::backups`).
 //!
 //! Delivery is at least once: a worker that dies mid-job stops renewing its
 //! lease and the job runs again elsewhere, so every handler is idempotent.
 
+pub mod backup;
 pub mod context;
 pub mod email;
 pub mod export;
@@ -42,6 +44,8 @@ pub struct Services {
     pub webhooks: Arc<crate::webhooks::Settings>,
     /// E-mail, when `[smtp]` is configured.
     pub email: Option<Arc<crate::mail::Email>>,
+    /// Scheduled backups, when `backup.schedule` is set.
+    pub backups: Option<Arc<crate::backups::Backups>>,
 }
 
 /// The handler of every kind of job this server runs.
@@ -51,6 +55,10 @@ pub fn handlers(services: Services) -> Registry {
         .with(Kind::Export, export::ExportHandler(services.clone()))
         .with(Kind::Webhook, webhook::DeliveryHandler(services.clone()))
         .with(Kind::Import, import::ImportHandler(services.clone()))
+        .with(
+            Kind::Backup,
+            backup::BackupHandler(services.backups.clone()),
+        )
         .with(Kind::Email, email::EmailHandler(services))
 }
 
@@ -76,6 +84,7 @@ mod tests {
                 disable_after: Duration::from_secs(60),
             }),
             email: None,
+            backups: None,
         });
         for kind in Kind::ALL {
             assert!(registry.get(kind).is_some(), "{kind:?} has no handler");

@@ -14,10 +14,18 @@ pub enum Kind {
     Import,
     /// An e-mail notification ([`email`]).
     Email,
+    /// A scheduled backup ([`backup`]).
+    Backup,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Export, Kind::Webhook, Kind::Import, Kind::Email];
+    pub const ALL: [Kind; 5] = [
+        Kind::Export,
+        Kind::Webhook,
+        Kind::Import,
+        Kind::Email,
+        Kind::Backup,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -25,6 +33,7 @@ impl Kind {
             Kind::Webhook => "webhook",
             Kind::Import => "import",
             Kind::Email => "email",
+            Kind::Backup => "backup",
         }
     }
 
@@ -41,6 +50,7 @@ impl Kind {
             Kind::Webhook => 12,
             Kind::Import => 4,
             Kind::Email => 8,
+            Kind::Backup => 3,
         }
     }
 
@@ -54,6 +64,8 @@ impl Kind {
             Kind::Webhook => (Duration::from_secs(5), Duration::from_secs(3600)),
             // 10 s, 20 s, … 10 min: eight attempts span about half an hour.
             Kind::Email => (Duration::from_secs(10), Duration::from_secs(600)),
+            // A disk that filled up or a database away: a minute, then two.
+            Kind::Backup => (Duration::from_secs(60), Duration::from_secs(600)),
         };
         let factor = 2u32.saturating_pow(n.clamp(1, 20) as u32 - 1);
         base.saturating_mul(factor).min(cap)

@@ -149,3 +149,20 @@ fn text_logs_carry_no_colour_codes_when_not_at_a_terminal() {
     );
     assert!(!out.all().contains('\u{1b}'), "{:?}", out.all());
 }
+
+#[test]
+fn a_backup_schedule_or_retention_that_cannot_be_used_is_refused() {
+    let config = AppConfig::new("[backup]\nschedule = \"nightly\"\n");
+    let out = config.run(&["serve"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+    assert!(out.stderr.contains("`backup.schedule`"), "{}", out.stderr);
+    assert!(out.stderr.contains("daily HH:MM"), "{}", out.stderr);
+
+    let config = AppConfig::new(
+        "[backup]\nschedule = \"every 6h\"\nkeep = 0\nkeep_days = 0\nhook = \"/nonexistent/upload\"\n",
+    );
+    let out = config.run(&["check"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+    assert!(out.stderr.contains("`backup.keep`"), "{}", out.stderr);
+    assert!(out.stderr.contains("`backup.hook`"), "{}", out.stderr);
+}

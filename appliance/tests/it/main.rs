@@ -31,6 +31,7 @@ mod readiness;
 mod records;
 mod records_oracle;
 mod rehearse;
+mod scheduled_backups;
 mod schema;
 mod secrets;
 mod smoke;

@@ -4,11 +4,11 @@
 use crate::harness::app::AppConfig;
 use crate::harness::pg::shared;
 
-/// Makes a fully migrated database look like one four migrations behind:
-/// V12 (audit forwarding cursors), V11 (password reset links), V10 (the
+/// Makes a fully migrated database look like one five migrations behind:
+/// V13 (scheduled backups), V12 (audit forwarding cursors), V11 (password reset links), V10 (the
 /// backups table) and V9 (jobs.trace_parent, which locks an existing table)
 /// are undone. When a migration is added, undo it here too.
-const UNDO_NEWEST_MIGRATIONS: &str = "DROP TABLE audit_forward_cursors; \
+const UNDO_NEWEST_MIGRATIONS: &str = "DROP TABLE backup_slots; DROP TABLE audit_forward_cursors; \
      DROP TABLE password_reset_links; DROP TABLE backups; \
      ALTER TABLE jobs DROP COLUMN trace_parent; \
      DELETE FROM refinery_schema_history WHERE version >= 9; \
@@ -36,8 +36,8 @@ async fn fingerprint(client: &tokio_postgres::Client) -> String {
         .join(" / ")
 }
 
-/// A database four migrations behind this binary, with users in it.
-async fn database_four_migrations_behind() -> String {
+/// A database five migrations behind this binary, with users in it.
+async fn database_five_migrations_behind() -> String {
     let db = shared().create_database().await;
     let config = AppConfig::external(&shared().dsn(&db), "");
     let migrated = config.run(&["migrate"]);
@@ -59,7 +59,7 @@ async fn database_four_migrations_behind() -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_database_alone() {
-    let db = database_four_migrations_behind().await;
+    let db = database_five_migrations_behind().await;
     let client = shared().connect(&db).await;
     let before = fingerprint(&client).await;
     let config = AppConfig::external(&shared().dsn(&db), "");
@@ -75,7 +75,7 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
     let done = config.run(&["migrate", "--rehearse"]);
     assert_eq!(done.code(), Some(0), "{}", done.all());
     assert!(
-        done.stdout.contains("schema level 8 → 12"),
+        done.stdout.contains("schema level 8 → 13"),
         "{}",
         done.stdout
     );
@@ -111,10 +111,10 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
         .find(|v| v.get("migrations").is_some())
         .unwrap_or_else(|| panic!("no report in {}", json.stdout));
     assert_eq!(report["schema_level"], 8);
-    assert_eq!(report["target_level"], 12);
+    assert_eq!(report["target_level"], 13);
     assert!(report["database_bytes"].as_i64().unwrap_or(0) > 0);
     let migrations = report["migrations"].as_array().expect("migrations");
-    assert_eq!(migrations.len(), 4, "{report}");
+    assert_eq!(migrations.len(), 5, "{report}");
     assert_eq!(migrations[1]["version"], 10);
     assert_eq!(
         migrations[1]["locks"],
@@ -156,7 +156,7 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_migration_failing_on_the_copy_is_reported_and_the_copy_dropped() {
-    let db = database_four_migrations_behind().await;
+    let db = database_five_migrations_behind().await;
     let client = shared().connect(&db).await;
     // Something in the way of V9, as a hand-made change would be.
     client

@@ -1,0 +1,128 @@
+//! `[backup]`: scheduled logical backups — when, where, how many are kept,
+//! and where copies go off the host.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::schedule::Schedule;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// `daily HH:MM` (UTC) or `every N{s,m,h}`; unset: no scheduled backups.
+    pub schedule: Option<String>,
+    /// Where scheduled archives are written; default
+    /// `<state_dir>/backups/scheduled`.
+    pub dir: Option<PathBuf>,
+    /// How many scheduled backups are kept (the newest); 0: no limit by count.
+    pub keep: u32,
+    /// Scheduled backups older than this many days are removed; 0: no limit by age.
+    pub keep_days: u32,
+    /// A mounted directory (NFS, SMB) each archive is also copied to,
+    /// verified by its SHA-256.
+    pub copy_to: Option<PathBuf>,
+    /// A program run with the archive's path as its one argument (e.g. an
+    /// upload to object storage); its exit status is checked.
+    pub hook: Option<PathBuf>,
+    /// Seconds the hook may run before it is killed and reported failed.
+    pub hook_timeout_secs: u64,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            schedule: None,
+            dir: None,
+            keep: 7,
+            keep_days: 0,
+            copy_to: None,
+            hook: None,
+            hook_timeout_secs: 3600,
+        }
+    }
+}
+
+/// The checked `[backup]` section.
+#[derive(Debug, Clone)]
+pub struct BackupPolicy {
+    pub schedule: Option<Schedule>,
+    pub dir: PathBuf,
+    pub keep: u32,
+    pub keep_days: u32,
+    pub copy_to: Option<PathBuf>,
+    pub hook: Option<PathBuf>,
+    pub hook_timeout: Duration,
+}
+
+/// The default place of scheduled archives under `state_dir`.
+pub fn default_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("backups").join("scheduled")
+}
+
+/// Checks the section; each problem is reported as `(key, message)`.
+pub fn check(
+    c: &BackupConfig,
+    state_dir: &Path,
+    problem: &mut impl FnMut(&str, String),
+) -> BackupPolicy {
+    let schedule = c
+        .schedule
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .and_then(|text| match Schedule::parse(text) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                problem("backup.schedule", e.to_string());
+                None
+            }
+        });
+    for (key, path) in [
+        ("backup.dir", &c.dir),
+        ("backup.copy_to", &c.copy_to),
+        ("backup.hook", &c.hook),
+    ] {
+        if let Some(path) = path {
+            if !path.is_absolute() {
+                problem(key, format!("{} is not an absolute path", path.display()));
+            }
+        }
+    }
+    if let Some(hook) = &c.hook {
+        if hook.is_absolute() && !hook.is_file() {
+            problem(
+                "backup.hook",
+                format!(
+                    "{} does not exist or is not a file; give the program to run with the \
+                     archive's path",
+                    hook.display()
+                ),
+            );
+        }
+    }
+    if c.keep == 0 && c.keep_days == 0 && schedule.is_some() {
+        problem(
+            "backup.keep",
+            "with backup.keep_days also 0 nothing would ever be removed and the disk fills; \
+             set how many backups to keep (e.g. 7)"
+                .to_string(),
+        );
+    }
+    super::in_range(
+        problem,
+        "backup.hook_timeout_secs",
+        c.hook_timeout_secs,
+        1..=86_400,
+    );
+    BackupPolicy {
+        schedule,
+        dir: c.dir.clone().unwrap_or_else(|| default_dir(state_dir)),
+        keep: c.keep,
+        keep_days: c.keep_days,
+        copy_to: c.copy_to.clone(),
+        hook: c.hook.clone(),
+        hook_timeout: Duration::from_secs(c.hook_timeout_secs),
+    }
+}

@@ -1,0 +1,20 @@
+-- kind: expand
+-- Scheduled backups (`[backup]`): each schedule slot is taken by one job
+-- (any replica may enqueue it; the primary key lets only the first), and a
+-- backup remembers its slot, the record count of every collection in the
+-- dump's own snapshot, the archive's SHA-256, where its copies went, and
+-- when pruning removed its archive. Older binaries never read these.
+CREATE TABLE backup_slots (
+    slot      timestamptz PRIMARY KEY,
+    job_id    bigint NOT NULL,
+    queued_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE backups
+    ADD COLUMN scheduled_for timestamptz,
+    ADD COLUMN record_counts jsonb,
+    ADD COLUMN sha256 text,
+    ADD COLUMN copies jsonb,
+    ADD COLUMN seconds double precision,
+    ADD COLUMN pruned_at timestamptz;
+CREATE UNIQUE INDEX backups_scheduled_for ON backups (scheduled_for)
+    WHERE scheduled_for IS NOT NULL;
