@@ -130,6 +130,10 @@ pub enum Command {
         /// The archive `backup` wrote.
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
+        /// The private key (`age-keygen`'s file) that opens an encrypted
+        /// archive; read before privileges are dropped, so it may be root's.
+        #[arg(long, value_name = "KEYFILE")]
+        identity: Option<PathBuf>,
     },
     /// Administration of people and access.
     Admin {

@@ -3,6 +3,8 @@
 
 use contracts::rehearsal::Mark;
 
+use std::os::unix::fs::DirBuilderExt;
+
 use crate::audit::{self, Event, Outcome};
 use crate::cli::VERSION;
 use crate::config::{DatabaseTarget, Settings};
@@ -196,23 +198,78 @@ pub async fn backup(settings: Settings, out: std::path::PathBuf, test_restore: b
         let outcome = async {
             let started_at = std::time::SystemTime::now();
             let ca_file = settings.config.database.ca_file.clone();
+            let recipients = &settings.backup.recipients;
+            // Encrypted: dumped beside the database first, sealed into
+            // FILE, the plaintext removed.
+            let dump_to = if recipients.is_empty() {
+                out.clone()
+            } else {
+                if out.exists() {
+                    return Err(StartError::Other(
+                        backup::BackupError::Exists {
+                            path: out.display().to_string(),
+                        }
+                        .to_string(),
+                    ));
+                }
+                let work = crate::config::backup_work_dir(&settings.config.state_dir);
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&work)
+                    .map_err(|e| {
+                        StartError::Other(format!("cannot create {}: {e}", work.display()))
+                    })?;
+                let plain = work.join(format!("backup-{}.dump.partial", std::process::id()));
+                let _ = std::fs::remove_file(&plain);
+                plain
+            };
             let (connections, dump_binaries, archive) =
-                (database.connections.clone(), binaries.clone(), out.clone());
+                (database.connections.clone(), binaries.clone(), dump_to.clone());
             let summary = tokio::task::spawn_blocking(move || {
                 backup::dump(&connections, ca_file.as_deref(), &dump_binaries, &archive)
             })
             .await
             .map_err(|e| StartError::Other(format!("the backup task failed: {e}")))?
             .map_err(|e| StartError::Other(e.to_string()))?;
-            println!(
-                "backup written: {} ({} bytes, {} archive entries, read back with pg_restore --list)",
-                summary.path.display(),
-                summary.bytes,
-                summary.entries
-            );
-            if test_restore {
-                test_restore_backup(&settings, &database, &binaries, &summary).await?;
-            }
+            let summary = if recipients.is_empty() {
+                println!(
+                    "backup written: {} ({} bytes, {} archive entries, read back with pg_restore --list)",
+                    summary.path.display(),
+                    summary.bytes,
+                    summary.entries
+                );
+                if test_restore {
+                    test_restore_backup(&settings, &database, &binaries, &summary).await?;
+                }
+                summary
+            } else {
+                let tested = if test_restore {
+                    test_restore_backup(&settings, &database, &binaries, &summary).await
+                } else {
+                    Ok(())
+                };
+                let sealed = tested.and_then(|()| {
+                    crate::age::encrypt_file(&dump_to, &out, recipients).map_err(|e| {
+                        StartError::Other(format!("cannot encrypt the backup: {e}"))
+                    })
+                });
+                let _ = std::fs::remove_file(&dump_to);
+                sealed?;
+                let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+                println!(
+                    "backup written: {} ({bytes} bytes, encrypted with age for {} recipient(s); {} \
+                     archive entries, read back with pg_restore --list before encryption)",
+                    out.display(),
+                    recipients.len(),
+                    summary.entries
+                );
+                backup::Summary {
+                    path: out.clone(),
+                    bytes,
+                    entries: summary.entries,
+                }
+            };
             let client = database.connections.connect_app().await?;
             let host = crate::privileges::host_name();
             match backup::record(&client, &summary, started_at, test_restore, &host).await {
@@ -243,6 +300,68 @@ pub async fn backup(settings: Settings, out: std::path::PathBuf, test_restore: b
             e.exit()
         }
     }
+}
+
+/// The identities of `--identity KEYFILE`.
+fn read_identities(path: &std::path::Path) -> Result<Vec<crate::age::Identity>, StartError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| StartError::Other(format!("cannot read the key {}: {e}", path.display())))?;
+    crate::age::identities_from(&text)
+        .map_err(|e| StartError::Other(format!("the key file {}: {e}", path.display())))
+}
+
+/// An archive ready for `pg_restore`: the file itself, or its decrypted
+/// copy under `<state_dir>/backups/work` (removed when this is dropped).
+enum Opened {
+    Plain(std::path::PathBuf),
+    Decrypted(std::path::PathBuf),
+}
+
+impl Opened {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Opened::Plain(p) | Opened::Decrypted(p) => p,
+        }
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        if let Opened::Decrypted(p) = self {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Decrypts an age-encrypted archive with the identities given; a plain
+/// archive is used as it is.
+fn open_archive(
+    settings: &Settings,
+    from: &std::path::Path,
+    identities: Option<&[crate::age::Identity]>,
+) -> Result<Opened, StartError> {
+    let encrypted = crate::age::is_age_file(from)
+        .map_err(|e| StartError::Other(format!("cannot read {}: {e}", from.display())))?;
+    if !encrypted {
+        return Ok(Opened::Plain(from.to_path_buf()));
+    }
+    let Some(identities) = identities else {
+        return Err(StartError::Other(format!(
+            "{} is encrypted (age): give the private key that opens it with --identity KEYFILE",
+            from.display()
+        )));
+    };
+    let work = crate::config::backup_work_dir(&settings.config.state_dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&work)
+        .map_err(|e| StartError::Other(format!("cannot create {}: {e}", work.display())))?;
+    let plain = work.join(format!("restore-{}.dump", std::process::id()));
+    let _ = std::fs::remove_file(&plain);
+    crate::age::decrypt_file(from, &plain, identities)
+        .map_err(|e| StartError::Other(format!("cannot decrypt {}: {e}", from.display())))?;
+    Ok(Opened::Decrypted(plain))
 }
 
 /// `backup --test-restore`: the archive restored into a scratch database
@@ -285,10 +404,18 @@ async fn test_restore_backup(
 /// and restored in one transaction as the cluster's superuser. External:
 /// the appliance's objects are dropped and the archive restored in one
 /// transaction as the migration role (`db::restore`).
-pub async fn restore(settings: Settings, from: std::path::PathBuf) -> Exit {
+pub async fn restore(
+    settings: Settings,
+    from: std::path::PathBuf,
+    identity: Option<std::path::PathBuf>,
+) -> Exit {
     let result = async {
+        // The key is read first: it may be readable by root only.
+        let identities = identity.as_deref().map(read_identities).transpose()?;
         startup::become_service_user(&settings)?;
         let binaries = pg_client_binaries(&settings)?;
+        let opened = open_archive(&settings, &from, identities.as_deref())?;
+        let from = opened.path().to_path_buf();
         let entries =
             backup::entries(&binaries, &from).map_err(|e| StartError::Other(e.to_string()))?;
         let database = startup::open_database(&settings, Purpose::Restore).await?;
@@ -301,6 +428,7 @@ pub async fn restore(settings: Settings, from: std::path::PathBuf) -> Exit {
             }
         };
         database.close().await;
+        drop(opened);
         outcome.map(|target| (entries, target))
     }
     .await;

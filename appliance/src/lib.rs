@@ -2,6 +2,7 @@
 //! the modules.
 
 pub mod admin;
+pub mod age;
 pub mod api;
 pub mod app;
 pub mod audit;

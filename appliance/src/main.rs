@@ -113,7 +113,9 @@ fn main() -> ExitCode {
             Command::Backup { out, test_restore } => {
                 commands::backup(settings, out, test_restore).await
             }
-            Command::Restore { from } => commands::restore(settings, from).await,
+            Command::Restore { from, identity } => {
+                commands::restore(settings, from, identity).await
+            }
             Command::Admin { command } => mogothrow77::admin::run(settings, command).await,
             Command::Demo { command } => mogothrow77::demo::run(settings, command).await,
             Command::Audit {

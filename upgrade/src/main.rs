@@ -71,6 +71,10 @@ enum Command {
         /// every change made since is lost — instead of stopping.
         #[arg(long)]
         restore_backup: bool,
+        /// The private key (`age-keygen`'s file) that opens the backup when
+        /// backups are encrypted (`backup.age_recipients_file`).
+        #[arg(long, value_name = "KEYFILE", requires = "restore_backup")]
+        identity: Option<PathBuf>,
     },
     /// Show the journal of the last upgrade.
     Status {
@@ -166,10 +170,12 @@ fn main() -> ExitCode {
             os_release,
             json: common.json,
             restore_backup: false,
+            identity: None,
         }),
         Command::Rollback {
             common,
             restore_backup,
+            identity,
         } => apply::rollback(&apply::Options {
             bundle: PathBuf::new(),
             public_keys: Vec::new(),
@@ -178,6 +184,7 @@ fn main() -> ExitCode {
             os_release: PathBuf::from("/etc/os-release"),
             json: common.json,
             restore_backup,
+            identity,
         }),
         Command::Status { common } => apply::status(&common.work_dir, common.json),
     };

@@ -23,6 +23,7 @@ pub const LAYERS: [(&str, &[&str]); 7] = [
     (
         "foundation",
         &[
+            "age",
             "authz",
             "cache",
             "cli",

@@ -76,6 +76,8 @@ pub enum TakeError {
     Dir { dir: String, reason: String },
     #[error(transparent)]
     Dump(#[from] BackupError),
+    #[error("cannot encrypt the archive: {0}")]
+    Encrypt(String),
     #[error("cannot finish {path}: {reason}")]
     Finish { path: String, reason: String },
     #[error("the backup task stopped: {0}")]
@@ -123,7 +125,7 @@ fn stamp(slot: i64) -> String {
 }
 
 fn is_partial(name: &str) -> bool {
-    name.starts_with(PREFIX) && name.ends_with(&format!("{SUFFIX}{PARTIAL}"))
+    name.starts_with(PREFIX) && name.ends_with(PARTIAL)
 }
 
 /// Takes the backup of `slot` (Unix seconds) unless it was taken already.
@@ -186,6 +188,7 @@ pub async fn take(
                 .details(json!({
                     "scheduled_for": stamp(slot),
                     "host": backups.host,
+                    "encrypted": !backups.policy.recipients.is_empty(),
                     "bytes": written.bytes,
                     "sha256": written.sha256,
                     "records": written.counts,
@@ -267,10 +270,24 @@ async fn write(
     slot: i64,
 ) -> Result<Written, TakeError> {
     let dir = backups.policy.dir.clone();
+    let encrypted = !backups.policy.recipients.is_empty();
     prepare_dir(&dir)?;
-    let name = format!("{PREFIX}{}{SUFFIX}", stamp(slot));
+    let dumped = format!("{PREFIX}{}{SUFFIX}", stamp(slot));
+    let name = if encrypted {
+        format!("{dumped}.age")
+    } else {
+        dumped.clone()
+    };
     let archive = dir.join(&name);
     let partial = dir.join(format!("{name}{PARTIAL}"));
+    // Encrypted: the plaintext stays beside the database until it is
+    // sealed; it never reaches the backup storage.
+    let plain = if encrypted {
+        prepare_dir(&backups.policy.work_dir)?;
+        backups.policy.work_dir.join(format!("{dumped}{PARTIAL}"))
+    } else {
+        partial.clone()
+    };
     let started = Instant::now();
 
     // The counts and the dump see one snapshot: the transaction exports it
@@ -289,13 +306,13 @@ async fn write(
     let counts = record_counts(&snapshot_tx).await?;
     let summary = {
         let b = backups.clone();
-        let partial = partial.clone();
+        let plain = plain.clone();
         tokio::task::spawn_blocking(move || {
             dump::dump_as(
                 &b.role,
                 b.ca_file.as_deref(),
                 &b.binaries,
-                &partial,
+                &plain,
                 Some(&snapshot),
             )
         })
@@ -303,6 +320,18 @@ async fn write(
         .map_err(|e| TakeError::Task(e.to_string()))??
     };
     snapshot_tx.commit().await?;
+    if encrypted {
+        let b = backups.clone();
+        let (from, to) = (plain.clone(), partial.clone());
+        let sealed = tokio::task::spawn_blocking(move || {
+            crate::age::encrypt_file(&from, &to, &b.policy.recipients)
+        })
+        .await;
+        let _ = std::fs::remove_file(&plain);
+        sealed
+            .map_err(|e| TakeError::Task(e.to_string()))?
+            .map_err(|e| TakeError::Encrypt(e.to_string()))?;
+    }
     let finish_err = |reason: String| TakeError::Finish {
         path: archive.display().to_string(),
         reason,
@@ -345,9 +374,13 @@ async fn write(
         .await
         .map_err(|e| TakeError::Task(e.to_string()))?
     };
+    // What is stored: the sealed file when encrypted.
+    let bytes = std::fs::metadata(&archive)
+        .map(|m| m.len())
+        .unwrap_or(summary.bytes);
     Ok(Written {
         archive,
-        bytes: summary.bytes,
+        bytes,
         sha256,
         counts,
         seconds: started.elapsed().as_secs_f64(),

@@ -89,6 +89,8 @@ mod tests {
             copy_to: None,
             hook: None,
             hook_timeout: Duration::from_secs(1),
+            recipients: Vec::new(),
+            work_dir: "/w".into(),
         }
     }
 

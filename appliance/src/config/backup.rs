@@ -28,6 +28,9 @@ pub struct BackupConfig {
     pub hook: Option<PathBuf>,
     /// Seconds the hook may run before it is killed and reported failed.
     pub hook_timeout_secs: u64,
+    /// Public keys (`age1…`, one per line) every backup archive is
+    /// encrypted to, in the age format.
+    pub age_recipients_file: Option<PathBuf>,
 }
 
 impl Default for BackupConfig {
@@ -40,6 +43,7 @@ impl Default for BackupConfig {
             copy_to: None,
             hook: None,
             hook_timeout_secs: 3600,
+            age_recipients_file: None,
         }
     }
 }
@@ -54,11 +58,23 @@ pub struct BackupPolicy {
     pub copy_to: Option<PathBuf>,
     pub hook: Option<PathBuf>,
     pub hook_timeout: Duration,
+    /// Who archives are encrypted to (`backup.age_recipients_file`);
+    /// empty: archives are not encrypted.
+    pub recipients: Vec<crate::age::Recipient>,
+    /// Where a plaintext archive is written before it is encrypted:
+    /// `<state_dir>/backups/work`, beside the database it came from.
+    pub work_dir: PathBuf,
 }
 
 /// The default place of scheduled archives under `state_dir`.
 pub fn default_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("backups").join("scheduled")
+}
+
+/// Where plaintext archives wait to be encrypted (and decrypted ones to be
+/// restored): beside the database, never on the backup storage.
+pub fn work_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("backups").join("work")
 }
 
 /// Checks the section; each problem is reported as `(key, message)`.
@@ -80,6 +96,7 @@ pub fn check(
             }
         });
     for (key, path) in [
+        ("backup.age_recipients_file", &c.age_recipients_file),
         ("backup.dir", &c.dir),
         ("backup.copy_to", &c.copy_to),
         ("backup.hook", &c.hook),
@@ -116,6 +133,31 @@ pub fn check(
         c.hook_timeout_secs,
         1..=86_400,
     );
+    let recipients = match &c.age_recipients_file {
+        None => Vec::new(),
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => match crate::age::recipients_from(&text) {
+                Ok(r) => r,
+                Err(e) => {
+                    problem(
+                        "backup.age_recipients_file",
+                        format!("{}: {e}", path.display()),
+                    );
+                    Vec::new()
+                }
+            },
+            Err(e) => {
+                problem(
+                    "backup.age_recipients_file",
+                    format!(
+                        "cannot read {}: {e}; list the public keys (age1…) that may open backups",
+                        path.display()
+                    ),
+                );
+                Vec::new()
+            }
+        },
+    };
     BackupPolicy {
         schedule,
         dir: c.dir.clone().unwrap_or_else(|| default_dir(state_dir)),
@@ -124,5 +166,7 @@ pub fn check(
         copy_to: c.copy_to.clone(),
         hook: c.hook.clone(),
         hook_timeout: Duration::from_secs(c.hook_timeout_secs),
+        recipients,
+        work_dir: work_dir(state_dir),
     }
 }

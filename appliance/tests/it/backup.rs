@@ -79,7 +79,7 @@ fn managed_backup_starts_the_cluster_for_its_run() {
 }
 
 /// The number of entries `audit verify` reports (the chain checked whole).
-fn audit_entries(config: &AppConfig) -> String {
+pub fn audit_entries(config: &AppConfig) -> String {
     let verified = config.run(&["audit", "verify"]);
     assert_eq!(verified.code(), Some(0), "{}", verified.all());
     verified

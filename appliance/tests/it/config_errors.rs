@@ -166,3 +166,26 @@ fn a_backup_schedule_or_retention_that_cannot_be_used_is_refused() {
     assert!(out.stderr.contains("`backup.keep`"), "{}", out.stderr);
     assert!(out.stderr.contains("`backup.hook`"), "{}", out.stderr);
 }
+
+#[test]
+fn a_backup_recipients_file_without_usable_keys_is_refused() {
+    let config = AppConfig::new("");
+    let recipients = config.path("recipients.txt");
+    std::fs::write(&recipients, "# keys\nssh-ed25519 AAAAC3Nza ops@example\n").expect("write");
+    let config = AppConfig::new(&format!(
+        "[backup]\nage_recipients_file = \"{}\"\n",
+        recipients.display()
+    ));
+    let out = config.run(&["check"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+    assert!(
+        out.stderr.contains("`backup.age_recipients_file`") && out.stderr.contains("line 2"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("SSH keys are not supported"),
+        "{}",
+        out.stderr
+    );
+}

@@ -16,6 +16,7 @@ mod database_outages;
 mod database_tls;
 mod demo;
 mod diagnose;
+mod encrypted_backups;
 mod exports;
 mod http_surface;
 mod identity;

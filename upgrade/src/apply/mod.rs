@@ -41,6 +41,9 @@ pub struct Options {
     /// on the schema, restore the upgrade's backup (losing every change
     /// made since) instead of stopping.
     pub restore_backup: bool,
+    /// `rollback --identity KEYFILE`: the private key that opens the
+    /// backup when it was encrypted (`backup.age_recipients_file`).
+    pub identity: Option<PathBuf>,
 }
 
 /// Progress lines: standard output, or standard error when `--json` keeps

@@ -167,11 +167,13 @@ pub(super) fn recover(
         };
         // The binary installed now restores: restoring does not depend on
         // the schema, and it is the release that knows this state_dir.
-        let restored = system::server(
-            &layout.binary(),
-            config,
-            &["restore", "--from", &backup.display().to_string()],
-        );
+        let from = backup.display().to_string();
+        let identity = opts.identity.as_ref().map(|p| p.display().to_string());
+        let mut args = vec!["restore", "--from", &from];
+        if let Some(key) = &identity {
+            args.extend(["--identity", key]);
+        }
+        let restored = system::server(&layout.binary(), config, &args);
         if let Err(e) = restored {
             return needs_admin(
                 journal,
