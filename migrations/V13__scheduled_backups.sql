@@ -2,8 +2,9 @@
 -- Scheduled backups (`[backup]`): each schedule slot is taken by one job
 -- (any replica may enqueue it; the primary key lets only the first), and a
 -- backup remembers its slot, the record count of every collection in the
--- dump's own snapshot, the archive's SHA-256, where its copies went, and
--- when pruning removed its archive. Older binaries never read these.
+-- dump's own snapshot, the archive's SHA-256, where its copies went, when
+-- pruning removed its archive, and its newest restore drill (`backup
+-- drill`). Older binaries never read these.
 CREATE TABLE backup_slots (
     slot      timestamptz PRIMARY KEY,
     job_id    bigint NOT NULL,
@@ -15,6 +16,10 @@ ALTER TABLE backups
     ADD COLUMN sha256 text,
     ADD COLUMN copies jsonb,
     ADD COLUMN seconds double precision,
-    ADD COLUMN pruned_at timestamptz;
+    ADD COLUMN pruned_at timestamptz,
+    ADD COLUMN drilled_at timestamptz,
+    ADD COLUMN drill_ok boolean,
+    ADD COLUMN drill_report jsonb;
+CREATE INDEX backups_drilled_at ON backups (drilled_at DESC) WHERE drilled_at IS NOT NULL;
 CREATE UNIQUE INDEX backups_scheduled_for ON backups (scheduled_for)
     WHERE scheduled_for IS NOT NULL;

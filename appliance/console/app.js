@@ -438,6 +438,20 @@ async function systemView(main) {
       row('system-schema', 'Database schema', `level ${schema.applied_level} applied; this binary knows level ${schema.binary_level}; ${schema.compatible ? 'compatible' : `not compatible: ${schema.message}`}`),
       row('system-database', 'PostgreSQL', `${system.database.reachable ? 'reachable' : 'unreachable'}, version ${system.database.postgresql_version}`),
       row('system-instance', 'Instance id', system.instance_id))));
+  // Backups: what an auditor asks first (docs/operations.md#backups).
+  const backups = system.backups || { schedule: null, last: null, drill: null };
+  const when = (stamp) => new Date(stamp).toLocaleString();
+  const size = (bytes) => (bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${bytes} bytes`);
+  append(main, h('section', { 'aria-labelledby': 'backups-heading', id: 'backups' },
+    h('h2', { id: 'backups-heading' }, 'Backups'),
+    h('dl', { class: 'facts' },
+      row('backup-schedule', 'Schedule', backups.schedule || 'none: backups are taken only by hand (backup.schedule)'),
+      row('backup-last', 'Newest backup', backups.last
+        ? `${when(backups.last.finished_at)}: ${backups.last.archive}, ${size(backups.last.bytes)}${backups.last.scheduled ? ', scheduled' : ''}`
+        : 'none recorded'),
+      row('backup-drill', 'Restore drill', backups.drill
+        ? `${backups.drill.ok ? 'passed' : 'FAILED'} ${when(backups.drill.drilled_at)}: ${backups.drill.archive} restored, ${backups.drill.collections} collection(s), ${backups.drill.records} records`
+        : 'never run (mogothrow77 backup drill)'))));
   // The running release's notes (CHANGELOG.md, compiled in).
   const notes = system.release_notes;
   append(main, h('section', { 'aria-labelledby': 'release-notes-heading', id: 'release-notes' },

@@ -20,7 +20,7 @@ use crate::startup::Purpose;
 /// Runs one `admin` subcommand other than `setup-token`.
 pub async fn run(settings: Settings, command: AdminCommand) -> Exit {
     // Before the privilege drop: who ran it.
-    let actor = cli_actor();
+    let actor = crate::startup::cli_actor();
     let (what, action) = match command {
         AdminCommand::SetupToken => return crate::commands::setup_token(settings).await,
         AdminCommand::Users {
@@ -224,12 +224,4 @@ async fn list(tx: &tokio_postgres::Transaction<'_>) -> Result<(), tokio_postgres
         println!("locked client address {address}: {seconds} s left (`mogothrow77 admin unlock {address}`)");
     }
     Ok(())
-}
-
-/// `cli:<os-user>@<host>`: the invoking user (under sudo, the one who ran
-/// sudo) and this host's name.
-fn cli_actor() -> String {
-    let user = crate::privileges::invoking_user();
-    let host = crate::privileges::host_name();
-    crate::identity::printable(&format!("cli:{user}@{host}"), 128)
 }

@@ -115,10 +115,14 @@ pub enum Command {
     /// Back the database up into a pg_dump custom-format archive (mode
     /// 0600, never overwritten), then read it back with pg_restore --list
     /// (and with --test-restore, restore it into a scratch database).
+    /// `backup drill` restores the newest backup and checks it.
+    #[command(args_conflicts_with_subcommands = true)]
     Backup {
+        #[command(subcommand)]
+        drill: Option<BackupCommand>,
         /// The archive to write.
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
+        #[arg(long, value_name = "FILE", required = true)]
+        out: Option<PathBuf>,
         /// Then restore the archive into a scratch database beside the
         /// live one, compare its tables and migrations, and drop it.
         #[arg(long)]
@@ -252,10 +256,29 @@ pub enum SessionsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Restore the newest backup into a scratch database, compare every
+    /// collection's record count with the count recorded at the dump,
+    /// verify the restored audit chain, drop the copy; the outcome is kept
+    /// with the backup and audited. Exit 0 passed, 1 failed.
+    Drill {
+        /// The private key that opens an encrypted backup (read before
+        /// privileges are dropped).
+        #[arg(long, value_name = "KEYFILE")]
+        identity: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the audit log's hash chain; name every modified or deleted
     /// entry. Exit 0 when intact, 1 when tampered with.
-    Verify,
+    Verify {
+        /// Check another database on the same server instead (a restored
+        /// copy), connecting as the schema owner role.
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
+    },
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mogothrow77::cli::{AuditCommand, Cli, Command, MonitoringCommand};
+use mogothrow77::cli::{AuditCommand, BackupCommand, Cli, Command, MonitoringCommand};
 use mogothrow77::config::Settings;
 use mogothrow77::exit::Exit;
 use mogothrow77::{commands, logging, serve, support};
@@ -110,17 +110,29 @@ fn main() -> ExitCode {
             Command::Version => commands::version(),
             // Handled before the configuration is read.
             Command::Smoke { .. } => Exit::Failure,
-            Command::Backup { out, test_restore } => {
-                commands::backup(settings, out, test_restore).await
-            }
+            Command::Backup {
+                drill: Some(BackupCommand::Drill { identity }),
+                ..
+            } => commands::backup_drill(settings, identity).await,
+            Command::Backup {
+                drill: None,
+                out: Some(out),
+                test_restore,
+            } => commands::backup(settings, out, test_restore).await,
+            // clap requires --out without a subcommand.
+            Command::Backup {
+                drill: None,
+                out: None,
+                ..
+            } => Exit::Config,
             Command::Restore { from, identity } => {
                 commands::restore(settings, from, identity).await
             }
             Command::Admin { command } => mogothrow77::admin::run(settings, command).await,
             Command::Demo { command } => mogothrow77::demo::run(settings, command).await,
             Command::Audit {
-                command: AuditCommand::Verify,
-            } => commands::audit_verify(settings).await,
+                command: AuditCommand::Verify { database },
+            } => commands::audit_verify(settings, database).await,
             Command::Monitoring {
                 command: MonitoringCommand::Rules { runbook_base },
             } => commands::monitoring_rules(&settings, runbook_base.as_deref()),

@@ -210,6 +210,8 @@ pub struct Metrics {
     pub backup_last_success: FloatGauge,
     pub backup_last_size: Gauge,
     pub backup_copy_failures: Counter,
+    pub backup_last_drill: FloatGauge,
+    pub backup_last_drill_success: Gauge,
 }
 
 static SHARED: OnceLock<Arc<Metrics>> = OnceLock::new();
@@ -484,6 +486,18 @@ impl Metrics {
             "Size of the newest backup recorded in the database (bytes; 0: none yet)",
             Gauge::default(),
         );
+        let backup_last_drill = register(
+            &mut registry,
+            "backup_last_drill_timestamp_seconds",
+            "When the newest restore drill (`mogothrow77 backup drill`) ran (Unix time; 0: never)",
+            FloatGauge::default(),
+        );
+        let backup_last_drill_success = register(
+            &mut registry,
+            "backup_last_drill_success",
+            "1 when the newest restore drill passed, 0 when it failed or none ran",
+            Gauge::default(),
+        );
         let backup_copy_failures = register(
             &mut registry,
             "backup_copy_failures",
@@ -540,6 +554,8 @@ impl Metrics {
             backup_last_success,
             backup_last_size,
             backup_copy_failures,
+            backup_last_drill,
+            backup_last_drill_success,
         })
     }
 

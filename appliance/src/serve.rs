@@ -272,6 +272,7 @@ async fn serve_with_database(
             (config.database.pool_size / 4).max(1),
         )),
         allowed_hosts: allowed_hosts(config),
+        backup_schedule: settings.backup.schedule.map(|s| s.to_string()),
         queries: crate::http::query_limit::QueryLimiter::new(
             config.api.max_concurrent_queries as usize,
         ),

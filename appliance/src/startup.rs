@@ -237,3 +237,11 @@ pub fn watched_dirs(settings: &Settings) -> Vec<(&'static str, std::path::PathBu
     }
     dirs
 }
+
+/// `cli:<os-user>@<host>`: the invoking user (under sudo, the one who ran
+/// sudo) and this host's name.
+pub fn cli_actor() -> String {
+    let user = crate::privileges::invoking_user();
+    let host = crate::privileges::host_name();
+    crate::identity::printable(&format!("cli:{user}@{host}"), 128)
+}

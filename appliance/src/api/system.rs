@@ -64,8 +64,62 @@ async fn system(State(state): State<AppState>) -> Result<Json<serde_json::Value>
             "message": schema_message,
         },
         "database": { "reachable": true, "postgresql_version": postgres },
+        "backups": backups(&client, state.backup_schedule.as_deref()).await,
         "release_notes": release_notes(),
     })))
+}
+
+/// The schedule, the newest backup and the newest restore drill. Archive
+/// paths are reduced to their file names (where they are stays on the host).
+async fn backups(client: &tokio_postgres::Client, schedule: Option<&str>) -> serde_json::Value {
+    let name = |archive: String| {
+        std::path::Path::new(&archive)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or(archive)
+    };
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let last = client
+        .query_opt(
+            "SELECT finished_at, archive, bytes, scheduled_for IS NOT NULL FROM backups \
+             ORDER BY finished_at DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .map(|r| {
+            json!({
+                "finished_at": rfc3339(r.get(0)),
+                "archive": name(r.get(1)),
+                "bytes": r.get::<_, i64>(2),
+                "scheduled": r.get::<_, bool>(3),
+            })
+        });
+    let drill = client
+        .query_opt(
+            "SELECT drilled_at, drill_ok, archive, drill_report FROM backups \
+             WHERE drilled_at IS NOT NULL ORDER BY drilled_at DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .map(|r| {
+            let report: Option<serde_json::Value> = r.get(3);
+            let report = report.unwrap_or_default();
+            json!({
+                "drilled_at": rfc3339(r.get(0)),
+                "ok": r.get::<_, Option<bool>>(1).unwrap_or(false),
+                "archive": name(r.get(2)),
+                "collections": report["collections"],
+                "records": report["records"],
+            })
+        });
+    json!({ "schedule": schedule, "last": last, "drill": drill })
 }
 
 /// The running release's notes from the CHANGELOG.md compiled in; `null`

@@ -9,6 +9,7 @@
 //! applies retention ([`prune`]).
 
 pub mod copy;
+pub mod drill;
 pub mod prune;
 pub mod scheduler;
 
@@ -290,36 +291,16 @@ async fn write(
     };
     let started = Instant::now();
 
-    // The counts and the dump see one snapshot: the transaction exports it
-    // and stays open until pg_dump is done.
-    let mut snapshot_client = pool.get().await?;
-    let snapshot_tx = snapshot_client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
-    let snapshot: String = snapshot_tx
-        .query_one("SELECT pg_export_snapshot()", &[])
-        .await?
-        .get(0);
-    let counts = record_counts(&snapshot_tx).await?;
-    let summary = {
-        let b = backups.clone();
-        let plain = plain.clone();
-        tokio::task::spawn_blocking(move || {
-            dump::dump_as(
-                &b.role,
-                b.ca_file.as_deref(),
-                &b.binaries,
-                &plain,
-                Some(&snapshot),
-            )
-        })
-        .await
-        .map_err(|e| TakeError::Task(e.to_string()))??
-    };
-    snapshot_tx.commit().await?;
+    let mut client = pool.get().await?;
+    let (summary, counts) = dump_counted(
+        &mut client,
+        &backups.role,
+        backups.ca_file.as_deref(),
+        &backups.binaries,
+        &plain,
+    )
+    .await?;
+    drop(client);
     if encrypted {
         let b = backups.clone();
         let (from, to) = (plain.clone(), partial.clone());
@@ -388,6 +369,44 @@ async fn write(
     })
 }
 
+/// Dumps the database into `out` (as [`dump::dump_as`]) in one snapshot
+/// with every collection's record count in that snapshot: a repeatable-read
+/// transaction exports it and stays open until pg_dump is done.
+pub async fn dump_counted(
+    client: &mut tokio_postgres::Client,
+    role: &tokio_postgres::Config,
+    ca_file: Option<&Path>,
+    binaries: &PgBinaries,
+    out: &Path,
+) -> Result<(dump::Summary, Value), TakeError> {
+    let snapshot_tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let snapshot: String = snapshot_tx
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await?
+        .get(0);
+    let counts = record_counts(&snapshot_tx).await?;
+    let summary = {
+        let (role, ca_file, binaries, out) = (
+            role.clone(),
+            ca_file.map(Path::to_path_buf),
+            binaries.clone(),
+            out.to_path_buf(),
+        );
+        tokio::task::spawn_blocking(move || {
+            dump::dump_as(&role, ca_file.as_deref(), &binaries, &out, Some(&snapshot))
+        })
+        .await
+        .map_err(|e| TakeError::Task(e.to_string()))??
+    };
+    snapshot_tx.commit().await?;
+    Ok((summary, counts))
+}
+
 /// Creates `dir` (0700) when missing, and removes what a run that died
 /// mid-dump left there (the lock says no run is writing now).
 fn prepare_dir(dir: &Path) -> Result<(), TakeError> {
@@ -410,8 +429,8 @@ fn prepare_dir(dir: &Path) -> Result<(), TakeError> {
 }
 
 /// Every collection's record count, by name.
-async fn record_counts(
-    tx: &tokio_postgres::Transaction<'_>,
+pub async fn record_counts<C: tokio_postgres::GenericClient>(
+    tx: &C,
 ) -> Result<Value, tokio_postgres::Error> {
     let mut counts = Map::new();
     for row in tx

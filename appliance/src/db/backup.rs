@@ -309,20 +309,43 @@ pub async fn record(
     started_at: std::time::SystemTime,
     test_restored: bool,
     host: &str,
+    record_counts: &serde_json::Value,
 ) -> Result<Recording, tokio_postgres::Error> {
     let archive = summary.path.display().to_string();
     let bytes = i64::try_from(summary.bytes).unwrap_or(i64::MAX);
     let inserted = client
         .execute(
-            "INSERT INTO backups (started_at, archive, bytes, test_restored, host) \
-             VALUES ($1, $2, $3, $4, $5)",
-            &[&started_at, &archive, &bytes, &test_restored, &host],
+            "INSERT INTO backups (started_at, archive, bytes, test_restored, host, record_counts) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &started_at,
+                &archive,
+                &bytes,
+                &test_restored,
+                &host,
+                record_counts,
+            ],
         )
         .await;
+    use tokio_postgres::error::SqlState;
     match inserted {
         Ok(_) => Ok(Recording::Recorded),
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
-            Ok(Recording::NoTable)
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(Recording::NoTable),
+        // A schema from before the counts (V13): the upgrade tool's backup,
+        // taken by the new binary before it migrates.
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_COLUMN) => {
+            match client
+                .execute(
+                    "INSERT INTO backups (started_at, archive, bytes, test_restored, host) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[&started_at, &archive, &bytes, &test_restored, &host],
+                )
+                .await
+            {
+                Ok(_) => Ok(Recording::Recorded),
+                Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(Recording::NoTable),
+                Err(e) => Err(e),
+            }
         }
         Err(e) => Err(e),
     }

@@ -61,6 +61,31 @@ pub async fn watch(pool: deadpool_postgres::Pool, metrics: Arc<Metrics>, timeout
             metrics.backup_last_success.set(at);
             metrics.backup_last_size.set(bytes);
         }
+        // The newest restore drill (absent before migration V13).
+        let last_drill = tokio::time::timeout(timeout, async {
+            let client = pool.get().await.ok()?;
+            let row = client
+                .query_opt(
+                    "SELECT extract(epoch FROM drilled_at)::float8, drill_ok FROM backups \
+                     WHERE drilled_at IS NOT NULL ORDER BY drilled_at DESC LIMIT 1",
+                    &[],
+                )
+                .await
+                .ok()?;
+            Some(row.map_or((0.0, false), |r| {
+                (
+                    r.get::<_, f64>(0),
+                    r.get::<_, Option<bool>>(1).unwrap_or(false),
+                )
+            }))
+        })
+        .await
+        .ok()
+        .flatten();
+        if let Some((at, ok)) = last_drill {
+            metrics.backup_last_drill.set(at);
+            metrics.backup_last_drill_success.set(i64::from(ok));
+        }
         let started = Instant::now();
         let outcome = tokio::time::timeout(timeout, async {
             let client = pool

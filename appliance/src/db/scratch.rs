@@ -1,7 +1,8 @@
 //! Scratch databases beside the live one: a `pg_dump` archive restored into
 //! a new database, used, and dropped. `migrate --rehearse` runs migrations
-//! on such a copy; `backup --test-restore` proves a backup restores. The
-//! live database is never written.
+//! on such a copy; `backup --test-restore` proves a backup restores; `backup
+//! drill` restores the newest backup and checks it. The live database is
+//! never written.
 
 use std::path::Path;
 use std::time::Instant;
@@ -20,6 +21,7 @@ use super::{describe_pg_error, Connections, DbError};
 pub enum Use {
     Rehearsal,
     RestoreCheck,
+    Drill,
 }
 
 impl Use {
@@ -27,6 +29,7 @@ impl Use {
         match self {
             Use::Rehearsal => "mogothrow77_rehearsal_",
             Use::RestoreCheck => "mogothrow77_restore_check_",
+            Use::Drill => "mogothrow77_drill_",
         }
     }
 }
@@ -40,8 +43,8 @@ pub enum ScratchError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(
-        "another rehearsal or backup test restore is running on this database; wait until it \
-         has finished"
+        "another rehearsal, backup test restore or drill is running on this database; wait \
+         until it has finished"
     )]
     Busy,
     #[error(
@@ -93,8 +96,8 @@ pub struct Scratch<'a> {
     place: Place<'a>,
     connections: &'a Connections,
     pub name: String,
-    /// `<prefix><oid>_` of both uses: the names this appliance's copies have.
-    own: [String; 2],
+    /// `<prefix><oid>_` of every use: the names this appliance's copies have.
+    own: [String; 3],
     /// Leftovers that could not be dropped, or this copy.
     pub warnings: Vec<String>,
 }
@@ -125,7 +128,8 @@ impl<'a> Scratch<'a> {
             .await
             .map_err(db_err("reading the database's oid"))?
             .get(0);
-        let own = [Use::Rehearsal, Use::RestoreCheck].map(|u| format!("{}{oid}_", u.prefix()));
+        let own = [Use::Rehearsal, Use::RestoreCheck, Use::Drill]
+            .map(|u| format!("{}{oid}_", u.prefix()));
         let mut scratch = Scratch {
             live,
             place,
@@ -137,8 +141,9 @@ impl<'a> Scratch<'a> {
         let leftovers = live
             .query(
                 "SELECT datname FROM pg_database \
-                 WHERE starts_with(datname, $1) OR starts_with(datname, $2)",
-                &[&scratch.own[0], &scratch.own[1]],
+                 WHERE starts_with(datname, $1) OR starts_with(datname, $2) \
+                    OR starts_with(datname, $3)",
+                &[&scratch.own[0], &scratch.own[1], &scratch.own[2]],
             )
             .await
             .map_err(db_err("listing scratch databases"))?;

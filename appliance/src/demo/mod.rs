@@ -34,13 +34,8 @@ const USERS: [(&str, Role); 4] = [
 ];
 
 pub async fn run(settings: Settings, command: DemoCommand) -> Exit {
-    let actor = format!(
-        "cli:{}@{}",
-        crate::privileges::invoking_user(),
-        crate::privileges::host_name()
-    );
     let ctx = audit::Context {
-        actor: crate::identity::printable(&actor, 128),
+        actor: crate::startup::cli_actor(),
         ..Default::default()
     };
     let base_url = settings.console_url(settings.listen.port());

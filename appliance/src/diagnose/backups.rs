@@ -172,3 +172,89 @@ pub async fn check(client: &Client, settings: &Settings, runbooks: &Runbooks) ->
     }
     Check::pass(NAME, value)
 }
+
+pub const DRILL_NAME: &str = "restore drill";
+/// A drill older than this warns: drills are proof, and proof ages.
+const DRILL_WARN_AGE: std::time::Duration = std::time::Duration::from_secs(8 * 24 * 3600);
+
+/// The newest restore drill: never run warns, failed fails, older than a
+/// week and a day warns.
+pub async fn drill(client: &Client, runbooks: &Runbooks) -> Check {
+    const DRILL_PAGE: &str = "operations.md#restore-drills";
+    let row = client
+        .query_opt(
+            "SELECT drilled_at, drill_ok, drill_report, archive FROM backups \
+             WHERE drilled_at IS NOT NULL ORDER BY drilled_at DESC LIMIT 1",
+            &[],
+        )
+        .await;
+    let row = match row {
+        Ok(row) => row,
+        Err(e)
+            if matches!(
+                e.code(),
+                Some(&SqlState::UNDEFINED_TABLE | &SqlState::UNDEFINED_COLUMN)
+            ) =>
+        {
+            return Check::skip(DRILL_NAME, "the schema predates restore drills (migrate)")
+        }
+        Err(e) => {
+            return Check::fail(
+                DRILL_NAME,
+                describe_pg_error(&e),
+                runbooks.fix(
+                    "the database answered with an error: see its log",
+                    DRILL_PAGE,
+                ),
+            )
+        }
+    };
+    let Some(row) = row else {
+        return Check::warn(
+            DRILL_NAME,
+            "no backup was ever restored to prove it",
+            runbooks.fix(
+                "run `mogothrow77 backup drill` (weekly, from a timer)",
+                DRILL_PAGE,
+            ),
+        );
+    };
+    let (at, ok, report, archive): (
+        std::time::SystemTime,
+        Option<bool>,
+        Option<serde_json::Value>,
+        String,
+    ) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    let age = std::time::SystemTime::now()
+        .duration_since(at)
+        .unwrap_or_default();
+    let report = report.unwrap_or_default();
+    let value = format!(
+        "{:.1} days ago: {archive} restored, {} collection(s), {} records, audit chain of {} entries",
+        age.as_secs_f64() / 86_400.0,
+        report["collections"],
+        report["records"],
+        report["audit_entries"]
+    );
+    if ok != Some(true) {
+        return Check::fail(
+            DRILL_NAME,
+            format!(
+                "{value}; it FAILED: mismatches {}, audit problems {}",
+                report["mismatches"], report["audit_problems"]
+            ),
+            runbooks.fix(
+                "the backup does not restore to what was recorded: take a new backup and drill it",
+                DRILL_PAGE,
+            ),
+        );
+    }
+    if age > DRILL_WARN_AGE {
+        return Check::warn(
+            DRILL_NAME,
+            value,
+            runbooks.fix("drill again: `mogothrow77 backup drill`", DRILL_PAGE),
+        );
+    }
+    Check::pass(DRILL_NAME, value)
+}

@@ -37,6 +37,7 @@ pub async fn checks(settings: &Settings, runbooks: &Runbooks) -> Vec<Check> {
             "cache notifications",
             "last backup",
             super::backups::NAME,
+            super::backups::DRILL_NAME,
             "audit chain",
             "audit forwarding",
         ]
@@ -82,6 +83,7 @@ pub async fn checks(settings: &Settings, runbooks: &Runbooks) -> Vec<Check> {
     checks.push(notifications(&database.connections, runbooks).await);
     checks.push(last_backup(&client, runbooks).await);
     checks.push(super::backups::check(&client, settings, runbooks).await);
+    checks.push(super::backups::drill(&client, runbooks).await);
     checks.push(audit_chain(&client, runbooks).await);
     checks.push(forwarding(&client, settings, runbooks).await);
     drop(client);

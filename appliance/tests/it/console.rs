@@ -138,6 +138,9 @@ async fn console_flow() {
         .await;
     b.wait_text("#system-schema", "compatible").await;
     b.wait_text("#system-docs", "Monitoring: metrics").await;
+    // Nothing scheduled or drilled on a new installation, and it says so.
+    b.wait_text("#backup-schedule", "taken only by hand").await;
+    b.wait_text("#backup-drill", "never run").await;
     // The running release's notes, from the CHANGELOG.md compiled in.
     b.wait_text(
         "#release-notes",

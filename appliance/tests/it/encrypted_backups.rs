@@ -233,4 +233,23 @@ async fn scheduled_backups_are_encrypted_and_never_leave_plaintext() {
         .arg(&plain)
         .arg(&archive));
     assert!(std::fs::read(&plain).expect("plain").starts_with(b"PGDMP"));
+
+    // A drill of the encrypted backup needs its key, and passes with it.
+    let refused = site.config.run(&["backup", "drill"]);
+    assert_eq!(refused.code(), Some(1), "{}", refused.all());
+    assert!(refused.stderr.contains("--identity"), "{}", refused.stderr);
+    let drilled = site
+        .config
+        .run(&["backup", "drill", "--identity", key.to_str().expect("path")]);
+    assert_eq!(drilled.code(), Some(0), "{}", drilled.all());
+    assert!(
+        drilled.stdout.contains(", encrypted") && drilled.stdout.contains("drill passed"),
+        "{}",
+        drilled.stdout
+    );
+    assert_eq!(
+        work_files(&site.config),
+        Vec::<String>::new(),
+        "the decrypted copy is gone"
+    );
 }

@@ -8,6 +8,7 @@ mod audit_forwarding;
 mod audit_log;
 mod authz_matrix;
 mod backup;
+mod backup_drills;
 mod break_glass;
 mod caches;
 mod config_errors;

@@ -1,0 +1,270 @@
+//! `mogothrow77 backup drill`: the newest backup that recorded its record
+//! counts is restored into a scratch database beside the live one (decrypted
+//! first when it is age-encrypted), every collection's record count is
+//! compared with the count recorded in the dump's snapshot, the restored
+//! audit log's chain is verified, and the copy is dropped. The outcome is
+//! kept with the backup (`drilled_at`, `drill_ok`, `drill_report`) for
+//! `diagnose`, the metrics and the console, and audited.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use serde_json::{json, Value};
+use tokio_postgres::error::SqlState;
+
+use crate::age::Identity;
+use crate::audit;
+use crate::db::managed::PgBinaries;
+use crate::db::scratch::{Place, Scratch, ScratchError, Use};
+use crate::db::{describe_pg_error, Connections};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    #[error(
+        "no backup to drill: none recorded its record counts yet (scheduled backups and \
+         `mogothrow77 backup --out FILE` do)"
+    )]
+    NoBackup,
+    #[error(
+        "the newest backup {0} is not on this host's disk (moved, deleted, or written by another \
+         replica): restore access to it, or take a new backup"
+    )]
+    Missing(String),
+    #[error("{0} is encrypted (age): give the private key that opens it with --identity KEYFILE")]
+    NeedsKey(String),
+    #[error("cannot decrypt {path}: {reason}")]
+    Decrypt { path: String, reason: String },
+    #[error(transparent)]
+    Scratch(#[from] ScratchError),
+    #[error("{0}")]
+    Db(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<tokio_postgres::Error> for DrillError {
+    fn from(e: tokio_postgres::Error) -> DrillError {
+        DrillError::Db(describe_pg_error(&e))
+    }
+}
+
+/// One collection's count: recorded at the dump, found in the restored copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Count {
+    pub collection: String,
+    pub recorded: Option<i64>,
+    pub restored: Option<i64>,
+}
+
+impl Count {
+    pub fn matches(&self) -> bool {
+        self.recorded.is_some() && self.recorded == self.restored
+    }
+}
+
+/// What a drill found.
+#[derive(Debug)]
+pub struct Drilled {
+    pub backup_id: i64,
+    pub archive: String,
+    pub taken_at: SystemTime,
+    pub encrypted: bool,
+    pub counts: Vec<Count>,
+    pub audit_entries: i64,
+    pub audit_problems: Vec<String>,
+    pub seconds: f64,
+    pub warnings: Vec<String>,
+}
+
+impl Drilled {
+    pub fn ok(&self) -> bool {
+        self.counts.iter().all(Count::matches) && self.audit_problems.is_empty()
+    }
+
+    /// What is kept with the backup and put in the audit entry.
+    pub fn report(&self) -> Value {
+        json!({
+            "archive": self.archive,
+            "encrypted": self.encrypted,
+            "ok": self.ok(),
+            "seconds": self.seconds,
+            "collections": self.counts.len(),
+            "records": self.counts.iter().filter_map(|c| c.restored).sum::<i64>(),
+            "mismatches": self.counts.iter().filter(|c| !c.matches()).map(|c| json!({
+                "collection": c.collection, "recorded": c.recorded, "restored": c.restored,
+            })).collect::<Vec<_>>(),
+            "audit_entries": self.audit_entries,
+            "audit_problems": self.audit_problems,
+        })
+    }
+}
+
+/// The newest backup with recorded counts: id, archive, counts, when.
+async fn newest(
+    client: &tokio_postgres::Client,
+) -> Result<(i64, String, Value, SystemTime), DrillError> {
+    let row = client
+        .query_opt(
+            "SELECT id, archive, record_counts, finished_at FROM backups \
+             WHERE record_counts IS NOT NULL AND pruned_at IS NULL \
+             ORDER BY finished_at DESC, id DESC LIMIT 1",
+            &[],
+        )
+        .await;
+    match row {
+        Ok(Some(r)) => Ok((r.get(0), r.get(1), r.get(2), r.get(3))),
+        Ok(None) => Err(DrillError::NoBackup),
+        Err(e)
+            if matches!(
+                e.code(),
+                Some(&SqlState::UNDEFINED_TABLE | &SqlState::UNDEFINED_COLUMN)
+            ) =>
+        {
+            Err(DrillError::NoBackup)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A decrypted copy under the work directory, removed when dropped.
+struct Decrypted(PathBuf);
+
+impl Drop for Decrypted {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs the drill (nothing of the live database changes; see [`record`]).
+pub async fn run(
+    connections: &Connections,
+    place: Place<'_>,
+    binaries: &PgBinaries,
+    ca_file: Option<&Path>,
+    identities: Option<&[Identity]>,
+    work_dir: &Path,
+) -> Result<Drilled, DrillError> {
+    let started = Instant::now();
+    let live = connections
+        .connect_owner()
+        .await
+        .map_err(|e| DrillError::Db(e.to_string()))?;
+    let (backup_id, archive, recorded, taken_at) = newest(&live).await?;
+    let path = PathBuf::from(&archive);
+    if !path.is_file() {
+        return Err(DrillError::Missing(archive));
+    }
+    let encrypted = crate::age::is_age_file(&path)
+        .map_err(|e| DrillError::Io(format!("cannot read {archive}: {e}")))?;
+    // Where a decrypted copy goes, and whose disk must hold the restored
+    // copy in managed mode.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(work_dir)
+        .map_err(|e| DrillError::Io(format!("cannot create {}: {e}", work_dir.display())))?;
+    let mut _decrypted = None;
+    let dump = if encrypted {
+        let identities = identities.ok_or_else(|| DrillError::NeedsKey(archive.clone()))?;
+        let plain = work_dir.join(format!("drill-{}.dump", std::process::id()));
+        let _ = std::fs::remove_file(&plain);
+        let (from, to, ids) = (path.clone(), plain.clone(), identities);
+        crate::age::decrypt_file(&from, &to, ids).map_err(|e| DrillError::Decrypt {
+            path: archive.clone(),
+            reason: e.to_string(),
+        })?;
+        _decrypted = Some(Decrypted(plain.clone()));
+        plain
+    } else {
+        path
+    };
+    let scratch = Scratch::begin(&live, place, connections, Use::Drill).await?;
+    let outcome = async {
+        let bytes = scratch.live_bytes().await?;
+        scratch.check_space(work_dir, bytes, false)?;
+        scratch.restore(binaries, ca_file, &dump).await?;
+        let copy = scratch.connect().await?;
+        let restored = super::record_counts(&copy).await?;
+        let verified = audit::verify(&copy)
+            .await
+            .map_err(|e| DrillError::Db(e.to_string()))?;
+        Ok::<_, DrillError>((restored, verified))
+    }
+    .await;
+    let warnings = scratch.finish().await;
+    let (restored, verified) = outcome?;
+    let mut names: Vec<String> = recorded
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k.clone())
+        .chain(
+            restored
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.clone()),
+        )
+        .collect();
+    names.sort();
+    names.dedup();
+    let counts = names
+        .into_iter()
+        .map(|collection| Count {
+            recorded: recorded.get(&collection).and_then(Value::as_i64),
+            restored: restored.get(&collection).and_then(Value::as_i64),
+            collection,
+        })
+        .collect();
+    Ok(Drilled {
+        backup_id,
+        archive,
+        taken_at,
+        encrypted,
+        counts,
+        audit_entries: verified.entries,
+        audit_problems: verified.problems.iter().map(ToString::to_string).collect(),
+        seconds: started.elapsed().as_secs_f64(),
+        warnings,
+    })
+}
+
+/// Keeps the outcome with the backup and audits it (`backup.drill`), in
+/// one transaction on the live database. A drill that could not run
+/// (`Err`) is audited as a failure.
+pub async fn record(
+    client: &mut tokio_postgres::Client,
+    ctx: &audit::Context,
+    outcome: &Result<Drilled, DrillError>,
+) -> Result<(), DrillError> {
+    let tx = client.transaction().await?;
+    let event = match outcome {
+        Ok(drilled) => {
+            let report = drilled.report();
+            tx.execute(
+                "UPDATE backups SET drilled_at = now(), drill_ok = $2, drill_report = $3 \
+                 WHERE id = $1",
+                &[&drilled.backup_id, &drilled.ok(), &report],
+            )
+            .await?;
+            audit::Event::new(
+                "backup.drill",
+                &drilled.archive,
+                if drilled.ok() {
+                    audit::Outcome::Success
+                } else {
+                    audit::Outcome::Failure
+                },
+            )
+            .details(report)
+        }
+        Err(e) => audit::Event::new("backup.drill", "", audit::Outcome::Failure)
+            .details(json!({ "error": e.to_string() })),
+    };
+    audit::append(&tx, ctx, &event)
+        .await
+        .map_err(|e| DrillError::Db(e.to_string()))?;
+    tx.commit().await?;
+    Ok(())
+}
