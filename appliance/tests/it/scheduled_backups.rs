@@ -404,3 +404,127 @@ async fn a_kill_during_the_dump_leaves_no_archive_counted_as_good() {
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(names[0].ends_with(".dump"), "{names:?}");
 }
+
+/// Mounts a tmpfs of `bytes` at `dir` for the life of the value.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, bytes: u64) -> SmallDisk {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={bytes},mode=0700"))
+            .arg("tmpfs")
+            .arg(dir)
+            .status()
+            .expect("mount");
+        assert!(status.success(), "mount tmpfs at {}", dir.display());
+        give_to_service_user(dir);
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_fails_the_run_cleanly_and_keeps_the_last_good_backup() {
+    if !crate::harness::is_root() {
+        eprintln!("skipped: mounting a small file system needs root (CI runs it as root)");
+        return;
+    }
+    let tmp = open_tempdir();
+    let dir = tmp.path().join("backups");
+    // Room for one archive and a half: the first scheduled backup fits,
+    // the second runs out of space part-way.
+    let db = crate::harness::pg::shared().create_database().await;
+    let probe =
+        crate::harness::app::AppConfig::external(&crate::harness::pg::shared().dsn(&db), "");
+    assert_eq!(probe.run(&["migrate"]).code(), Some(0));
+    let sized = probe.state_dir().join("size.dump");
+    assert_eq!(
+        probe
+            .run(&["backup", "--out", sized.to_str().expect("path")])
+            .code(),
+        Some(0)
+    );
+    let one = std::fs::metadata(&sized).expect("size").len();
+    let _disk = SmallDisk::mount(&dir, one * 3 / 2 + 4096);
+    let site = Site::start_with(&format!(
+        "[backup]\nschedule = \"every 10s\"\nkeep = 1\ndir = \"{}\"\n",
+        dir.display()
+    ))
+    .await;
+    let sql = site.sql().await;
+    let first: String = wait_for("the first backup", Duration::from_secs(60), async || {
+        sql.query_opt(
+            "SELECT archive FROM backups WHERE scheduled_for IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("backups")
+        .map(|r| r.get(0))
+    })
+    .await;
+    let good = std::fs::read(&first).expect("first archive");
+    let error: String = wait_for("a failed run", Duration::from_secs(60), async || {
+        sql.query_opt(
+            "SELECT details::jsonb->>'error' FROM audit_log \
+             WHERE action = 'backup.create' AND outcome = 'failure' LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("audit")
+        .map(|r| r.get(0))
+    })
+    .await;
+    assert!(
+        error.contains("No space left") || error.contains("could not write"),
+        "{error}"
+    );
+    // The failed run left nothing behind and took nothing away.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        vec![PathBuf::from(&first)
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned()]
+    );
+    assert_eq!(std::fs::read(&first).expect("still there"), good);
+    let recorded: i64 = sql
+        .query_one("SELECT count(*) FROM backups WHERE pruned_at IS NULL", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(recorded, 1);
+    let job_error: String = wait_for("the job's error", Duration::from_secs(10), async || {
+        sql.query_opt(
+            "SELECT last_error FROM jobs WHERE kind = 'backup' AND last_error IS NOT NULL LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("jobs")
+        .map(|r| r.get(0))
+    })
+    .await;
+    assert!(job_error.contains("pg_dump failed"), "{job_error}");
+    let report = site.config.run(&["diagnose"]);
+    assert!(
+        report
+            .stdout
+            .lines()
+            .any(|l| l.contains("backup schedule") && l.contains("failed and is retried")),
+        "{}",
+        report.stdout
+    );
+    drop(site);
+}
