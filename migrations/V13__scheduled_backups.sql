@@ -1,14 +1,16 @@
 -- kind: expand
--- Scheduled backups (`[backup]`): each schedule slot is taken by one job
--- (any replica may enqueue it; the primary key lets only the first), and a
+-- Scheduled backups and drills (`[backup]`): each schedule slot is taken by
+-- one job (any replica may enqueue it; the primary key lets only the first), and a
 -- backup remembers its slot, the record count of every collection in the
 -- dump's own snapshot, the archive's SHA-256, where its copies went, when
 -- pruning removed its archive, and its newest restore drill (`backup
 -- drill`). Older binaries never read these.
 CREATE TABLE backup_slots (
-    slot      timestamptz PRIMARY KEY,
+    kind      text NOT NULL CHECK (kind IN ('backup', 'drill')),
+    slot      timestamptz NOT NULL,
     job_id    bigint NOT NULL,
-    queued_at timestamptz NOT NULL DEFAULT now()
+    queued_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, slot)
 );
 ALTER TABLE backups
     ADD COLUMN scheduled_for timestamptz,

@@ -439,7 +439,7 @@ async function systemView(main) {
       row('system-database', 'PostgreSQL', `${system.database.reachable ? 'reachable' : 'unreachable'}, version ${system.database.postgresql_version}`),
       row('system-instance', 'Instance id', system.instance_id))));
   // Backups: what an auditor asks first (docs/operations.md#backups).
-  const backups = system.backups || { schedule: null, last: null, drill: null };
+  const backups = system.backups || { schedule: null, drill_schedule: null, last: null, drill: null };
   const when = (stamp) => new Date(stamp).toLocaleString();
   const size = (bytes) => (bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${bytes} bytes`);
   append(main, h('section', { 'aria-labelledby': 'backups-heading', id: 'backups' },
@@ -451,7 +451,8 @@ async function systemView(main) {
         : 'none recorded'),
       row('backup-drill', 'Restore drill', backups.drill
         ? `${backups.drill.ok ? 'passed' : 'FAILED'} ${when(backups.drill.drilled_at)}: ${backups.drill.archive} restored, ${backups.drill.collections} collection(s), ${backups.drill.records} records`
-        : 'never run (mogothrow77 backup drill)'))));
+        : 'never run (mogothrow77 backup drill)'),
+      row('backup-drill-schedule', 'Drill schedule', backups.drill_schedule || 'none: drills run only when started (backup.drill_schedule)'))));
   // The running release's notes (CHANGELOG.md, compiled in).
   const notes = system.release_notes;
   append(main, h('section', { 'aria-labelledby': 'release-notes-heading', id: 'release-notes' },

@@ -74,8 +74,10 @@ pub struct Shared {
     pub allowed_hosts: crate::http::host::AllowedHosts,
     /// Record queries running per caller (`api.max_concurrent_queries`).
     pub queries: Arc<crate::http::query_limit::QueryLimiter>,
-    /// `backup.schedule` as the system page shows it; `None`: unscheduled.
+    /// `backup.schedule` and `backup.drill_schedule` as the system page
+    /// shows them; `None`: unscheduled.
     pub backup_schedule: Option<String>,
+    pub drill_schedule: Option<String>,
 }
 
 /// The replica's caches, kept true by the notifications `crate::listen`

@@ -273,6 +273,7 @@ async fn serve_with_database(
         )),
         allowed_hosts: allowed_hosts(config),
         backup_schedule: settings.backup.schedule.map(|s| s.to_string()),
+        drill_schedule: settings.backup.drill_schedule.map(|s| s.to_string()),
         queries: crate::http::query_limit::QueryLimiter::new(
             config.api.max_concurrent_queries as usize,
         ),
@@ -313,11 +314,15 @@ async fn serve_with_database(
     let backups = crate::backups::Backups::for_settings(settings, connections)
         .map_err(|e| StartError::Other(format!("backup.schedule is set, but {e}")))?
         .map(Arc::new);
+    let drills = crate::backups::drill::Drills::for_settings(settings, connections)
+        .map_err(|e| StartError::Other(format!("backup.drill_schedule is set, but {e}")))?
+        .map(Arc::new);
     let handlers = crate::jobs::handlers(crate::jobs::Services {
         export_retention: Duration::from_secs(config.jobs.export_retention_hours * 3600),
         webhooks: webhooks.clone(),
         email,
         backups,
+        drills,
     });
     let workers = crate::jobs::worker::start(
         pool.clone(),
@@ -387,8 +392,12 @@ async fn serve_with_database(
         Duration::from_secs(config.database.connect_timeout_secs),
     ));
     tokio::spawn(crate::audit::watch(pool.clone()));
+    use crate::backups::scheduler::{self, Planned};
     if let Some(schedule) = settings.backup.schedule {
-        tokio::spawn(crate::backups::scheduler::run(pool.clone(), schedule));
+        tokio::spawn(scheduler::run(pool.clone(), schedule, Planned::Backup));
+    }
+    if let Some(schedule) = settings.backup.drill_schedule {
+        tokio::spawn(scheduler::run(pool.clone(), schedule, Planned::Drill));
     }
     tokio::spawn(housekeeping(pool));
     let drain = server::serve(listener, server_config, app, limits, shutdown).await;

@@ -56,6 +56,7 @@ pub enum AgeError {
 pub struct Recipient([u8; 32]);
 
 /// A private key files are opened with (`AGE-SECRET-KEY-1…`).
+#[derive(Clone)]
 pub struct Identity(Zeroizing<[u8; 32]>);
 
 /// Shows the public key only: the private key is never printed.

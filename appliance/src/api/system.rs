@@ -64,14 +64,23 @@ async fn system(State(state): State<AppState>) -> Result<Json<serde_json::Value>
             "message": schema_message,
         },
         "database": { "reachable": true, "postgresql_version": postgres },
-        "backups": backups(&client, state.backup_schedule.as_deref()).await,
+        "backups": backups(
+            &client,
+            state.backup_schedule.as_deref(),
+            state.drill_schedule.as_deref(),
+        )
+        .await,
         "release_notes": release_notes(),
     })))
 }
 
 /// The schedule, the newest backup and the newest restore drill. Archive
 /// paths are reduced to their file names (where they are stays on the host).
-async fn backups(client: &tokio_postgres::Client, schedule: Option<&str>) -> serde_json::Value {
+async fn backups(
+    client: &tokio_postgres::Client,
+    schedule: Option<&str>,
+    drill_schedule: Option<&str>,
+) -> serde_json::Value {
     let name = |archive: String| {
         std::path::Path::new(&archive)
             .file_name()
@@ -119,7 +128,12 @@ async fn backups(client: &tokio_postgres::Client, schedule: Option<&str>) -> ser
                 "records": report["records"],
             })
         });
-    json!({ "schedule": schedule, "last": last, "drill": drill })
+    json!({
+        "schedule": schedule,
+        "drill_schedule": drill_schedule,
+        "last": last,
+        "drill": drill,
+    })
 }
 
 /// The running release's notes from the CHANGELOG.md compiled in; `null`

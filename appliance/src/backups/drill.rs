@@ -268,3 +268,89 @@ pub async fn record(
     tx.commit().await?;
     Ok(())
 }
+
+/// What a replica needs to run scheduled drills (`backup.drill_schedule`).
+pub struct Drills {
+    pub connections: Connections,
+    pub binaries: PgBinaries,
+    pub ca_file: Option<PathBuf>,
+    /// `backup.age_identity_file`'s keys (for encrypted archives).
+    pub identities: Vec<Identity>,
+    pub work_dir: PathBuf,
+    /// Managed: the state directory and `database.postgres_bin_dir`, to
+    /// reach the running cluster as its superuser for the scratch copy.
+    pub managed: Option<(PathBuf, Option<PathBuf>)>,
+}
+
+impl Drills {
+    /// The settings' scheduled drills; `Ok(None)` without a drill schedule.
+    pub fn for_settings(
+        settings: &crate::config::Settings,
+        connections: &Connections,
+    ) -> Result<Option<Drills>, crate::db::backup::BackupError> {
+        if settings.backup.drill_schedule.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Drills {
+            connections: connections.clone(),
+            binaries: crate::db::backup::binaries_for(settings)?,
+            ca_file: settings.config.database.ca_file.clone(),
+            identities: settings.backup.identities.clone(),
+            work_dir: settings.backup.work_dir.clone(),
+            managed: match &settings.database {
+                crate::config::DatabaseTarget::Managed { bin_dir } => {
+                    Some((settings.config.state_dir.clone(), bin_dir.clone()))
+                }
+                crate::config::DatabaseTarget::External { .. } => None,
+            },
+        }))
+    }
+
+    /// One scheduled drill, run to its end and recorded (actor `system`);
+    /// `Err` when it could not run (it is recorded as failed then too).
+    pub async fn run_scheduled(&self) -> Result<bool, DrillError> {
+        let managed = match &self.managed {
+            Some((state_dir, bin_dir)) => Some(
+                crate::db::managed::ManagedPostgres::prepare(state_dir, bin_dir.as_deref(), 10)
+                    .await
+                    .map_err(|e| DrillError::Db(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let place = match &managed {
+            Some(pg) => Place::Managed(pg),
+            None => Place::External,
+        };
+        let identities = (!self.identities.is_empty()).then_some(&self.identities[..]);
+        let drilled = run(
+            &self.connections,
+            place,
+            &self.binaries,
+            self.ca_file.as_deref(),
+            identities,
+            &self.work_dir,
+        )
+        .await;
+        let mut client = self
+            .connections
+            .connect_app()
+            .await
+            .map_err(|e| DrillError::Db(e.to_string()))?;
+        let ctx = audit::Context {
+            actor: "system".to_string(),
+            ..Default::default()
+        };
+        record(&mut client, &ctx, &drilled).await?;
+        match drilled {
+            Ok(d) => {
+                if d.ok() {
+                    tracing::info!(archive = %d.archive, seconds = d.seconds, "scheduled restore drill passed");
+                } else {
+                    tracing::error!(archive = %d.archive, report = %d.report(), "scheduled restore drill FAILED");
+                }
+                Ok(d.ok())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -90,6 +90,8 @@ mod tests {
             hook: None,
             hook_timeout: Duration::from_secs(1),
             recipients: Vec::new(),
+            drill_schedule: None,
+            identities: Vec::new(),
             work_dir: "/w".into(),
         }
     }

@@ -31,6 +31,11 @@ pub struct BackupConfig {
     /// Public keys (`age1…`, one per line) every backup archive is
     /// encrypted to, in the age format.
     pub age_recipients_file: Option<PathBuf>,
+    /// When restore drills run by themselves (same forms as `schedule`).
+    pub drill_schedule: Option<String>,
+    /// A private key (`age-keygen`'s file) for scheduled drills of
+    /// encrypted backups; nothing else reads it.
+    pub age_identity_file: Option<PathBuf>,
 }
 
 impl Default for BackupConfig {
@@ -44,6 +49,8 @@ impl Default for BackupConfig {
             hook: None,
             hook_timeout_secs: 3600,
             age_recipients_file: None,
+            drill_schedule: None,
+            age_identity_file: None,
         }
     }
 }
@@ -61,6 +68,11 @@ pub struct BackupPolicy {
     /// Who archives are encrypted to (`backup.age_recipients_file`);
     /// empty: archives are not encrypted.
     pub recipients: Vec<crate::age::Recipient>,
+    /// When drills run by themselves (`backup.drill_schedule`).
+    pub drill_schedule: Option<Schedule>,
+    /// The keys scheduled drills open encrypted archives with
+    /// (`backup.age_identity_file`).
+    pub identities: Vec<crate::age::Identity>,
     /// Where a plaintext archive is written before it is encrypted:
     /// `<state_dir>/backups/work`, beside the database it came from.
     pub work_dir: PathBuf,
@@ -83,20 +95,22 @@ pub fn check(
     state_dir: &Path,
     problem: &mut impl FnMut(&str, String),
 ) -> BackupPolicy {
-    let schedule = c
-        .schedule
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .and_then(|text| match Schedule::parse(text) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                problem("backup.schedule", e.to_string());
-                None
-            }
-        });
+    let mut parse_schedule = |key: &str, text: Option<&str>| {
+        text.map(str::trim)
+            .filter(|s| !s.is_empty())
+            .and_then(|text| match Schedule::parse(text) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problem(key, e.to_string());
+                    None
+                }
+            })
+    };
+    let schedule = parse_schedule("backup.schedule", c.schedule.as_deref());
+    let drill_schedule = parse_schedule("backup.drill_schedule", c.drill_schedule.as_deref());
     for (key, path) in [
         ("backup.age_recipients_file", &c.age_recipients_file),
+        ("backup.age_identity_file", &c.age_identity_file),
         ("backup.dir", &c.dir),
         ("backup.copy_to", &c.copy_to),
         ("backup.hook", &c.hook),
@@ -158,8 +172,57 @@ pub fn check(
             }
         },
     };
+    let identities = match &c.age_identity_file {
+        None => Vec::new(),
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => match crate::age::identities_from(&text) {
+                Ok(ids) => ids,
+                Err(e) => {
+                    problem(
+                        "backup.age_identity_file",
+                        format!("{}: {e}", path.display()),
+                    );
+                    Vec::new()
+                }
+            },
+            Err(e) => {
+                problem(
+                    "backup.age_identity_file",
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                Vec::new()
+            }
+        },
+    };
+    if !identities.is_empty()
+        && !recipients.is_empty()
+        && !identities
+            .iter()
+            .any(|i| recipients.contains(&i.recipient()))
+    {
+        problem(
+            "backup.age_identity_file",
+            "none of its keys opens the archives: its public key is not in \
+             backup.age_recipients_file"
+                .to_string(),
+        );
+    }
+    if drill_schedule.is_some()
+        && !recipients.is_empty()
+        && identities.is_empty()
+        && c.age_identity_file.is_none()
+    {
+        problem(
+            "backup.drill_schedule",
+            "the archives are encrypted (backup.age_recipients_file): scheduled drills need \
+             a private key in backup.age_identity_file"
+                .to_string(),
+        );
+    }
     BackupPolicy {
         schedule,
+        drill_schedule,
+        identities,
         dir: c.dir.clone().unwrap_or_else(|| default_dir(state_dir)),
         keep: c.keep,
         keep_days: c.keep_days,

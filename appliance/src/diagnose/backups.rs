@@ -58,7 +58,8 @@ pub async fn check(client: &Client, settings: &Settings, runbooks: &Runbooks) ->
     let newest = client
         .query_opt(
             "SELECT j.state, j.attempts, j.last_error FROM backup_slots s \
-               LEFT JOIN jobs j ON j.id = s.job_id ORDER BY s.slot DESC LIMIT 1",
+               LEFT JOIN jobs j ON j.id = s.job_id WHERE s.kind = 'backup' \
+              ORDER BY s.slot DESC LIMIT 1",
             &[],
         )
         .await;

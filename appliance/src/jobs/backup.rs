@@ -14,6 +14,32 @@ use crate::queue::JobError;
 /// How often an attempt looks again while another run holds the lock.
 const BUSY_WAIT: Duration = Duration::from_secs(2);
 
+/// Scheduled restore drills (`backup.drill_schedule`); `None` on a replica
+/// without one. The drill runs apart from the job (a lost lease does not
+/// stop it); one that found a mismatch ends the job well — the outcome is
+/// recorded and alerted on — one that could not run is retried.
+pub struct DrillHandler(pub Option<Arc<crate::backups::drill::Drills>>);
+
+impl Handler for DrillHandler {
+    fn run<'a>(&'a self, _ctx: &'a JobCtx) -> JobRun<'a> {
+        Box::pin(async move {
+            let Some(drills) = &self.0 else {
+                return Err(JobError::Permanent(
+                    "this replica has no backup.drill_schedule: give every replica the same \
+                     [backup] section"
+                        .to_string(),
+                ));
+            };
+            let drills = drills.clone();
+            match tokio::spawn(async move { drills.run_scheduled().await }).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(JobError::Transient(e.to_string())),
+                Err(e) => Err(JobError::Transient(format!("the drill stopped: {e}"))),
+            }
+        })
+    }
+}
+
 /// `None` on a replica without `[backup]` settings.
 pub struct BackupHandler(pub Option<Arc<Backups>>);
 

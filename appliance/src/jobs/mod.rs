@@ -46,6 +46,8 @@ pub struct Services {
     pub email: Option<Arc<crate::mail::Email>>,
     /// Scheduled backups, when `backup.schedule` is set.
     pub backups: Option<Arc<crate::backups::Backups>>,
+    /// Scheduled restore drills, when `backup.drill_schedule` is set.
+    pub drills: Option<Arc<crate::backups::drill::Drills>>,
 }
 
 /// The handler of every kind of job this server runs.
@@ -58,6 +60,10 @@ pub fn handlers(services: Services) -> Registry {
         .with(
             Kind::Backup,
             backup::BackupHandler(services.backups.clone()),
+        )
+        .with(
+            Kind::BackupDrill,
+            backup::DrillHandler(services.drills.clone()),
         )
         .with(Kind::Email, email::EmailHandler(services))
 }
@@ -85,6 +91,7 @@ mod tests {
             }),
             email: None,
             backups: None,
+            drills: None,
         });
         for kind in Kind::ALL {
             assert!(registry.get(kind).is_some(), "{kind:?} has no handler");

@@ -16,15 +16,18 @@ pub enum Kind {
     Email,
     /// A scheduled backup ([`backup`]).
     Backup,
+    /// A scheduled restore drill ([`backup`]).
+    BackupDrill,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Export,
         Kind::Webhook,
         Kind::Import,
         Kind::Email,
         Kind::Backup,
+        Kind::BackupDrill,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +37,7 @@ impl Kind {
             Kind::Import => "import",
             Kind::Email => "email",
             Kind::Backup => "backup",
+            Kind::BackupDrill => "backup_drill",
         }
     }
 
@@ -51,6 +55,7 @@ impl Kind {
             Kind::Import => 4,
             Kind::Email => 8,
             Kind::Backup => 3,
+            Kind::BackupDrill => 2,
         }
     }
 
@@ -65,7 +70,7 @@ impl Kind {
             // 10 s, 20 s, … 10 min: eight attempts span about half an hour.
             Kind::Email => (Duration::from_secs(10), Duration::from_secs(600)),
             // A disk that filled up or a database away: a minute, then two.
-            Kind::Backup => (Duration::from_secs(60), Duration::from_secs(600)),
+            Kind::Backup | Kind::BackupDrill => (Duration::from_secs(60), Duration::from_secs(600)),
         };
         let factor = 2u32.saturating_pow(n.clamp(1, 20) as u32 - 1);
         base.saturating_mul(factor).min(cap)

@@ -178,3 +178,56 @@ async fn audit_verify_checks_another_database_by_name() {
         absent.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drills_run_by_themselves_on_their_schedule() {
+    let site =
+        Site::start_with("[backup]\nschedule = \"every 1h\"\ndrill_schedule = \"every 10s\"\n")
+            .await;
+    let sql = site.sql().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let passed: i64 = sql
+            .query_one(
+                "SELECT count(*) FROM audit_log \
+                 WHERE action = 'backup.drill' AND outcome = 'success' AND actor = 'system'",
+                &[],
+            )
+            .await
+            .expect("audit")
+            .get(0);
+        if passed > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled drill passed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let ok: Option<bool> = sql
+        .query_one(
+            "SELECT drill_ok FROM backups WHERE drilled_at IS NOT NULL ORDER BY drilled_at DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("drill")
+        .get(0);
+    assert_eq!(ok, Some(true));
+    let jobs: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM jobs WHERE kind = 'backup_drill' AND state = 'succeeded'",
+            &[],
+        )
+        .await
+        .expect("jobs")
+        .get(0);
+    assert!(jobs >= 1);
+    let system = site.admin.get("/api/v1/system").await;
+    assert_eq!(
+        system.json()["backups"]["drill_schedule"],
+        "every 10s",
+        "{}",
+        system.body
+    );
+}

@@ -189,3 +189,51 @@ fn a_backup_recipients_file_without_usable_keys_is_refused() {
         out.stderr
     );
 }
+
+#[test]
+fn scheduled_drills_of_encrypted_backups_need_a_matching_private_key() {
+    let keys = AppConfig::new("");
+    let mut public = Vec::new();
+    let mut secret = Vec::new();
+    for _ in 0..2 {
+        let id = mogothrow77::age::Identity::generate().expect("key");
+        public.push(id.recipient().to_string());
+        secret.push(id.to_secret_string().to_string());
+    }
+    let recipients = keys.path("recipients.txt");
+    std::fs::write(&recipients, format!("{}\n", public[0])).expect("write");
+    let config = AppConfig::new(&format!(
+        "[backup]\nage_recipients_file = \"{}\"\ndrill_schedule = \"daily 03:00\"\n",
+        recipients.display()
+    ));
+    let out = config.run(&["check"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+    assert!(
+        out.stderr.contains("`backup.drill_schedule`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("backup.age_identity_file"),
+        "{}",
+        out.stderr
+    );
+
+    // A key that opens nothing the appliance writes.
+    let other = keys.path("other-key.txt");
+    std::fs::write(&other, format!("{}\n", secret[1])).expect("write");
+    chmod(&other, 0o600);
+    let config = AppConfig::new(&format!(
+        "[backup]\nage_recipients_file = \"{}\"\ndrill_schedule = \"daily 03:00\"\nage_identity_file = \"{}\"\n",
+        recipients.display(),
+        other.display()
+    ));
+    let out = config.run(&["check"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+    assert!(
+        out.stderr.contains("`backup.age_identity_file`")
+            && out.stderr.contains("none of its keys"),
+        "{}",
+        out.stderr
+    );
+}
