@@ -90,17 +90,46 @@ impl<C: Cluster> Site<C> {
         self.balancer.app()
     }
 
-    /// A connection to the primary, as the replicas reach it.
+    /// A connection to the primary, as the replicas reach it. Right after
+    /// a fault the primary may still be restarting (Patroni restarts a
+    /// crashed postmaster; the balancer follows a new leader): retried for
+    /// up to 30 s, as the replicas do.
     pub async fn sql(&self) -> tokio_postgres::Client {
-        let (sql, connection) = tokio_postgres::connect(&self.sql_dsn, tokio_postgres::NoTls)
-            .await
-            .expect("connect to the primary");
-        tokio::spawn(connection);
-        sql
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match tokio_postgres::connect(&self.sql_dsn, tokio_postgres::NoTls).await {
+                Ok((sql, connection)) => {
+                    tokio::spawn(connection);
+                    return sql;
+                }
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("connecting to the primary: {e}; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("connect to the primary: {e}"),
+            }
+        }
     }
 
-    /// The `load` collection's records as (id, n).
+    /// The `load` collection's records as (id, n), read once the primary
+    /// answers (retried for up to 30 s, like [`Site::sql`]).
     pub async fn stored(&self) -> std::collections::HashMap<i64, i64> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match self.read_stored().await {
+                Ok(stored) => return stored,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("reading the stored records: {e}; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("reading the stored records: {e}"),
+            }
+        }
+    }
+
+    async fn read_stored(
+        &self,
+    ) -> Result<std::collections::HashMap<i64, i64>, tokio_postgres::Error> {
         let sql = self.sql().await;
         let ids = sql
             .query_one(
@@ -108,18 +137,17 @@ impl<C: Cluster> Site<C> {
                  ON f.collection_id = c.id WHERE c.name = 'load' AND f.name = 'n'",
                 &[],
             )
-            .await
-            .expect("catalog");
+            .await?;
         let (c, f): (i64, i64) = (ids.get(0), ids.get(1));
-        sql.query(
-            &format!("SELECT id, \"f_{f}\"::bigint FROM records.\"c_{c}\""),
-            &[],
-        )
-        .await
-        .expect("records")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
+        Ok(sql
+            .query(
+                &format!("SELECT id, \"f_{f}\"::bigint FROM records.\"c_{c}\""),
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
     /// Prints the scenario's figures and checks that no acknowledged
