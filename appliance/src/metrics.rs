@@ -209,6 +209,7 @@ pub struct Metrics {
     pub audit_forward_failures: Family<SinkLabels, Counter>,
     pub backup_last_success: FloatGauge,
     pub backup_last_size: Gauge,
+    pub backup_last_duration: FloatGauge,
     pub backup_copy_failures: Counter,
     pub backup_last_drill: FloatGauge,
     pub backup_last_drill_success: Gauge,
@@ -498,6 +499,12 @@ impl Metrics {
             "1 when the newest restore drill passed, 0 when it failed or none ran",
             Gauge::default(),
         );
+        let backup_last_duration = register(
+            &mut registry,
+            "backup_last_duration_seconds",
+            "How long the newest backup recorded in the database took, start to recorded (0: none yet)",
+            FloatGauge::default(),
+        );
         let backup_copy_failures = register(
             &mut registry,
             "backup_copy_failures",
@@ -553,6 +560,7 @@ impl Metrics {
             audit_forward_failures,
             backup_last_success,
             backup_last_size,
+            backup_last_duration,
             backup_copy_failures,
             backup_last_drill,
             backup_last_drill_success,

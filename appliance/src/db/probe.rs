@@ -46,20 +46,24 @@ pub async fn watch(pool: deadpool_postgres::Pool, metrics: Arc<Metrics>, timeout
             let client = pool.get().await.ok()?;
             let row = client
                 .query_opt(
-                    "SELECT extract(epoch FROM finished_at)::float8, bytes FROM backups \
-                     ORDER BY finished_at DESC LIMIT 1",
+                    "SELECT extract(epoch FROM finished_at)::float8, bytes, \
+                            extract(epoch FROM finished_at - started_at)::float8 \
+                     FROM backups ORDER BY finished_at DESC LIMIT 1",
                     &[],
                 )
                 .await
                 .ok()?;
-            Some(row.map_or((0.0, 0), |r| (r.get::<_, f64>(0), r.get::<_, i64>(1))))
+            Some(row.map_or((0.0, 0, 0.0), |r| {
+                (r.get::<_, f64>(0), r.get::<_, i64>(1), r.get::<_, f64>(2))
+            }))
         })
         .await
         .ok()
         .flatten();
-        if let Some((at, bytes)) = last_backup {
+        if let Some((at, bytes, seconds)) = last_backup {
             metrics.backup_last_success.set(at);
             metrics.backup_last_size.set(bytes);
+            metrics.backup_last_duration.set(seconds);
         }
         // The newest restore drill (absent before migration V13).
         let last_drill = tokio::time::timeout(timeout, async {
