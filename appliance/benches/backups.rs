@@ -19,6 +19,8 @@
 #[path = "../tests/it/harness/mod.rs"]
 #[allow(dead_code)]
 mod harness;
+#[allow(dead_code)]
+mod load;
 
 use std::path::Path;
 use std::process::Command;
@@ -26,7 +28,6 @@ use std::time::Instant;
 
 use harness::api::Site;
 use harness::pg::shared;
-use serde_json::json;
 
 const RECORDS: i64 = 1_000_000;
 
@@ -55,21 +56,10 @@ fn main() {
     let site = runtime.block_on(Site::start_with(
         "[api]\nrate_limit_per_minute = 1000000\nmax_concurrent_queries = 0\n",
     ));
-    let r = runtime.block_on(site.admin.post(
-        "/api/v1/collections",
-        json!({ "name": "big", "fields": [
-            { "name": "title", "type": "text" },
-            { "name": "status", "type": "enum", "enum_values": ["open", "closed", "pending"], "indexed": true },
-            { "name": "priority", "type": "integer", "indexed": true },
-            { "name": "amount", "type": "decimal" },
-            { "name": "due", "type": "date" },
-            { "name": "seen_at", "type": "timestamp" },
-            { "name": "done", "type": "boolean" },
-            { "name": "owner", "type": "text" },
-            { "name": "tags", "type": "json" },
-            { "name": "code", "type": "text", "unique": true }
-        ] }),
-    ));
+    let r = runtime.block_on(
+        site.admin
+            .post("/api/v1/collections", load::ten_fields("big")),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
     let sql = runtime.block_on(site.sql());
     let (cid, columns): (i64, Vec<String>) = runtime.block_on(async {
@@ -78,37 +68,26 @@ fn main() {
             .await
             .expect("collection")
             .get(0);
-        let mut columns = Vec::new();
-        for name in [
-            "title", "status", "priority", "amount", "due", "seen_at", "done", "owner", "tags",
-            "code",
-        ] {
-            let id: i64 = sql
-                .query_one(
-                    "SELECT id FROM collection_fields WHERE collection_id = $1 AND name = $2",
-                    &[&cid, &name],
-                )
-                .await
-                .expect("field")
-                .get(0);
-            columns.push(format!("\"f_{id}\""));
-        }
+        let columns = sql
+            .query(
+                "SELECT id FROM collection_fields WHERE collection_id = $1 ORDER BY position",
+                &[&cid],
+            )
+            .await
+            .expect("fields")
+            .iter()
+            .map(|r| format!("\"f_{}\"", r.get::<_, i64>(0)))
+            .collect();
         (cid, columns)
     });
     let started = Instant::now();
-    runtime.block_on(async {
-        sql.batch_execute(&format!(
-            "INSERT INTO records.\"c_{cid}\" ({}) \
-             SELECT 'title ' || g, (ARRAY['open','closed','pending'])[1 + g % 3], g % 1000, \
-                    (g % 100000) / 100.0, date '2026-01-01' + (g % 365), \
-                    timestamptz '2026-01-01' + g * interval '1 second', g % 2 = 0, \
-                    'owner' || (g % 50), jsonb_build_object('n', g % 10), 'code-' || g \
-             FROM generate_series(1, {RECORDS}) g; ANALYZE records.\"c_{cid}\";",
-            columns.join(", ")
-        ))
-        .await
-        .expect("load");
-    });
+    runtime.block_on(load::load_records(
+        &sql,
+        &format!("records.\"c_{cid}\""),
+        &columns,
+        1,
+        RECORDS,
+    ));
     let database_mb: i64 = runtime
         .block_on(sql.query_one("SELECT pg_database_size(current_database()) / 1000000", &[]))
         .expect("size")

@@ -10,13 +10,14 @@
 #[path = "../tests/it/harness/mod.rs"]
 #[allow(dead_code)]
 mod harness;
+#[allow(dead_code)]
+mod load;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::api::Site;
 use harness::pg::shared;
-use serde_json::json;
 
 fn csv(rows: usize) -> String {
     let mut out = String::from("title,status,priority,amount,due,seen_at,done,owner,tags,code\n");
@@ -50,21 +51,10 @@ fn main() {
     println!("## Bulk import of CSV, 10 fields per row, through the API vs psql \\copy");
     for (i, rows) in [100_000usize, 300_000].into_iter().enumerate() {
         let name = format!("big{i}");
-        let r = runtime.block_on(site.admin.post(
-            "/api/v1/collections",
-            json!({ "name": name, "fields": [
-                { "name": "title", "type": "text" },
-                { "name": "status", "type": "enum", "enum_values": ["open", "closed", "pending"], "indexed": true },
-                { "name": "priority", "type": "integer", "indexed": true },
-                { "name": "amount", "type": "decimal" },
-                { "name": "due", "type": "date" },
-                { "name": "seen_at", "type": "timestamp" },
-                { "name": "done", "type": "boolean" },
-                { "name": "owner", "type": "text" },
-                { "name": "tags", "type": "json" },
-                { "name": "code", "type": "text", "unique": true }
-            ] }),
-        ));
+        let r = runtime.block_on(
+            site.admin
+                .post("/api/v1/collections", load::ten_fields(&name)),
+        );
         assert_eq!(r.status, 201, "{}", r.body);
         let file = csv(rows);
         let started = Instant::now();

@@ -68,21 +68,7 @@ fn main() {
     let json = "Content-Type: application/json";
 
     // Ten fields; status and priority indexed (filtered), code unique.
-    let r = runtime.block_on(admin.post(
-        "/api/v1/collections",
-        serde_json::json!({ "name": "big", "fields": [
-            { "name": "title", "type": "text" },
-            { "name": "status", "type": "enum", "enum_values": ["open", "closed", "pending"], "indexed": true },
-            { "name": "priority", "type": "integer", "indexed": true },
-            { "name": "amount", "type": "decimal" },
-            { "name": "due", "type": "date" },
-            { "name": "seen_at", "type": "timestamp" },
-            { "name": "done", "type": "boolean" },
-            { "name": "owner", "type": "text" },
-            { "name": "tags", "type": "json" },
-            { "name": "code", "type": "text", "unique": true }
-        ] }),
-    ));
+    let r = runtime.block_on(admin.post("/api/v1/collections", load::ten_fields("big")));
     assert_eq!(r.status, 201, "{}", r.body);
     let sql = runtime.block_on(cluster.connect(&db));
     let field = |name: &str| -> i64 {
@@ -107,7 +93,7 @@ fn main() {
         .get(0);
     let table = format!("records.\"c_{cid}\"");
     let started = std::time::Instant::now();
-    runtime.block_on(load_records(&sql, &table, &f, 1, RECORDS));
+    runtime.block_on(load::load_records(&sql, &table, &f, 1, RECORDS));
     println!(
         "## {RECORDS} records with 10 fields loaded by SQL in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -300,7 +286,13 @@ end
         None,
     );
     let stored_1m = stored_export(&runtime, &admin, &app);
-    runtime.block_on(load_records(&sql, &table, &f, RECORDS + 1, 3 * RECORDS));
+    runtime.block_on(load::load_records(
+        &sql,
+        &table,
+        &f,
+        RECORDS + 1,
+        3 * RECORDS,
+    ));
     let export_3m = export_pair(
         &runtime,
         &sql,
@@ -371,28 +363,6 @@ end
         stored_secs / export_1m.copy_secs,
         export_1m.copy_secs
     );
-}
-
-/// Loads records `from..=to` by SQL into the bench collection's `table`
-/// (`columns`: its ten field columns, in order), then analyzes it.
-async fn load_records(
-    sql: &tokio_postgres::Client,
-    table: &str,
-    columns: &[String],
-    from: i64,
-    to: i64,
-) {
-    sql.batch_execute(&format!(
-        "INSERT INTO {table} ({}) \
-         SELECT 'title ' || g, (ARRAY['open','closed','pending'])[1 + g % 3], g % 1000, \
-                (g % 100000) / 100.0, date '2026-01-01' + (g % 365), \
-                timestamptz '2026-01-01' + g * interval '1 second', g % 2 = 0, \
-                'owner' || (g % 50), jsonb_build_object('n', g % 10), 'code-' || g \
-         FROM generate_series({from}, {to}) g; ANALYZE {table};",
-        columns.join(", ")
-    ))
-    .await
-    .expect("load records");
 }
 
 /// Starts a stored export of every record and waits until it is ready:

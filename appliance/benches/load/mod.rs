@@ -159,3 +159,42 @@ pub async fn admin_and_token(
         admin,
     )
 }
+
+/// The benchmarks' collection `name`: ten fields of every kind, `status`
+/// and `priority` indexed, `code` unique.
+pub fn ten_fields(name: &str) -> serde_json::Value {
+    serde_json::json!({ "name": name, "fields": [
+        { "name": "title", "type": "text" },
+        { "name": "status", "type": "enum", "enum_values": ["open", "closed", "pending"], "indexed": true },
+        { "name": "priority", "type": "integer", "indexed": true },
+        { "name": "amount", "type": "decimal" },
+        { "name": "due", "type": "date" },
+        { "name": "seen_at", "type": "timestamp" },
+        { "name": "done", "type": "boolean" },
+        { "name": "owner", "type": "text" },
+        { "name": "tags", "type": "json" },
+        { "name": "code", "type": "text", "unique": true }
+    ] })
+}
+
+/// Loads records `from..=to` by SQL into the bench collection's `table`
+/// (`columns`: its ten field columns, in order), then analyzes it.
+pub async fn load_records(
+    sql: &tokio_postgres::Client,
+    table: &str,
+    columns: &[String],
+    from: i64,
+    to: i64,
+) {
+    sql.batch_execute(&format!(
+        "INSERT INTO {table} ({}) \
+         SELECT 'title ' || g, (ARRAY['open','closed','pending'])[1 + g % 3], g % 1000, \
+                (g % 100000) / 100.0, date '2026-01-01' + (g % 365), \
+                timestamptz '2026-01-01' + g * interval '1 second', g % 2 = 0, \
+                'owner' || (g % 50), jsonb_build_object('n', g % 10), 'code-' || g \
+         FROM generate_series({from}, {to}) g; ANALYZE {table};",
+        columns.join(", ")
+    ))
+    .await
+    .expect("load records");
+}

@@ -204,6 +204,16 @@ fn with_new_file(
     written
 }
 
+/// The recipients of a recipients file ([`recipients_from`]).
+pub fn recipients_file(path: &Path) -> Result<Vec<Recipient>, AgeError> {
+    recipients_from(&std::fs::read_to_string(path)?)
+}
+
+/// The identities of an identity file ([`identities_from`]).
+pub fn identity_file(path: &Path) -> Result<Vec<Identity>, AgeError> {
+    identities_from(&Zeroizing::new(std::fs::read_to_string(path)?))
+}
+
 /// Whether the file begins as an age file does.
 pub fn is_age_file(path: &Path) -> std::io::Result<bool> {
     let mut start = [0u8; MAGIC.len()];

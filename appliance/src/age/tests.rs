@@ -17,6 +17,21 @@ fn open(file: &[u8], with: &[Identity]) -> Result<Vec<u8>, AgeError> {
     decrypt(file, &mut out, with).map(|_| out)
 }
 
+/// Where the MAC line starts, and where the payload (its nonce) starts.
+fn header_bounds(file: &[u8]) -> (usize, usize) {
+    let mac_line = file
+        .windows(4)
+        .position(|w| w == b"--- ")
+        .expect("mac line");
+    let payload = mac_line
+        + file[mac_line..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .expect("nl")
+        + 1;
+    (mac_line, payload)
+}
+
 #[test]
 fn round_trips_every_chunking_edge() {
     let (identity, recipient) = pair();
@@ -25,16 +40,7 @@ fn round_trips_every_chunking_edge() {
         let file = sealed(&plain, std::slice::from_ref(&recipient));
         assert!(file.starts_with(MAGIC));
         let chunks = size.div_ceil(CHUNK).max(1);
-        let header_end = file
-            .windows(4)
-            .position(|w| w == b"--- ")
-            .expect("mac line");
-        let body_start = header_end
-            + file[header_end..]
-                .iter()
-                .position(|b| *b == b'\n')
-                .expect("nl")
-            + 1;
+        let (_, body_start) = header_bounds(&file);
         assert_eq!(
             file.len() - body_start,
             16 + size + chunks * TAG,
@@ -72,21 +78,12 @@ fn damage_and_truncation_are_refused() {
     flipped[at] ^= 1;
     assert!(matches!(open(&flipped, &ids), Err(AgeError::Damaged(_))));
     // The header changed (its MAC no longer matches): a stanza added.
-    let header_end = file
-        .windows(4)
-        .position(|w| w == b"--- ")
-        .expect("mac line");
+    let (header_end, body_start) = header_bounds(&file);
     let mut extended = file[..header_end].to_vec();
     extended.extend_from_slice(b"-> other stanza\n\n");
     extended.extend_from_slice(&file[header_end..]);
     assert!(matches!(open(&extended, &ids), Err(AgeError::Damaged(_))));
     // Cut at a chunk boundary: the chunk before was not the last.
-    let body_start = header_end
-        + file[header_end..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .expect("nl")
-        + 1;
     let cut = &file[..body_start + 16 + CHUNK + TAG];
     assert!(matches!(open(cut, &ids), Err(AgeError::Damaged(_))));
     // Two chunks swapped: each is bound to its position.

@@ -6,7 +6,6 @@
 //! kept with the backup (`drilled_at`, `drill_ok`, `drill_report`) for
 //! `diagnose`, the metrics and the console, and audited.
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -31,10 +30,8 @@ pub enum DrillError {
          replica): restore access to it, or take a new backup"
     )]
     Missing(String),
-    #[error("{0} is encrypted (age): give the private key that opens it with --identity KEYFILE")]
-    NeedsKey(String),
-    #[error("cannot decrypt {path}: {reason}")]
-    Decrypt { path: String, reason: String },
+    #[error(transparent)]
+    Open(#[from] super::archive::OpenError),
     #[error(transparent)]
     Scratch(#[from] ScratchError),
     #[error("{0}")]
@@ -127,15 +124,6 @@ async fn newest(
     }
 }
 
-/// A decrypted copy under the work directory, removed when dropped.
-struct Decrypted(PathBuf);
-
-impl Drop for Decrypted {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Runs the drill (nothing of the live database changes; see [`record`]).
 pub async fn run(
     connections: &Connections,
@@ -155,35 +143,17 @@ pub async fn run(
     if !path.is_file() {
         return Err(DrillError::Missing(archive));
     }
-    let encrypted = crate::age::is_age_file(&path)
-        .map_err(|e| DrillError::Io(format!("cannot read {archive}: {e}")))?;
     // Where a decrypted copy goes, and whose disk must hold the restored
     // copy in managed mode.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(work_dir)
+    super::archive::create_private_dir(work_dir)
         .map_err(|e| DrillError::Io(format!("cannot create {}: {e}", work_dir.display())))?;
-    let mut _decrypted = None;
-    let dump = if encrypted {
-        let identities = identities.ok_or_else(|| DrillError::NeedsKey(archive.clone()))?;
-        let plain = work_dir.join(format!("drill-{}.dump", std::process::id()));
-        let _ = std::fs::remove_file(&plain);
-        let (from, to, ids) = (path.clone(), plain.clone(), identities);
-        crate::age::decrypt_file(&from, &to, ids).map_err(|e| DrillError::Decrypt {
-            path: archive.clone(),
-            reason: e.to_string(),
-        })?;
-        _decrypted = Some(Decrypted(plain.clone()));
-        plain
-    } else {
-        path
-    };
+    let opened = super::archive::open(&path, identities, work_dir, "drill")?;
+    let dump = opened.path();
     let scratch = Scratch::begin(&live, place, connections, Use::Drill).await?;
     let outcome = async {
         let bytes = scratch.live_bytes().await?;
         scratch.check_space(work_dir, bytes, false)?;
-        scratch.restore(binaries, ca_file, &dump).await?;
+        scratch.restore(binaries, ca_file, dump).await?;
         let copy = scratch.connect().await?;
         let restored = super::record_counts(&copy).await?;
         let verified = audit::verify(&copy)
@@ -193,6 +163,8 @@ pub async fn run(
     }
     .await;
     let warnings = scratch.finish().await;
+    let encrypted = opened.was_encrypted();
+    drop(opened);
     let (restored, verified) = outcome?;
     let mut names: Vec<String> = recorded
         .as_object()

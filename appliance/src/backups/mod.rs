@@ -8,12 +8,12 @@
 //! own snapshot, makes the [`copy`]s, records the backup and audits it, and
 //! applies retention ([`prune`]).
 
+pub mod archive;
 pub mod copy;
 pub mod drill;
 pub mod prune;
 pub mod scheduler;
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -100,11 +100,7 @@ impl From<deadpool_postgres::PoolError> for TakeError {
 /// How a run ended when it did not fail.
 #[derive(Debug)]
 pub enum Taken {
-    Written {
-        archive: PathBuf,
-        bytes: u64,
-        copies_failed: usize,
-    },
+    Written,
     /// The slot's backup exists already (an earlier attempt made it).
     AlreadyTaken,
 }
@@ -220,11 +216,7 @@ pub async fn take(
                 copies_failed,
                 "scheduled backup written"
             );
-            Ok(Taken::Written {
-                archive: written.archive,
-                bytes: written.bytes,
-                copies_failed,
-            })
+            Ok(Taken::Written)
         }
         Err(e) => {
             let event = audit::Event::new(
@@ -414,11 +406,7 @@ fn prepare_dir(dir: &Path) -> Result<(), TakeError> {
         dir: dir.display().to_string(),
         reason: e.to_string(),
     };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(err)?;
+    archive::create_private_dir(dir).map_err(err)?;
     for entry in std::fs::read_dir(dir).map_err(err)?.flatten() {
         if is_partial(&entry.file_name().to_string_lossy()) {
             tracing::info!(file = %entry.path().display(), "removing what an interrupted backup left");

@@ -2,9 +2,7 @@
 //! when `backup.age_recipients_file` is set), proven, and restored
 //! (decrypted with `--identity`).
 
-use std::os::unix::fs::DirBuilderExt;
-
-use super::{managed_cluster, pg_client_binaries, scratch_place};
+use super::{managed_cluster, pg_client_binaries, scratch_place, with_database};
 use crate::audit;
 use crate::config::{DatabaseTarget, Settings};
 use crate::db::backup;
@@ -37,14 +35,10 @@ pub async fn backup(settings: Settings, out: std::path::PathBuf, test_restore: b
                         .to_string(),
                     ));
                 }
-                let work = crate::config::backup_work_dir(&settings.config.state_dir);
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(&work)
-                    .map_err(|e| {
-                        StartError::Other(format!("cannot create {}: {e}", work.display()))
-                    })?;
+                let work = &settings.backup.work_dir;
+                crate::backups::archive::create_private_dir(work).map_err(|e| {
+                    StartError::Other(format!("cannot create {}: {e}", work.display()))
+                })?;
                 let plain = work.join(format!("backup-{}.dump.partial", std::process::id()));
                 let _ = std::fs::remove_file(&plain);
                 plain
@@ -134,64 +128,8 @@ pub async fn backup(settings: Settings, out: std::path::PathBuf, test_restore: b
 
 /// The identities of `--identity KEYFILE`.
 fn read_identities(path: &std::path::Path) -> Result<Vec<crate::age::Identity>, StartError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| StartError::Other(format!("cannot read the key {}: {e}", path.display())))?;
-    crate::age::identities_from(&text)
+    crate::age::identity_file(path)
         .map_err(|e| StartError::Other(format!("the key file {}: {e}", path.display())))
-}
-
-/// An archive ready for `pg_restore`: the file itself, or its decrypted
-/// copy under `<state_dir>/backups/work` (removed when this is dropped).
-enum Opened {
-    Plain(std::path::PathBuf),
-    Decrypted(std::path::PathBuf),
-}
-
-impl Opened {
-    fn path(&self) -> &std::path::Path {
-        match self {
-            Opened::Plain(p) | Opened::Decrypted(p) => p,
-        }
-    }
-}
-
-impl Drop for Opened {
-    fn drop(&mut self) {
-        if let Opened::Decrypted(p) = self {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// Decrypts an age-encrypted archive with the identities given; a plain
-/// archive is used as it is.
-fn open_archive(
-    settings: &Settings,
-    from: &std::path::Path,
-    identities: Option<&[crate::age::Identity]>,
-) -> Result<Opened, StartError> {
-    let encrypted = crate::age::is_age_file(from)
-        .map_err(|e| StartError::Other(format!("cannot read {}: {e}", from.display())))?;
-    if !encrypted {
-        return Ok(Opened::Plain(from.to_path_buf()));
-    }
-    let Some(identities) = identities else {
-        return Err(StartError::Other(format!(
-            "{} is encrypted (age): give the private key that opens it with --identity KEYFILE",
-            from.display()
-        )));
-    };
-    let work = crate::config::backup_work_dir(&settings.config.state_dir);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&work)
-        .map_err(|e| StartError::Other(format!("cannot create {}: {e}", work.display())))?;
-    let plain = work.join(format!("restore-{}.dump", std::process::id()));
-    let _ = std::fs::remove_file(&plain);
-    crate::age::decrypt_file(from, &plain, identities)
-        .map_err(|e| StartError::Other(format!("cannot decrypt {}: {e}", from.display())))?;
-    Ok(Opened::Decrypted(plain))
 }
 
 /// `backup --test-restore`: the archive restored into a scratch database
@@ -244,7 +182,13 @@ pub async fn restore(
         let identities = identity.as_deref().map(read_identities).transpose()?;
         startup::become_service_user(&settings)?;
         let binaries = pg_client_binaries(&settings)?;
-        let opened = open_archive(&settings, &from, identities.as_deref())?;
+        let opened = crate::backups::archive::open(
+            &from,
+            identities.as_deref(),
+            &settings.backup.work_dir,
+            "restore",
+        )
+        .map_err(|e| StartError::Other(e.to_string()))?;
         let from = opened.path().to_path_buf();
         let entries =
             backup::entries(&binaries, &from).map_err(|e| StartError::Other(e.to_string()))?;
@@ -341,21 +285,28 @@ async fn restore_external(
 /// `backup drill`: the newest backup restored into a scratch database and
 /// checked; the outcome kept with the backup and audited.
 pub async fn backup_drill(settings: Settings, identity: Option<std::path::PathBuf>) -> Exit {
-    let result = async {
-        let identities = identity.as_deref().map(read_identities).transpose()?;
-        startup::become_service_user(&settings)?;
-        let binaries = pg_client_binaries(&settings)?;
-        let database = startup::open_database(&settings, Purpose::Migrate).await?;
-        let outcome = async {
+    // The key is read first: it may be readable by root only.
+    let identities = match identity.as_deref().map(read_identities).transpose() {
+        Ok(ids) => ids,
+        Err(e) => {
+            eprintln!("mogothrow77 backup drill: {e}");
+            return e.exit();
+        }
+    };
+    with_database(
+        &settings,
+        Purpose::Migrate,
+        "backup drill",
+        async |database| {
+            let binaries = pg_client_binaries(&settings)?;
             let managed = managed_cluster(&settings).await?;
-            let work = crate::config::backup_work_dir(&settings.config.state_dir);
             let drilled = crate::backups::drill::run(
                 &database.connections,
                 scratch_place(&managed),
                 &binaries,
                 settings.config.database.ca_file.as_deref(),
                 identities.as_deref(),
-                &work,
+                &settings.backup.work_dir,
             )
             .await;
             let mut client = database.connections.connect_app().await?;
@@ -368,31 +319,20 @@ pub async fn backup_drill(settings: Settings, identity: Option<std::path::PathBu
                 .map_err(|e| {
                     StartError::Other(format!("the drill's outcome was not recorded: {e}"))
                 })?;
-            Ok::<_, StartError>(drilled)
-        }
-        .await;
-        database.close().await;
-        outcome
-    }
-    .await;
-    match result {
-        Ok(Ok(drilled)) => {
-            print_drill(&drilled);
-            if drilled.ok() {
-                Exit::Ok
-            } else {
-                Exit::Failure
-            }
-        }
-        Ok(Err(e)) => {
-            eprintln!("mogothrow77 backup drill: {e}");
-            Exit::Failure
-        }
-        Err(e) => {
-            eprintln!("mogothrow77 backup drill: {e}");
-            e.exit()
-        }
-    }
+            Ok(match drilled {
+                Ok(drilled) => {
+                    print_drill(&drilled);
+                    Ok(if drilled.ok() {
+                        Exit::Ok
+                    } else {
+                        Exit::Failure
+                    })
+                }
+                Err(e) => Err(e.to_string()),
+            })
+        },
+    )
+    .await
 }
 
 fn print_drill(d: &crate::backups::drill::Drilled) {

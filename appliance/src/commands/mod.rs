@@ -269,14 +269,28 @@ pub(crate) async fn with_app_connection<F>(
 where
     F: AsyncFnOnce(&mut tokio_postgres::Client) -> Result<Exit, String>,
 {
+    with_database(settings, purpose, what, async |database| {
+        let mut client = database.connections.connect_app().await?;
+        Ok(f(&mut client).await)
+    })
+    .await
+}
+
+/// Runs `f` on the opened database (as [`with_app_connection`]): a
+/// start-up failure exits with its code, `Err(message)` from `f` with 1.
+pub(super) async fn with_database<F>(
+    settings: &Settings,
+    purpose: Purpose,
+    what: &str,
+    f: F,
+) -> Exit
+where
+    F: AsyncFnOnce(&startup::Database) -> Result<Result<Exit, String>, StartError>,
+{
     let result = async {
         startup::become_service_user(settings)?;
         let database = startup::open_database(settings, purpose).await?;
-        let client = database.connections.connect_app().await;
-        let outcome = match client {
-            Ok(mut client) => Ok(f(&mut client).await),
-            Err(e) => Err(StartError::from(e)),
-        };
+        let outcome = f(&database).await;
         database.close().await;
         outcome
     }
@@ -357,33 +371,19 @@ pub async fn audit_verify(settings: Settings, database: Option<String>) -> Exit 
         );
         return Exit::Config;
     }
-    let result = async {
-        startup::become_service_user(&settings)?;
-        let database = startup::open_database(&settings, Purpose::Check).await?;
-        let mut config = database.connections.owner.clone();
-        config.dbname(&name);
-        let outcome = match crate::db::connect(&config, &database.connections.tls).await {
-            Ok(client) => {
-                println!("note  checking database {name} (as the schema owner role)");
-                Ok(verify_audit_chain(&client).await)
-            }
-            Err(e) => Err(StartError::from(e)),
-        };
-        database.close().await;
-        outcome
-    }
-    .await;
-    match result {
-        Ok(Ok(exit)) => exit,
-        Ok(Err(message)) => {
-            eprintln!("mogothrow77 audit verify: {message}");
-            Exit::Failure
-        }
-        Err(e) => {
-            eprintln!("mogothrow77 audit verify: {e}");
-            e.exit()
-        }
-    }
+    with_database(
+        &settings,
+        Purpose::Check,
+        "audit verify",
+        async |database| {
+            let mut config = database.connections.owner.clone();
+            config.dbname(&name);
+            let client = crate::db::connect(&config, &database.connections.tls).await?;
+            println!("note  checking database {name} (as the schema owner role)");
+            Ok(verify_audit_chain(&client).await)
+        },
+    )
+    .await
 }
 
 /// Walks the chain of the database `client` is connected to and prints

@@ -83,10 +83,21 @@ pub fn default_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("backups").join("scheduled")
 }
 
-/// Where plaintext archives wait to be encrypted (and decrypted ones to be
-/// restored): beside the database, never on the backup storage.
-pub fn work_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("backups").join("work")
+/// The keys of an age key file; a problem under `key` (and none) when it
+/// cannot be read or holds a line that is not one.
+fn key_file<T>(
+    key: &str,
+    path: Option<&Path>,
+    read: fn(&Path) -> Result<Vec<T>, crate::age::AgeError>,
+    problem: &mut impl FnMut(&str, String),
+) -> Vec<T> {
+    let Some(path) = path else {
+        return Vec::new();
+    };
+    read(path).unwrap_or_else(|e| {
+        problem(key, format!("{}: {e}", path.display()));
+        Vec::new()
+    })
 }
 
 /// Checks the section; each problem is reported as `(key, message)`.
@@ -147,53 +158,18 @@ pub fn check(
         c.hook_timeout_secs,
         1..=86_400,
     );
-    let recipients = match &c.age_recipients_file {
-        None => Vec::new(),
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => match crate::age::recipients_from(&text) {
-                Ok(r) => r,
-                Err(e) => {
-                    problem(
-                        "backup.age_recipients_file",
-                        format!("{}: {e}", path.display()),
-                    );
-                    Vec::new()
-                }
-            },
-            Err(e) => {
-                problem(
-                    "backup.age_recipients_file",
-                    format!(
-                        "cannot read {}: {e}; list the public keys (age1…) that may open backups",
-                        path.display()
-                    ),
-                );
-                Vec::new()
-            }
-        },
-    };
-    let identities = match &c.age_identity_file {
-        None => Vec::new(),
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => match crate::age::identities_from(&text) {
-                Ok(ids) => ids,
-                Err(e) => {
-                    problem(
-                        "backup.age_identity_file",
-                        format!("{}: {e}", path.display()),
-                    );
-                    Vec::new()
-                }
-            },
-            Err(e) => {
-                problem(
-                    "backup.age_identity_file",
-                    format!("cannot read {}: {e}", path.display()),
-                );
-                Vec::new()
-            }
-        },
-    };
+    let recipients = key_file(
+        "backup.age_recipients_file",
+        c.age_recipients_file.as_deref(),
+        crate::age::recipients_file,
+        problem,
+    );
+    let identities = key_file(
+        "backup.age_identity_file",
+        c.age_identity_file.as_deref(),
+        crate::age::identity_file,
+        problem,
+    );
     if !identities.is_empty()
         && !recipients.is_empty()
         && !identities
@@ -230,6 +206,6 @@ pub fn check(
         hook: c.hook.clone(),
         hook_timeout: Duration::from_secs(c.hook_timeout_secs),
         recipients,
-        work_dir: work_dir(state_dir),
+        work_dir: state_dir.join("backups").join("work"),
     }
 }

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 pub use api::ApiConfig;
 pub use audit::{AuditConfig, AuditForwarding, SyslogTarget};
 pub use auth::AuthConfig;
-pub use backup::{work_dir as backup_work_dir, BackupConfig, BackupPolicy};
+pub use backup::{BackupConfig, BackupPolicy};
 pub use cidr::{Cidr, CidrError};
 pub use database::{normalize_sslmode, DatabaseConfig, DatabaseTarget};
 pub use http::HttpConfig;

@@ -40,55 +40,38 @@ pub async fn watch(pool: deadpool_postgres::Pool, metrics: Arc<Metrics>, timeout
                 metrics.database_size_bytes.set(bytes);
             }
         }
-        // The newest backup recorded (`backup`, the upgrade tool's), for the
-        // backup-age alert; 0 when there is none.
-        let last_backup = tokio::time::timeout(timeout, async {
+        // The newest backup recorded (scheduled, `backup`, the upgrade
+        // tool's) and the newest restore drill, for the backup alerts, in
+        // one round trip; zeros when there is none.
+        let backups = tokio::time::timeout(timeout, async {
             let client = pool.get().await.ok()?;
-            let row = client
-                .query_opt(
-                    "SELECT extract(epoch FROM finished_at)::float8, bytes, \
-                            extract(epoch FROM finished_at - started_at)::float8 \
-                     FROM backups ORDER BY finished_at DESC LIMIT 1",
+            client
+                .query_one(
+                    "SELECT coalesce(extract(epoch FROM b.finished_at)::float8, 0), \
+                            coalesce(b.bytes, 0), \
+                            coalesce(extract(epoch FROM b.finished_at - b.started_at)::float8, 0), \
+                            coalesce(extract(epoch FROM d.drilled_at)::float8, 0), \
+                            coalesce(d.drill_ok, false) \
+                     FROM (SELECT 1) one \
+                     LEFT JOIN (SELECT * FROM backups ORDER BY finished_at DESC LIMIT 1) b ON true \
+                     LEFT JOIN (SELECT * FROM backups WHERE drilled_at IS NOT NULL \
+                                ORDER BY drilled_at DESC LIMIT 1) d ON true",
                     &[],
                 )
                 .await
-                .ok()?;
-            Some(row.map_or((0.0, 0, 0.0), |r| {
-                (r.get::<_, f64>(0), r.get::<_, i64>(1), r.get::<_, f64>(2))
-            }))
+                .ok()
         })
         .await
         .ok()
         .flatten();
-        if let Some((at, bytes, seconds)) = last_backup {
-            metrics.backup_last_success.set(at);
-            metrics.backup_last_size.set(bytes);
-            metrics.backup_last_duration.set(seconds);
-        }
-        // The newest restore drill (absent before migration V13).
-        let last_drill = tokio::time::timeout(timeout, async {
-            let client = pool.get().await.ok()?;
-            let row = client
-                .query_opt(
-                    "SELECT extract(epoch FROM drilled_at)::float8, drill_ok FROM backups \
-                     WHERE drilled_at IS NOT NULL ORDER BY drilled_at DESC LIMIT 1",
-                    &[],
-                )
-                .await
-                .ok()?;
-            Some(row.map_or((0.0, false), |r| {
-                (
-                    r.get::<_, f64>(0),
-                    r.get::<_, Option<bool>>(1).unwrap_or(false),
-                )
-            }))
-        })
-        .await
-        .ok()
-        .flatten();
-        if let Some((at, ok)) = last_drill {
-            metrics.backup_last_drill.set(at);
-            metrics.backup_last_drill_success.set(i64::from(ok));
+        if let Some(row) = backups {
+            metrics.backup_last_success.set(row.get(0));
+            metrics.backup_last_size.set(row.get(1));
+            metrics.backup_last_duration.set(row.get(2));
+            metrics.backup_last_drill.set(row.get(3));
+            metrics
+                .backup_last_drill_success
+                .set(i64::from(row.get::<_, bool>(4)));
         }
         let started = Instant::now();
         let outcome = tokio::time::timeout(timeout, async {

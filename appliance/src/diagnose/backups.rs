@@ -15,10 +15,10 @@ const PAGE: &str = "operations.md#scheduled-backups";
 
 /// Network and cluster filesystems (statfs magic numbers): NFS, SMB/CIFS,
 /// SMB2, FUSE (sshfs, s3fs…), CephFS, GlusterFS runs over FUSE, 9p, AFS.
-const SHARED_FS: [i64; 7] = [
+const SHARED_FS: [nix::libc::__fsword_t; 7] = [
     0x6969,
-    0xFF53_4D42_u32 as i64,
-    0xFE53_4D42_u32 as i64,
+    0xFF53_4D42,
+    0xFE53_4D42,
     0x6573_5546,
     0x00C3_6400,
     0x0102_1997,
@@ -30,9 +30,7 @@ const SHARED_FS: [i64; 7] = [
 fn on_shared_storage(dir: &Path) -> Option<bool> {
     let existing = dir.ancestors().find(|p| p.exists())?;
     let fs = nix::sys::statfs::statfs(existing).ok()?;
-    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-    let kind = i64::from(fs.filesystem_type().0 as i64);
-    Some(SHARED_FS.contains(&kind))
+    Some(SHARED_FS.contains(&fs.filesystem_type().0))
 }
 
 pub async fn check(client: &Client, settings: &Settings, runbooks: &Runbooks) -> Check {

@@ -62,7 +62,7 @@ impl Handler for BackupHandler {
             loop {
                 let run = tokio::spawn(backups::take(backups.clone(), ctx.pool.clone(), slot));
                 match run.await {
-                    Ok(Ok(Taken::Written { .. } | Taken::AlreadyTaken)) => return Ok(()),
+                    Ok(Ok(Taken::Written | Taken::AlreadyTaken)) => return Ok(()),
                     Ok(Err(TakeError::Busy)) => {
                         ctx.check()?;
                         tokio::time::sleep(BUSY_WAIT).await;

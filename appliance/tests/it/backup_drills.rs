@@ -6,6 +6,7 @@
 use serde_json::json;
 
 use crate::harness::api::Site;
+use crate::harness::files::wait_for;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drill_proves_the_newest_backup_and_a_mismatch_fails_it() {
@@ -185,26 +186,21 @@ async fn drills_run_by_themselves_on_their_schedule() {
         Site::start_with("[backup]\nschedule = \"every 1h\"\ndrill_schedule = \"every 10s\"\n")
             .await;
     let sql = site.sql().await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    loop {
-        let passed: i64 = sql
-            .query_one(
-                "SELECT count(*) FROM audit_log \
+    wait_for(
+        "a scheduled drill that passed",
+        std::time::Duration::from_secs(90),
+        async || {
+            sql.query_opt(
+                "SELECT 1 FROM audit_log \
                  WHERE action = 'backup.drill' AND outcome = 'success' AND actor = 'system'",
                 &[],
             )
             .await
             .expect("audit")
-            .get(0);
-        if passed > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no scheduled drill passed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+            .map(|_| ())
+        },
+    )
+    .await;
     let ok: Option<bool> = sql
         .query_one(
             "SELECT drill_ok FROM backups WHERE drilled_at IS NOT NULL ORDER BY drilled_at DESC LIMIT 1",

@@ -5,9 +5,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::harness::app::AppConfig;
+use crate::harness::files::{names_in, sha256_hex, wait_for};
 use crate::harness::{chmod, open_tempdir};
 
 /// Debian's `age` programs (scripts/test installs them).
@@ -49,12 +50,7 @@ fn starts_as_age(path: &Path) -> bool {
 }
 
 fn work_files(config: &AppConfig) -> Vec<String> {
-    std::fs::read_dir(config.state_dir().join("backups/work"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
+    names_in(&config.state_dir().join("backups/work"))
 }
 
 #[test]
@@ -187,21 +183,20 @@ async fn scheduled_backups_are_encrypted_and_never_leave_plaintext() {
     ))
     .await;
     let sql = site.sql().await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (archive, sha): (String, String) = loop {
-        if let Some(row) = sql
-            .query_opt(
+    let (archive, sha): (String, String) = wait_for(
+        "the scheduled backup",
+        Duration::from_secs(60),
+        async || {
+            sql.query_opt(
                 "SELECT archive, sha256 FROM backups WHERE scheduled_for IS NOT NULL",
                 &[],
             )
             .await
             .expect("backups")
-        {
-            break (row.get(0), row.get(1));
-        }
-        assert!(Instant::now() < deadline, "no scheduled backup");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+            .map(|row| (row.get(0), row.get(1)))
+        },
+    )
+    .await;
     let archive = PathBuf::from(archive);
     assert!(
         archive.to_string_lossy().ends_with(".dump.age"),
@@ -209,20 +204,12 @@ async fn scheduled_backups_are_encrypted_and_never_leave_plaintext() {
         archive.display()
     );
     assert!(starts_as_age(&archive));
-    let digest: String = ring::digest::digest(
-        &ring::digest::SHA256,
-        &std::fs::read(&archive).expect("read"),
-    )
-    .as_ref()
-    .iter()
-    .map(|b| format!("{b:02x}"))
-    .collect();
-    assert_eq!(digest, sha, "the recorded digest is the sealed file's");
-    let names: Vec<String> = std::fs::read_dir(archive.parent().expect("dir"))
-        .expect("dir")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    assert_eq!(
+        sha256_hex(&archive),
+        sha,
+        "the recorded digest is the sealed file's"
+    );
+    let names = names_in(archive.parent().expect("dir"));
     assert_eq!(names.len(), 1, "{names:?}");
     assert_eq!(work_files(&site.config), Vec::<String>::new());
     let plain = keys.path().join("plain.dump");

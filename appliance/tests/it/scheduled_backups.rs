@@ -4,21 +4,13 @@
 //! good; a failing copy is reported.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
 use crate::harness::api::Site;
+use crate::harness::files::{names_in, sha256_hex, wait_for};
 use crate::harness::{chmod, give_to_service_user, open_tempdir};
-
-fn sha256_hex(path: &Path) -> String {
-    let bytes = std::fs::read(path).expect("read archive");
-    ring::digest::digest(&ring::digest::SHA256, &bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 fn script(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write script");
@@ -52,21 +44,6 @@ fn slow_pg_dump(dir: &Path, runs: &Path, delay: u32) -> PathBuf {
         ),
     );
     bin
-}
-
-async fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,12 +148,7 @@ async fn the_schedule_fires_and_archives_are_counted_copied_and_pruned() {
             assert_eq!(sha256_hex(&archive), sha, "{}", archive.display());
         }
     }
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .expect("dir")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
+    let files = names_in(&dir);
     assert_eq!(files.len(), 2, "only what is kept stays: {files:?}");
     assert!(
         files
@@ -356,11 +328,8 @@ async fn a_kill_during_the_dump_leaves_no_archive_counted_as_good() {
     let sql = site.sql().await;
     let dir = site.config.state_dir().join("backups/scheduled");
     let finished = |dir: &Path| -> Vec<String> {
-        std::fs::read_dir(dir)
+        names_in(dir)
             .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n.ends_with(".dump"))
             .collect()
     };
@@ -396,11 +365,7 @@ async fn a_kill_during_the_dump_leaves_no_archive_counted_as_good() {
         },
     )
     .await;
-    let names: Vec<String> = std::fs::read_dir(&dir)
-        .expect("dir")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = names_in(&dir);
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(names[0].ends_with(".dump"), "{names:?}");
 }
@@ -486,11 +451,7 @@ async fn a_full_disk_fails_the_run_cleanly_and_keeps_the_last_good_backup() {
         "{error}"
     );
     // The failed run left nothing behind and took nothing away.
-    let names: Vec<String> = std::fs::read_dir(&dir)
-        .expect("dir")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = names_in(&dir);
     assert_eq!(
         names,
         vec![PathBuf::from(&first)

@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod browser;
 pub mod client;
+pub mod files;
 pub mod pg;
 pub mod pgbouncer;
 pub mod pki;
