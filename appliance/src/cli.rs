@@ -128,12 +128,22 @@ pub enum Command {
         #[arg(long)]
         test_restore: bool,
     },
-    /// Replace the managed database with a `backup` archive (the service
-    /// must be stopped; every change since the backup is lost).
+    /// Replace the managed database with a `backup` archive, or bring it
+    /// back to a moment with point-in-time recovery (the service must be
+    /// stopped; every change after the backup or the moment is lost).
     Restore {
         /// The archive `backup` wrote.
-        #[arg(long, value_name = "FILE")]
-        from: PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "to_time",
+            conflicts_with = "to_time"
+        )]
+        from: Option<PathBuf>,
+        /// Managed database with backup.pitr: the moment to restore to, as
+        /// RFC 3339 with its offset (e.g. 2026-12-07T15:01:15Z).
+        #[arg(long, value_name = "TIMESTAMP")]
+        to_time: Option<String>,
         /// The private key (`age-keygen`'s file) that opens an encrypted
         /// archive; read before privileges are dropped, so it may be root's.
         #[arg(long, value_name = "KEYFILE")]

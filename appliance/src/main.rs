@@ -125,9 +125,16 @@ fn main() -> ExitCode {
                 out: None,
                 ..
             } => Exit::Config,
-            Command::Restore { from, identity } => {
-                commands::restore(settings, from, identity).await
-            }
+            Command::Restore {
+                from: Some(from),
+                identity,
+                ..
+            } => commands::restore(settings, from, identity).await,
+            Command::Restore {
+                to_time: Some(to_time),
+                ..
+            } => commands::restore_to_time(settings, &to_time).await,
+            Command::Restore { .. } => Exit::Config,
             Command::Admin { command } => mogothrow77::admin::run(settings, command).await,
             Command::Demo { command } => mogothrow77::demo::run(settings, command).await,
             Command::Audit {

@@ -213,6 +213,9 @@ pub struct Metrics {
     pub backup_copy_failures: Counter,
     pub backup_last_drill: FloatGauge,
     pub backup_last_drill_success: Gauge,
+    pub pitr_backup_failures: Counter,
+    pub wal_last_archived: FloatGauge,
+    pub wal_archive_failing: Gauge,
 }
 
 static SHARED: OnceLock<Arc<Metrics>> = OnceLock::new();
@@ -511,6 +514,24 @@ impl Metrics {
             "Scheduled backups whose copy (backup.copy_to) or hook (backup.hook) failed, on this replica",
             Counter::default(),
         );
+        let pitr_backup_failures = register(
+            &mut registry,
+            "pitr_backup_failures",
+            "PITR base backups (backup.pitr) that failed at a backup.schedule slot, on this replica",
+            Counter::default(),
+        );
+        let wal_last_archived = register(
+            &mut registry,
+            "wal_last_archived_timestamp_seconds",
+            "When the database's archiver last archived a WAL segment (0: never; backup.pitr)",
+            FloatGauge::default(),
+        );
+        let wal_archive_failing = register(
+            &mut registry,
+            "wal_archive_failing",
+            "1 when the database's newest WAL archiving attempt failed (backup.pitr): WAL piles up in the data directory",
+            Gauge::default(),
+        );
         // Every series of a fixed label set exists from the start (at 0), so
         // rates and alerts see a zero rather than nothing.
         for kind in DB_ERROR_KINDS {
@@ -564,6 +585,9 @@ impl Metrics {
             backup_copy_failures,
             backup_last_drill,
             backup_last_drill_success,
+            pitr_backup_failures,
+            wal_last_archived,
+            wal_archive_failing,
         })
     }
 

@@ -170,6 +170,21 @@ async fn serve_with_database(
             );
         }
     }
+    if let Some(pitr) = &database.pitr {
+        // The appliance serves without it (its records are there); the
+        // failure is logged, and `diagnose` and the archiver metrics show it.
+        match pitr.set_up().await {
+            Ok(()) => tracing::info!(
+                repository = %pitr.repository(),
+                archive_timeout_secs = pitr.policy.archive_timeout.as_secs(),
+                "point-in-time recovery: WAL archived with pgBackRest"
+            ),
+            Err(e) => tracing::error!(
+                error = %e,
+                "point-in-time recovery is NOT working: the stanza could not be set up; see docs/runbooks/point-in-time-recovery.md"
+            ),
+        }
+    }
     let app = connections.connect_app().await?;
     crate::db::check_server_version(&app).await?;
     let status = migrate::status(&app).await?;
@@ -311,12 +326,14 @@ async fn serve_with_database(
         })),
         None => None,
     };
-    let backups = crate::backups::Backups::for_settings(settings, connections)
-        .map_err(|e| StartError::Other(format!("backup.schedule is set, but {e}")))?
-        .map(Arc::new);
-    let drills = crate::backups::drill::Drills::for_settings(settings, connections)
-        .map_err(|e| StartError::Other(format!("backup.drill_schedule is set, but {e}")))?
-        .map(Arc::new);
+    let backups =
+        crate::backups::Backups::for_settings(settings, connections, database.pitr.as_ref())
+            .map_err(|e| StartError::Other(format!("backup.schedule is set, but {e}")))?
+            .map(Arc::new);
+    let drills =
+        crate::backups::drill::Drills::for_settings(settings, connections, database.pitr.as_ref())
+            .map_err(|e| StartError::Other(format!("backup.drill_schedule is set, but {e}")))?
+            .map(Arc::new);
     let handlers = crate::jobs::handlers(crate::jobs::Services {
         export_retention: Duration::from_secs(config.jobs.export_retention_hours * 3600),
         webhooks: webhooks.clone(),

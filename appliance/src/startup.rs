@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::backups::pitr::Pitr;
 use crate::config::{DatabaseTarget, Settings};
 use crate::db::managed::{ClusterLock, ManagedError, ManagedPostgres, Supervisor};
 use crate::db::migrate::MigrateError;
@@ -34,6 +35,8 @@ pub enum StartError {
     TelemetryCa(crate::tls::CaFileError),
     #[error(transparent)]
     Delivery(#[from] crate::listen::DeliveryError),
+    #[error("point-in-time recovery: {0}")]
+    Pitr(#[from] crate::db::pgbackrest::PgbackrestError),
     #[error("{0}")]
     Other(String),
 }
@@ -70,6 +73,8 @@ impl StartError {
             | StartError::TelemetryCa(_) => Exit::Config,
             StartError::Bind { .. } | StartError::Other(_) => Exit::Failure,
             StartError::Managed(e) if e.is_missing_component() => Exit::MissingComponent,
+            StartError::Pitr(e) if e.is_missing_component() => Exit::MissingComponent,
+            StartError::Pitr(_) => Exit::Failure,
             StartError::Managed(ManagedError::SocketPathTooLong { .. }) => Exit::Config,
             StartError::Managed(ManagedError::Start(_) | ManagedError::Bootstrap(_)) => {
                 Exit::DatabaseUnreachable
@@ -116,6 +121,8 @@ pub struct Database {
     pub connections: Connections,
     /// Present when this process started and supervises the managed cluster.
     pub supervisor: Option<Supervisor>,
+    /// pgBackRest for the managed cluster (`backup.pitr`).
+    pub pitr: Option<Pitr>,
     _lock: Option<ClusterLock>,
 }
 
@@ -149,17 +156,24 @@ pub async fn open_database(settings: &Settings, purpose: Purpose) -> Result<Data
         return Ok(Database {
             connections: Connections::external(settings)?,
             supervisor: None,
+            pitr: None,
             _lock: None,
         });
     };
     // Room for the pool, a migration connection and an admin's psql.
     let max_connections = settings.config.database.pool_size + 10;
-    let pg = ManagedPostgres::prepare(
+    let mut pg = ManagedPostgres::prepare(
         &settings.config.state_dir,
         bin_dir.as_deref(),
         max_connections,
     )
     .await?;
+    // Every start of the cluster archives its WAL when PITR is on: a
+    // start without it would leave a gap no restore can cross.
+    let pitr = match &settings.backup.pitr {
+        Some(policy) => Some(Pitr::enable(policy, &mut pg)?),
+        None => None,
+    };
     let connections = pg.connections(timeout)?;
     let lock = ClusterLock::try_acquire(&pg.layout)?;
     let running = running(&pg.layout.socket, &connections).await;
@@ -193,6 +207,7 @@ pub async fn open_database(settings: &Settings, purpose: Purpose) -> Result<Data
             return Ok(Database {
                 connections,
                 supervisor: None,
+                pitr,
                 _lock: None,
             })
         }
@@ -209,6 +224,7 @@ pub async fn open_database(settings: &Settings, purpose: Purpose) -> Result<Data
         return Ok(Database {
             connections,
             supervisor: None,
+            pitr,
             _lock: Some(lock),
         });
     }
@@ -217,6 +233,7 @@ pub async fn open_database(settings: &Settings, purpose: Purpose) -> Result<Data
     Ok(Database {
         connections,
         supervisor: Some(supervisor),
+        pitr,
         _lock: Some(lock),
     })
 }

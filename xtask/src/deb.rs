@@ -235,7 +235,7 @@ pub fn build(binary: &Path, out: &Path) -> Result<PathBuf> {
          Architecture: amd64\n\
          Maintainer: Mogothrow77 developers <release@mogothrow77.invalid>\n\
          Installed-Size: {size}\n\
-         Depends: libc6 (>= {glibc}), libgcc-s1 (>= 4.2), systemd | systemd-standalone-sysusers, procps\n\
+         Depends: libc6 (>= {glibc}), libgcc-s1 (>= 4.2), systemd | systemd-standalone-sysusers, procps, pgbackrest\n\
          Recommends: postgresql\n\
          Section: database\n\
          Priority: optional\n\

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real install test of the .deb alone: a minimal Debian (rootfs.sh) of
 # another release (Debian 11, for the portable binary) with its own
-# PostgreSQL, procps and curl preinstalled, booted with systemd as PID 1
+# PostgreSQL, pgBackRest, procps and curl preinstalled, booted with systemd as PID 1
 # (systemd-nspawn) and the network off (--private-network). Inside, a test
 # unit installs the .deb with apt (no other source; the offline bundle's
 # install on Debian 12 is offline-install-in-nspawn.sh). Then it waits for
@@ -18,7 +18,7 @@ suite=${2:?usage: $0 PACKAGE.deb SUITE}
 here=$(dirname "$(readlink -f "$0")")
 max_exposure=1.5
 command -v systemd-nspawn >/dev/null || { echo "missing systemd-nspawn: apt-get install systemd-container" >&2; exit 2; }
-cache=$("$here/rootfs.sh" "$suite" procps,curl,ca-certificates,postgresql)
+cache=$("$here/rootfs.sh" "$suite" procps,curl,ca-certificates,postgresql,pgbackrest)
 
 work=$(mktemp -d /var/tmp/m77-nspawn.XXXXXX)
 cleanup() { rm -rf "$work"; }

@@ -12,6 +12,8 @@ use std::time::{Instant, SystemTime};
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
 
+use super::pitr::drill::PitrDrilled;
+use super::pitr::Pitr;
 use crate::age::Identity;
 use crate::audit;
 use crate::db::managed::PgBinaries;
@@ -72,11 +74,19 @@ pub struct Drilled {
     pub audit_problems: Vec<String>,
     pub seconds: f64,
     pub warnings: Vec<String>,
+    /// The point-in-time drill (managed mode with `backup.pitr`): what it
+    /// found, or why it could not run.
+    pub pitr: Option<Result<PitrDrilled, String>>,
 }
 
 impl Drilled {
     pub fn ok(&self) -> bool {
-        self.counts.iter().all(Count::matches) && self.audit_problems.is_empty()
+        self.counts.iter().all(Count::matches)
+            && self.audit_problems.is_empty()
+            && self
+                .pitr
+                .as_ref()
+                .is_none_or(|p| p.as_ref().is_ok_and(PitrDrilled::ok))
     }
 
     /// What is kept with the backup and put in the audit entry.
@@ -93,6 +103,11 @@ impl Drilled {
             })).collect::<Vec<_>>(),
             "audit_entries": self.audit_entries,
             "audit_problems": self.audit_problems,
+            "pitr": match &self.pitr {
+                None => Value::Null,
+                Some(Ok(p)) => p.report(),
+                Some(Err(e)) => json!({ "ok": false, "error": e }),
+            },
         })
     }
 }
@@ -132,6 +147,7 @@ pub async fn run(
     ca_file: Option<&Path>,
     identities: Option<&[Identity]>,
     work_dir: &Path,
+    pitr: Option<&Pitr>,
 ) -> Result<Drilled, DrillError> {
     let started = Instant::now();
     let live = connections
@@ -149,12 +165,16 @@ pub async fn run(
         .map_err(|e| DrillError::Io(format!("cannot create {}: {e}", work_dir.display())))?;
     let opened = super::archive::open(&path, identities, work_dir, "drill")?;
     let dump = opened.path();
+    let place_cluster = match &place {
+        Place::Managed(pg) => Some(*pg),
+        Place::External => None,
+    };
     let scratch = Scratch::begin(&live, place, connections, Use::Drill).await?;
     let outcome = async {
         let bytes = scratch.live_bytes().await?;
         scratch.check_space(work_dir, bytes, false)?;
         scratch.restore(binaries, ca_file, dump).await?;
-        let copy = scratch.connect().await?;
+        let copy = scratch.connect_reader().await?;
         let restored = super::record_counts(&copy).await?;
         let verified = audit::verify(&copy)
             .await
@@ -166,29 +186,15 @@ pub async fn run(
     let encrypted = opened.was_encrypted();
     drop(opened);
     let (restored, verified) = outcome?;
-    let mut names: Vec<String> = recorded
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, _)| k.clone())
-        .chain(
-            restored
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, _)| k.clone()),
-        )
-        .collect();
-    names.sort();
-    names.dedup();
-    let counts = names
-        .into_iter()
-        .map(|collection| Count {
-            recorded: recorded.get(&collection).and_then(Value::as_i64),
-            restored: restored.get(&collection).and_then(Value::as_i64),
-            collection,
-        })
-        .collect();
+    let counts = compare(&recorded, &restored);
+    let pitr = match (pitr, &place_cluster) {
+        (Some(pitr), Some(live)) => Some(
+            super::pitr::drill::run(pitr, live, work_dir)
+                .await
+                .map_err(|e| e.to_string()),
+        ),
+        _ => None,
+    };
     Ok(Drilled {
         backup_id,
         archive,
@@ -199,7 +205,27 @@ pub async fn run(
         audit_problems: verified.problems.iter().map(ToString::to_string).collect(),
         seconds: started.elapsed().as_secs_f64(),
         warnings,
+        pitr,
     })
+}
+
+/// Every collection named in either count, with both numbers.
+pub fn compare(recorded: &Value, restored: &Value) -> Vec<Count> {
+    let mut names: Vec<String> = [recorded, restored]
+        .into_iter()
+        .filter_map(Value::as_object)
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|collection| Count {
+            recorded: recorded.get(&collection).and_then(Value::as_i64),
+            restored: restored.get(&collection).and_then(Value::as_i64),
+            collection,
+        })
+        .collect()
 }
 
 /// Keeps the outcome with the backup and audits it (`backup.drill`), in
@@ -252,6 +278,8 @@ pub struct Drills {
     /// Managed: the state directory and `database.postgres_bin_dir`, to
     /// reach the running cluster as its superuser for the scratch copy.
     pub managed: Option<(PathBuf, Option<PathBuf>)>,
+    /// Point-in-time recovery (managed with `backup.pitr`): drilled too.
+    pub pitr: Option<Pitr>,
 }
 
 impl Drills {
@@ -259,6 +287,7 @@ impl Drills {
     pub fn for_settings(
         settings: &crate::config::Settings,
         connections: &Connections,
+        pitr: Option<&Pitr>,
     ) -> Result<Option<Drills>, crate::db::backup::BackupError> {
         if settings.backup.drill_schedule.is_none() {
             return Ok(None);
@@ -275,6 +304,7 @@ impl Drills {
                 }
                 crate::config::DatabaseTarget::External { .. } => None,
             },
+            pitr: pitr.cloned(),
         }))
     }
 
@@ -301,6 +331,7 @@ impl Drills {
             self.ca_file.as_deref(),
             identities,
             &self.work_dir,
+            self.pitr.as_ref(),
         )
         .await;
         let mut client = self

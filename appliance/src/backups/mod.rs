@@ -11,6 +11,7 @@
 pub mod archive;
 pub mod copy;
 pub mod drill;
+pub mod pitr;
 pub mod prune;
 pub mod scheduler;
 
@@ -43,6 +44,8 @@ pub struct Backups {
     pub ca_file: Option<PathBuf>,
     pub binaries: PgBinaries,
     pub host: String,
+    /// Point-in-time recovery: a base backup at every slot too.
+    pub pitr: Option<pitr::Pitr>,
 }
 
 impl Backups {
@@ -50,6 +53,7 @@ impl Backups {
     pub fn for_settings(
         settings: &crate::config::Settings,
         connections: &crate::db::Connections,
+        pitr: Option<&pitr::Pitr>,
     ) -> Result<Option<Backups>, BackupError> {
         if settings.backup.schedule.is_none() {
             return Ok(None);
@@ -60,6 +64,7 @@ impl Backups {
             ca_file: settings.config.database.ca_file.clone(),
             binaries: dump::binaries_for(settings)?,
             host: crate::privileges::host_name(),
+            pitr: pitr.cloned(),
         }))
     }
 }
@@ -207,6 +212,9 @@ pub async fn take(
                     .details(json!({ "removed": pruned.archives }));
                 audit_append(&lock_tx, &ctx, &event).await?;
             }
+            if let Some(pitr) = &backups.pitr {
+                base_backup(pitr, &lock_tx, &ctx, slot).await?;
+            }
             lock_tx.commit().await?;
             tracing::info!(
                 archive = %archive,
@@ -235,6 +243,36 @@ pub async fn take(
             Err(e)
         }
     }
+}
+
+/// The slot's PITR base backup, audited (`backup.pitr`) in the slot's
+/// transaction. A failure does not undo the logical backup: it is audited,
+/// counted and logged, and `diagnose` shows the repository's state.
+async fn base_backup(
+    pitr: &pitr::Pitr,
+    tx: &tokio_postgres::Transaction<'_>,
+    ctx: &audit::Context,
+    slot: i64,
+) -> Result<(), TakeError> {
+    let event = match pitr.base_backup().await {
+        Ok(based) => {
+            tracing::info!(label = %based.label, kind = based.kind.name(), seconds = based.seconds, "PITR base backup taken");
+            audit::Event::new("backup.pitr", &based.label, audit::Outcome::Success).details(json!({
+                "scheduled_for": stamp(slot),
+                "type": based.kind.name(),
+                "repository": pitr.repository(),
+                "repository_bytes": based.repository_bytes,
+                "seconds": based.seconds,
+            }))
+        }
+        Err(e) => {
+            crate::metrics::Metrics::shared().pitr_backup_failures.inc();
+            tracing::error!(error = %e, "PITR base backup failed");
+            audit::Event::new("backup.pitr", pitr.repository(), audit::Outcome::Failure)
+                .details(json!({ "scheduled_for": stamp(slot), "error": e.to_string() }))
+        }
+    };
+    audit_append(tx, ctx, &event).await.map(drop)
 }
 
 async fn audit_append(

@@ -93,6 +93,7 @@ mod tests {
             drill_schedule: None,
             identities: Vec::new(),
             work_dir: "/w".into(),
+            pitr: None,
         }
     }
 

@@ -307,6 +307,7 @@ pub async fn backup_drill(settings: Settings, identity: Option<std::path::PathBu
                 settings.config.database.ca_file.as_deref(),
                 identities.as_deref(),
                 &settings.backup.work_dir,
+                database.pitr.as_ref(),
             )
             .await;
             let mut client = database.connections.connect_app().await?;
@@ -361,6 +362,31 @@ fn print_drill(d: &crate::backups::drill::Drilled) {
         for p in &d.audit_problems {
             println!("  FAIL  audit chain: {p}");
         }
+    }
+    match &d.pitr {
+        None => {}
+        Some(Ok(p)) => {
+            println!(
+                "point-in-time drill: restored to {} into a scratch cluster in {:.1} s",
+                p.target, p.seconds
+            );
+            for c in &p.counts {
+                println!(
+                    "  {}  {}: {} records at that moment, {} restored",
+                    if c.matches() { "ok  " } else { "FAIL" },
+                    c.collection,
+                    show(c.recorded),
+                    show(c.restored)
+                );
+            }
+            if p.audit_problems.is_empty() {
+                println!("  ok    audit chain: {} entries verify", p.audit_entries);
+            }
+            for problem in &p.audit_problems {
+                println!("  FAIL  audit chain: {problem}");
+            }
+        }
+        Some(Err(e)) => println!("point-in-time drill: FAIL  {e}"),
     }
     for w in &d.warnings {
         println!("  warn  {w}");

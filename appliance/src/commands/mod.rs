@@ -3,8 +3,10 @@
 //! [`archive`].
 
 mod archive;
+mod pitr;
 
 pub use archive::{backup, backup_drill, restore};
+pub use pitr::restore_to_time;
 
 use contracts::rehearsal::Mark;
 

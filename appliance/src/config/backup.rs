@@ -36,6 +36,20 @@ pub struct BackupConfig {
     /// A private key (`age-keygen`'s file) for scheduled drills of
     /// encrypted backups; nothing else reads it.
     pub age_identity_file: Option<PathBuf>,
+    /// Point-in-time recovery of the managed database with pgBackRest:
+    /// continuous WAL archiving, and full or differential base backups at
+    /// every `schedule` slot.
+    pub pitr: bool,
+    /// The pgBackRest repository; default `<backup.dir>/pitr`.
+    pub pitr_dir: Option<PathBuf>,
+    /// Seconds after which a WAL segment with changes is archived even if
+    /// it is not full: the most recent changes a PITR restore can lose.
+    pub archive_timeout_secs: u64,
+    /// A full base backup when the newest is this many days old;
+    /// differential ones in between.
+    pub pitr_full_days: u32,
+    /// How many full base backups (and the WAL they need) are kept.
+    pub pitr_keep_full: u32,
 }
 
 impl Default for BackupConfig {
@@ -51,6 +65,11 @@ impl Default for BackupConfig {
             age_recipients_file: None,
             drill_schedule: None,
             age_identity_file: None,
+            pitr: false,
+            pitr_dir: None,
+            archive_timeout_secs: 60,
+            pitr_full_days: 7,
+            pitr_keep_full: 2,
         }
     }
 }
@@ -76,6 +95,21 @@ pub struct BackupPolicy {
     /// Where a plaintext archive is written before it is encrypted:
     /// `<state_dir>/backups/work`, beside the database it came from.
     pub work_dir: PathBuf,
+    /// Point-in-time recovery (`backup.pitr`); `None`: off.
+    pub pitr: Option<PitrPolicy>,
+}
+
+/// The checked PITR settings.
+#[derive(Debug, Clone)]
+pub struct PitrPolicy {
+    /// The pgBackRest repository (`backup.pitr_dir`).
+    pub repository: PathBuf,
+    /// `<state_dir>/pgbackrest`: pgBackRest's configuration, log, lock and
+    /// spool, all inside the unit's sandbox.
+    pub home: PathBuf,
+    pub archive_timeout: Duration,
+    pub full_every: Duration,
+    pub keep_full: u32,
 }
 
 /// The default place of scheduled archives under `state_dir`.
@@ -125,6 +159,7 @@ pub fn check(
         ("backup.dir", &c.dir),
         ("backup.copy_to", &c.copy_to),
         ("backup.hook", &c.hook),
+        ("backup.pitr_dir", &c.pitr_dir),
     ] {
         if let Some(path) = path {
             if !path.is_absolute() {
@@ -195,11 +230,48 @@ pub fn check(
                 .to_string(),
         );
     }
+    if c.pitr {
+        super::in_range(
+            problem,
+            "backup.archive_timeout_secs",
+            c.archive_timeout_secs,
+            10..=3600,
+        );
+        super::in_range(
+            problem,
+            "backup.pitr_full_days",
+            u64::from(c.pitr_full_days),
+            1..=365,
+        );
+        super::in_range(
+            problem,
+            "backup.pitr_keep_full",
+            u64::from(c.pitr_keep_full),
+            1..=100,
+        );
+        if schedule.is_none() {
+            problem(
+                "backup.pitr",
+                "point-in-time recovery takes its base backups at the backup.schedule slots: \
+                 set backup.schedule too (e.g. \"daily 02:30\")"
+                    .to_string(),
+            );
+        }
+    }
+    let dir = c.dir.clone().unwrap_or_else(|| default_dir(state_dir));
+    let pitr = c.pitr.then(|| PitrPolicy {
+        repository: c.pitr_dir.clone().unwrap_or_else(|| dir.join("pitr")),
+        home: state_dir.join("pgbackrest"),
+        archive_timeout: Duration::from_secs(c.archive_timeout_secs),
+        full_every: Duration::from_secs(u64::from(c.pitr_full_days) * 86_400),
+        keep_full: c.pitr_keep_full,
+    });
     BackupPolicy {
+        pitr,
         schedule,
         drill_schedule,
         identities,
-        dir: c.dir.clone().unwrap_or_else(|| default_dir(state_dir)),
+        dir,
         keep: c.keep,
         keep_days: c.keep_days,
         copy_to: c.copy_to.clone(),

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 pub use api::ApiConfig;
 pub use audit::{AuditConfig, AuditForwarding, SyslogTarget};
 pub use auth::AuthConfig;
-pub use backup::{BackupConfig, BackupPolicy};
+pub use backup::{BackupConfig, BackupPolicy, PitrPolicy};
 pub use cidr::{Cidr, CidrError};
 pub use database::{normalize_sslmode, DatabaseConfig, DatabaseTarget};
 pub use http::HttpConfig;
@@ -263,6 +263,15 @@ fn validate(
     upgrade::check(&config.upgrade, &mut problem);
     let audit = audit::check(&config.audit, &mut problem);
     let backup = backup::check(&config.backup, &config.state_dir, &mut problem);
+    if backup.pitr.is_some() && matches!(database, DatabaseTarget::External { .. }) {
+        problem(
+            "backup.pitr",
+            "point-in-time recovery here is for the managed database; with database.url the \
+             database server's own tooling (its DBA's pgBackRest, Barman or the provider's \
+             PITR) owns it: remove backup.pitr and keep the scheduled logical backups"
+                .to_string(),
+        );
+    }
 
     let Some(listen) = listen.filter(|_| problems.is_empty()) else {
         return Err(ConfigError { problems });

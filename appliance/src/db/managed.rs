@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
+pub use super::binaries::{choose, discover, discover_clients, PgBinaries};
 use super::{describe_pg_error, Connections};
 
 /// Roles and database the appliance creates in its managed cluster.
@@ -24,7 +25,7 @@ pub const APP_ROLE: &str = "mogothrow77_app";
 pub const DATABASE: &str = "mogothrow77";
 /// Unix socket paths are limited to 107 bytes.
 const MAX_SOCKET_PATH: usize = 107;
-const PORT: u16 = 5432;
+pub const PORT: u16 = 5432;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManagedError {
@@ -69,160 +70,6 @@ impl ManagedError {
     }
 }
 
-/// A PostgreSQL installation: its `bin` directory and major version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PgBinaries {
-    pub bin_dir: PathBuf,
-    pub major: String,
-}
-
-impl PgBinaries {
-    /// A server installation: `initdb` and `postgres` (the managed mode).
-    fn at(dir: &Path) -> Option<PgBinaries> {
-        if !dir.join("initdb").is_file() {
-            return None;
-        }
-        PgBinaries::versioned(dir, "postgres")
-    }
-
-    /// The client programs alone (`pg_dump`, `pg_restore`, `psql`): what
-    /// backups and restores of an external database need, e.g. from a
-    /// `postgresql-client` package without the server.
-    fn clients_at(dir: &Path) -> Option<PgBinaries> {
-        if !dir.join("pg_restore").is_file() || !dir.join("psql").is_file() {
-            return None;
-        }
-        PgBinaries::versioned(dir, "pg_dump")
-    }
-
-    /// `dir` with the major version `program --version` reports.
-    fn versioned(dir: &Path, program: &str) -> Option<PgBinaries> {
-        let program = dir.join(program);
-        if !program.is_file() {
-            return None;
-        }
-        let out = std::process::Command::new(&program)
-            .arg("--version")
-            .output()
-            .ok()?;
-        // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
-        let text = String::from_utf8_lossy(&out.stdout);
-        let version = text.split_whitespace().nth(2)?;
-        let major = version.split('.').next()?.to_string();
-        Some(PgBinaries {
-            bin_dir: dir.to_path_buf(),
-            major,
-        })
-    }
-}
-
-/// Every PostgreSQL server installation found, in search order:
-/// `pg_config --bindir`, `PATH`, then `/usr/lib/postgresql/*/bin` (highest
-/// major first).
-pub fn discover(configured: Option<&Path>) -> (Vec<PgBinaries>, String) {
-    discover_with(configured, "postgres", PgBinaries::at)
-}
-
-/// Every set of PostgreSQL client programs found, searched like
-/// [`discover`]: a server installation has them, and so has a host with
-/// only the client package.
-pub fn discover_clients(configured: Option<&Path>) -> (Vec<PgBinaries>, String) {
-    discover_with(configured, "pg_dump", PgBinaries::clients_at)
-}
-
-fn discover_with(
-    configured: Option<&Path>,
-    program: &str,
-    probe: fn(&Path) -> Option<PgBinaries>,
-) -> (Vec<PgBinaries>, String) {
-    if let Some(dir) = configured {
-        return (
-            probe(dir).into_iter().collect(),
-            format!("in {} (database.postgres_bin_dir)", dir.display()),
-        );
-    }
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Ok(out) = std::process::Command::new("pg_config")
-        .arg("--bindir")
-        .output()
-    {
-        if out.status.success() {
-            dirs.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&path));
-    }
-    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let major = e.file_name().to_string_lossy().parse::<u32>().ok()?;
-            Some((major, e.path().join("bin")))
-        })
-        .collect();
-    versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
-    dirs.extend(versioned.into_iter().map(|(_, d)| d));
-    let mut found: Vec<PgBinaries> = Vec::new();
-    for dir in dirs {
-        // Resolve symlinks (e.g. /usr/local/bin/postgres) to the real install
-        // (Debian's /usr/bin/pg_dump is its pg_wrapper script: not one).
-        let real = std::fs::canonicalize(dir.join(program))
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-            .unwrap_or(dir);
-        if let Some(b) = probe(&real) {
-            if !found.contains(&b) {
-                found.push(b);
-            }
-        }
-    }
-    (
-        found,
-        "via pg_config, in PATH or in /usr/lib/postgresql/*/bin".to_string(),
-    )
-}
-
-/// Chooses the binaries for a data directory: its recorded major version when
-/// it exists, else the highest installed major version.
-pub fn choose(
-    found: &[PgBinaries],
-    searched: &str,
-    data_dir: &Path,
-) -> Result<PgBinaries, ManagedError> {
-    if found.is_empty() {
-        return Err(ManagedError::BinariesMissing {
-            searched: searched.to_string(),
-        });
-    }
-    match std::fs::read_to_string(data_dir.join("PG_VERSION")) {
-        Ok(recorded) => {
-            let recorded = recorded.trim().to_string();
-            found
-                .iter()
-                .find(|b| b.major == recorded)
-                .cloned()
-                .ok_or_else(|| ManagedError::MajorVersionChanged {
-                    data_dir: data_dir.display().to_string(),
-                    recorded,
-                    found: found
-                        .iter()
-                        .map(|b| b.major.clone())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })
-        }
-        Err(_) => found
-            .iter()
-            .max_by_key(|b| b.major.parse::<u32>().unwrap_or(0))
-            .cloned()
-            .ok_or_else(|| ManagedError::BinariesMissing {
-                searched: searched.to_string(),
-            }),
-    }
-}
-
 /// Paths of the managed cluster under the state directory.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -239,7 +86,11 @@ pub fn data_dir(state_dir: &Path) -> PathBuf {
 
 impl Layout {
     pub fn new(state_dir: &Path) -> Result<Layout, ManagedError> {
-        let socket_dir = state_dir.join("run");
+        Layout::at(data_dir(state_dir), state_dir.join("run"))
+    }
+
+    /// A cluster in `data_dir` listening on a socket in `socket_dir`.
+    pub fn at(data_dir: PathBuf, socket_dir: PathBuf) -> Result<Layout, ManagedError> {
         let socket = socket_dir.join(format!(".s.PGSQL.{PORT}"));
         let len = socket.as_os_str().len();
         if len > MAX_SOCKET_PATH {
@@ -249,7 +100,7 @@ impl Layout {
             });
         }
         Ok(Layout {
-            data_dir: data_dir(state_dir),
+            data_dir,
             socket_dir,
             socket,
         })
@@ -267,8 +118,14 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ManagedError + '_ {
 pub struct ManagedPostgres {
     pub binaries: PgBinaries,
     pub layout: Layout,
-    os_user: String,
+    pub(super) os_user: String,
     max_connections: usize,
+    /// WAL archiving (`backup.pitr`): the `archive_command` and
+    /// `archive_timeout` in seconds; `None`: off.
+    archiving: Option<(String, u64)>,
+    /// PostgreSQL's newest FATAL or PANIC line, for an error that says why
+    /// it stopped.
+    pub(super) last_fatal: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl ManagedPostgres {
@@ -296,8 +153,34 @@ impl ManagedPostgres {
             layout,
             os_user,
             max_connections,
+            archiving: None,
+            last_fatal: Arc::default(),
         };
         Ok(pg)
+    }
+
+    /// The same installation on another data directory and socket (a
+    /// scratch cluster for a drill), with no archiving.
+    pub fn elsewhere(&self, layout: Layout) -> ManagedPostgres {
+        ManagedPostgres {
+            binaries: self.binaries.clone(),
+            layout,
+            os_user: self.os_user.clone(),
+            max_connections: self.max_connections,
+            archiving: None,
+            last_fatal: Arc::default(),
+        }
+    }
+
+    /// The OS user the cluster runs as (its superuser).
+    pub fn os_user(&self) -> &str {
+        &self.os_user
+    }
+
+    /// Archives WAL with `command` at least every `timeout_secs` when
+    /// there were changes (from the next start of the cluster on).
+    pub fn archive_with(&mut self, command: String, timeout_secs: u64) {
+        self.archiving = Some((command, timeout_secs));
     }
 
     /// True once `initdb` has completed.
@@ -384,6 +267,15 @@ impl ManagedPostgres {
         let socket_dir = self.layout.socket_dir.display().to_string();
         let max_connections = self.max_connections.to_string();
         let port = PORT.to_string();
+        if let Some((command, timeout)) = &self.archiving {
+            for (key, value) in [
+                ("archive_mode", "on".to_string()),
+                ("archive_command", command.clone()),
+                ("archive_timeout", timeout.to_string()),
+            ] {
+                cmd.arg("-c").arg(format!("{key}={value}"));
+            }
+        }
         for (key, value) in [
             ("listen_addresses", ""),
             ("unix_socket_directories", socket_dir.as_str()),
@@ -391,6 +283,10 @@ impl ManagedPostgres {
             ("port", port.as_str()),
             // The systemd sandbox forbids writable-executable memory.
             ("jit", "off"),
+            // Never a standby: a point-in-time recovery (`restore
+            // --to-time`, drills) replays to its target without serving
+            // reads, so it needs no settings matched to the original's.
+            ("hot_standby", "off"),
             ("shared_buffers", "64MB"),
             ("max_connections", max_connections.as_str()),
             ("logging_collector", "off"),
@@ -413,7 +309,7 @@ impl ManagedPostgres {
         cmd
     }
 
-    fn connection(&self, user: &str, database: &str) -> tokio_postgres::Config {
+    pub(super) fn connection(&self, user: &str, database: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         c.host_path(&self.layout.socket_dir)
             .port(PORT)
@@ -474,6 +370,33 @@ impl ManagedPostgres {
             .map_err(|e| ManagedError::Bootstrap(describe_pg_error(&e)))
     }
 
+    /// A connection as the cluster's superuser (the service user) to
+    /// `database`: what reads every collection's table whichever role
+    /// owns it, for drills and restores.
+    pub async fn connect_superuser(
+        &self,
+        database: &str,
+    ) -> Result<tokio_postgres::Client, ManagedError> {
+        connect_socket(&self.connection(&self.os_user, database)).await
+    }
+
+    /// Ends the current WAL segment (so the archiver takes it now) and
+    /// names it: what a caller waits for in `pg_stat_archiver`.
+    pub async fn switch_wal(&self) -> Result<String, ManagedError> {
+        let admin = connect_socket(&self.connection(&self.os_user, "postgres")).await?;
+        // pg_switch_wal() in a statement of its own, then its file's name.
+        let lsn: String = admin
+            .query_one("SELECT pg_switch_wal()::text", &[])
+            .await
+            .map_err(|e| ManagedError::Bootstrap(describe_pg_error(&e)))?
+            .get(0);
+        Ok(admin
+            .query_one("SELECT pg_walfile_name($1::text::pg_lsn)", &[&lsn])
+            .await
+            .map_err(|e| ManagedError::Bootstrap(describe_pg_error(&e)))?
+            .get(0))
+    }
+
     /// The owner role's connection settings on another database of the
     /// cluster.
     pub fn owner_connection(&self, database: &str) -> tokio_postgres::Config {
@@ -522,15 +445,21 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), ManagedError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err(path))
 }
 
-fn spawn(pg: &ManagedPostgres) -> Result<Child, ManagedError> {
+pub(super) fn spawn(pg: &ManagedPostgres) -> Result<Child, ManagedError> {
     let mut child = pg
         .command()
         .spawn()
         .map_err(|e| ManagedError::Start(format!("cannot run postgres: {e}")))?;
     if let Some(stderr) = child.stderr.take() {
+        let last_fatal = pg.last_fatal.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with("FATAL:") || line.starts_with("PANIC:") {
+                    if let Ok(mut last) = last_fatal.lock() {
+                        *last = Some(line.clone());
+                    }
+                }
                 log_postgres_line(&line);
             }
         });
@@ -551,7 +480,10 @@ fn log_postgres_line(line: &str) {
     }
 }
 
-async fn wait_accepting(pg: &ManagedPostgres, child: &mut Child) -> Result<(), ManagedError> {
+pub(super) async fn wait_accepting(
+    pg: &ManagedPostgres,
+    child: &mut Child,
+) -> Result<(), ManagedError> {
     let config = pg.connection(&pg.os_user, "postgres");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -577,7 +509,7 @@ async fn wait_accepting(pg: &ManagedPostgres, child: &mut Child) -> Result<(), M
 }
 
 /// Connects over the unix socket (no TLS on a local socket).
-async fn connect_socket(
+pub(super) async fn connect_socket(
     config: &tokio_postgres::Config,
 ) -> Result<tokio_postgres::Client, ManagedError> {
     let (client, connection) = config
@@ -764,7 +696,7 @@ async fn supervise(pg: Arc<ManagedPostgres>, child: Child, mut stop: watch::Rece
     }
 }
 
-async fn shutdown_child(child: &mut Child) {
+pub(super) async fn shutdown_child(child: &mut Child) {
     let Some(pid) = child.id() else { return };
     let pid = Pid::from_raw(pid as i32);
     // SIGINT: PostgreSQL's "fast" shutdown.

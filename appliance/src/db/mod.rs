@@ -2,9 +2,12 @@
 //! the connection pool, and TLS to external servers.
 
 pub mod backup;
+pub mod binaries;
 pub mod managed;
 pub mod migrate;
+pub mod pgbackrest;
 pub mod probe;
+pub mod recovery;
 pub mod rehearse;
 pub mod restore;
 pub mod scratch;

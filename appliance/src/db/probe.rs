@@ -41,8 +41,8 @@ pub async fn watch(pool: deadpool_postgres::Pool, metrics: Arc<Metrics>, timeout
             }
         }
         // The newest backup recorded (scheduled, `backup`, the upgrade
-        // tool's) and the newest restore drill, for the backup alerts, in
-        // one round trip; zeros when there is none.
+        // tool's), the newest restore drill and the WAL archiver's state,
+        // for the backup alerts, in one round trip; zeros when there is none.
         let backups = tokio::time::timeout(timeout, async {
             let client = pool.get().await.ok()?;
             client
@@ -51,8 +51,11 @@ pub async fn watch(pool: deadpool_postgres::Pool, metrics: Arc<Metrics>, timeout
                             coalesce(b.bytes, 0), \
                             coalesce(extract(epoch FROM b.finished_at - b.started_at)::float8, 0), \
                             coalesce(extract(epoch FROM d.drilled_at)::float8, 0), \
-                            coalesce(d.drill_ok, false) \
-                     FROM (SELECT 1) one \
+                            coalesce(d.drill_ok, false), \
+                            coalesce(extract(epoch FROM a.last_archived_time)::float8, 0), \
+                            coalesce(a.last_failed_time \
+                                     > coalesce(a.last_archived_time, '-infinity'), false) \
+                     FROM pg_stat_archiver a \
                      LEFT JOIN (SELECT * FROM backups ORDER BY finished_at DESC LIMIT 1) b ON true \
                      LEFT JOIN (SELECT * FROM backups WHERE drilled_at IS NOT NULL \
                                 ORDER BY drilled_at DESC LIMIT 1) d ON true",
@@ -72,6 +75,10 @@ pub async fn watch(pool: deadpool_postgres::Pool, metrics: Arc<Metrics>, timeout
             metrics
                 .backup_last_drill_success
                 .set(i64::from(row.get::<_, bool>(4)));
+            metrics.wal_last_archived.set(row.get(5));
+            metrics
+                .wal_archive_failing
+                .set(i64::from(row.get::<_, bool>(6)));
         }
         let started = Instant::now();
         let outcome = tokio::time::timeout(timeout, async {

@@ -263,6 +263,16 @@ impl<'a> Scratch<'a> {
         Ok(super::connect(&self.owner_config(), &self.connections.tls).await?)
     }
 
+    /// A connection to the copy that reads every table: managed, the
+    /// cluster's superuser (collections' tables belong to the application
+    /// role, as archived); external, the role that restored and owns it all.
+    pub async fn connect_reader(&self) -> Result<Client, ScratchError> {
+        match self.place {
+            Place::Managed(pg) => Ok(pg.connect_superuser(&self.name).await?),
+            Place::External => self.connect().await,
+        }
+    }
+
     /// Drops the copy; a failure becomes a warning naming what to do.
     pub async fn finish(mut self) -> Vec<String> {
         let name = self.name.clone();

@@ -7,6 +7,7 @@ mod backups;
 mod certificate;
 mod database;
 mod host;
+mod pitr;
 
 pub use database::{reach, Reach};
 pub use host::{unit, UNIT};

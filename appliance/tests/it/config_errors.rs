@@ -168,6 +168,35 @@ fn a_backup_schedule_or_retention_that_cannot_be_used_is_refused() {
 }
 
 #[test]
+fn point_in_time_recovery_needs_the_managed_database_a_schedule_and_sane_numbers() {
+    let config = AppConfig::new("[backup]\npitr = true\narchive_timeout_secs = 1\n");
+    let out = config.run(&["check"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+    assert!(
+        out.stderr.contains("`backup.pitr`") && out.stderr.contains("backup.schedule"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("`backup.archive_timeout_secs`"),
+        "{}",
+        out.stderr
+    );
+
+    let config = AppConfig::external(
+        "postgres://app@127.0.0.1:1/db",
+        "[backup]\nschedule = \"daily 02:30\"\npitr = true\n",
+    );
+    let out = config.run(&["check"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+    assert!(
+        out.stderr.contains("`backup.pitr`") && out.stderr.contains("owns it"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn a_backup_recipients_file_without_usable_keys_is_refused() {
     let config = AppConfig::new("");
     let recipients = config.path("recipients.txt");

@@ -28,6 +28,7 @@ mod managed;
 mod metrics;
 mod monitoring;
 mod notify;
+mod pitr;
 mod poolers;
 mod readiness;
 mod records;

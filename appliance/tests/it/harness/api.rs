@@ -186,6 +186,16 @@ impl Site {
     pub async fn start_on(cluster: &PgCluster, extra_toml: &str) -> Site {
         let db = cluster.create_database().await;
         let config = AppConfig::external(&cluster.dsn(&db), extra_toml);
+        Site::set_up(config, db).await
+    }
+
+    /// A site on its own managed cluster (no `database.url`); `db` names
+    /// no database of the shared cluster, so [`Site::sql`] is not for it.
+    pub async fn start_managed(extra_toml: &str) -> Site {
+        Site::set_up(AppConfig::new(extra_toml), String::new()).await
+    }
+
+    async fn set_up(config: AppConfig, db: String) -> Site {
         let mut app = config.spawn();
         let addr = app.wait_ready();
         let token = setup_token(&mut app);
