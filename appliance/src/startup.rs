@@ -170,7 +170,10 @@ pub async fn open_database(settings: &Settings, purpose: Purpose) -> Result<Data
     .await?;
     // Every start of the cluster archives its WAL when PITR is on: a
     // start without it would leave a gap no restore can cross.
+    // `check` and `diagnose` only read: nothing of pgBackRest's is
+    // written for them, and a missing pgBackRest is diagnose's to report.
     let pitr = match &settings.backup.pitr {
+        Some(policy) if purpose == Purpose::Check => Pitr::reading(policy).ok(),
         Some(policy) => Some(Pitr::enable(policy, &mut pg)?),
         None => None,
     };

@@ -186,7 +186,14 @@ pub async fn load_records(
     from: i64,
     to: i64,
 ) {
-    sql.batch_execute(&format!(
+    sql.batch_execute(&load_sql(table, columns, from, to))
+        .await
+        .expect("load records");
+}
+
+/// The SQL of [`load_records`], for a client of another kind (`psql`).
+pub fn load_sql(table: &str, columns: &[String], from: i64, to: i64) -> String {
+    format!(
         "INSERT INTO {table} ({}) \
          SELECT 'title ' || g, (ARRAY['open','closed','pending'])[1 + g % 3], g % 1000, \
                 (g % 100000) / 100.0, date '2026-01-01' + (g % 365), \
@@ -194,7 +201,5 @@ pub async fn load_records(
                 'owner' || (g % 50), jsonb_build_object('n', g % 10), 'code-' || g \
          FROM generate_series({from}, {to}) g; ANALYZE {table};",
         columns.join(", ")
-    ))
-    .await
-    .expect("load records");
+    )
 }

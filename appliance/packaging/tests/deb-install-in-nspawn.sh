@@ -73,6 +73,20 @@ exposure=$(sed -n 's/.*Overall exposure level for mogothrow77.service: \([0-9.]*
 echo "exposure ${exposure:-unknown}" >>"$out"
 check stop-clean sh -c 'systemctl stop mogothrow77 && [ "$(systemctl show -p Result --value mogothrow77)" = success ] && [ ! -e /var/lib/mogothrow77/postgres/postmaster.pid ]'
 check restart-keeps-data sh -c 'systemctl start mogothrow77 && for i in $(seq 1 120); do [ "$(systemctl is-active mogothrow77)" = active ] && break; sleep 0.5; done; curl -sk --max-time 10 https://localhost:8443/readyz | grep -q ready'
+# Point-in-time recovery inside the unit's sandbox: WAL archived and a
+# base backup taken by pgBackRest, everything under state_dir.
+pitr_on() {
+  printf '\n[backup]\nschedule = "every 10s"\npitr = true\narchive_timeout_secs = 10\n' >>/etc/mogothrow77/config.toml
+  systemctl restart mogothrow77 && wait_active || return 1
+  for _ in $(seq 1 120); do
+    runuser -u mogothrow77 -- pgbackrest --config=/var/lib/mogothrow77/pgbackrest/pgbackrest.conf \
+      --stanza=mogothrow77 info --output=json | grep -q '"label"' && return 0
+    sleep 0.5
+  done
+  return 1
+}
+check pitr-base-backup-in-sandbox pitr_on
+check pitr-diagnosed sh -c 'mogothrow77 diagnose | grep "point-in-time recovery" | grep -q "newest base backup"'
 # The upgrade tool reinstalls with MOGOTHROW77_NO_START=1 and starts the
 # service itself: the maintainer scripts must leave it stopped.
 check no-start-flag sh -c 'systemctl stop mogothrow77 && MOGOTHROW77_NO_START=1 dpkg -i /root/bundle/mogothrow77_*.deb && sleep 1 && ! systemctl is-active --quiet mogothrow77'

@@ -168,6 +168,8 @@ check key-kept-for-upgrades cmp /root/mogothrow77.pub /etc/mogothrow77/release-k
 apt_state >/root/apt-after
 check host-apt-state-unchanged diff /root/apt-before /root/apt-after
 check postgresql-15-installed sh -c 'dpkg-query -W -f "\${Status}" postgresql-15 | grep -q " installed$"'
+# A dependency of the .deb (point-in-time recovery), so from the bundle too.
+check pgbackrest-installed sh -c 'dpkg-query -W -f "\${Status}" pgbackrest | grep -q " installed$"'
 
 # 3. The first admin, from the other side of the network.
 check first-admin-signed-in host_step first-admin

@@ -207,6 +207,16 @@ impl Pgbackrest {
         })
     }
 
+    /// pgBackRest as `configure` left it, for reading only (`diagnose`):
+    /// nothing is written.
+    pub fn configured(home: &Path, repository: &Path) -> Result<Pgbackrest, PgbackrestError> {
+        Ok(Pgbackrest {
+            program: find()?,
+            config: home.join("pgbackrest.conf"),
+            repository: repository.to_path_buf(),
+        })
+    }
+
     /// The cluster's `archive_command`.
     pub fn archive_command(&self) -> String {
         format!(
@@ -258,7 +268,14 @@ impl Pgbackrest {
 
     /// What the repository holds.
     pub fn info(&self) -> Result<Info, PgbackrestError> {
-        parse_info(&self.run("info", &["--output=json".to_string()])?)
+        // Read-only, and run by `diagnose` as root too: no log file.
+        parse_info(&self.run(
+            "info",
+            &[
+                "--output=json".to_string(),
+                "--log-level-file=off".to_string(),
+            ],
+        )?)
     }
 
     /// Restores into `data_dir` (empty, or missing) the cluster as of

@@ -42,10 +42,17 @@ pub async fn check(
             "external database: its server's own tooling owns point-in-time recovery",
         );
     }
-    let Some(pitr) = pitr else {
+    if settings.backup.pitr.is_none() {
         return Check::skip(
             NAME,
             "off: a restore goes back to the newest logical backup (backup.pitr turns it on)",
+        );
+    }
+    let Some(pitr) = pitr else {
+        return Check::fail(
+            NAME,
+            crate::db::pgbackrest::PgbackrestError::Missing.to_string(),
+            runbooks.fix("install pgBackRest, then restart the service", PAGE),
         );
     };
     let archiver = client

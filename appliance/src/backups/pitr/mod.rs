@@ -62,6 +62,15 @@ impl Pitr {
         Ok(pitr)
     }
 
+    /// pgBackRest as the service configured it, to read the repository
+    /// (`diagnose`); writes nothing.
+    pub fn reading(policy: &PitrPolicy) -> Result<Pitr, PgbackrestError> {
+        Ok(Pitr {
+            policy: policy.clone(),
+            tool: Pgbackrest::configured(&policy.home, &policy.repository)?,
+        })
+    }
+
     /// pgBackRest configured for the cluster in `pg`, whose archiving is
     /// left as it is.
     pub fn for_cluster(policy: &PitrPolicy, pg: &ManagedPostgres) -> Result<Pitr, PgbackrestError> {
