@@ -81,6 +81,12 @@ install -m 0755 "$fault_tool" "$root/root/upgrade-fault-injection"
 # The installer as the bundle ships it (verified with the bundle).
 install -m 0755 "$unpacked/mogothrow77-install" "$root/root/mogothrow77-install"
 echo 'deb [trusted=yes] file:/root/bundle ./' >"$root/root/apt-sources.list"
+# An age key pair for the encrypted pre-migration backup (made with the
+# host's age-keygen: the minimal host has none).
+command -v age-keygen >/dev/null || { echo "missing age-keygen: apt-get install age" >&2; exit 2; }
+age-keygen -o "$root/root/backup-key.txt" 2>/dev/null
+chmod 600 "$root/root/backup-key.txt"
+age-keygen -y "$root/root/backup-key.txt" >"$root/root/backup-recipients.txt"
 
 cat >"$root/root/upgrade-test.sh" <<'EOF'
 #!/bin/bash
@@ -245,6 +251,12 @@ check rolled-back-healthy healthy_on "$N"
 check reapply-n1 expect 0 "no migrations to run" upgrade apply /root/n1.zip
 check reapplied-healthy healthy_on "$N1"
 echo "downtime without-migration $(mogothrow77-upgrade status --json | sed -n 's/.*"downtime_seconds": *\([0-9.]*\).*/\1/p')" >>"$out"
+# From here the backups are age-encrypted: the rollback needs the key.
+encrypt_backups() {
+  install -m 0644 /root/backup-recipients.txt /etc/mogothrow77/backup-recipients.txt
+  printf '\n[backup]\nage_recipients_file = "/etc/mogothrow77/backup-recipients.txt"\n' >>/etc/mogothrow77/config.toml
+}
+check encrypt-backups encrypt_backups
 check check-n2-needs-backup expect 0 "rollback needs the backup: V[0-9]*__upgrade_fixture_contract (contract)" upgrade check /root/n2.zip
 check apply-n2-contract expect 0 "upgraded $N1 → $N2" upgrade apply /root/n2.zip
 # Past the rollback window the backup was restored into a scratch database
@@ -255,7 +267,8 @@ check n2-healthy healthy_on "$N2"
 check rollback-past-window-refused expect 11 "the-schema-is-past-the-rollback-window" mogothrow77-upgrade rollback
 check rollback-refusal-names-backup grep -q "database.dump" /root/last.txt
 check n2-still-serving healthy_on "$N2"
-check rollback-with-backup expect 0 "ROLLED BACK  $N1 runs again with the backup restored" mogothrow77-upgrade rollback --restore-backup
+check n2-backup-encrypted sh -c 'head -c 21 /var/lib/mogothrow77/backups/*/database.dump | grep -q "^age-encryption.org/v1"'
+check rollback-with-backup expect 0 "ROLLED BACK  $N1 runs again with the backup restored" mogothrow77-upgrade rollback --restore-backup --identity /root/backup-key.txt
 check restored-healthy healthy_on "$N1"
 check restored-schema-is-n1s sh -c "mogothrow77 migrate --check | grep -q 'no pending migrations'"
 

@@ -187,6 +187,8 @@ pub async fn run(
     drop(opened);
     let (restored, verified) = outcome?;
     let counts = compare(&recorded, &restored);
+    // Still under the scratch lock (`live` holds it until this returns):
+    // one drill at a time owns `<work_dir>/pitr-drill`.
     let pitr = match (pitr, &place_cluster) {
         (Some(pitr), Some(live)) => Some(
             super::pitr::drill::run(pitr, live, work_dir)

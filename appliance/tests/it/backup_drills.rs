@@ -210,15 +210,23 @@ async fn drills_run_by_themselves_on_their_schedule() {
         .expect("drill")
         .get(0);
     assert_eq!(ok, Some(true));
-    let jobs: i64 = sql
-        .query_one(
-            "SELECT count(*) FROM jobs WHERE kind = 'backup_drill' AND state = 'succeeded'",
-            &[],
-        )
-        .await
-        .expect("jobs")
-        .get(0);
-    assert!(jobs >= 1);
+    // The job is marked done just after the drill's outcome is recorded.
+    wait_for(
+        "the drill's job succeeded",
+        std::time::Duration::from_secs(30),
+        async || {
+            let jobs: i64 = sql
+                .query_one(
+                    "SELECT count(*) FROM jobs WHERE kind = 'backup_drill' AND state = 'succeeded'",
+                    &[],
+                )
+                .await
+                .expect("jobs")
+                .get(0);
+            (jobs >= 1).then_some(())
+        },
+    )
+    .await;
     let system = site.admin.get("/api/v1/system").await;
     assert_eq!(
         system.json()["backups"]["drill_schedule"],

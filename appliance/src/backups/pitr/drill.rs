@@ -197,3 +197,20 @@ async fn fix_moment(live: &ManagedPostgres) -> Result<(String, Value), PitrDrill
     count_tx.commit().await?;
     Ok((target, counts))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disk_without_room_for_the_scratch_cluster_is_refused_with_the_figures() {
+        let dir = std::env::temp_dir();
+        assert!(check_space(&dir, 1_000).is_ok());
+        let refused = check_space(&dir, u64::MAX / 4).expect_err("no disk is that large");
+        let text = refused.to_string();
+        assert!(
+            text.contains("not enough free space") && text.contains("MB free"),
+            "{text}"
+        );
+    }
+}
