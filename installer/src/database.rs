@@ -104,7 +104,7 @@ pub fn install(
 
 /// Writes `bytes` to `path` through a temporary file renamed over it,
 /// 0640 root:`gid` from the start.
-fn write_private(path: &Path, bytes: &[u8], gid: u32) -> Result<(), String> {
+pub fn write_private(path: &Path, bytes: &[u8], gid: u32) -> Result<(), String> {
     let tmp = path.with_extension("install-tmp");
     let err = |e: std::io::Error| format!("{}: {e}", path.display());
     let _ = fs::remove_file(&tmp);

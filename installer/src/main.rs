@@ -18,6 +18,7 @@
 
 mod apt;
 mod database;
+mod hostnames;
 mod plain;
 mod preflight;
 mod rpm;
@@ -248,6 +249,10 @@ fn install(cli: &Cli) -> Exit {
             Ok(changed) => restart = changed && system::service_active(),
             Err(e) => return stopped(&e),
         }
+    }
+    match configure_hostname() {
+        Ok(changed) => restart |= changed && system::service_active(),
+        Err(e) => println!("note  tls.hostnames: {e}"),
     }
     let started = Instant::now();
     let running = if restart {
@@ -484,6 +489,32 @@ fn configured_already(secrets: &[database::UrlSecret]) -> Result<(), String> {
 /// Installs the URL secrets, names them in the configuration, and lets the
 /// server check the database before the service starts. Returns whether
 /// anything changed.
+/// The host's fully qualified name added to `tls.hostnames` (the name
+/// clients use must be allowed, and is put in the self-signed
+/// certificate). Returns whether the configuration changed.
+fn configure_hostname() -> Result<bool, String> {
+    let Some(name) = hostnames::this_host() else {
+        println!(
+            "note  tls.hostnames: this host's name has no domain (kernel host name, /etc/hosts): \
+             add the name clients use to tls.hostnames in {CONFIG}"
+        );
+        return Ok(false);
+    };
+    let config = Path::new(CONFIG);
+    let text = fs::read_to_string(config).map_err(|e| format!("{CONFIG}: {e}"))?;
+    let Some(edited) = hostnames::add_to_config(&text, &name)? else {
+        println!("ok    tls.hostnames: {name} (unchanged)");
+        return Ok(false);
+    };
+    let gid = database::group_id(system::PACKAGE)?;
+    database::write_private(config, edited.as_bytes(), gid)?;
+    println!(
+        "ok    tls.hostnames: {name} added in {CONFIG} (the console answers to it, and it is in \
+         the self-signed certificate)"
+    );
+    Ok(true)
+}
+
 fn configure_external(secrets: &[database::UrlSecret], binary: &Path) -> Result<bool, String> {
     let gid = database::group_id(system::PACKAGE)?;
     let changed = database::install(

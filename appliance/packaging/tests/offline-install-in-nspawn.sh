@@ -90,6 +90,10 @@ done
 # this machine's).
 hostname=m77-offline
 echo "$hostname" >"$root/etc/hostname"
+# Its fully qualified name, recorded in /etc/hosts as Debian's installer
+# does: the installer adds it to tls.hostnames.
+fqdn=$hostname.site.test
+printf '127.0.1.1\t%s\t%s\n' "$fqdn" "$hostname" >>"$root/etc/hosts"
 cp "$transfer/"* "$root/root/"
 cp "$bundle_n1" "$root/root/"
 mkdir -p "$root/root/sync"
@@ -163,6 +167,8 @@ check doc-packages-simulated grep -q "^ok    packages: apt can install mogothrow
 check doc-installed grep -q '^ok    installed mogothrow77 postgresql-15 from the bundle' /root/install.out
 check doc-ready grep -q "^ok    service ready in .*answers version $N" /root/install.out
 check doc-setup-link grep -q '^  https://.*/setup#token=' /root/install.out
+check doc-fqdn-added grep -q '^ok    tls.hostnames: m77-offline.site.test added in /etc/mogothrow77/config.toml' /root/install.out
+check fqdn-in-config grep -q '^hostnames = \["localhost", "m77-offline.site.test"\]' /etc/mogothrow77/config.toml
 check unpacked-bundle-removed sh -c 'grep -q "^ok    removed the unpacked bundle" /root/install.out && [ ! -e /var/lib/mogothrow77-install ]'
 check key-kept-for-upgrades cmp /root/mogothrow77.pub /etc/mogothrow77/release-keys/mogothrow77.pub
 apt_state >/root/apt-after
@@ -173,6 +179,7 @@ check pgbackrest-installed sh -c 'dpkg-query -W -f "\${Status}" pgbackrest | gre
 
 # 3. The first admin, from the other side of the network.
 check first-admin-signed-in host_step first-admin
+check console-by-fqdn host_step by-fqdn
 
 # 4. The service as installed.
 check runs-as-service-user sh -c '[ "$(systemctl show -p User --value mogothrow77)" = mogothrow77 ]'
@@ -292,6 +299,14 @@ signed_in() {
     || { echo "sign-in failed"; return 1; }
   client -f -b "$work/jar" "$api/api/v1/me" | grep -q '"username":"admin"' || { echo "/api/v1/me is not the admin"; return 1; }
 }
+# The console by the host's fully qualified name: allowed (not 421), and
+# named by the certificate the appliance generated.
+by_fqdn() {
+  ip netns exec "$netns_client" curl -sS -f --max-time 20 -o /dev/null \
+    --cacert "$root/var/lib/mogothrow77/tls/cert.pem" \
+    --resolve "$fqdn:8443:$server_ip" "https://$fqdn:8443/" \
+    || { echo "the console does not answer by $fqdn"; return 1; }
+}
 after_upgrade() {
   client -f "$api/readyz" | grep -q "\"version\":\"$n1\"" || { echo "/readyz does not answer $n1"; return 1; }
   signed_in
@@ -310,6 +325,7 @@ while kill -0 "$nspawn" 2>/dev/null; do
     result=fail
     case "$step" in
       first-admin) first_admin >>"$work/host-steps.log" 2>&1 && result=ok ;;
+      by-fqdn) by_fqdn >>"$work/host-steps.log" 2>&1 && result=ok ;;
       after-upgrade) after_upgrade >>"$work/host-steps.log" 2>&1 && result=ok ;;
     esac
     rm -f "$request"
