@@ -40,9 +40,11 @@ name=oci-image-test-$$
 image_id=
 loaded=
 pg_started=
+secret=
 cleanup() {
   local rc=$?
   podman_ rm -f -t 0 "$name" "$name-migrate" >/dev/null 2>&1 || true
+  if [ -n "$secret" ]; then podman secret rm "$secret" >/dev/null 2>&1 || true; fi
   if [ -n "$loaded" ]; then podman rmi -f "$image_id" >/dev/null 2>&1 || true; fi
   if [ -n "$pg_started" ]; then
     runuser -u nobody -- "$pg_bin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
@@ -119,13 +121,21 @@ runuser -u nobody -- "$pg_bin/pg_ctl" -D "$work/pg/data" -w -t 30 -l "$work/pg/l
   start >/dev/null || { cat "$work/pg/log" >&2; die "PostgreSQL did not start"; }
 db_url=postgresql://postgres@127.0.0.1:$pg_port/postgres
 
+# The database URL as docs/install.md passes it: a podman secret mounted
+# private to the image's user, named by MOGOTHROW77_DATABASE__URL_FILE,
+# with a tmpfs under /run/secrets (the read-only root has no room for the
+# secret's mount point).
+secret=db-url-$$
+printf '%s\n' "$db_url" | podman secret create "$secret" - >/dev/null || die "podman secret create failed"
 # shellcheck disable=SC2054 # the commas are mount options
 run_args=(--network=host --read-only
   # U: owned by the image's user (podman 4.3 rejects tmpfs uid=/gid=).
   --tmpfs /var/lib/mogothrow77:rw,mode=0700,U
+  --tmpfs /run/secrets:rw,mode=0755
   --cap-drop=ALL --security-opt no-new-privileges
   --ulimit nofile=20000:20000 --ulimit nproc=4096:4096
-  -e "MOGOTHROW77_DATABASE__URL=$db_url")
+  -e MOGOTHROW77_DATABASE__URL_FILE=/run/secrets/db-url
+  --secret "$secret,target=db-url,uid=10001,mode=0400")
 
 step "mogothrow77 migrate (in the container)"
 podman_ run --rm --name "$name-migrate" "${run_args[@]}" "$image_id" migrate >"$work/migrate.log" 2>&1 ||
