@@ -28,21 +28,9 @@ use std::time::Instant;
 
 use harness::api::Site;
 use harness::pg::shared;
+use load::timed;
 
 const RECORDS: i64 = 1_000_000;
-
-fn timed(what: &str, cmd: &mut Command) -> f64 {
-    let started = Instant::now();
-    let out = cmd.output().expect("run");
-    let secs = started.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    secs
-}
 
 fn size_mb(path: &Path) -> f64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6

@@ -27,49 +27,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::api::Site;
+use load::timed;
 
 const RECORDS: i64 = 1_000_000;
 const MORE: i64 = 100_000;
-
-fn timed(what: &str, cmd: &mut Command) -> f64 {
-    let started = Instant::now();
-    let out = cmd.output().expect("run");
-    let secs = started.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    secs
-}
-
-/// `psql` as the service user (the cluster's superuser) on the appliance's
-/// database; its output, trimmed.
-fn psql(state: &Path, sql: &str) -> String {
-    let out = Command::new("runuser")
-        .args([
-            "-u",
-            "mogothrow77",
-            "--",
-            "psql",
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-h",
-        ])
-        .arg(state.join("run"))
-        .args(["-d", "mogothrow77", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 fn copy_secs(from: &Path, to: &Path) -> f64 {
     let _ = std::fs::remove_dir_all(to);
@@ -93,21 +54,24 @@ fn main() {
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let state = site.config.state_dir();
-    let cid = psql(&state, "SELECT id FROM collections WHERE name = 'big'");
-    let columns: Vec<String> = psql(
-        &state,
-        &format!("SELECT id FROM collection_fields WHERE collection_id = {cid} ORDER BY position"),
-    )
-    .lines()
-    .map(|id| format!("\"f_{id}\""))
-    .collect();
+    let cid = site
+        .config
+        .managed_sql("SELECT id FROM collections WHERE name = 'big'");
+    let columns: Vec<String> = site
+        .config
+        .managed_sql(&format!(
+            "SELECT id FROM collection_fields WHERE collection_id = {cid} ORDER BY position"
+        ))
+        .lines()
+        .map(|id| format!("\"f_{id}\""))
+        .collect();
     let table = format!("records.\"c_{cid}\"");
     let started = Instant::now();
-    psql(&state, &load::load_sql(&table, &columns, 1, RECORDS));
-    let database_mb = psql(
-        &state,
-        "SELECT pg_database_size(current_database()) / 1000000",
-    );
+    site.config
+        .managed_sql(&load::load_sql(&table, &columns, 1, RECORDS));
+    let database_mb = site
+        .config
+        .managed_sql("SELECT pg_database_size(current_database()) / 1000000");
     println!(
         "## {RECORDS} records with 10 fields loaded by SQL in {:.1} s; database {database_mb} MB",
         started.elapsed().as_secs_f64()
@@ -132,20 +96,16 @@ fn main() {
 
     // RPO: one commit on an idle database, until the archiver has it.
     std::thread::sleep(Duration::from_secs(5));
-    let before = psql(
-        &state,
-        "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver",
-    );
+    let before = site
+        .config
+        .managed_sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver");
     let committed = Instant::now();
-    psql(
-        &state,
-        &load::load_sql(&table, &columns, RECORDS + 1, RECORDS + 1),
-    );
+    site.config
+        .managed_sql(&load::load_sql(&table, &columns, RECORDS + 1, RECORDS + 1));
     let rpo = loop {
-        let now = psql(
-            &state,
-            "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver",
-        );
+        let now = site
+            .config
+            .managed_sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver");
         if now != before {
             break committed.elapsed().as_secs_f64();
         }
@@ -160,19 +120,23 @@ fn main() {
          (bound: backup.archive_timeout_secs = 60)"
     );
 
-    psql(
-        &state,
-        &load::load_sql(&table, &columns, RECORDS + 2, RECORDS + 1 + MORE),
-    );
+    site.config.managed_sql(&load::load_sql(
+        &table,
+        &columns,
+        RECORDS + 2,
+        RECORDS + 1 + MORE,
+    ));
     std::thread::sleep(Duration::from_millis(1100));
     let moment = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .expect("format");
     std::thread::sleep(Duration::from_millis(1100));
-    psql(
-        &state,
-        &load::load_sql(&table, &columns, RECORDS + MORE + 2, RECORDS + MORE + 2),
-    );
+    site.config.managed_sql(&load::load_sql(
+        &table,
+        &columns,
+        RECORDS + MORE + 2,
+        RECORDS + MORE + 2,
+    ));
     assert!(site.app.stop().success(), "{}", site.app.output());
     let cp_back_secs = copy_secs(&data, &scratch);
     let restore_secs = timed(

@@ -203,3 +203,18 @@ pub fn load_sql(table: &str, columns: &[String], from: i64, to: i64) -> String {
         columns.join(", ")
     )
 }
+
+/// Runs `cmd` to its end (it must succeed) and returns how long it took,
+/// in seconds: one whole-process measurement.
+pub fn timed(what: &str, cmd: &mut std::process::Command) -> f64 {
+    let started = std::time::Instant::now();
+    let out = cmd.output().expect("run");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    secs
+}

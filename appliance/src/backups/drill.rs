@@ -62,6 +62,20 @@ impl Count {
     }
 }
 
+/// The part of a drill's report that its counts make: `records` restored
+/// and the `mismatches`.
+pub fn counts_report(counts: &[Count]) -> (i64, Value) {
+    let records = counts.iter().filter_map(|c| c.restored).sum();
+    let mismatches = counts
+        .iter()
+        .filter(|c| !c.matches())
+        .map(|c| {
+            json!({ "collection": c.collection, "recorded": c.recorded, "restored": c.restored })
+        })
+        .collect();
+    (records, mismatches)
+}
+
 /// What a drill found.
 #[derive(Debug)]
 pub struct Drilled {
@@ -91,16 +105,15 @@ impl Drilled {
 
     /// What is kept with the backup and put in the audit entry.
     pub fn report(&self) -> Value {
+        let (records, mismatches) = counts_report(&self.counts);
         json!({
             "archive": self.archive,
             "encrypted": self.encrypted,
             "ok": self.ok(),
             "seconds": self.seconds,
             "collections": self.counts.len(),
-            "records": self.counts.iter().filter_map(|c| c.restored).sum::<i64>(),
-            "mismatches": self.counts.iter().filter(|c| !c.matches()).map(|c| json!({
-                "collection": c.collection, "recorded": c.recorded, "restored": c.restored,
-            })).collect::<Vec<_>>(),
+            "records": records,
+            "mismatches": mismatches,
             "audit_entries": self.audit_entries,
             "audit_problems": self.audit_problems,
             "pitr": match &self.pitr {

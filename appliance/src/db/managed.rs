@@ -118,7 +118,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ManagedError + '_ {
 pub struct ManagedPostgres {
     pub binaries: PgBinaries,
     pub layout: Layout,
-    pub(super) os_user: String,
+    os_user: String,
     max_connections: usize,
     /// WAL archiving (`backup.pitr`): the `archive_command` and
     /// `archive_timeout` in seconds; `None`: off.
@@ -480,10 +480,7 @@ fn log_postgres_line(line: &str) {
     }
 }
 
-pub(super) async fn wait_accepting(
-    pg: &ManagedPostgres,
-    child: &mut Child,
-) -> Result<(), ManagedError> {
+async fn wait_accepting(pg: &ManagedPostgres, child: &mut Child) -> Result<(), ManagedError> {
     let config = pg.connection(&pg.os_user, "postgres");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

@@ -217,48 +217,13 @@ async fn a_role_that_cannot_create_databases_is_told_what_to_grant() {
     );
 }
 
-/// SQL on the managed cluster as its superuser (the service user, over the
-/// socket: peer authentication).
-fn managed_sql(config: &AppConfig, sql: &str) -> String {
-    let psql = shared().program("psql");
-    let socket = config.state_dir().join("run");
-    let mut cmd = if nix::unistd::Uid::effective().is_root() {
-        let mut c = std::process::Command::new("runuser");
-        c.args(["-u", "mogothrow77", "--"]).arg(&psql);
-        c
-    } else {
-        std::process::Command::new(&psql)
-    };
-    let out = cmd
-        .arg("-h")
-        .arg(&socket)
-        .args([
-            "-d",
-            "mogothrow77",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-At",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn managed_rehearsal_runs_beside_the_serving_appliance() {
     let config = AppConfig::new("");
     let mut app = config.spawn();
     app.wait_ready();
-    managed_sql(&config, UNDO_NEWEST_MIGRATIONS);
-    managed_sql(
-        &config,
+    config.managed_sql(UNDO_NEWEST_MIGRATIONS);
+    config.managed_sql(
         "INSERT INTO users (username, role, password_hash) \
          SELECT 'user' || g, 'viewer', 'x' FROM generate_series(1, 500) g",
     );
@@ -267,7 +232,7 @@ async fn managed_rehearsal_runs_beside_the_serving_appliance() {
                  || ' / ' || (SELECT max(version) FROM refinery_schema_history) \
                  || ' / ' || (SELECT count(*) FROM users) \
                  || ' / ' || (SELECT count(*) FROM pg_database)";
-    let before = managed_sql(&config, state);
+    let before = config.managed_sql(state);
 
     let done = config.run(&["migrate", "--rehearse"]);
     assert_eq!(done.code(), Some(0), "{}", done.all());
@@ -282,6 +247,6 @@ async fn managed_rehearsal_runs_beside_the_serving_appliance() {
         "{}",
         done.stdout
     );
-    assert_eq!(managed_sql(&config, state), before, "live database changed");
+    assert_eq!(config.managed_sql(state), before, "live database changed");
     assert!(app.stop().success(), "{}", app.output());
 }

@@ -56,14 +56,13 @@ impl PitrDrilled {
     }
 
     pub fn report(&self) -> Value {
+        let (records, mismatches) = crate::backups::drill::counts_report(&self.counts);
         json!({
             "target": self.target,
             "ok": self.ok(),
             "seconds": self.seconds,
-            "records": self.counts.iter().filter_map(|c| c.restored).sum::<i64>(),
-            "mismatches": self.counts.iter().filter(|c| !c.matches()).map(|c| json!({
-                "collection": c.collection, "recorded": c.recorded, "restored": c.restored,
-            })).collect::<Vec<_>>(),
+            "records": records,
+            "mismatches": mismatches,
             "audit_entries": self.audit_entries,
             "audit_problems": self.audit_problems,
         })

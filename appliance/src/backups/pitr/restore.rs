@@ -85,15 +85,7 @@ pub async fn to_time(
         return Err(RestoreError::Future(text));
     }
     let pitr = Pitr::enable(policy, &mut pg).map_err(PitrError::from)?;
-    let mut warnings = Vec::new();
-    if pg.is_initialised() {
-        if let Err(e) = archive_newest(&pitr, &pg).await {
-            warnings.push(format!(
-                "the current cluster's newest WAL could not be archived ({e}): changes made \
-                 shortly before it stopped may be missing after the restore"
-            ));
-        }
-    }
+    // Refusals first: nothing is started for a restore that cannot run.
     let info = pitr.info().await?;
     let Some(earliest) = info.earliest() else {
         return Err(PitrError::NoBaseBackup(pitr.repository()).into());
@@ -103,6 +95,15 @@ pub async fn to_time(
             target: text,
             earliest: rfc3339(earliest),
         });
+    }
+    let mut warnings = Vec::new();
+    if pg.is_initialised() {
+        if let Err(e) = archive_newest(&pitr, &pg).await {
+            warnings.push(format!(
+                "the current cluster's newest WAL could not be archived ({e}): changes made \
+                 shortly before it stopped may be missing after the restore"
+            ));
+        }
     }
     let data_dir = pg.layout.data_dir.clone();
     let kept = data_dir.with_file_name(format!(

@@ -73,6 +73,40 @@ impl AppConfig {
         self.dir.path().join("state")
     }
 
+    /// SQL on the managed cluster as its superuser (the service user, over the
+    /// socket: peer authentication).
+    pub fn managed_sql(&self, sql: &str) -> String {
+        let psql = super::pg::bin_dir().join("psql");
+        let socket = self.state_dir().join("run");
+        let mut cmd = if nix::unistd::Uid::effective().is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "mogothrow77", "--"]).arg(&psql);
+            c
+        } else {
+            std::process::Command::new(&psql)
+        };
+        let out = cmd
+            .arg("-h")
+            .arg(&socket)
+            .args([
+                "-d",
+                "mogothrow77",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

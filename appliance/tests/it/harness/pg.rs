@@ -24,7 +24,7 @@ pub struct PgCluster {
     tcp_port: Option<u16>,
 }
 
-fn bin_dir() -> PathBuf {
+pub fn bin_dir() -> PathBuf {
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .expect("PostgreSQL is installed under /usr/lib/postgresql (scripts/test installs it)")
         .flatten()
