@@ -1,6 +1,7 @@
 //! The committed pre-commit hook (`scripts/hooks/`), installed in a
 //! throwaway repository as `scripts/hooks/install` does, blocks a badly
-//! formatted commit with the reason and lets the formatted one through.
+//! formatted commit, and a console module that does not parse, with the
+//! reason, and lets the mended ones through.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -83,4 +84,39 @@ fn the_hook_blocks_a_badly_formatted_commit() {
     );
     let log = run(dir, "git", &["log", "--oneline"]);
     assert_eq!(String::from_utf8_lossy(&log.stdout).lines().count(), 1);
+
+    // Every console module must parse as an ES module (with node here, as
+    // scripts/test installs it).
+    if !Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("node is not installed: the console check is not tested");
+        return;
+    }
+    let pages = dir.join("appliance/console/pages");
+    std::fs::create_dir_all(&pages).expect("dir");
+    std::fs::write(
+        dir.join("appliance/console/app.js"),
+        "import { a } from './pages/a.js';\nconsole.log(a);\n",
+    )
+    .expect("write");
+    std::fs::write(pages.join("a.js"), "export const a = ;\n").expect("write");
+    ok(dir, "git", &["add", "-A"]);
+    let blocked = run(dir, "git", &["commit", "-q", "-m", "a broken module"]);
+    assert!(!blocked.status.success(), "the commit was blocked");
+    let why = String::from_utf8_lossy(&blocked.stderr);
+    assert!(
+        why.contains("does not parse: appliance/console/pages/a.js"),
+        "{why}"
+    );
+    std::fs::write(pages.join("a.js"), "export const a = 1;\n").expect("write");
+    ok(dir, "git", &["add", "-A"]);
+    let passed = run(dir, "git", &["commit", "-q", "-m", "modules"]);
+    assert!(
+        passed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&passed.stderr)
+    );
 }

@@ -11,9 +11,10 @@ use axum::Router;
 use crate::app::AppState;
 
 const INDEX: &str = include_str!("../../console/index.html");
-const SCRIPT: &str = include_str!("../../console/app.js");
-const STYLE: &str = include_str!("../../console/app.css");
-const ICON: &str = include_str!("../../console/favicon.svg");
+
+// Every other file below `appliance/console/` (the ES modules, the
+// stylesheet, the icon), listed by build.rs.
+include!(concat!(env!("OUT_DIR"), "/console_assets.rs"));
 
 /// The console's pages (client-side routes).
 pub const PAGES: [&str; 15] = [
@@ -53,17 +54,125 @@ pub fn router() -> Router<AppState> {
     for page in PAGES {
         router = router.route(page, get(index));
     }
+    for &(path, content_type, body) in ASSETS {
+        router = router.route(path, get(move || async move { asset(content_type, body) }));
+    }
     router
-        .route(
-            "/assets/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
-        )
-        .route(
-            "/assets/app.css",
-            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
-        )
-        .route(
-            "/assets/favicon.svg",
-            get(|| async { asset("image/svg+xml", ICON) }),
-        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(path: &str) -> &'static str {
+        let (_, _, body) = ASSETS
+            .iter()
+            .find(|(p, _, _)| *p == path)
+            .unwrap_or_else(|| panic!("{path} is not an asset"));
+        std::str::from_utf8(body).expect("UTF-8")
+    }
+
+    /// `base`'s directory joined with a relative module specifier.
+    fn resolve(base: &str, specifier: &str) -> String {
+        let mut parts: Vec<&str> = base.split('/').collect();
+        parts.pop();
+        for part in specifier.split('/') {
+            match part {
+                "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                p => parts.push(p),
+            }
+        }
+        parts.join("/")
+    }
+
+    /// The names a module exports (`export function|const|class NAME`,
+    /// `default` for `export default`).
+    fn exports(source: &str) -> Vec<String> {
+        source
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .map(|rest| {
+                let rest = rest.strip_prefix("async ").unwrap_or(rest);
+                if rest.starts_with("default") {
+                    return "default".to_string();
+                }
+                rest.split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_import_names_a_served_module_that_exports_it() {
+        let mut seen = 0;
+        for (path, _, _) in ASSETS.iter().filter(|(p, _, _)| p.ends_with(".js")) {
+            for line in text(path).lines().filter(|l| l.starts_with("import ")) {
+                let (names, specifier) = line
+                    .strip_prefix("import ")
+                    .and_then(|l| l.strip_suffix("';"))
+                    .and_then(|l| l.split_once(" from '"))
+                    .unwrap_or_else(|| panic!("{path}: write imports on one line: {line}"));
+                let target = resolve(path, specifier);
+                let exported = exports(text(&target));
+                let wanted: Vec<&str> = match names.strip_prefix('{') {
+                    Some(list) => list
+                        .trim_end_matches('}')
+                        .split(',')
+                        .map(|n| n.split(" as ").next().unwrap_or_default().trim())
+                        .collect(),
+                    None => vec!["default"],
+                };
+                for name in wanted {
+                    assert!(
+                        exported.iter().any(|e| e == name),
+                        "{path} imports {name} from {target}, which exports {exported:?}"
+                    );
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 50, "only {seen} imports found");
+    }
+
+    #[test]
+    fn every_module_is_reached_from_the_page_and_small() {
+        assert!(INDEX.contains(r#"<script type="module" src="/assets/app.js">"#));
+        assert!(INDEX.contains(r#"href="/assets/app.css""#));
+        // What app.js reaches, following imports.
+        let mut reached = vec!["/assets/app.js".to_string()];
+        let mut i = 0;
+        while i < reached.len() {
+            let path = reached[i].clone();
+            for line in text(&path).lines().filter(|l| l.starts_with("import ")) {
+                let specifier = line
+                    .rsplit_once(" from '")
+                    .map(|(_, s)| s)
+                    .unwrap_or_default();
+                let target = resolve(&path, specifier.trim_end_matches("';"));
+                if !reached.contains(&target) {
+                    reached.push(target);
+                }
+            }
+            i += 1;
+        }
+        for (path, _, body) in ASSETS.iter().filter(|(p, _, _)| p.ends_with(".js")) {
+            assert!(
+                reached.iter().any(|r| r == path),
+                "{path} is served but nothing imports it"
+            );
+            let lines = body.iter().filter(|b| **b == b'\n').count();
+            assert!(
+                lines <= 300,
+                "{path} has {lines} lines; split it (at most 300)"
+            );
+        }
+    }
 }
