@@ -62,11 +62,9 @@ pub struct Shared {
     /// Attempts per webhook delivery (`webhooks.max_attempts`).
     pub webhook_attempts: i32,
     pub rate_limiter: Arc<RateLimiter>,
-    /// Largest accepted request body, in bytes.
-    pub body_limit: usize,
-    /// Largest import file, in bytes (`jobs.import_max_mb`): the one route
-    /// whose body may exceed `body_limit`, streamed to the database.
-    pub import_limit: usize,
+    /// Largest accepted request bodies: in general, of an import file
+    /// (streamed to the database) and of a batch write.
+    pub body_limits: crate::http::body_limit::BodyLimit,
     /// Import uploads being received at once on this replica (each holds a
     /// database connection and a transaction while the file arrives).
     pub imports: Arc<tokio::sync::Semaphore>,

@@ -6,7 +6,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 
 use crate::app::AppState;
-use crate::http::body_limit::{self, BodyLimit};
+use crate::http::body_limit;
 use crate::http::{error, headers, host, observe, request_id};
 
 /// The whole application: every route, then the middleware every request
@@ -15,8 +15,7 @@ use crate::http::{error, headers, host, observe, request_id};
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     let hosts = state.allowed_hosts.clone();
-    let body_limit = state.body_limit;
-    let import_limit = state.import_limit;
+    let limits = state.body_limits;
     let routes = Router::new()
         .merge(crate::web::health::router())
         .merge(crate::api::router(state.clone()))
@@ -25,12 +24,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(limits.general))
         .layer(axum::middleware::from_fn_with_state(
-            BodyLimit {
-                general: body_limit,
-                import: import_limit,
-            },
+            limits,
             body_limit::middleware,
         ))
         .layer(axum::middleware::from_fn_with_state(

@@ -280,9 +280,11 @@ async fn serve_with_database(
             (config.database.pool_size / 4).max(1),
         )),
         rate_limiter: Arc::new(RateLimiter::new(config.api.rate_limit_per_minute)),
-        body_limit: config.http.body_limit_bytes,
-        import_limit: usize::try_from(config.jobs.import_max_mb * 1024 * 1024)
-            .unwrap_or(usize::MAX),
+        body_limits: crate::http::body_limit::BodyLimit {
+            general: config.http.body_limit_bytes,
+            import: usize::try_from(config.jobs.import_max_mb * 1024 * 1024).unwrap_or(usize::MAX),
+            batch: config.api.batch_body_limit_bytes,
+        },
         imports: Arc::new(tokio::sync::Semaphore::new(
             (config.database.pool_size / 4).max(1),
         )),

@@ -75,10 +75,11 @@ async fn run(
     };
     let path = request.uri().path().to_string();
     let (parts, body) = request.into_parts();
-    let bytes = to_bytes(body, state.body_limit).await.map_err(|_| {
+    let (limit, limit_key) = state.body_limits.of(&parts.method, &path);
+    let bytes = to_bytes(body, limit).await.map_err(|_| {
         ErrorBody::new(
             ErrorCode::PayloadTooLarge,
-            "the request body is larger than this server accepts (http.body_limit_bytes)",
+            format!("the request body is larger than this server accepts ({limit_key})"),
         )
         .into_response()
     })?;

@@ -141,13 +141,13 @@ async fn upload(
             )
         })?;
         total += piece.len();
-        if total > state.import_limit {
+        if total > state.body_limits.import {
             return Err(ErrorBody::new(
                 ErrorCode::PayloadTooLarge,
                 format!(
                     "the file is larger than the {} MiB an import may be \
                      (jobs.import_max_mb); split it",
-                    state.import_limit / (1024 * 1024)
+                    state.body_limits.import / (1024 * 1024)
                 ),
             ));
         }

@@ -9,6 +9,7 @@
 mod account;
 mod audit_log;
 mod auth;
+mod batch;
 mod collections;
 mod exports;
 pub mod idempotency;
@@ -16,6 +17,7 @@ mod imports;
 mod jobs;
 pub mod openapi;
 pub mod ratelimit;
+mod record_changes;
 mod records;
 mod system;
 mod users;
@@ -114,6 +116,7 @@ fn api() -> Api {
     let api = system::routes(api);
     let api = collections::routes(api);
     let api = records::routes(api);
+    let api = batch::routes(api);
     let api = exports::routes(api);
     let api = imports::routes(api);
     let api = jobs::routes(api);

@@ -9,17 +9,16 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json_};
 
+use super::record_changes::Change;
 use super::support::load;
 use super::{invalid_field, Api, ApiJson, ApiQuery, CollectionPath, Ctx, Method};
 use crate::app::AppState;
-use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::records::filter::{self, Limits};
 use crate::records::query::{self, Listing, QueryError};
 use crate::records::store::{self, Record, WriteError};
 use crate::records::{self, Collection};
-use crate::webhooks::{self, EventType};
 
 pub fn routes(api: Api) -> Api {
     let read = Access::Permission(Permission::RecordsRead);
@@ -236,33 +235,17 @@ async fn create(
     let tx = client.transaction().await?;
     let c = load(&*tx, &name).await?;
     let record = store::insert(&*tx, &c, &body.data, principal.user_id).await?;
-    let set: Vec<&String> = body.data.keys().collect();
-    webhooks::emit(
-        &tx,
-        EventType::RecordCreated,
-        &name,
-        json!({ "collection": name, "record": webhooks::record_payload(&c, &record) }),
-        Some(&ctx.request_id),
-        state.webhook_attempts,
-    )
-    .await?;
-    ctx.audit_event(
-        &tx,
-        &Event::new(
-            "record.create",
-            format!("collection:{name}/record:{}", record.id),
-            Outcome::Success,
-        )
-        .details(json!({ "collection": name, "record_id": record.id, "fields": set })),
-    )
-    .await?;
-    tx.commit().await?;
     let mut response = with_etag(StatusCode::CREATED, &record);
     if let Ok(v) =
         HeaderValue::from_str(&format!("/api/v1/collections/{name}/records/{}", record.id))
     {
         response.headers_mut().insert(header::LOCATION, v);
     }
+    let set = body.data.keys().cloned().collect();
+    Change::Created { record, set }
+        .record(&tx, &state, &ctx, &c)
+        .await?;
+    tx.commit().await?;
     Ok(response)
 }
 
@@ -297,42 +280,12 @@ async fn update(
     let c = load(&*tx, &name).await?;
     let (before, after) =
         store::update(&*tx, &c, id, &body.data, expected, principal.user_id).await?;
-    // Queued before the audit entry: the audit chain's lock is held from
-    // the entry to the commit, and writes wait for it.
-    let changed: Vec<String> = store::changed_fields(&before, &after)
-        .into_iter()
-        .filter(|f| c.fields.iter().any(|d| &d.name == f && !d.sensitive))
-        .collect();
-    webhooks::emit(
-        &tx,
-        EventType::RecordUpdated,
-        &name,
-        json!({
-            "collection": name,
-            "record": webhooks::record_payload(&c, &after),
-            "changed": changed,
-        }),
-        Some(&ctx.request_id),
-        state.webhook_attempts,
-    )
-    .await?;
-    ctx.audit_event(
-        &tx,
-        &Event::new(
-            "record.update",
-            format!("collection:{name}/record:{id}"),
-            Outcome::Success,
-        )
-        .details(json!({
-            "collection": name,
-            "record_id": id,
-            "version": after.version,
-            "changed": store::changed_fields(&before, &after),
-        })),
-    )
-    .await?;
+    let response = with_etag(StatusCode::OK, &after);
+    Change::Updated { before, after }
+        .record(&tx, &state, &ctx, &c)
+        .await?;
     tx.commit().await?;
-    Ok(with_etag(StatusCode::OK, &after))
+    Ok(response)
 }
 
 async fn delete(
@@ -347,25 +300,9 @@ async fn delete(
     let tx = client.transaction().await?;
     let c = load(&*tx, &name).await?;
     let before = store::delete(&*tx, &c, id, expected).await?;
-    webhooks::emit(
-        &tx,
-        EventType::RecordDeleted,
-        &name,
-        json!({ "collection": name, "record": webhooks::record_payload(&c, &before) }),
-        Some(&ctx.request_id),
-        state.webhook_attempts,
-    )
-    .await?;
-    ctx.audit_event(
-        &tx,
-        &Event::new(
-            "record.delete",
-            format!("collection:{name}/record:{id}"),
-            Outcome::Success,
-        )
-        .details(json!({ "collection": name, "record_id": id, "version": before.version })),
-    )
-    .await?;
+    Change::Deleted { before }
+        .record(&tx, &state, &ctx, &c)
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

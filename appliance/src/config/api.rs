@@ -1,4 +1,4 @@
-//! `[api]`: request rate and query time limits.
+//! `[api]`: request rate, query time and batch size limits.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +11,8 @@ pub struct ApiConfig {
     pub query_timeout_ms: u64,
     /// Record queries one caller may have running at once; 0: no limit.
     pub max_concurrent_queries: u32,
+    /// Largest body of a batch write (`POST …/records/batch`).
+    pub batch_body_limit_bytes: usize,
 }
 
 /// Checks the section; each problem is reported as `(key, message)`.
@@ -32,5 +34,11 @@ pub fn check(c: &ApiConfig, problem: &mut impl FnMut(&str, String)) {
         "api.max_concurrent_queries",
         u64::from(c.max_concurrent_queries),
         0..=10_000,
+    );
+    in_range(
+        problem,
+        "api.batch_body_limit_bytes",
+        c.batch_body_limit_bytes as u64,
+        65_536..=268_435_456,
     );
 }

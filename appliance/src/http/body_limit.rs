@@ -2,7 +2,9 @@
 //! 413 before any of it is read; bodies without a length are bounded by
 //! axum's `DefaultBodyLimit` when extracted. Import uploads (`POST
 //! /api/v1/collections/{c}/imports`) are streamed to the database by their
-//! handler and have their own limit, `jobs.import_max_mb`.
+//! handler and have their own limit, `jobs.import_max_mb`; batch writes
+//! (`POST /api/v1/collections/{c}/records/batch`) theirs,
+//! `api.batch_body_limit_bytes`.
 
 use axum::extract::{Request, State};
 use axum::http::header::CONTENT_LENGTH;
@@ -11,21 +13,37 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::{ErrorBody, ErrorCode};
 
+/// The largest request bodies, in bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit {
+    /// Every request but the two below (`http.body_limit_bytes`).
     pub general: usize,
+    /// An import upload, streamed to the database (`jobs.import_max_mb`).
     pub import: usize,
+    /// A batch write (`api.batch_body_limit_bytes`).
+    pub batch: usize,
 }
 
-/// Whether a request is an import upload.
-fn is_import_upload(request: &Request) -> bool {
-    request.method() == axum::http::Method::POST
-        && request
-            .uri()
-            .path()
-            .strip_prefix("/api/v1/collections/")
-            .and_then(|rest| rest.strip_suffix("/imports"))
-            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+/// Whether `path` is `/api/v1/collections/<name><suffix>`.
+fn is_collection_route(path: &str, suffix: &str) -> bool {
+    path.strip_prefix("/api/v1/collections/")
+        .and_then(|rest| rest.strip_suffix(suffix))
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
+impl BodyLimit {
+    /// The limit of a request and the key that sets it.
+    pub fn of(&self, method: &axum::http::Method, path: &str) -> (usize, &'static str) {
+        if method != axum::http::Method::POST {
+            (self.general, "http.body_limit_bytes")
+        } else if is_collection_route(path, "/imports") {
+            (self.import, "jobs.import_max_mb")
+        } else if is_collection_route(path, "/records/batch") {
+            (self.batch, "api.batch_body_limit_bytes")
+        } else {
+            (self.general, "http.body_limit_bytes")
+        }
+    }
 }
 
 pub async fn middleware(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
@@ -34,11 +52,7 @@ pub async fn middleware(State(limit): State<BodyLimit>, request: Request, next: 
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let (limit, key) = if is_import_upload(&request) {
-        (limit.import, "jobs.import_max_mb")
-    } else {
-        (limit.general, "http.body_limit_bytes")
-    };
+    let (limit, key) = limit.of(request.method(), request.uri().path());
     if announced.is_some_and(|len| len > limit as u64) {
         return ErrorBody::new(
             ErrorCode::PayloadTooLarge,

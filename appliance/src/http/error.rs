@@ -49,6 +49,9 @@ pub enum ErrorCode {
     PreconditionFailed,
     /// Another record already has this value in a unique field.
     DuplicateValue,
+    /// Operations of a batch write failed and none was applied;
+    /// `details.operations` says which and why.
+    BatchFailed,
     /// Existing records prevent a schema change; `details.record_ids`.
     SchemaConflict,
     /// A schema change could not get its lock in time.
@@ -75,7 +78,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the documentation test.
-    pub const ALL: [ErrorCode; 42] = [
+    pub const ALL: [ErrorCode; 43] = [
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
@@ -107,6 +110,7 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::PreconditionFailed,
         ErrorCode::DuplicateValue,
+        ErrorCode::BatchFailed,
         ErrorCode::SchemaConflict,
         ErrorCode::CollectionBusy,
         ErrorCode::InvalidFilter,
@@ -137,7 +141,7 @@ impl ErrorCode {
             CollectionBusy | QueryTimeout | ExportsBusy | ImportsBusy => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ValidationFailed | PasswordPolicy => StatusCode::UNPROCESSABLE_ENTITY,
+            ValidationFailed | PasswordPolicy | BatchFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Unauthenticated | InvalidCredentials | MfaRequired | InvalidMfaCode => {
                 StatusCode::UNAUTHORIZED
             }

@@ -62,6 +62,11 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/collections/{collection}/records", "AEVU"),
     ("POST", "/api/v1/collections/{collection}/records", "AE"),
     (
+        "POST",
+        "/api/v1/collections/{collection}/records/batch",
+        "AE",
+    ),
+    (
         "GET",
         "/api/v1/collections/{collection}/records/{id}",
         "AEVU",

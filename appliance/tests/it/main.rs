@@ -9,6 +9,7 @@ mod audit_log;
 mod authz_matrix;
 mod backup;
 mod backup_drills;
+mod batch;
 mod break_glass;
 mod caches;
 mod config_errors;
