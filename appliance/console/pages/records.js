@@ -62,14 +62,24 @@ export async function recordsView(main, name) {
     return `/collections/${name}?${q}`;
   };
   const cursors = [];
+  // How many records match: counted with the first page (exactly up to
+  // 10,000, then "more than"), kept while paging.
+  let matching = null;
+  const countText = (count) => {
+    const n = count.value.toLocaleString();
+    const what = params.get('filter') ? 'matching records' : 'records';
+    return count.more ? `More than ${n} ${what}` : `${n} ${count.value === 1 ? what.replace(/s$/, '') : what}`;
+  };
   const loadPage = async (cursor) => {
     const q = new URLSearchParams();
     if (params.get('filter')) q.set('filter', params.get('filter'));
     if (sort) q.set('sort', sort);
     q.set('limit', '25');
+    if (!cursor) q.set('count', 'bounded');
     if (cursor) q.set('cursor', cursor);
     results.setAttribute('aria-busy', 'true');
     const page = await api('GET', `/api/v1/collections/${name}/records?${q}`);
+    if (page.count) matching = page.count;
     results.removeAttribute('aria-busy');
     if (page.items.length === 0) {
       results.replaceChildren(h('p', { id: 'records-empty', class: 'empty' }, params.get('filter') ? 'No records match these conditions.' : 'This collection has no records yet.'));
@@ -90,7 +100,8 @@ export async function recordsView(main, name) {
     const nav = h('div', { class: 'pager' },
       cursors.length ? h('button', { type: 'button', id: 'records-prev', onclick: () => { cursors.pop(); loadPage(cursors[cursors.length - 1]); } }, 'Previous page') : null,
       page.next_cursor ? h('button', { type: 'button', id: 'records-next', onclick: () => { cursors.push(page.next_cursor); loadPage(page.next_cursor); } }, 'Next page') : null);
-    results.replaceChildren(table, nav);
+    const counted = matching ? [h('p', { id: 'records-count' }, countText(matching))] : [];
+    results.replaceChildren(...counted, table, nav);
   };
 
   const showRecord = (id) => openRecord(panel, { name, fields, writable, reload: () => loadPage(cursors[cursors.length - 1]) }, id);

@@ -205,6 +205,7 @@ async fn list_page(
         None => query::CountMode::None,
         Some("exact") => query::CountMode::Exact,
         Some("estimate") => query::CountMode::Estimate,
+        Some("bounded") => query::CountMode::Bounded,
         Some(_) => return Err(QueryError::Count),
     };
     let listing = Listing {

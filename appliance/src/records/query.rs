@@ -119,7 +119,7 @@ pub enum QueryError {
     Cursor,
     #[error("limit must be between 1 and {MAX_PAGE}")]
     Limit,
-    #[error("count must be exact or estimate")]
+    #[error("count must be exact, estimate or bounded")]
     Count,
     #[error("the query ran longer than the statement timeout (api.query_timeout_ms); narrow the filter or sort on an indexed field, or retry if a schema change was holding the collection")]
     Timeout,
@@ -224,13 +224,22 @@ pub enum CountMode {
     Exact,
     /// The planner's row estimate: cheap, approximate.
     Estimate,
+    /// `count(*)` of at most [`COUNT_BOUND`] records: exact up to there,
+    /// then "more than that" (a scan never longer than the bound).
+    Bounded,
 }
+
+/// Where a bounded count stops.
+pub const COUNT_BOUND: i64 = 10_000;
 
 /// A count and whether it is exact.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Count {
     pub value: i64,
     pub exact: bool,
+    /// A bounded count that stopped at its bound: more records match.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
 }
 
 /// A page of records and the cursor for the next one: the list response's
@@ -431,7 +440,7 @@ pub async fn list(
     }
     let count = match l.count {
         CountMode::None => None,
-        CountMode::Exact | CountMode::Estimate => {
+        CountMode::Exact | CountMode::Estimate | CountMode::Bounded => {
             let filter_sql = conditions.first().filter(|_| l.filter.is_some());
             let where_clause = filter_sql.map(String::as_str).unwrap_or("true");
             let filter_refs = &refs[..filter_values.len()];
@@ -497,6 +506,26 @@ async fn count(
         return Ok(Count {
             value: row.get(0),
             exact: true,
+            more: false,
+        });
+    }
+    if mode == CountMode::Bounded {
+        let row = tx
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM {} WHERE {where_clause} LIMIT {}) AS s",
+                    c.table(),
+                    COUNT_BOUND + 1
+                ),
+                params,
+            )
+            .await
+            .map_err(timeout_or_db)?;
+        let value: i64 = row.get(0);
+        return Ok(Count {
+            value: value.min(COUNT_BOUND),
+            exact: value <= COUNT_BOUND,
+            more: value > COUNT_BOUND,
         });
     }
     let row = tx
@@ -514,5 +543,6 @@ async fn count(
     Ok(Count {
         value: rows.round() as i64,
         exact: false,
+        more: false,
     })
 }

@@ -384,4 +384,57 @@ async fn a_thousand_operations_pass_the_general_body_limit_and_the_batch_limit_h
         .await;
     assert_error(&r, 413, "payload_too_large");
     assert_eq!(count(&site.admin).await, 1000);
+
+    // Past the bounded count's 10,000: it stops there and says so (9,000
+    // more rows written straight into the collection's table).
+    let sql = site.sql().await;
+    let row = sql
+        .query_one(
+            "SELECT c.id, f.id FROM collections c JOIN collection_fields f \
+             ON f.collection_id = c.id AND f.name = 'name' WHERE c.name = 'items'",
+            &[],
+        )
+        .await
+        .expect("the collection's table");
+    let (table, name_column) = (
+        format!("records.c_{}", row.get::<_, i64>(0)),
+        format!("f_{}", row.get::<_, i64>(1)),
+    );
+    sql.batch_execute(&format!(
+        "INSERT INTO {table} ({name_column}) SELECT 'f' FROM generate_series(1, 9000)"
+    ))
+    .await
+    .expect("fill");
+    let bounded =
+        |filter: &str| format!("/api/v1/collections/items/records?limit=1&count=bounded{filter}");
+    let r = site.admin.get(&bounded("")).await;
+    assert_eq!(
+        r.json()["count"],
+        json!({ "value": 10000, "exact": true }),
+        "exactly the bound: {}",
+        r.body
+    );
+    let r = site
+        .admin
+        .post(
+            BATCH,
+            json!({ "operations": [ { "op": "create", "data": { "name": "one more" } } ] }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = site.admin.get(&bounded("")).await;
+    assert_eq!(
+        r.json()["count"],
+        json!({ "value": 10000, "exact": false, "more": true }),
+        "{}",
+        r.body
+    );
+    let one = crate::harness::api::encode(r#"{"field":"name","op":"eq","value":"one more"}"#);
+    let r = site.admin.get(&bounded(&format!("&filter={one}"))).await;
+    assert_eq!(
+        r.json()["count"],
+        json!({ "value": 1, "exact": true }),
+        "{}",
+        r.body
+    );
 }

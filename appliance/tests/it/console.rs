@@ -212,6 +212,7 @@ async fn console_flow() {
     // Sorted by qty descending: the highest (the last bulk record) first.
     b.wait_text("#records-table td[data-field='label']", "bulk29")
         .await;
+    b.wait_text("#records-count", "matching records").await;
     b.goto(&format!("{base}/collections/assets/schema")).await;
     b.page("schema").await;
     b.goto(&format!("{base}/collections")).await;
@@ -514,6 +515,18 @@ async fn collections_flow(b: &mut Browser, checks: &mut Checks) {
     assert_eq!(made, "ok");
     b.click("#records-clear").await;
     b.page("records").await;
+    // The page says how many records there are (the API's exact count).
+    let total = b
+        .cmd_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch('/api/v1/collections/assets/records?limit=1&count=exact')\
+               .then((r) => r.json()).then((p) => done(String(p.count.value)));",
+        )
+        .await;
+    let total = total.as_str().unwrap_or_default().to_string();
+    assert!(total.parse::<u32>().is_ok_and(|n| n > 30), "{total}");
+    b.wait_text("#records-count", &format!("{total} records"))
+        .await;
     let first_page = b
         .script(
             "return [...document.querySelectorAll('#records-table tr[data-record-id]')].map(r => r.dataset.recordId);",

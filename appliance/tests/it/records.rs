@@ -496,6 +496,18 @@ async fn cursors_walk_every_record_once_under_concurrent_writes_and_reject_tampe
         r.body
     );
     let r = admin
+        .get(&format!(
+            "/api/v1/collections/tickets/records?limit=1&count=bounded&filter={}",
+            encode(nulls)
+        ))
+        .await;
+    assert_eq!(
+        r.json()["count"],
+        json!({ "value": 18, "exact": true }),
+        "under the bound a bounded count is exact: {}",
+        r.body
+    );
+    let r = admin
         .get("/api/v1/collections/tickets/records?limit=1&count=estimate")
         .await;
     assert_eq!(r.json()["count"]["exact"], false, "{}", r.body);
