@@ -3,6 +3,7 @@
 import { api } from '../lib/api.js';
 import { append, followWhile, h, notify, showError, table } from '../lib/dom.js';
 import { formatBytes, formatTime } from '../lib/format.js';
+import { measure, progressView } from '../components/progress.js';
 
 export async function exportsView(main) {
   const params = new URLSearchParams(location.search);
@@ -18,10 +19,8 @@ export async function exportsView(main) {
       return false;
     }
     const rows = list.items.map((e) => {
-      const progress = e.progress && e.state === 'running'
-        ? h('span', {}, h('progress', { max: String(Math.max(e.progress.estimate || 0, e.progress.rows || 0, 1)), value: String(e.progress.rows || 0), 'aria-label': `Export ${e.id} progress` }),
-          ` ${e.progress.rows} of about ${e.progress.estimate} rows`)
-        : null;
+      const m = e.state === 'running' ? measure('export', e.progress) : null;
+      const progress = m ? progressView(`export-${e.id}`, `Export ${e.id} progress`, m) : null;
       const actions = h('td', {},
         e.download_url ? h('a', { href: e.download_url, download: '', class: 'button-link', 'data-action': 'download' }, `Download export ${e.id}`) : null,
         h('button', { type: 'button', class: 'link-button', 'data-action': 'delete', onclick: async () => {

@@ -5,6 +5,7 @@ import { api, request } from '../lib/api.js';
 import { append, busy, clearErrors, field, followWhile, h, setFieldError, showError, table } from '../lib/dom.js';
 import { formatBytes, formatTime } from '../lib/format.js';
 import { go } from '../lib/router.js';
+import { measure, progressView } from '../components/progress.js';
 
 // A file upload that becomes an import job of this collection.
 export function importForm(name) {
@@ -50,11 +51,8 @@ export async function importsView(main) {
       return false;
     }
     const rows = list.items.map((i) => {
-      const p = i.progress;
-      const progress = p && i.state === 'running'
-        ? h('span', {}, h('progress', { max: String(Math.max(p.of_bytes || 0, 1)), value: String(p.bytes || 0), 'aria-label': `Import ${i.id} progress` }),
-          ` ${p.rows} rows read`)
-        : null;
+      const m = i.state === 'running' ? measure('import', i.progress) : null;
+      const progress = m ? progressView(`import-${i.id}`, `Import ${i.id} progress`, m) : null;
       const counts = i.rows_total === null || i.rows_total === undefined ? '—'
         : `${i.rows_imported} of ${i.rows_total} imported, ${i.rows_failed} invalid`;
       return h('tr', { 'data-import-id': i.id, class: params.get('started') === String(i.id) ? 'highlight' : null },

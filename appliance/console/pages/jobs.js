@@ -1,9 +1,11 @@
-// The job queue for admins: by state, with attempts, cancel and retry.
+// The job queue for admins: by state, with attempts, cancel and retry;
+// followed (with each running job's progress) while any runs or is due.
 
 import { api } from '../lib/api.js';
-import { append, field, h, notify, showError, table } from '../lib/dom.js';
+import { append, field, followWhile, h, notify, showError, table } from '../lib/dom.js';
 import { formatTime } from '../lib/format.js';
 import { go } from '../lib/router.js';
+import { measure, progressView } from '../components/progress.js';
 
 const JOB_STATES = ['queued', 'running', 'succeeded', 'dead', 'cancelled'];
 
@@ -41,14 +43,18 @@ export async function jobsView(main) {
     const list = await api('GET', `/api/v1/jobs?limit=100${current ? `&state=${current}` : ''}`);
     if (!list.items.length) {
       results.replaceChildren(h('p', { id: 'jobs-empty', class: 'empty' }, current ? `No ${current} jobs.` : 'No jobs yet.'));
-      return;
+      return false;
     }
+    const progress = (j) => {
+      const m = j.state === 'running' ? measure(j.kind, j.progress) : null;
+      return m ? [' ', progressView(`job-${j.id}`, `Job ${j.id} progress`, m)] : null;
+    };
     results.replaceChildren(table('jobs-table', 'Jobs, newest first',
       ['Job', 'Kind', 'State', 'Attempts', 'Next run', 'Last error', 'Created', 'Actions'],
       list.items.map((j) => h('tr', { 'data-job-id': j.id },
         h('th', { scope: 'row' }, `#${j.id}`),
         h('td', {}, j.kind),
-        h('td', { 'data-field': 'state', class: j.state === 'dead' ? 'outcome-failure' : null }, j.state),
+        h('td', { 'data-field': 'state', class: j.state === 'dead' ? 'outcome-failure' : null }, j.state, progress(j)),
         h('td', {}, `${j.attempts} of ${j.max_attempts}`),
         h('td', {}, j.state === 'queued' ? formatTime(j.run_at) : '—'),
         h('td', {}, j.last_error || '—'),
@@ -57,6 +63,9 @@ export async function jobsView(main) {
           h('button', { type: 'button', class: 'link-button', 'data-action': 'attempts', onclick: () => showAttempts(j).catch(showError) }, `Attempts of job ${j.id}`),
           (j.state === 'queued' || j.state === 'running') ? h('button', { type: 'button', class: 'link-button', 'data-action': 'cancel', onclick: () => change(j, 'cancel') }, `Cancel job ${j.id}`) : null,
           (j.state === 'dead' || j.state === 'cancelled') ? h('button', { type: 'button', class: 'link-button', 'data-action': 'retry', onclick: () => change(j, 'retry') }, `Retry job ${j.id}`) : null)))));
+    // Followed while a job runs or is about to (not for retries hours away).
+    const soon = Date.now() + 60000;
+    return list.items.some((j) => j.state === 'running' || (j.state === 'queued' && new Date(j.run_at).getTime() < soon));
   };
-  await draw();
+  followWhile(results, await draw(), draw);
 }

@@ -142,6 +142,48 @@ mod tests {
         assert!(seen > 50, "only {seen} imports found");
     }
 
+    /// The rate and time-left arithmetic of `lib/rate.js`, run by node
+    /// (installed by scripts/test with npm; without it, skipped and said).
+    #[test]
+    fn progress_rates_and_time_left_follow_the_samples() {
+        let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console/lib/rate.js");
+        let script = format!(
+            "import assert from 'node:assert/strict';
+             import {{ RateMeter, secondsLeft, formatDuration }} from 'file://{}';
+             const m = new RateMeter();
+             assert.equal(m.sample('a', 0, 0), null);
+             assert.equal(m.sample('a', 100, 1000), 100);
+             assert.equal(m.sample('a', 300, 2000), 150);
+             // Samples older than the window leave it.
+             assert.equal(m.sample('a', 300, 20000), null);
+             assert.equal(m.sample('a', 600, 22000), 150);
+             // A job that starts over (done went down) is measured afresh.
+             assert.equal(m.sample('b', 50, 0), null);
+             assert.equal(m.sample('b', 10, 1000), null);
+             assert.equal(m.sample('b', 30, 2000), 20);
+             assert.equal(secondsLeft(100, 1100, 100), 10);
+             assert.equal(secondsLeft(100, 100, 5), null);
+             assert.equal(secondsLeft(120, 100, 5), null);
+             assert.equal(secondsLeft(0, 100, null), null);
+             assert.equal(formatDuration(0.2), '1 s');
+             assert.equal(formatDuration(40), '40 s');
+             assert.equal(formatDuration(180), '3 min');
+             assert.equal(formatDuration(3900), '1 h 5 min');",
+            module.display()
+        );
+        match std::process::Command::new("node")
+            .args(["--input-type=module", "-e", &script])
+            .output()
+        {
+            Ok(out) => assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => eprintln!("node cannot run ({e}): lib/rate.js is not tested"),
+        }
+    }
+
     #[test]
     fn every_module_is_reached_from_the_page_and_small() {
         assert!(INDEX.contains(r#"<script type="module" src="/assets/app.js">"#));

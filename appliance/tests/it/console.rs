@@ -475,6 +475,28 @@ async fn collections_flow(b: &mut Browser, checks: &mut Checks) {
     b.wait_text("#job-attempts td[data-field='outcome']", "succeeded")
         .await;
     checks.page(b, "jobs").await;
+    // A running job's progress as the pages draw it on each poll: rows and
+    // share first, then the recent rate and the time left.
+    let shown = b
+        .cmd_async(
+            "const done = arguments[arguments.length - 1];\
+             import('/assets/components/progress.js').then(async (m) => {\
+               const first = m.progressView('t', 'Test', m.measure('export', { rows: 500, estimate: 1000 }));\
+               await new Promise((r) => setTimeout(r, 700));\
+               const next = m.progressView('t', 'Test', m.measure('export', { rows: 800, estimate: 1000 }));\
+               done([first.textContent, next.textContent, next.querySelector('progress').value]);\
+             }).catch((e) => done(['failed: ' + e]));",
+        )
+        .await;
+    assert_eq!(shown[0], " 500 rows, about 50 %", "{shown}");
+    let next = shown[1].as_str().unwrap_or_default();
+    assert!(
+        next.starts_with(" 800 rows, about 80 %, ")
+            && next.contains(" rows/s, about ")
+            && next.ends_with(" s left"),
+        "{shown}"
+    );
+    assert_eq!(shown[2], 800, "{shown}");
     b.script(
         "location.href = '/collections/assets'; return null;",
         serde_json::json!([]),
