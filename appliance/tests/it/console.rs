@@ -65,12 +65,38 @@ struct Checks {
 }
 
 impl Checks {
-    /// Screenshot, accessibility scan and console check of the page shown.
+    /// Screenshots at 1366 and 390 px wide (a phone: the page must not
+    /// scroll sideways there), accessibility scan and console check of the
+    /// page shown.
     async fn page(&mut self, browser: &mut Browser, name: &str) {
-        let shot = browser.screenshot(name).await;
-        assert!(std::fs::metadata(&shot)
-            .map(|m| m.len() > 1000)
-            .unwrap_or(false));
+        for width in [390, 1366] {
+            browser.set_width(width).await;
+            // How far the page scrolls sideways, and the outermost elements
+            // that stick out (not inside a box that scrolls on its own).
+            let sideways = browser
+                .script(
+                    "const root = document.documentElement;\
+                     const scrolls = (e) => { for (let p = e.parentElement; p; p = p.parentElement) {\
+                       const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll') return true; } return false; };\
+                     const out = [...document.body.querySelectorAll('*')].filter((e) =>\
+                       e.getBoundingClientRect().right > root.clientWidth + 1 && !scrolls(e)\
+                       && !(e.parentElement && e.parentElement.getBoundingClientRect().right > root.clientWidth + 1));\
+                     return [root.scrollWidth - root.clientWidth, out.slice(0, 3).map((e) =>\
+                       e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : ''))];",
+                    serde_json::json!([]),
+                )
+                .await;
+            if sideways[0].as_i64().unwrap_or(0) > 0 {
+                self.problems.push(format!(
+                    "{name}: at {width} px the page scrolls sideways by {} px: {}",
+                    sideways[0], sideways[1]
+                ));
+            }
+            let shot = browser.screenshot(&format!("{name}-{width}")).await;
+            assert!(std::fs::metadata(&shot)
+                .map(|m| m.len() > 1000)
+                .unwrap_or(false));
+        }
         for v in browser.axe(&self.axe).await {
             self.problems.push(format!(
                 "{name}: accessibility: {} ({}): {} {}",

@@ -251,6 +251,16 @@ impl Browser {
     }
 
     /// Saves a PNG of the viewport as `NN-name.png`.
+    /// Resizes the window to `width` CSS pixels (1000 high).
+    pub async fn set_width(&self, width: u32) {
+        self.cmd(
+            "POST",
+            "window/rect",
+            json!({ "width": width, "height": 1000 }),
+        )
+        .await;
+    }
+
     pub async fn screenshot(&mut self, name: &str) -> PathBuf {
         let data = self.cmd("GET", "screenshot", json!({})).await;
         let png = base64::engine::general_purpose::STANDARD
