@@ -178,6 +178,97 @@ async fn append_entry(
     Ok(seq)
 }
 
+/// Appends several entries of one request, in order, in the caller's
+/// transaction: the same chain as appending them one by one (each entry
+/// hashed over its predecessor), with one lock of the head, one insert and
+/// one head update instead of three statements each.
+pub async fn append_many(
+    tx: &Transaction<'_>,
+    ctx: &Context,
+    events: &[Event],
+) -> Result<(), AuditError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let head = tx
+        .query_one(
+            "SELECT seq, hash FROM audit_chain_head WHERE id FOR UPDATE",
+            &[],
+        )
+        .await?;
+    let mut seq: i64 = head.get(0);
+    let mut prev_hash: Vec<u8> = head.get(1);
+    let now = OffsetDateTime::now_utc();
+    let occurred_at = now
+        .replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now);
+    let mut seqs = Vec::with_capacity(events.len());
+    let mut actions = Vec::with_capacity(events.len());
+    let mut targets = Vec::with_capacity(events.len());
+    let mut outcomes = Vec::with_capacity(events.len());
+    let mut details = Vec::with_capacity(events.len());
+    let mut prevs = Vec::with_capacity(events.len());
+    let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(events.len());
+    for event in events {
+        seq += 1;
+        let text = event.details.to_string();
+        let hash = entry_hash(
+            &prev_hash,
+            seq,
+            occurred_at,
+            ctx.actor_id,
+            &ctx.actor,
+            event.action,
+            &event.target,
+            event.outcome.as_str(),
+            &ctx.client_addr,
+            &ctx.request_id,
+            &text,
+        );
+        seqs.push(seq);
+        actions.push(event.action);
+        targets.push(event.target.as_str());
+        outcomes.push(event.outcome.as_str());
+        details.push(text);
+        prevs.push(std::mem::replace(&mut prev_hash, hash.clone()));
+        hashes.push(hash);
+    }
+    tx.execute(
+        "INSERT INTO audit_log (seq, occurred_at, actor_id, actor, action, target, outcome, \
+         client_addr, request_id, details, prev_hash, hash) \
+         SELECT u.seq, $2::timestamptz, $3::bigint, $4::text, u.action, u.target, u.outcome, $8::text, \
+                $9::text, u.details, u.prev, u.hash \
+         FROM unnest($1::bigint[], $5::text[], $6::text[], $7::text[], $10::text[], $11::bytea[], \
+                     $12::bytea[]) AS u(seq, action, target, outcome, details, prev, hash) \
+         ORDER BY u.seq",
+        &[
+            &seqs,
+            &occurred_at,
+            &ctx.actor_id,
+            &ctx.actor,
+            &actions,
+            &targets,
+            &outcomes,
+            &ctx.client_addr,
+            &ctx.request_id,
+            &details,
+            &prevs,
+            &hashes,
+        ],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id",
+        &[&seq, &prev_hash],
+    )
+    .await?;
+    crate::metrics::Metrics::shared()
+        .audit_append_duration
+        .observe(started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 /// One break in the chain, naming the entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {

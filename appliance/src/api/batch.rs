@@ -205,9 +205,8 @@ async fn batch(
     for change in &changes {
         change.emit(&tx, &state, &ctx, &c).await?;
     }
-    for change in &changes {
-        ctx.audit_event(&tx, &change.audit(&c)).await?;
-    }
+    let entries: Vec<_> = changes.iter().map(|change| change.audit(&c)).collect();
+    ctx.audit_events(&tx, &entries).await?;
     tx.commit().await?;
     let results: Vec<Json_> = changes
         .iter()

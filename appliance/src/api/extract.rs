@@ -64,6 +64,15 @@ impl Ctx {
     ) -> Result<i64, ErrorBody> {
         Ok(audit::append(tx, &self.audit(), event).await?)
     }
+
+    /// Appends several audit entries of this request, in order.
+    pub async fn audit_events(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        events: &[audit::Event],
+    ) -> Result<(), ErrorBody> {
+        Ok(audit::append_many(tx, &self.audit(), events).await?)
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {

@@ -228,7 +228,7 @@ async fn the_application_role_can_only_append_and_verify_names_tampered_entries(
         "UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2",
         "DELETE FROM audit_log WHERE seq = 2",
         "TRUNCATE audit_log",
-        // The head only moves forward, one entry per append.
+        // The head only moves forward, onto an entry of the log.
         "UPDATE audit_chain_head SET seq = seq - 1",
         "UPDATE audit_chain_head SET seq = seq + 5",
         "DELETE FROM audit_chain_head",

@@ -157,6 +157,9 @@ async fn a_batch_applies_every_operation_or_none_and_reports_each_failure() {
             ),
         ]
     );
+    // Appended together, the entries still chain: the log verifies.
+    let verified = site.config.run(&["audit", "verify"]);
+    assert_eq!(verified.code(), Some(0), "{}", verified.all());
     let sql = site.sql().await;
     let events: Vec<String> = sql
         .query(
