@@ -75,7 +75,7 @@ async fn run(
     };
     let path = request.uri().path().to_string();
     let (parts, body) = request.into_parts();
-    let (limit, limit_key) = state.body_limits.of(&parts.method, &path);
+    let (limit, limit_key) = state.body_limits.buffered(&parts.method, &path);
     let bytes = to_bytes(body, limit).await.map_err(|_| {
         ErrorBody::new(
             ErrorCode::PayloadTooLarge,

@@ -31,18 +31,79 @@ fn is_collection_route(path: &str, suffix: &str) -> bool {
         .is_some_and(|name| !name.is_empty() && !name.contains('/'))
 }
 
+/// The three kinds of request body, by their limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    General,
+    Import,
+    Batch,
+}
+
+fn kind(method: &axum::http::Method, path: &str) -> Kind {
+    if method != axum::http::Method::POST {
+        Kind::General
+    } else if is_collection_route(path, "/imports") {
+        Kind::Import
+    } else if is_collection_route(path, "/records/batch") {
+        Kind::Batch
+    } else {
+        Kind::General
+    }
+}
+
 impl BodyLimit {
+    fn limit(&self, kind: Kind) -> (usize, &'static str) {
+        match kind {
+            Kind::General => (self.general, "http.body_limit_bytes"),
+            Kind::Import => (self.import, "jobs.import_max_mb"),
+            Kind::Batch => (self.batch, "api.batch_body_limit_bytes"),
+        }
+    }
+
     /// The limit of a request and the key that sets it.
     pub fn of(&self, method: &axum::http::Method, path: &str) -> (usize, &'static str) {
-        if method != axum::http::Method::POST {
-            (self.general, "http.body_limit_bytes")
-        } else if is_collection_route(path, "/imports") {
-            (self.import, "jobs.import_max_mb")
-        } else if is_collection_route(path, "/records/batch") {
-            (self.batch, "api.batch_body_limit_bytes")
-        } else {
-            (self.general, "http.body_limit_bytes")
+        self.limit(kind(method, path))
+    }
+
+    /// The limit of a body read whole into memory (to compare retries of
+    /// an idempotent request): a batch write's own; an import upload,
+    /// which otherwise streams, is then bound by the general limit.
+    pub fn buffered(&self, method: &axum::http::Method, path: &str) -> (usize, &'static str) {
+        match kind(method, path) {
+            Kind::Import => self.limit(Kind::General),
+            other => self.limit(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+
+    #[test]
+    fn each_request_has_its_limit_and_imports_buffer_under_the_general_one() {
+        let limits = BodyLimit {
+            general: 1,
+            import: 2,
+            batch: 3,
+        };
+        let of = |m: &Method, p: &str| limits.of(m, p).0;
+        assert_eq!(of(&Method::POST, "/api/v1/collections/c/records"), 1);
+        assert_eq!(of(&Method::POST, "/api/v1/collections/c/imports"), 2);
+        assert_eq!(of(&Method::POST, "/api/v1/collections/c/records/batch"), 3);
+        assert_eq!(of(&Method::PATCH, "/api/v1/collections/c/records/batch"), 1);
+        assert_eq!(of(&Method::POST, "/api/v1/collections/a/b/imports"), 1);
+        assert_eq!(of(&Method::POST, "/api/v1/collections//imports"), 1);
+        let buffered = |p: &str| limits.buffered(&Method::POST, p);
+        assert_eq!(
+            buffered("/api/v1/collections/c/imports"),
+            (1, "http.body_limit_bytes")
+        );
+        assert_eq!(
+            buffered("/api/v1/collections/c/records/batch"),
+            (3, "api.batch_body_limit_bytes")
+        );
     }
 }
 
