@@ -76,6 +76,26 @@ impl BodyLimit {
     }
 }
 
+pub async fn middleware(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let (limit, key) = limit.of(request.method(), request.uri().path());
+    if announced.is_some_and(|len| len > limit as u64) {
+        return ErrorBody::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the request body is larger than the {limit} byte limit; send less data \
+                 (the limit is {key})"
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,24 +125,4 @@ mod tests {
             (3, "api.batch_body_limit_bytes")
         );
     }
-}
-
-pub async fn middleware(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
-    let announced = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let (limit, key) = limit.of(request.method(), request.uri().path());
-    if announced.is_some_and(|len| len > limit as u64) {
-        return ErrorBody::new(
-            ErrorCode::PayloadTooLarge,
-            format!(
-                "the request body is larger than the {limit} byte limit; send less data \
-                 (the limit is {key})"
-            ),
-        )
-        .into_response();
-    }
-    next.run(request).await
 }
