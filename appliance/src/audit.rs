@@ -117,6 +117,38 @@ pub async fn append(tx: &Transaction<'_>, ctx: &Context, event: &Event) -> Resul
     Ok(seq)
 }
 
+/// Now, to the microsecond: PostgreSQL keeps microseconds, and the hash
+/// covers exactly what is stored.
+fn stored_now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now)
+}
+
+/// The hash of `event` appended by `ctx` as entry `seq` after `prev_hash`.
+fn event_hash(
+    prev_hash: &[u8],
+    seq: i64,
+    occurred_at: OffsetDateTime,
+    ctx: &Context,
+    event: &Event,
+    details: &str,
+) -> Vec<u8> {
+    entry_hash(
+        prev_hash,
+        seq,
+        occurred_at,
+        ctx.actor_id,
+        &ctx.actor,
+        event.action,
+        &event.target,
+        event.outcome.as_str(),
+        &ctx.client_addr,
+        &ctx.request_id,
+        details,
+    )
+}
+
 async fn append_entry(
     tx: &Transaction<'_>,
     ctx: &Context,
@@ -131,25 +163,9 @@ async fn append_entry(
     let prev_seq: i64 = head.get(0);
     let prev_hash: Vec<u8> = head.get(1);
     let seq = prev_seq + 1;
-    // PostgreSQL keeps microseconds; hash exactly what is stored.
-    let now = OffsetDateTime::now_utc();
-    let occurred_at = now
-        .replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap_or(now);
+    let occurred_at = stored_now();
     let details = event.details.to_string();
-    let hash = entry_hash(
-        &prev_hash,
-        seq,
-        occurred_at,
-        ctx.actor_id,
-        &ctx.actor,
-        event.action,
-        &event.target,
-        event.outcome.as_str(),
-        &ctx.client_addr,
-        &ctx.request_id,
-        &details,
-    );
+    let hash = event_hash(&prev_hash, seq, occurred_at, ctx, event, &details);
     tx.execute(
         "INSERT INTO audit_log (seq, occurred_at, actor_id, actor, action, target, outcome, \
          client_addr, request_id, details, prev_hash, hash) \
@@ -199,10 +215,7 @@ pub async fn append_many(
         .await?;
     let mut seq: i64 = head.get(0);
     let mut prev_hash: Vec<u8> = head.get(1);
-    let now = OffsetDateTime::now_utc();
-    let occurred_at = now
-        .replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap_or(now);
+    let occurred_at = stored_now();
     let mut seqs = Vec::with_capacity(events.len());
     let mut actions = Vec::with_capacity(events.len());
     let mut targets = Vec::with_capacity(events.len());
@@ -213,19 +226,7 @@ pub async fn append_many(
     for event in events {
         seq += 1;
         let text = event.details.to_string();
-        let hash = entry_hash(
-            &prev_hash,
-            seq,
-            occurred_at,
-            ctx.actor_id,
-            &ctx.actor,
-            event.action,
-            &event.target,
-            event.outcome.as_str(),
-            &ctx.client_addr,
-            &ctx.request_id,
-            &text,
-        );
+        let hash = event_hash(&prev_hash, seq, occurred_at, ctx, event, &text);
         seqs.push(seq);
         actions.push(event.action);
         targets.push(event.target.as_str());
