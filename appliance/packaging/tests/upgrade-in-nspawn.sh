@@ -278,24 +278,31 @@ fi_apply() { MOGOTHROW77_UPGRADE_FAULT=$1 /root/upgrade-fault-injection apply /r
 # tool SIGKILLed after each step of N → N+1, then `apply` rerun and,
 # separately, `rollback` run; HEALTHY VERSION must hold after each.
 fault_matrix() {
-  local layout=$1 reset=$2 healthy=$3 step recovery name killed code want
+  local layout=$1 reset=$2 healthy=$3 step recovery name killed code want t0 t1 t2 t3 took
   for step in verify compatibility preflight backup stop migrate swap start health; do
     for recovery in apply rollback; do
       name="$layout-kill-after-$step+$recovery"
+      t0=$SECONDS
       if ! "$reset" >>"$log" 2>&1; then fail "$name reset"; continue; fi
+      t1=$SECONDS
       fi_apply "kill-after:$step"
       killed=$?
+      t2=$SECONDS
       [ "$killed" = 137 ] || { fail "$name killed (exit $killed)"; continue; }
       if [ "$recovery" = apply ]; then
         upgrade apply /root/n1.zip >>"$log" 2>&1; code=$?; want=$N1
       else
         mogothrow77-upgrade rollback >>"$log" 2>&1; code=$?; want=$N
       fi
+      t3=$SECONDS
       if [ "$code" = 0 ] && "$healthy" "$want" >>"$log" 2>&1; then
         ok "$name"; echo "matrix kill -9 after $step ($layout) | rerun $recovery | exit $code, $want ready, 25 records" >>"$out"
       else
         fail "$name (exit $code)"; echo "matrix kill -9 after $step ($layout) | rerun $recovery | exit $code, NOT healthy on $want" >>"$out"
       fi
+      took="$name: reset $((t1 - t0)) s, until killed $((t2 - t1)) s, $recovery $((t3 - t2)) s, health check $((SECONDS - t3)) s"
+      echo "$took" >>"$log"
+      echo "time $took" >>"$out"
     done
   done
 }
