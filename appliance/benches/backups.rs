@@ -16,6 +16,10 @@
 //!   dropped) against `pg_restore --single-transaction` of the archive into
 //!   an empty database: the floor of a logical restore's RTO.
 
+// Tests and benchmarks set up and inspect the database directly, not as the
+// server does: tokio-postgres's own methods are fine here (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 #[path = "../tests/it/harness/mod.rs"]
 #[allow(dead_code)]
 mod harness;

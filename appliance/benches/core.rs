@@ -14,6 +14,10 @@
 //!
 //! Needs `wrk` and PostgreSQL's `pgbench`: `apt-get install wrk postgresql`.
 
+// Tests and benchmarks set up and inspect the database directly, not as the
+// server does: tokio-postgres's own methods are fine here (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 #[path = "../tests/it/harness/mod.rs"]
 #[allow(dead_code)]
 mod harness;

@@ -13,6 +13,10 @@
 //! (`MOGOTHROW77_HA_BINARY` may name a release binary; default: the
 //! debug build of this source).
 
+// Tests and benchmarks set up and inspect the database directly, not as the
+// server does: tokio-postgres's own methods are fine here (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 #[path = "../tests/ha/auto_failover.rs"]
 mod auto_failover;
 #[path = "../tests/it/harness/mod.rs"]

@@ -9,6 +9,10 @@
 //! batch writes (`POST …/records/batch`, 1,000 creates each, one after
 //! another) against `\copy` of the same rows. Needs `psql`.
 
+// Tests and benchmarks set up and inspect the database directly, not as the
+// server does: tokio-postgres's own methods are fine here (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 #[path = "../tests/it/harness/mod.rs"]
 #[allow(dead_code)]
 mod harness;

@@ -8,6 +8,10 @@
 //! finish; afterwards every job must be `succeeded` after exactly one
 //! attempt (no job run twice, none lost).
 
+// Tests and benchmarks set up and inspect the database directly, not as the
+// server does: tokio-postgres's own methods are fine here (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 #[path = "../tests/it/harness/mod.rs"]
 #[allow(dead_code)]
 mod harness;

@@ -16,6 +16,10 @@
 //!   against `cp -a` of the data directory (the floor of putting a physical
 //!   copy back).
 
+// Tests and benchmarks set up and inspect the database directly, not as the
+// server does: tokio-postgres's own methods are fine here (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 #[path = "../tests/it/harness/mod.rs"]
 #[allow(dead_code)]
 mod harness;

@@ -16,6 +16,10 @@
 //!
 //! Needs `wrk`, `curl` and PostgreSQL's `pgbench`: `apt-get install wrk curl postgresql`.
 
+// Tests and benchmarks set up and inspect the database directly, not as the
+// server does: tokio-postgres's own methods are fine here (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 #[path = "../tests/it/harness/mod.rs"]
 #[allow(dead_code)]
 mod harness;

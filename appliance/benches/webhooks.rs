@@ -10,6 +10,10 @@
 //! (`webhooks::outbound`), no queue — so the ratio is what the queue,
 //! the attempt log and the health bookkeeping cost per delivery.
 
+// Tests and benchmarks set up and inspect the database directly, not as the
+// server does: tokio-postgres's own methods are fine here (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 #[path = "../tests/it/harness/mod.rs"]
 #[allow(dead_code)]
 mod harness;

@@ -6,6 +6,7 @@
 //! audit entry, whose actor is `cli:<os-user>@<host>` (the user who ran
 //! `sudo`, when run through it).
 
+use crate::db::Sql;
 use serde_json::json;
 
 use crate::audit::{self, Event, Outcome};
@@ -51,10 +52,10 @@ pub async fn run(settings: Settings, command: AdminCommand) -> Exit {
             }
             Action::Unlock(target) => {
                 let key = unlock_key(&target);
-                let lifted = tx
-                    .execute("DELETE FROM login_throttle WHERE key = $1", &[&key])
-                    .await
-                    .map_err(pg)?;
+                let lifted =
+                    Sql::execute(&tx, "DELETE FROM login_throttle WHERE key = $1", &[&key])
+                        .await
+                        .map_err(pg)?;
                 if lifted == 0 {
                     println!(
                         "{target}: no lockout and no failed sign-ins on record; nothing to lift"
@@ -189,16 +190,16 @@ async fn find(tx: &tokio_postgres::Transaction<'_>, username: &str) -> Result<us
 }
 
 async fn list(tx: &tokio_postgres::Transaction<'_>) -> Result<(), tokio_postgres::Error> {
-    let locked: std::collections::HashMap<String, i64> = tx
-        .query(
-            "SELECT key, ceil(extract(epoch FROM locked_until - now()))::bigint \
+    let locked: std::collections::HashMap<String, i64> = Sql::query(
+        &tx,
+        "SELECT key, ceil(extract(epoch FROM locked_until - now()))::bigint \
              FROM login_throttle WHERE locked_until > now()",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
     println!(
         "{:<32} {:<8} {:<9} {:<10} LOCKED",
         "USERNAME", "ROLE", "DISABLED", "TWO-FACTOR"

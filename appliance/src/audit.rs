@@ -6,6 +6,7 @@
 //! order, and are written in the caller's transaction: an action and its
 //! audit entry commit together or not at all.
 
+use crate::db::Sql;
 use ring::digest::{digest, SHA256};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -154,19 +155,20 @@ async fn append_entry(
     ctx: &Context,
     event: &Event,
 ) -> Result<i64, AuditError> {
-    let head = tx
-        .query_one(
-            "SELECT seq, hash FROM audit_chain_head WHERE id FOR UPDATE",
-            &[],
-        )
-        .await?;
+    let head = Sql::query_one(
+        &tx,
+        "SELECT seq, hash FROM audit_chain_head WHERE id FOR UPDATE",
+        &[],
+    )
+    .await?;
     let prev_seq: i64 = head.get(0);
     let prev_hash: Vec<u8> = head.get(1);
     let seq = prev_seq + 1;
     let occurred_at = stored_now();
     let details = event.details.to_string();
     let hash = event_hash(&prev_hash, seq, occurred_at, ctx, event, &details);
-    tx.execute(
+    Sql::execute(
+        &tx,
         "INSERT INTO audit_log (seq, occurred_at, actor_id, actor, action, target, outcome, \
          client_addr, request_id, details, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -186,7 +188,8 @@ async fn append_entry(
         ],
     )
     .await?;
-    tx.execute(
+    Sql::execute(
+        &tx,
         "UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id",
         &[&seq, &hash],
     )
@@ -207,12 +210,12 @@ pub async fn append_many(
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let head = tx
-        .query_one(
-            "SELECT seq, hash FROM audit_chain_head WHERE id FOR UPDATE",
-            &[],
-        )
-        .await?;
+    let head = Sql::query_one(
+        &tx,
+        "SELECT seq, hash FROM audit_chain_head WHERE id FOR UPDATE",
+        &[],
+    )
+    .await?;
     let mut seq: i64 = head.get(0);
     let mut prev_hash: Vec<u8> = head.get(1);
     let occurred_at = stored_now();
@@ -235,7 +238,7 @@ pub async fn append_many(
         prevs.push(std::mem::replace(&mut prev_hash, hash.clone()));
         hashes.push(hash);
     }
-    tx.execute(
+    Sql::execute(&tx,
         "INSERT INTO audit_log (seq, occurred_at, actor_id, actor, action, target, outcome, \
          client_addr, request_id, details, prev_hash, hash) \
          SELECT u.seq, $2::timestamptz, $3::bigint, $4::text, u.action, u.target, u.outcome, $8::text, \
@@ -259,7 +262,8 @@ pub async fn append_many(
         ],
     )
     .await?;
-    tx.execute(
+    Sql::execute(
+        &tx,
         "UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id",
         &[&seq, &prev_hash],
     )
@@ -342,10 +346,13 @@ pub async fn verify_tail(
     if anchor <= 0 {
         return walk(client, head_seq, head_hash, 0, Some(vec![0u8; 32])).await;
     }
-    let anchor_hash: Option<Vec<u8>> = client
-        .query_opt("SELECT hash FROM audit_log WHERE seq = $1", &[&anchor])
-        .await?
-        .map(|row| row.get(0));
+    let anchor_hash: Option<Vec<u8>> = Sql::query_opt(
+        &client,
+        "SELECT hash FROM audit_log WHERE seq = $1",
+        &[&anchor],
+    )
+    .await?
+    .map(|row| row.get(0));
     // A deleted anchor shows as the gap before the first entry walked.
     let (after, prev) = match anchor_hash {
         Some(hash) => (anchor, Some(hash)),
@@ -355,9 +362,12 @@ pub async fn verify_tail(
 }
 
 async fn head(client: &tokio_postgres::Client) -> Result<(i64, Vec<u8>), AuditError> {
-    let head = client
-        .query_one("SELECT seq, hash FROM audit_chain_head WHERE id", &[])
-        .await?;
+    let head = Sql::query_one(
+        &client,
+        "SELECT seq, hash FROM audit_chain_head WHERE id",
+        &[],
+    )
+    .await?;
     Ok((head.get(0), head.get(1)))
 }
 
@@ -375,14 +385,14 @@ async fn walk(
     let mut prev_hash = prev_hash;
     let mut entries = 0i64;
     loop {
-        let rows = client
-            .query(
-                "SELECT seq, occurred_at, actor_id, actor, action, target, outcome, client_addr, \
+        let rows = Sql::query(
+            &client,
+            "SELECT seq, occurred_at, actor_id, actor, action, target, outcome, client_addr, \
                  request_id, details, prev_hash, hash FROM audit_log WHERE seq > $1 \
                  ORDER BY seq LIMIT 5000",
-                &[&after],
-            )
-            .await?;
+            &[&after],
+        )
+        .await?;
         if rows.is_empty() {
             break;
         }

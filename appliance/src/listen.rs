@@ -14,6 +14,7 @@
 //! ([`check_delivery`]); later, the caches are turned off and `/readyz`
 //! answers 503 ([`Delivery::is_broken`]) until notifications arrive again.
 
+use crate::db::Sql;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -271,10 +272,13 @@ async fn send_probe(
     client: &tokio_postgres::Client,
     nonce: &str,
 ) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute("SELECT pg_notify($1, $2)", &[&PROBE_CHANNEL, &nonce])
-        .await
-        .map(|_| ())
+    Sql::execute(
+        &client,
+        "SELECT pg_notify($1, $2)",
+        &[&PROBE_CHANNEL, &nonce],
+    )
+    .await
+    .map(|_| ())
 }
 
 /// An open connection that listens, its driver task, and the probe
@@ -336,7 +340,7 @@ impl Listening {
             }
         });
         let statements: String = CHANNELS.iter().map(|c| format!("LISTEN {c}; ")).collect();
-        if let Err(e) = client.batch_execute(&statements).await {
+        if let Err(e) = Sql::batch_execute(&client, &statements).await {
             driver.abort();
             return Err(e);
         }

@@ -137,6 +137,15 @@ pub struct SinkLabels {
     pub sink: &'static str,
 }
 
+/// Every `operation` of `db_slow_statements_total`.
+pub const STATEMENT_OPERATIONS: [&str; 5] = ["select", "insert", "update", "delete", "other"];
+
+/// The kind of a slow statement (`db::sql::Summary::label`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: &'static str,
+}
+
 /// What kind of database failure a request or job met: `unavailable`
 /// (no connection, or it broke), `statement_timeout`, `read_only` (a
 /// demoted or standby server), `other`.
@@ -191,6 +200,7 @@ pub struct Metrics {
     pub webhook_delivery_duration: Histogram,
     pub audit_append_duration: Histogram,
     pub db_errors: Family<DbErrorLabels, Counter>,
+    pub db_slow_statements: Family<OperationLabels, Counter>,
     pub process_start_time: FloatGauge,
     pub database_up: Gauge,
     pub database_probe_seconds: FloatGauge,
@@ -391,6 +401,12 @@ impl Metrics {
             "Database failures met by requests and jobs, by kind",
             Family::<DbErrorLabels, Counter>::default(),
         );
+        let db_slow_statements = register(
+            &mut registry,
+            "db_slow_statements",
+            "SQL statements that took longer than database.slow_statement_ms, by operation",
+            Family::<OperationLabels, Counter>::default(),
+        );
         let database_up = register(
             &mut registry,
             "database_up",
@@ -537,6 +553,9 @@ impl Metrics {
         for kind in DB_ERROR_KINDS {
             let _ = db_errors.get_or_create(&DbErrorLabels { kind });
         }
+        for operation in STATEMENT_OPERATIONS {
+            let _ = db_slow_statements.get_or_create(&OperationLabels { operation });
+        }
         for outcome in WEBHOOK_OUTCOMES {
             let _ = webhook_deliveries.get_or_create(&OutcomeLabels { outcome });
         }
@@ -565,6 +584,7 @@ impl Metrics {
             webhook_delivery_duration,
             audit_append_duration,
             db_errors,
+            db_slow_statements,
             process_start_time,
             database_up,
             database_probe_seconds,
@@ -666,6 +686,14 @@ impl Metrics {
     /// Counts a database failure of `kind` (see [`DbErrorLabels`]).
     pub fn db_error(&self, kind: &'static str) {
         self.db_errors.get_or_create(&DbErrorLabels { kind }).inc();
+    }
+
+    /// Counts a statement over the slow-statement threshold (`operation`
+    /// one of [`STATEMENT_OPERATIONS`]).
+    pub fn slow_statement(&self, operation: &'static str) {
+        self.db_slow_statements
+            .get_or_create(&OperationLabels { operation })
+            .inc();
     }
 
     /// Samples the file system of `path` as directory `dir`.

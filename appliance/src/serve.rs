@@ -1,6 +1,7 @@
 //! `mogothrow77 serve`: bind, become the service user, TLS, database,
 //! migrations, then serve until SIGTERM/SIGINT and drain.
 
+use crate::db::Sql;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -193,6 +194,9 @@ async fn serve_with_database(
         .map_err(migrate::MigrateError::from)?;
     drop(app);
 
+    crate::db::sql::set_slow_statement_threshold(std::time::Duration::from_millis(
+        config.database.slow_statement_ms,
+    ));
     let pool = connections.pool(config.database.pool_size, config.api.query_timeout_ms)?;
     // Fail fast (exit 4) when the application role cannot connect.
     let probe = pool.get().await.map_err(|e| {

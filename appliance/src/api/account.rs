@@ -1,6 +1,7 @@
 //! My account: change password, TOTP enrolment, recovery codes, and my API
 //! tokens. Browser sessions only (a token must not mint tokens).
 
+use crate::db::Sql;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

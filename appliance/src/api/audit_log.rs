@@ -1,6 +1,7 @@
 //! Reading the audit log: filters and authenticated cursor pagination,
 //! newest first.
 
+use crate::db::Sql;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};

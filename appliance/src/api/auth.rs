@@ -1,6 +1,7 @@
 //! First-admin setup, sign-in (password, then TOTP or a recovery code),
 //! sign-out, and "who am I".
 
+use crate::db::Sql;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;

@@ -1,6 +1,7 @@
 //! Collections and their fields: admins create, change and delete them;
 //! everyone who can read records can read their schema.
 
+use crate::db::Sql;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

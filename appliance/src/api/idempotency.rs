@@ -7,6 +7,7 @@
 //! recovery codes) or set a cookie are never stored: a retry of such a
 //! request runs again.
 
+use crate::db::Sql;
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -232,12 +233,12 @@ async fn run(
 
 /// Forgets keys older than the retention period.
 pub async fn sweep(client: &tokio_postgres::Client) -> Result<u64, tokio_postgres::Error> {
-    client
-        .execute(
-            "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
-            &[&RETENTION_HOURS],
-        )
-        .await
+    Sql::execute(
+        &client,
+        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
+        &[&RETENTION_HOURS],
+    )
+    .await
 }
 
 #[cfg(test)]

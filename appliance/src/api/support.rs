@@ -105,10 +105,7 @@ pub async fn reload(
     load_cached(caches, client, name).await
 }
 
-pub async fn load<C: tokio_postgres::GenericClient>(
-    client: &C,
-    name: &str,
-) -> Result<Collection, ErrorBody> {
+pub async fn load<C: crate::db::Sql>(client: &C, name: &str) -> Result<Collection, ErrorBody> {
     if records::check_name(name).is_some() {
         return Err(no_collection(name));
     }

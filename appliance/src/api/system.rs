@@ -1,6 +1,7 @@
 //! The system page's data (version, schema, health) and the installation's
 //! security settings.
 
+use crate::db::Sql;
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
@@ -91,43 +92,43 @@ async fn backups(
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     };
-    let last = client
-        .query_opt(
-            "SELECT finished_at, archive, bytes, scheduled_for IS NOT NULL FROM backups \
+    let last = Sql::query_opt(
+        &client,
+        "SELECT finished_at, archive, bytes, scheduled_for IS NOT NULL FROM backups \
              ORDER BY finished_at DESC LIMIT 1",
-            &[],
-        )
-        .await
-        .ok()
-        .flatten()
-        .map(|r| {
-            json!({
-                "finished_at": rfc3339(r.get(0)),
-                "archive": name(r.get(1)),
-                "bytes": r.get::<_, i64>(2),
-                "scheduled": r.get::<_, bool>(3),
-            })
-        });
-    let drill = client
-        .query_opt(
-            "SELECT drilled_at, drill_ok, archive, drill_report FROM backups \
+        &[],
+    )
+    .await
+    .ok()
+    .flatten()
+    .map(|r| {
+        json!({
+            "finished_at": rfc3339(r.get(0)),
+            "archive": name(r.get(1)),
+            "bytes": r.get::<_, i64>(2),
+            "scheduled": r.get::<_, bool>(3),
+        })
+    });
+    let drill = Sql::query_opt(
+        &client,
+        "SELECT drilled_at, drill_ok, archive, drill_report FROM backups \
              WHERE drilled_at IS NOT NULL ORDER BY drilled_at DESC LIMIT 1",
-            &[],
-        )
-        .await
-        .ok()
-        .flatten()
-        .map(|r| {
-            let report: Option<serde_json::Value> = r.get(3);
-            let report = report.unwrap_or_default();
-            json!({
-                "drilled_at": rfc3339(r.get(0)),
-                "ok": r.get::<_, Option<bool>>(1).unwrap_or(false),
-                "archive": name(r.get(2)),
-                "collections": report["collections"],
-                "records": report["records"],
-            })
-        });
+        &[],
+    )
+    .await
+    .ok()
+    .flatten()
+    .map(|r| {
+        let report: Option<serde_json::Value> = r.get(3);
+        let report = report.unwrap_or_default();
+        json!({
+            "drilled_at": rfc3339(r.get(0)),
+            "ok": r.get::<_, Option<bool>>(1).unwrap_or(false),
+            "archive": name(r.get(2)),
+            "collections": report["collections"],
+            "records": report["records"],
+        })
+    });
     json!({
         "schedule": schedule,
         "drill_schedule": drill_schedule,

@@ -3,6 +3,7 @@
 //! attempt, and manual redelivery. Every change is audited; a secret is
 //! shown once, in the response that made it, and never logged.
 
+use crate::db::Sql;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -94,10 +95,7 @@ struct UpdateBody {
 }
 
 /// Checks a definition; the collection, when named, must exist.
-async fn checked<C: tokio_postgres::GenericClient>(
-    client: &C,
-    d: Definition,
-) -> Result<Definition, ErrorBody> {
+async fn checked<C: crate::db::Sql>(client: &C, d: Definition) -> Result<Definition, ErrorBody> {
     if let Err(e) = check_url(&d.url) {
         return Err(invalid_field("url", e.to_string()));
     }
@@ -160,10 +158,8 @@ async fn create(
     )
     .await?;
     // Serialises creations, so two cannot both pass the limit.
-    tx.execute("LOCK TABLE webhooks IN SHARE ROW EXCLUSIVE MODE", &[])
-        .await?;
-    let count: i64 = tx
-        .query_one("SELECT count(*) FROM webhooks", &[])
+    Sql::execute(&tx, "LOCK TABLE webhooks IN SHARE ROW EXCLUSIVE MODE", &[]).await?;
+    let count: i64 = Sql::query_one(&tx, "SELECT count(*) FROM webhooks", &[])
         .await?
         .get(0);
     if count >= MAX_WEBHOOKS {

@@ -6,6 +6,7 @@
 //! kept with the backup (`drilled_at`, `drill_ok`, `drill_report`) for
 //! `diagnose`, the metrics and the console, and audited.
 
+use crate::db::Sql;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -129,14 +130,14 @@ impl Drilled {
 async fn newest(
     client: &tokio_postgres::Client,
 ) -> Result<(i64, String, Value, SystemTime), DrillError> {
-    let row = client
-        .query_opt(
-            "SELECT id, archive, record_counts, finished_at FROM backups \
+    let row = Sql::query_opt(
+        &client,
+        "SELECT id, archive, record_counts, finished_at FROM backups \
              WHERE record_counts IS NOT NULL AND pruned_at IS NULL \
              ORDER BY finished_at DESC, id DESC LIMIT 1",
-            &[],
-        )
-        .await;
+        &[],
+    )
+    .await;
     match row {
         Ok(Some(r)) => Ok((r.get(0), r.get(1), r.get(2), r.get(3))),
         Ok(None) => Err(DrillError::NoBackup),
@@ -255,7 +256,8 @@ pub async fn record(
     let event = match outcome {
         Ok(drilled) => {
             let report = drilled.report();
-            tx.execute(
+            Sql::execute(
+                &tx,
                 "UPDATE backups SET drilled_at = now(), drill_ok = $2, drill_report = $3 \
                  WHERE id = $1",
                 &[&drilled.backup_id, &drilled.ok(), &report],

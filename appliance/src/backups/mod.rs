@@ -15,6 +15,7 @@ pub mod pitr;
 pub mod prune;
 pub mod scheduler;
 
+use crate::db::Sql;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -140,21 +141,24 @@ pub async fn take(
 ) -> Result<Taken, TakeError> {
     let mut lock_client = pool.get().await?;
     let lock_tx = lock_client.transaction().await?;
-    let locked: bool = lock_tx
-        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&BACKUP_LOCK])
-        .await?
-        .get(0);
+    let locked: bool = Sql::query_one(
+        &lock_tx,
+        "SELECT pg_try_advisory_xact_lock($1)",
+        &[&BACKUP_LOCK],
+    )
+    .await?
+    .get(0);
     if !locked {
         return Err(TakeError::Busy);
     }
     let slot_time = UNIX_EPOCH + Duration::from_secs(u64::try_from(slot).unwrap_or(0));
-    if lock_tx
-        .query_opt(
-            "SELECT 1 FROM backups WHERE scheduled_for = $1",
-            &[&slot_time],
-        )
-        .await?
-        .is_some()
+    if Sql::query_opt(
+        &lock_tx,
+        "SELECT 1 FROM backups WHERE scheduled_for = $1",
+        &[&slot_time],
+    )
+    .await?
+    .is_some()
     {
         return Ok(Taken::AlreadyTaken);
     }
@@ -168,24 +172,24 @@ pub async fn take(
             let copies = serde_json::to_value(&written.copies).unwrap_or(Value::Null);
             let archive = written.archive.display().to_string();
             let bytes = i64::try_from(written.bytes).unwrap_or(i64::MAX);
-            lock_tx
-                .execute(
-                    "INSERT INTO backups (started_at, archive, bytes, test_restored, host, \
+            Sql::execute(
+                &lock_tx,
+                "INSERT INTO backups (started_at, archive, bytes, test_restored, host, \
                        scheduled_for, record_counts, sha256, copies, seconds) \
                      VALUES ($1, $2, $3, false, $4, $5, $6, $7, $8, $9)",
-                    &[
-                        &started_at,
-                        &archive,
-                        &bytes,
-                        &backups.host,
-                        &slot_time,
-                        &written.counts,
-                        &written.sha256,
-                        &copies,
-                        &written.seconds,
-                    ],
-                )
-                .await?;
+                &[
+                    &started_at,
+                    &archive,
+                    &bytes,
+                    &backups.host,
+                    &slot_time,
+                    &written.counts,
+                    &written.sha256,
+                    &copies,
+                    &written.seconds,
+                ],
+            )
+            .await?;
             let event = audit::Event::new("backup.create", &archive, audit::Outcome::Success)
                 .details(json!({
                     "scheduled_for": stamp(slot),
@@ -415,8 +419,7 @@ pub async fn dump_counted(
         .read_only(true)
         .start()
         .await?;
-    let snapshot: String = snapshot_tx
-        .query_one("SELECT pg_export_snapshot()", &[])
+    let snapshot: String = Sql::query_one(&snapshot_tx, "SELECT pg_export_snapshot()", &[])
         .await?
         .get(0);
     let counts = record_counts(&snapshot_tx).await?;
@@ -455,9 +458,7 @@ fn prepare_dir(dir: &Path) -> Result<(), TakeError> {
 }
 
 /// Every collection's record count, by name.
-pub async fn record_counts<C: tokio_postgres::GenericClient>(
-    tx: &C,
-) -> Result<Value, tokio_postgres::Error> {
+pub async fn record_counts<C: crate::db::Sql>(tx: &C) -> Result<Value, tokio_postgres::Error> {
     let mut counts = Map::new();
     for row in tx
         .query("SELECT id, name FROM collections ORDER BY name", &[])

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use tokio_postgres::GenericClient;
+use crate::db::Sql;
 
 use crate::config::BackupPolicy;
 
@@ -29,7 +29,7 @@ fn expired(policy: &BackupPolicy, index: usize, finished_at: SystemTime, now: Sy
 
 /// Removes what retention says goes, marking each row pruned; slot
 /// bookkeeping older than 60 days goes too.
-pub async fn prune<C: GenericClient>(
+pub async fn prune<C: Sql>(
     client: &C,
     policy: &BackupPolicy,
 ) -> Result<Pruned, tokio_postgres::Error> {

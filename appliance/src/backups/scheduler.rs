@@ -4,6 +4,7 @@
 //! together). A slot missed while every replica was down is taken when one
 //! comes back; older ones are not.
 
+use crate::db::Sql;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Schedule;

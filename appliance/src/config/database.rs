@@ -19,6 +19,7 @@ pub struct DatabaseConfig {
     pub auto_migrate: bool,
     pub pool_size: usize,
     pub connect_timeout_secs: u64,
+    pub slow_statement_ms: u64,
     pub postgres_bin_dir: Option<PathBuf>,
 }
 
@@ -85,6 +86,12 @@ pub fn check(
         1..=3600,
     );
     in_range(problem, "database.pool_size", db.pool_size as u64, 1..=1000);
+    in_range(
+        problem,
+        "database.slow_statement_ms",
+        db.slow_statement_ms,
+        1..=3_600_000,
+    );
     let url = secret_value("database.url", &db.url, &db.url_file, problem);
     let migration_url = secret_value(
         "database.migration_url",

@@ -2,6 +2,7 @@
 //! read back with `pg_restore --list` before it is called good. The upgrade
 //! tool takes one before it migrates.
 
+use super::Sql;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -313,20 +314,20 @@ pub async fn record(
 ) -> Result<Recording, tokio_postgres::Error> {
     let archive = summary.path.display().to_string();
     let bytes = i64::try_from(summary.bytes).unwrap_or(i64::MAX);
-    let inserted = client
-        .execute(
-            "INSERT INTO backups (started_at, archive, bytes, test_restored, host, record_counts) \
+    let inserted = Sql::execute(
+        &client,
+        "INSERT INTO backups (started_at, archive, bytes, test_restored, host, record_counts) \
              VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &started_at,
-                &archive,
-                &bytes,
-                &test_restored,
-                &host,
-                record_counts,
-            ],
-        )
-        .await;
+        &[
+            &started_at,
+            &archive,
+            &bytes,
+            &test_restored,
+            &host,
+            record_counts,
+        ],
+    )
+    .await;
     use tokio_postgres::error::SqlState;
     match inserted {
         Ok(_) => Ok(Recording::Recorded),
@@ -334,13 +335,13 @@ pub async fn record(
         // A schema from before the counts (V13): the upgrade tool's backup,
         // taken by the new binary before it migrates.
         Err(e) if e.code() == Some(&SqlState::UNDEFINED_COLUMN) => {
-            match client
-                .execute(
-                    "INSERT INTO backups (started_at, archive, bytes, test_restored, host) \
+            match Sql::execute(
+                &client,
+                "INSERT INTO backups (started_at, archive, bytes, test_restored, host) \
                      VALUES ($1, $2, $3, $4, $5)",
-                    &[&started_at, &archive, &bytes, &test_restored, &host],
-                )
-                .await
+                &[&started_at, &archive, &bytes, &test_restored, &host],
+            )
+            .await
             {
                 Ok(_) => Ok(Recording::Recorded),
                 Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(Recording::NoTable),
@@ -356,13 +357,13 @@ pub async fn record(
 pub async fn last(
     client: &tokio_postgres::Client,
 ) -> Result<Option<Recorded>, tokio_postgres::Error> {
-    let row = client
-        .query_opt(
-            "SELECT finished_at, archive, bytes, test_restored, host FROM backups \
+    let row = Sql::query_opt(
+        &client,
+        "SELECT finished_at, archive, bytes, test_restored, host FROM backups \
              ORDER BY finished_at DESC LIMIT 1",
-            &[],
-        )
-        .await;
+        &[],
+    )
+    .await;
     match row {
         Ok(row) => Ok(row.map(|r| Recorded {
             finished_at: r.get(0),

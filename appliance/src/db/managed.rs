@@ -2,6 +2,7 @@
 //! `<state_dir>/postgres`, run as a supervised child on a unix socket only,
 //! restarted with backoff if it dies, shut down fast when the appliance stops.
 
+use super::Sql;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -341,10 +342,12 @@ impl ManagedPostgres {
     pub async fn recreate_database(&self) -> Result<(), ManagedError> {
         let err = |e: tokio_postgres::Error| ManagedError::Bootstrap(describe_pg_error(&e));
         let admin = connect_socket(&self.connection(&self.os_user, "postgres")).await?;
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-            .await
-            .map_err(err)?;
+        Sql::batch_execute(
+            &admin,
+            &format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"),
+        )
+        .await
+        .map_err(err)?;
         bootstrap(self).await
     }
 
@@ -364,10 +367,12 @@ impl ManagedPostgres {
             )));
         }
         let admin = connect_socket(&self.connection(&self.os_user, "postgres")).await?;
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await
-            .map_err(|e| ManagedError::Bootstrap(describe_pg_error(&e)))
+        Sql::batch_execute(
+            &admin,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        )
+        .await
+        .map_err(|e| ManagedError::Bootstrap(describe_pg_error(&e)))
     }
 
     /// A connection as the cluster's superuser (the service user) to
@@ -385,16 +390,16 @@ impl ManagedPostgres {
     pub async fn switch_wal(&self) -> Result<String, ManagedError> {
         let admin = connect_socket(&self.connection(&self.os_user, "postgres")).await?;
         // pg_switch_wal() in a statement of its own, then its file's name.
-        let lsn: String = admin
-            .query_one("SELECT pg_switch_wal()::text", &[])
+        let lsn: String = Sql::query_one(&admin, "SELECT pg_switch_wal()::text", &[])
             .await
             .map_err(|e| ManagedError::Bootstrap(describe_pg_error(&e)))?
             .get(0);
-        Ok(admin
-            .query_one("SELECT pg_walfile_name($1::text::pg_lsn)", &[&lsn])
-            .await
-            .map_err(|e| ManagedError::Bootstrap(describe_pg_error(&e)))?
-            .get(0))
+        Ok(
+            Sql::query_one(&admin, "SELECT pg_walfile_name($1::text::pg_lsn)", &[&lsn])
+                .await
+                .map_err(|e| ManagedError::Bootstrap(describe_pg_error(&e)))?
+                .get(0),
+        )
     }
 
     /// The owner role's connection settings on another database of the
@@ -523,8 +528,9 @@ pub(super) async fn connect_socket(
 async fn bootstrap(pg: &ManagedPostgres) -> Result<(), ManagedError> {
     let err = |e: tokio_postgres::Error| ManagedError::Bootstrap(describe_pg_error(&e));
     let admin = connect_socket(&pg.connection(&pg.os_user, "postgres")).await?;
-    admin
-        .batch_execute(&format!(
+    Sql::batch_execute(
+        &admin,
+        &format!(
             "DO $$ BEGIN
                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{OWNER_ROLE}') THEN
                  CREATE ROLE {OWNER_ROLE} LOGIN;
@@ -533,9 +539,10 @@ async fn bootstrap(pg: &ManagedPostgres) -> Result<(), ManagedError> {
                  CREATE ROLE {APP_ROLE} LOGIN;
                END IF;
              END $$;"
-        ))
-        .await
-        .map_err(err)?;
+        ),
+    )
+    .await
+    .map_err(err)?;
     create_database(pg, &admin, DATABASE).await
 }
 
@@ -548,22 +555,29 @@ async fn create_database(
     name: &str,
 ) -> Result<(), ManagedError> {
     let err = |e: tokio_postgres::Error| ManagedError::Bootstrap(describe_pg_error(&e));
-    let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .map_err(err)?
-        .is_some();
+    let exists = Sql::query_opt(
+        &admin,
+        "SELECT 1 FROM pg_database WHERE datname = $1",
+        &[&name],
+    )
+    .await
+    .map_err(err)?
+    .is_some();
     if !exists {
-        admin
-            .batch_execute(&format!(
+        Sql::batch_execute(
+            &admin,
+            &format!(
                 "CREATE DATABASE {name} OWNER {OWNER_ROLE} ENCODING 'UTF8' TEMPLATE template0"
-            ))
-            .await
-            .map_err(err)?;
+            ),
+        )
+        .await
+        .map_err(err)?;
     }
     let db = connect_socket(&pg.connection(&pg.os_user, name)).await?;
-    db.batch_execute(&format!(
-        "REVOKE ALL ON DATABASE {name} FROM PUBLIC;
+    Sql::batch_execute(
+        &db,
+        &format!(
+            "REVOKE ALL ON DATABASE {name} FROM PUBLIC;
          GRANT CONNECT, TEMPORARY ON DATABASE {name} TO {APP_ROLE};
          ALTER SCHEMA public OWNER TO {OWNER_ROLE};
          REVOKE ALL ON SCHEMA public FROM PUBLIC;
@@ -572,7 +586,8 @@ async fn create_database(
            GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE};
          ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} IN SCHEMA public
            GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE};"
-    ))
+        ),
+    )
     .await
     .map_err(err)?;
     Ok(())

@@ -6,6 +6,7 @@
 //! decide whether it may run on a schema: it may, unless the schema holds a
 //! contract migration the binary does not know.
 
+use super::sql::{Cached, Sql};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -239,30 +240,36 @@ fn db_err(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> MigrateError
 /// Reads the schema's state. Works with any role that can read the tables.
 pub async fn status(client: &Client) -> Result<SchemaStatus, MigrateError> {
     let known = known()?;
-    let row = client
-        .query_one(
-            "SELECT to_regclass($1)::text IS NOT NULL, to_regclass($2)::text IS NOT NULL",
-            &[&HISTORY_TABLE, &KINDS_TABLE],
-        )
-        .await
-        .map_err(db_err("reading the schema state"))?;
+    let row = Sql::query_one(
+        &client,
+        "SELECT to_regclass($1)::text IS NOT NULL, to_regclass($2)::text IS NOT NULL",
+        &[&HISTORY_TABLE, &KINDS_TABLE],
+    )
+    .await
+    .map_err(db_err("reading the schema state"))?;
     let (has_history, has_kinds): (bool, bool) = (row.get(0), row.get(1));
     let mut applied = BTreeMap::new();
     if has_history {
-        for row in client
-            .query(&format!("SELECT version, name FROM {HISTORY_TABLE}"), &[])
-            .await
-            .map_err(db_err("reading applied migrations"))?
+        for row in Sql::query(
+            &client,
+            &format!("SELECT version, name FROM {HISTORY_TABLE}"),
+            &[],
+        )
+        .await
+        .map_err(db_err("reading applied migrations"))?
         {
             applied.insert(row.get::<_, i32>(0), row.get::<_, String>(1));
         }
     }
     let mut kinds = BTreeMap::new();
     if has_kinds {
-        for row in client
-            .query(&format!("SELECT version, kind FROM {KINDS_TABLE}"), &[])
-            .await
-            .map_err(db_err("reading migration kinds"))?
+        for row in Sql::query(
+            &client,
+            &format!("SELECT version, kind FROM {KINDS_TABLE}"),
+            &[],
+        )
+        .await
+        .map_err(db_err("reading migration kinds"))?
         {
             let kind: String = row.get(1);
             // An unrecognised kind is treated as contract: the safe reading.
@@ -285,7 +292,7 @@ pub async fn status_for_readiness(
     client: &deadpool_postgres::Client,
 ) -> Result<SchemaStatus, MigrateError> {
     let statement = client
-        .prepare_cached(READINESS_SQL)
+        .prepared(READINESS_SQL)
         .await
         .map_err(db_err("preparing the schema state query"))?;
     let rows = client
@@ -329,15 +336,17 @@ impl SchemaStatus {
 /// concurrent replicas apply each migration exactly once. Returns the
 /// migrations this call applied.
 pub async fn migrate(client: &mut Client) -> Result<Vec<KnownMigration>, MigrateError> {
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+    Sql::execute(&*client, "SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(db_err("taking the migration lock"))?;
     let result = migrate_locked(client).await;
-    let unlock = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(db_err("releasing the migration lock"));
+    let unlock = Sql::execute(
+        &*client,
+        "SELECT pg_advisory_unlock($1)",
+        &[&MIGRATION_LOCK],
+    )
+    .await
+    .map_err(db_err("releasing the migration lock"));
     let applied = result?;
     unlock?;
     Ok(applied)
@@ -345,17 +354,19 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<KnownMigration>, Migrate
 
 /// Creates the table that records each applied migration's kind.
 pub async fn ensure_kinds_table(client: &Client) -> Result<(), MigrateError> {
-    client
-        .batch_execute(&format!(
+    Sql::batch_execute(
+        &client,
+        &format!(
             "CREATE TABLE IF NOT EXISTS {KINDS_TABLE} (
                 version    integer PRIMARY KEY,
                 name       text NOT NULL,
                 kind       text NOT NULL CHECK (kind IN ('expand', 'contract')),
                 applied_at timestamptz NOT NULL DEFAULT now()
             )"
-        ))
-        .await
-        .map_err(db_err("creating the migration kinds table"))
+        ),
+    )
+    .await
+    .map_err(db_err("creating the migration kinds table"))
 }
 
 /// Whether a table is the migrations' own bookkeeping.

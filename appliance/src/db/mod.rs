@@ -11,6 +11,9 @@ pub mod recovery;
 pub mod rehearse;
 pub mod restore;
 pub mod scratch;
+pub mod sql;
+
+pub use sql::{Cached, Prepared, Sql};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,13 +47,13 @@ pub const MIN_SERVER_MAJOR: u32 = 13;
 
 /// Refuses a server older than [`MIN_SERVER_MAJOR`].
 pub async fn check_server_version(client: &tokio_postgres::Client) -> Result<(), DbError> {
-    let row = client
-        .query_one(
-            "SELECT current_setting('server_version_num')::int, current_setting('server_version')",
-            &[],
-        )
-        .await
-        .map_err(|e| DbError::Unreachable(describe_pg_error(&e)))?;
+    let row = Sql::query_one(
+        &client,
+        "SELECT current_setting('server_version_num')::int, current_setting('server_version')",
+        &[],
+    )
+    .await
+    .map_err(|e| DbError::Unreachable(describe_pg_error(&e)))?;
     let number: i32 = row.get(0);
     if (number / 10000) < MIN_SERVER_MAJOR as i32 {
         return Err(DbError::ServerTooOld { found: row.get(1) });
@@ -128,8 +131,7 @@ impl Connections {
             .post_create(deadpool_postgres::Hook::async_fn(move |client, _| {
                 let set_timeout = set_timeout.clone();
                 Box::pin(async move {
-                    client
-                        .batch_execute(&set_timeout)
+                    Sql::batch_execute(&**client, &set_timeout)
                         .await
                         .map_err(deadpool_postgres::HookError::Backend)
                 })

@@ -5,6 +5,7 @@
 //! database's size. Alerts need this as a series: `/readyz` answers a balancer,
 //! not Prometheus.
 
+use super::Sql;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

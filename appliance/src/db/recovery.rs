@@ -4,6 +4,7 @@
 //! nothing is created in it, and it is not supervised: the caller reads
 //! what it needs and stops it.
 
+use super::Sql;
 use std::time::{Duration, Instant};
 
 use tokio::process::Child;
@@ -55,7 +56,7 @@ pub async fn recover(pg: &ManagedPostgres, limit: Duration) -> Result<Recovered,
             )));
         }
         match managed::connect_socket(&config).await {
-            Ok(client) => match client.query_one("SELECT pg_is_in_recovery()", &[]).await {
+            Ok(client) => match Sql::query_one(&client, "SELECT pg_is_in_recovery()", &[]).await {
                 Ok(row) if !row.get::<_, bool>(0) => return Ok(Recovered { child }),
                 Ok(_) => last = "still replaying WAL".to_string(),
                 Err(e) => last = describe_pg_error(&e),

@@ -4,6 +4,7 @@
 //! read (by `pg_dump`, as for a backup), so an admin learns before the
 //! maintenance window how long the migrations take and what they block.
 
+use super::Sql;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -117,9 +118,12 @@ pub async fn rehearse(
         scratch.restore(binaries, ca_file, &dump_path).await?;
         report.copy_seconds = copied.elapsed().as_secs_f64();
         let mut copy = scratch.connect().await?;
-        copy.batch_execute("SET statement_timeout = 0; SET lock_timeout = 0; ANALYZE")
-            .await
-            .map_err(db_err("preparing the copy"))?;
+        Sql::batch_execute(
+            &copy,
+            "SET statement_timeout = 0; SET lock_timeout = 0; ANALYZE",
+        )
+        .await
+        .map_err(db_err("preparing the copy"))?;
         migrate::ensure_kinds_table(&copy).await?;
         for m in &status.pending {
             let run = run_one(&mut copy, m).await;
@@ -164,11 +168,11 @@ async fn run_one(client: &mut Client, m: &KnownMigration) -> MigrationRun {
     let mut elapsed = Duration::ZERO;
     let outcome = async {
         let tx = client.transaction().await?;
-        let existing: Vec<u32> = tx.query_one(EXISTING_TABLES_SQL, &[]).await?.get(0);
+        let existing: Vec<u32> = Sql::query_one(&tx, EXISTING_TABLES_SQL, &[]).await?.get(0);
         let started = Instant::now();
-        tx.batch_execute(&m.sql_recording_kind()).await?;
+        Sql::batch_execute(&tx, &m.sql_recording_kind()).await?;
         elapsed += started.elapsed();
-        let rows = tx.query(LOCKS_SQL, &[&existing]).await?;
+        let rows = Sql::query(&tx, LOCKS_SQL, &[&existing]).await?;
         let committed = Instant::now();
         tx.commit().await?;
         elapsed += committed.elapsed();

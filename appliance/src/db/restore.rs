@@ -4,6 +4,7 @@
 //! role, a full disk, this process killed) leaves the database exactly as
 //! it was. The managed database is recreated instead (`commands::restore`).
 
+use super::Sql;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -130,16 +131,16 @@ const RESTORE_SESSION: &str = "mogothrow77-restore";
 /// command reports it. Returns false if it was still there after a minute.
 pub async fn settle(client: &tokio_postgres::Client) -> bool {
     for _ in 0..600 {
-        let left = client
-            .query_one(
-                "SELECT count(*) FROM ( \
+        let left = Sql::query_one(
+            &client,
+            "SELECT count(*) FROM ( \
                    SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                     WHERE datname = current_database() AND usename = current_user \
                       AND application_name = $1 AND pid <> pg_backend_pid()) t",
-                &[&RESTORE_SESSION],
-            )
-            .await
-            .map(|row| row.get::<_, i64>(0));
+            &[&RESTORE_SESSION],
+        )
+        .await
+        .map(|row| row.get::<_, i64>(0));
         match left {
             Ok(0) => return true,
             Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
@@ -190,14 +191,14 @@ pub fn client_for(
 /// which then holds the migration lock until the restore is over (a
 /// replica starting meanwhile cannot migrate under it).
 pub async fn prepare(client: &tokio_postgres::Client) -> Result<Ready, RestoreError> {
-    let row = client
-        .query_one(
-            "SELECT current_database()::text, current_user::text, pg_try_advisory_lock($1), \
+    let row = Sql::query_one(
+        &client,
+        "SELECT current_database()::text, current_user::text, pg_try_advisory_lock($1), \
                     current_setting('server_version_num')::int",
-            &[&MIGRATION_LOCK],
-        )
-        .await
-        .map_err(db_err)?;
+        &[&MIGRATION_LOCK],
+    )
+    .await
+    .map_err(db_err)?;
     let (database, role, locked, version): (String, String, bool, i32) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
     if !locked {
@@ -205,17 +206,17 @@ pub async fn prepare(client: &tokio_postgres::Client) -> Result<Ready, RestoreEr
     }
     // Other roles' sessions show no backend type to a role without
     // pg_read_all_stats; PostgreSQL's own workers show no user.
-    let row = client
-        .query_one(
-            "SELECT count(*), coalesce(string_agg(DISTINCT usename::text, ', '), '') \
+    let row = Sql::query_one(
+        &client,
+        "SELECT count(*), coalesce(string_agg(DISTINCT usename::text, ', '), '') \
                FROM pg_stat_activity \
               WHERE datname = current_database() AND pid <> pg_backend_pid() \
                 AND usesysid IS NOT NULL \
                 AND coalesce(backend_type, 'client backend') = 'client backend'",
-            &[],
-        )
-        .await
-        .map_err(db_err)?;
+        &[],
+    )
+    .await
+    .map_err(db_err)?;
     let (sessions, roles): (i64, String) = (row.get(0), row.get(1));
     if sessions > 0 {
         return Err(RestoreError::InUse {
@@ -224,14 +225,14 @@ pub async fn prepare(client: &tokio_postgres::Client) -> Result<Ready, RestoreEr
             roles,
         });
     }
-    let prepared: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database()",
-            &[],
-        )
-        .await
-        .map_err(db_err)?
-        .get(0);
+    let prepared: i64 = Sql::query_one(
+        &client,
+        "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database()",
+        &[],
+    )
+    .await
+    .map_err(db_err)?
+    .get(0);
     if prepared > 0 {
         return Err(RestoreError::Prepared {
             count: prepared,
@@ -246,17 +247,17 @@ pub async fn prepare(client: &tokio_postgres::Client) -> Result<Ready, RestoreEr
     } else {
         "pg_has_role(current_user, o.owner, 'USAGE')"
     };
-    let row = client
-        .query_one(
-            &format!(
-                "SELECT coalesce(string_agg(DISTINCT pg_get_userbyid(o.owner)::text, ', '), '') \
+    let row = Sql::query_one(
+        &client,
+        &format!(
+            "SELECT coalesce(string_agg(DISTINCT pg_get_userbyid(o.owner)::text, ', '), '') \
                    FROM ({APPLIANCE_OBJECTS}) o \
                   WHERE NOT ({can_act})"
-            ),
-            &[],
-        )
-        .await
-        .map_err(db_err)?;
+        ),
+        &[],
+    )
+    .await
+    .map_err(db_err)?;
     let owners: String = row.get(0);
     if !owners.is_empty() {
         return Err(RestoreError::Owners {

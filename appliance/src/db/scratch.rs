@@ -4,6 +4,7 @@
 //! drill` restores the newest backup and checks it. The live database is
 //! never written.
 
+use super::Sql;
 use std::path::Path;
 use std::time::Instant;
 
@@ -112,22 +113,22 @@ impl<'a> Scratch<'a> {
         connections: &'a Connections,
         purpose: Use,
     ) -> Result<Scratch<'a>, ScratchError> {
-        let locked: bool = live
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&SCRATCH_LOCK])
-            .await
-            .map_err(db_err("taking the scratch lock"))?
-            .get(0);
+        let locked: bool =
+            Sql::query_one(&live, "SELECT pg_try_advisory_lock($1)", &[&SCRATCH_LOCK])
+                .await
+                .map_err(db_err("taking the scratch lock"))?
+                .get(0);
         if !locked {
             return Err(ScratchError::Busy);
         }
-        let oid: u32 = live
-            .query_one(
-                "SELECT oid FROM pg_database WHERE datname = current_database()",
-                &[],
-            )
-            .await
-            .map_err(db_err("reading the database's oid"))?
-            .get(0);
+        let oid: u32 = Sql::query_one(
+            &live,
+            "SELECT oid FROM pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .map_err(db_err("reading the database's oid"))?
+        .get(0);
         let own = [Use::Rehearsal, Use::RestoreCheck, Use::Drill]
             .map(|u| format!("{}{oid}_", u.prefix()));
         let mut scratch = Scratch {
@@ -138,15 +139,15 @@ impl<'a> Scratch<'a> {
             own,
             warnings: Vec::new(),
         };
-        let leftovers = live
-            .query(
-                "SELECT datname FROM pg_database \
+        let leftovers = Sql::query(
+            &live,
+            "SELECT datname FROM pg_database \
                  WHERE starts_with(datname, $1) OR starts_with(datname, $2) \
                     OR starts_with(datname, $3)",
-                &[&scratch.own[0], &scratch.own[1], &scratch.own[2]],
-            )
-            .await
-            .map_err(db_err("listing scratch databases"))?;
+            &[&scratch.own[0], &scratch.own[1], &scratch.own[2]],
+        )
+        .await
+        .map_err(db_err("listing scratch databases"))?;
         for row in leftovers {
             let name: String = row.get(0);
             if let Err(e) = scratch.drop_named(&name).await {
@@ -160,12 +161,14 @@ impl<'a> Scratch<'a> {
 
     /// The live database's size (`pg_database_size`).
     pub async fn live_bytes(&self) -> Result<i64, ScratchError> {
-        Ok(self
-            .live
-            .query_one("SELECT pg_database_size(current_database())", &[])
-            .await
-            .map_err(db_err("measuring the database"))?
-            .get(0))
+        Ok(Sql::query_one(
+            &self.live,
+            "SELECT pg_database_size(current_database())",
+            &[],
+        )
+        .await
+        .map_err(db_err("measuring the database"))?
+        .get(0))
     }
 
     /// Free space in `dir` for what lands there: `copies` times the live
@@ -218,20 +221,19 @@ impl<'a> Scratch<'a> {
                 }
             })?,
             // `name` is the appliance's own identifier, never user input.
-            Place::External => self
-                .live
-                .batch_execute(&format!(
-                    "CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0"
-                ))
-                .await
-                .map_err(|e| ScratchError::CreateDatabase {
-                    name: name.clone(),
-                    reason: if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
-                        "permission denied".to_string()
-                    } else {
-                        describe_pg_error(&e)
-                    },
-                })?,
+            Place::External => Sql::batch_execute(
+                &self.live,
+                &format!("CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0"),
+            )
+            .await
+            .map_err(|e| ScratchError::CreateDatabase {
+                name: name.clone(),
+                reason: if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+                    "permission denied".to_string()
+                } else {
+                    describe_pg_error(&e)
+                },
+            })?,
         }
         let (env, owners) = match self.place {
             Place::Managed(pg) => (pg.superuser_env_on(name), Owners::AsArchived),
@@ -290,11 +292,12 @@ impl<'a> Scratch<'a> {
         }
         match self.place {
             Place::Managed(pg) => Ok(pg.drop_scratch_database(name).await?),
-            Place::External => self
-                .live
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await
-                .map_err(db_err("dropping the copy")),
+            Place::External => Sql::batch_execute(
+                &self.live,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await
+            .map_err(db_err("dropping the copy")),
         }
     }
 }
@@ -337,12 +340,12 @@ pub async fn test_restore(
         let copy = scratch.connect().await?;
         let inventory = |row: tokio_postgres::Row| (row.get::<_, i64>(0), row.get::<_, i64>(1));
         let restored = inventory(
-            copy.query_one(INVENTORY_SQL, &[])
+            Sql::query_one(&copy, INVENTORY_SQL, &[])
                 .await
                 .map_err(db_err("reading the restored copy"))?,
         );
         let original = inventory(
-            live.query_one(INVENTORY_SQL, &[])
+            Sql::query_one(&live, INVENTORY_SQL, &[])
                 .await
                 .map_err(db_err("reading the live database"))?,
         );

@@ -8,6 +8,7 @@
 
 mod data;
 
+use crate::db::Sql;
 use serde_json::json;
 use tokio_postgres::Transaction;
 
@@ -98,15 +99,15 @@ async fn seed_demo(
     if status.check_serveable().is_err() {
         return Err("the database schema is not up to date: run `mogothrow77 migrate` (or start the service once) first".to_string());
     }
-    let seeded: i64 = client
-        .query_one(
-            "SELECT (SELECT count(*) FROM collections WHERE starts_with(name, $1)) + \
+    let seeded: i64 = Sql::query_one(
+        &*client,
+        "SELECT (SELECT count(*) FROM collections WHERE starts_with(name, $1)) + \
                     (SELECT count(*) FROM users WHERE starts_with(username, $2))",
-            &[&COLLECTION_PREFIX, &USER_PREFIX],
-        )
-        .await
-        .map_err(pg)?
-        .get(0);
+        &[&COLLECTION_PREFIX, &USER_PREFIX],
+    )
+    .await
+    .map_err(pg)?
+    .get(0);
     if seeded > 0 {
         return Err(
             "the demo is seeded already; `mogothrow77 demo reset` removes it first".to_string(),
@@ -309,48 +310,50 @@ async fn reset_demo(
     ctx: &audit::Context,
 ) -> Result<Exit, String> {
     let tx = client.transaction().await.map_err(pg)?;
-    let names: Vec<String> = tx
-        .query(
-            "SELECT name FROM collections WHERE starts_with(name, $1) ORDER BY name",
-            &[&COLLECTION_PREFIX],
-        )
-        .await
-        .map_err(pg)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let names: Vec<String> = Sql::query(
+        &tx,
+        "SELECT name FROM collections WHERE starts_with(name, $1) ORDER BY name",
+        &[&COLLECTION_PREFIX],
+    )
+    .await
+    .map_err(pg)?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
     let mut records_deleted = 0i64;
     for name in &names {
         let c = records::collection(&tx, name)
             .await
             .map_err(pg)?
             .ok_or_else(|| format!("{name} vanished"))?;
-        let jobs: Vec<i64> = tx
-            .query("SELECT job_id FROM exports WHERE collection = $1", &[name])
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let import_jobs: Vec<i64> = tx
-            .query(
-                "DELETE FROM imports WHERE collection = $1 RETURNING job_id",
-                &[name],
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .filter_map(|r| r.get::<_, Option<i64>>(0))
-            .collect();
+        let jobs: Vec<i64> = Sql::query(
+            &tx,
+            "SELECT job_id FROM exports WHERE collection = $1",
+            &[name],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        let import_jobs: Vec<i64> = Sql::query(
+            &tx,
+            "DELETE FROM imports WHERE collection = $1 RETURNING job_id",
+            &[name],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .filter_map(|r| r.get::<_, Option<i64>>(0))
+        .collect();
         let jobs: Vec<i64> = jobs.into_iter().chain(import_jobs).collect();
-        tx.execute("DELETE FROM exports WHERE collection = $1", &[name])
+        Sql::execute(&tx, "DELETE FROM exports WHERE collection = $1", &[name])
             .await
             .map_err(pg)?;
-        tx.execute("DELETE FROM jobs WHERE id = ANY($1)", &[&jobs])
+        Sql::execute(&tx, "DELETE FROM jobs WHERE id = ANY($1)", &[&jobs])
             .await
             .map_err(pg)?;
-        let count: i64 = tx
-            .query_one(&format!("SELECT count(*) FROM {}", c.table()), &[])
+        let count: i64 = Sql::query_one(&tx, &format!("SELECT count(*) FROM {}", c.table()), &[])
             .await
             .map_err(pg)?
             .get(0);
@@ -370,16 +373,16 @@ async fn reset_demo(
         )
         .await?;
     }
-    let removed: Vec<(i64, String)> = tx
-        .query(
-            "DELETE FROM users WHERE starts_with(username, $1) RETURNING id, username",
-            &[&USER_PREFIX],
-        )
-        .await
-        .map_err(pg)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let removed: Vec<(i64, String)> = Sql::query(
+        &tx,
+        "DELETE FROM users WHERE starts_with(username, $1) RETURNING id, username",
+        &[&USER_PREFIX],
+    )
+    .await
+    .map_err(pg)?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
     append(
         &tx,
         ctx,

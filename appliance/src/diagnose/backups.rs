@@ -1,6 +1,7 @@
 //! Scheduled backups (`[backup]`): a schedule set, its newest run, its
 //! copies, and whether `backup.dir` can be storage every replica sees.
 
+use crate::db::Sql;
 use std::path::Path;
 
 use tokio_postgres::error::SqlState;
@@ -53,14 +54,14 @@ pub async fn check(client: &Client, settings: &Settings, runbooks: &Runbooks) ->
     let mut value = format!("{schedule} into {} ({retention})", policy.dir.display());
     // The newest slot's job: failing or dead is worth knowing before the
     // backup-age alert says so.
-    let newest = client
-        .query_opt(
-            "SELECT j.state, j.attempts, j.last_error FROM backup_slots s \
+    let newest = Sql::query_opt(
+        &client,
+        "SELECT j.state, j.attempts, j.last_error FROM backup_slots s \
                LEFT JOIN jobs j ON j.id = s.job_id WHERE s.kind = 'backup' \
               ORDER BY s.slot DESC LIMIT 1",
-            &[],
-        )
-        .await;
+        &[],
+    )
+    .await;
     let newest = match newest {
         Ok(row) => row,
         Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
@@ -105,13 +106,13 @@ pub async fn check(client: &Client, settings: &Settings, runbooks: &Runbooks) ->
             _ => {}
         }
     }
-    let copies = client
-        .query_opt(
-            "SELECT archive, copies FROM backups WHERE scheduled_for IS NOT NULL \
+    let copies = Sql::query_opt(
+        &client,
+        "SELECT archive, copies FROM backups WHERE scheduled_for IS NOT NULL \
              ORDER BY finished_at DESC LIMIT 1",
-            &[],
-        )
-        .await;
+        &[],
+    )
+    .await;
     if let Ok(Some(row)) = copies {
         let (archive, copies): (String, Option<serde_json::Value>) = (row.get(0), row.get(1));
         let failed: Vec<String> = copies
@@ -144,15 +145,15 @@ pub async fn check(client: &Client, settings: &Settings, runbooks: &Runbooks) ->
         }
         value.push_str(&format!("; newest {archive}"));
     }
-    let replicas: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity \
+    let replicas: i64 = Sql::query_one(
+        &client,
+        "SELECT count(*) FROM pg_stat_activity \
               WHERE application_name = $1 AND datname = current_database()",
-            &[&crate::listen::LISTENER_APPLICATION_NAME],
-        )
-        .await
-        .map(|r| r.get(0))
-        .unwrap_or(0);
+        &[&crate::listen::LISTENER_APPLICATION_NAME],
+    )
+    .await
+    .map(|r| r.get(0))
+    .unwrap_or(0);
     if replicas > 1 && on_shared_storage(&policy.dir) != Some(true) {
         return Check::warn(
             NAME,
@@ -180,13 +181,13 @@ const DRILL_WARN_AGE: std::time::Duration = std::time::Duration::from_secs(8 * 2
 /// week and a day warns.
 pub async fn drill(client: &Client, runbooks: &Runbooks) -> Check {
     const DRILL_PAGE: &str = "operations.md#restore-drills";
-    let row = client
-        .query_opt(
-            "SELECT drilled_at, drill_ok, drill_report, archive FROM backups \
+    let row = Sql::query_opt(
+        &client,
+        "SELECT drilled_at, drill_ok, drill_report, archive FROM backups \
              WHERE drilled_at IS NOT NULL ORDER BY drilled_at DESC LIMIT 1",
-            &[],
-        )
-        .await;
+        &[],
+    )
+    .await;
     let row = match row {
         Ok(row) => row,
         Err(e)

@@ -3,6 +3,7 @@
 //! cache notifications, the last backup and the audit chain's tail. A
 //! stopped managed cluster is reported, never started.
 
+use crate::db::Sql;
 use std::time::{Duration, SystemTime};
 
 use tokio_postgres::Client;
@@ -155,13 +156,13 @@ fn failed(name: &str, e: &tokio_postgres::Error, runbooks: &Runbooks) -> Check {
 
 async fn server(client: &Client, runbooks: &Runbooks) -> Check {
     const NAME: &str = "PostgreSQL";
-    let row = match client
-        .query_one(
-            "SELECT current_setting('server_version'), current_database(), current_user, \
+    let row = match Sql::query_one(
+        &client,
+        "SELECT current_setting('server_version'), current_database(), current_user, \
                     pg_database_size(current_database())",
-            &[],
-        )
-        .await
+        &[],
+    )
+    .await
     {
         Ok(row) => row,
         Err(e) => return failed(NAME, &e, runbooks),
@@ -187,16 +188,16 @@ async fn server(client: &Client, runbooks: &Runbooks) -> Check {
 /// rolling upgrade adds. Managed: the cluster is sized from the pool.
 async fn budget(client: &Client, settings: &Settings, runbooks: &Runbooks) -> Check {
     const NAME: &str = "connection budget";
-    let row = match client
-        .query_one(
-            "SELECT current_setting('max_connections')::int, \
+    let row = match Sql::query_one(
+        &client,
+        "SELECT current_setting('max_connections')::int, \
                     current_setting('superuser_reserved_connections')::int, \
                     (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), \
                     (SELECT count(*) FROM pg_stat_activity \
                       WHERE application_name = $1 AND datname = current_database())",
-            &[&crate::listen::LISTENER_APPLICATION_NAME],
-        )
-        .await
+        &[&crate::listen::LISTENER_APPLICATION_NAME],
+    )
+    .await
     {
         Ok(row) => row,
         Err(e) => return failed(NAME, &e, runbooks),
@@ -245,13 +246,13 @@ async fn budget(client: &Client, settings: &Settings, runbooks: &Runbooks) -> Ch
 
 async fn timeouts(client: &Client, settings: &Settings, runbooks: &Runbooks) -> Check {
     const NAME: &str = "database timeouts";
-    let row = match client
-        .query_one(
-            "SELECT current_setting('statement_timeout'), \
+    let row = match Sql::query_one(
+        &client,
+        "SELECT current_setting('statement_timeout'), \
                     coalesce(current_setting('idle_session_timeout', true), '0')",
-            &[],
-        )
-        .await
+        &[],
+    )
+    .await
     {
         Ok(row) => row,
         Err(e) => return failed(NAME, &e, runbooks),
@@ -329,7 +330,7 @@ async fn schema(client: &Client, settings: &Settings, runbooks: &Runbooks) -> Ch
 async fn clock(client: &Client, runbooks: &Runbooks) -> Check {
     const NAME: &str = "clock skew";
     let before = SystemTime::now();
-    let row = match client.query_one("SELECT clock_timestamp()", &[]).await {
+    let row = match Sql::query_one(&client, "SELECT clock_timestamp()", &[]).await {
         Ok(row) => row,
         Err(e) => return failed(NAME, &e, runbooks),
     };

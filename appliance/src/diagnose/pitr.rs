@@ -2,6 +2,7 @@
 //! its WAL and the archiver is not failing, the repository holds a base
 //! backup, and it is not on the database's own file system.
 
+use crate::db::Sql;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::SystemTime;
@@ -55,15 +56,15 @@ pub async fn check(
             runbooks.fix("install pgBackRest, then restart the service", PAGE),
         );
     };
-    let archiver = client
-        .query_one(
-            "SELECT current_setting('archive_mode'), \
+    let archiver = Sql::query_one(
+        &client,
+        "SELECT current_setting('archive_mode'), \
                     coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false), \
                     coalesce(last_failed_wal, ''), coalesce(last_archived_wal, '') \
              FROM pg_stat_archiver",
-            &[],
-        )
-        .await;
+        &[],
+    )
+    .await;
     let row = match archiver {
         Ok(row) => row,
         Err(e) => {

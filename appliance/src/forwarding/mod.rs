@@ -13,6 +13,7 @@
 
 mod syslog;
 
+use crate::db::Sql;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -143,34 +144,34 @@ async fn forward(
     let client = connections.connect_app().await.map_err(|e| e.to_string())?;
     // Wait on this connection until the destination is ours.
     loop {
-        let locked: bool = client
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtext('mogothrow77.audit_forward.' || $1))",
-                &[&name],
-            )
-            .await
-            .map_err(db)?
-            .get(0);
-        if locked {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    }
-    client
-        .execute(
-            "INSERT INTO audit_forward_cursors (sink) VALUES ($1) ON CONFLICT DO NOTHING",
-            &[&name],
-        )
-        .await
-        .map_err(db)?;
-    let mut confirmed: i64 = client
-        .query_one(
-            "SELECT seq FROM audit_forward_cursors WHERE sink = $1",
+        let locked: bool = Sql::query_one(
+            &client,
+            "SELECT pg_try_advisory_lock(hashtext('mogothrow77.audit_forward.' || $1))",
             &[&name],
         )
         .await
         .map_err(db)?
         .get(0);
+        if locked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    Sql::execute(
+        &client,
+        "INSERT INTO audit_forward_cursors (sink) VALUES ($1) ON CONFLICT DO NOTHING",
+        &[&name],
+    )
+    .await
+    .map_err(db)?;
+    let mut confirmed: i64 = Sql::query_one(
+        &client,
+        "SELECT seq FROM audit_forward_cursors WHERE sink = $1",
+        &[&name],
+    )
+    .await
+    .map_err(db)?
+    .get(0);
     let mut sent = confirmed;
     let mut sent_at = Instant::now();
     let labels = SinkLabels { sink: name };
@@ -197,8 +198,7 @@ async fn forward(
                 *backoff = Duration::from_secs(1);
             }
         }
-        let head: i64 = client
-            .query_one("SELECT seq FROM audit_chain_head WHERE id", &[])
+        let head: i64 = Sql::query_one(&client, "SELECT seq FROM audit_chain_head WHERE id", &[])
             .await
             .map_err(db)?
             .get(0);
@@ -226,24 +226,24 @@ async fn forward(
 }
 
 async fn confirm(client: &Client, sink: &str, seq: i64) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute(
-            "UPDATE audit_forward_cursors SET seq = $2, updated_at = now() WHERE sink = $1",
-            &[&sink, &seq],
-        )
-        .await
-        .map(|_| ())
+    Sql::execute(
+        &client,
+        "UPDATE audit_forward_cursors SET seq = $2, updated_at = now() WHERE sink = $1",
+        &[&sink, &seq],
+    )
+    .await
+    .map(|_| ())
 }
 
 async fn read(client: &Client, after: i64) -> Result<Vec<Entry>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT seq, occurred_at, actor_id, actor, action, target, outcome, client_addr, \
+    let rows = Sql::query(
+        &client,
+        "SELECT seq, occurred_at, actor_id, actor, action, target, outcome, client_addr, \
                     request_id, details, hash \
              FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
-            &[&after, &BATCH],
-        )
-        .await?;
+        &[&after, &BATCH],
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -290,7 +290,7 @@ async fn append(path: &std::path::Path, entries: &[Entry]) -> Result<(), String>
 
 /// Each destination's position: (sink, confirmed seq, seconds since it
 /// moved), for `diagnose`.
-pub async fn positions<C: tokio_postgres::GenericClient>(
+pub async fn positions<C: crate::db::Sql>(
     client: &C,
 ) -> Result<(i64, Vec<(String, i64, f64)>), tokio_postgres::Error> {
     let head: i64 = client

@@ -1,6 +1,7 @@
 //! Server keys: generated once per installation and kept in PostgreSQL, so
 //! a CSRF token or a cursor made by one replica checks on every other.
 
+use crate::db::Sql;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ring::hmac;
@@ -24,15 +25,18 @@ async fn load_one(
 ) -> Result<hmac::Key, tokio_postgres::Error> {
     // The first replica to get here generates the key; everyone reads the
     // one that won.
-    client
-        .execute(
-            "INSERT INTO server_keys (name, key) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            &[&name, &super::random_bytes(32)],
-        )
-        .await?;
-    let row = client
-        .query_one("SELECT key FROM server_keys WHERE name = $1", &[&name])
-        .await?;
+    Sql::execute(
+        &client,
+        "INSERT INTO server_keys (name, key) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        &[&name, &super::random_bytes(32)],
+    )
+    .await?;
+    let row = Sql::query_one(
+        &client,
+        "SELECT key FROM server_keys WHERE name = $1",
+        &[&name],
+    )
+    .await?;
     let key: Vec<u8> = row.get(0);
     Ok(hmac::Key::new(hmac::HMAC_SHA256, &key))
 }

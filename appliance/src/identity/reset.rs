@@ -5,17 +5,14 @@
 //! deletes the link. Only the token's digest is stored, and the token
 //! travels in the link's fragment, so it never reaches a server log.
 
-use tokio_postgres::GenericClient;
+use crate::db::Sql;
 
 /// How long a reset link stays valid.
 pub const VALIDITY_HOURS: i32 = 8;
 
 /// Inside the caller's transaction (which records the audit entry): a new
 /// link for `user_id`; an earlier one stops working.
-pub async fn issue<C: GenericClient>(
-    client: &C,
-    user_id: i64,
-) -> Result<String, tokio_postgres::Error> {
+pub async fn issue<C: Sql>(client: &C, user_id: i64) -> Result<String, tokio_postgres::Error> {
     let token = super::random_secret();
     client
         .execute(
@@ -32,10 +29,7 @@ pub async fn issue<C: GenericClient>(
 /// Inside the caller's transaction: the user a valid link belongs to,
 /// locking the link until the transaction ends; `None` for an unknown,
 /// expired or used one.
-pub async fn holder<C: GenericClient>(
-    client: &C,
-    token: &str,
-) -> Result<Option<i64>, tokio_postgres::Error> {
+pub async fn holder<C: Sql>(client: &C, token: &str) -> Result<Option<i64>, tokio_postgres::Error> {
     Ok(client
         .query_opt(
             "SELECT user_id FROM password_reset_links \
@@ -48,10 +42,7 @@ pub async fn holder<C: GenericClient>(
 
 /// Inside the caller's transaction, once the password is set: the link is
 /// gone (and with it every expired one).
-pub async fn consume<C: GenericClient>(
-    client: &C,
-    user_id: i64,
-) -> Result<(), tokio_postgres::Error> {
+pub async fn consume<C: Sql>(client: &C, user_id: i64) -> Result<(), tokio_postgres::Error> {
     client
         .execute(
             "DELETE FROM password_reset_links WHERE user_id = $1 OR expires_at <= now()",

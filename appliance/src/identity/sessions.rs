@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tokio_postgres::GenericClient;
+use crate::db::{Cached, Sql};
 
 use crate::authz::{Credential, Principal, Role};
 
@@ -53,7 +53,7 @@ pub fn from_cookie_header(header: &str) -> Option<&str> {
 }
 
 /// Starts a session for `user_id`.
-pub async fn create<C: GenericClient>(
+pub async fn create<C: Sql>(
     client: &C,
     user_id: i64,
     client_addr: &str,
@@ -93,7 +93,7 @@ pub async fn authenticate(
     let idle = lifetimes.idle.as_secs() as f64;
     // On every browser request: a statement prepared once per connection.
     let statement = client
-        .prepare_cached(
+        .prepared(
             "SELECT u.id, u.username, u.role, \
                     (SELECT require_mfa FROM security_settings) AND u.totp_secret IS NULL, \
                     s.last_seen_at < now() - interval '60 seconds' \
@@ -135,20 +135,14 @@ pub async fn authenticate(
 }
 
 /// Ends one session.
-pub async fn revoke<C: GenericClient>(
-    client: &C,
-    digest: &[u8],
-) -> Result<u64, tokio_postgres::Error> {
+pub async fn revoke<C: Sql>(client: &C, digest: &[u8]) -> Result<u64, tokio_postgres::Error> {
     client
         .execute("DELETE FROM sessions WHERE id_digest = $1", &[&digest])
         .await
 }
 
 /// Ends every session of a user; returns how many.
-pub async fn revoke_all<C: GenericClient>(
-    client: &C,
-    user_id: i64,
-) -> Result<u64, tokio_postgres::Error> {
+pub async fn revoke_all<C: Sql>(client: &C, user_id: i64) -> Result<u64, tokio_postgres::Error> {
     client
         .execute("DELETE FROM sessions WHERE user_id = $1", &[&user_id])
         .await

@@ -2,13 +2,13 @@
 //! link lets one person create the first admin. `admin setup-token`
 //! replaces earlier tokens; using one invalidates all of them.
 
-use tokio_postgres::GenericClient;
+use crate::db::Sql;
 
 /// How long a setup link stays valid.
 pub const VALIDITY_HOURS: i32 = 24;
 
 /// True while the installation has no user at all.
-pub async fn required<C: GenericClient>(client: &C) -> Result<bool, tokio_postgres::Error> {
+pub async fn required<C: Sql>(client: &C) -> Result<bool, tokio_postgres::Error> {
     let row = client
         .query_one("SELECT NOT EXISTS (SELECT 1 FROM users)", &[])
         .await?;
@@ -37,14 +37,12 @@ pub async fn issue(
 ) -> Result<Issued, tokio_postgres::Error> {
     // Serialize with a concurrent setup: the users check and the insert
     // happen under the same lock the setup endpoint takes.
-    tx.execute("LOCK TABLE setup_tokens IN EXCLUSIVE MODE", &[])
-        .await?;
+    Sql::execute(&tx, "LOCK TABLE setup_tokens IN EXCLUSIVE MODE", &[]).await?;
     if !required(tx).await? {
         return Ok(Issued::NotRequired);
     }
     if !replace {
-        let valid: bool = tx
-            .query_one(
+        let valid: bool = Sql::query_one(&tx,
                 "SELECT EXISTS (SELECT 1 FROM setup_tokens WHERE used_at IS NULL AND expires_at > now())",
                 &[],
             )
@@ -55,8 +53,9 @@ pub async fn issue(
         }
     }
     let token = super::random_secret();
-    tx.execute("DELETE FROM setup_tokens", &[]).await?;
-    tx.execute(
+    Sql::execute(&tx, "DELETE FROM setup_tokens", &[]).await?;
+    Sql::execute(
+        &tx,
         "INSERT INTO setup_tokens (token_digest, expires_at) \
          VALUES ($1, now() + make_interval(hours => $2))",
         &[&super::digest(&token), &VALIDITY_HOURS],
@@ -80,23 +79,21 @@ pub async fn consume(
     tx: &tokio_postgres::Transaction<'_>,
     token: &str,
 ) -> Result<Result<(), Refusal>, tokio_postgres::Error> {
-    tx.execute("LOCK TABLE setup_tokens IN EXCLUSIVE MODE", &[])
-        .await?;
+    Sql::execute(&tx, "LOCK TABLE setup_tokens IN EXCLUSIVE MODE", &[]).await?;
     if !required(tx).await? {
         return Ok(Err(Refusal::Done));
     }
-    let used = tx
-        .execute(
-            "UPDATE setup_tokens SET used_at = now() \
+    let used = Sql::execute(
+        &tx,
+        "UPDATE setup_tokens SET used_at = now() \
              WHERE token_digest = $1 AND used_at IS NULL AND expires_at > now()",
-            &[&super::digest(token)],
-        )
-        .await?;
+        &[&super::digest(token)],
+    )
+    .await?;
     if used != 1 {
         return Ok(Err(Refusal::InvalidToken));
     }
-    tx.execute("DELETE FROM setup_tokens WHERE used_at IS NULL", &[])
-        .await?;
+    Sql::execute(&tx, "DELETE FROM setup_tokens WHERE used_at IS NULL", &[]).await?;
     Ok(Ok(()))
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tokio_postgres::GenericClient;
+use crate::db::Sql;
 
 /// Limits from the `[auth]` settings.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +31,7 @@ pub fn address_key(addr: &str) -> String {
 
 /// Seconds until every one of `keys` is unlocked again, or `None` when
 /// none is locked.
-pub async fn locked<C: GenericClient>(
+pub async fn locked<C: Sql>(
     client: &C,
     keys: &[&str],
 ) -> Result<Option<u64>, tokio_postgres::Error> {
@@ -48,7 +48,7 @@ pub async fn locked<C: GenericClient>(
 
 /// Counts one failure for `key`; locks it when `limit` is reached within
 /// the window.
-pub async fn record_failure<C: GenericClient>(
+pub async fn record_failure<C: Sql>(
     client: &C,
     key: &str,
     limit: i32,
@@ -80,7 +80,7 @@ pub async fn record_failure<C: GenericClient>(
 }
 
 /// Forgets the failures of `key` (after a successful sign-in).
-pub async fn clear<C: GenericClient>(client: &C, key: &str) -> Result<(), tokio_postgres::Error> {
+pub async fn clear<C: Sql>(client: &C, key: &str) -> Result<(), tokio_postgres::Error> {
     client
         .execute("DELETE FROM login_throttle WHERE key = $1", &[&key])
         .await?;

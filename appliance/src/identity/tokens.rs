@@ -4,7 +4,7 @@
 //! A token carries a subset of its creator's permissions; what it may do is
 //! always narrowed by the owner's current role as well.
 
-use tokio_postgres::GenericClient;
+use crate::db::{Cached, Sql};
 
 use crate::authz::{Credential, Permission, Principal, Role};
 use crate::cache::Cache;
@@ -28,7 +28,7 @@ pub enum TokenError {
     Db(#[from] tokio_postgres::Error),
 }
 
-pub async fn create<C: GenericClient>(
+pub async fn create<C: Sql>(
     client: &C,
     owner: &Principal,
     name: &str,
@@ -123,7 +123,7 @@ async fn lookup(
 ) -> Result<Option<CachedToken>, tokio_postgres::Error> {
     // A statement prepared once per connection.
     let statement = client
-        .prepare_cached(
+        .prepared(
             "SELECT t.id, t.permissions, u.id, u.username, u.role, \
                     t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds', \
                     (SELECT require_mfa FROM security_settings) AND u.totp_secret IS NULL, \

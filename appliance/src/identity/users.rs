@@ -1,9 +1,10 @@
 //! Users as stored: lookups and changes. Validation of names and passwords
 //! happens here, so the API and the CLI cannot disagree.
 
+use crate::db::Sql;
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 
 use crate::authz::Role;
 
@@ -59,10 +60,7 @@ pub fn check_username(name: &str) -> Result<(), &'static str> {
     }
 }
 
-pub async fn get<C: GenericClient>(
-    client: &C,
-    id: i64,
-) -> Result<Option<User>, tokio_postgres::Error> {
+pub async fn get<C: Sql>(client: &C, id: i64) -> Result<Option<User>, tokio_postgres::Error> {
     let row = client
         .query_opt(
             &format!("SELECT {COLUMNS} FROM users WHERE id = $1"),
@@ -73,7 +71,7 @@ pub async fn get<C: GenericClient>(
 }
 
 /// The user with exactly this username.
-pub async fn by_username<C: GenericClient>(
+pub async fn by_username<C: Sql>(
     client: &C,
     username: &str,
 ) -> Result<Option<User>, tokio_postgres::Error> {
@@ -89,10 +87,7 @@ pub async fn by_username<C: GenericClient>(
 /// Turns two-factor authentication off for `id` (secret, pending secret,
 /// recovery codes); `false` when there is no such user. The caller ends
 /// the user's sessions and audits.
-pub async fn reset_mfa<C: GenericClient>(
-    client: &C,
-    id: i64,
-) -> Result<bool, tokio_postgres::Error> {
+pub async fn reset_mfa<C: Sql>(client: &C, id: i64) -> Result<bool, tokio_postgres::Error> {
     let changed = client
         .execute(
             "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, \
@@ -109,7 +104,7 @@ pub async fn reset_mfa<C: GenericClient>(
     Ok(true)
 }
 
-pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<User>, tokio_postgres::Error> {
+pub async fn list<C: Sql>(client: &C) -> Result<Vec<User>, tokio_postgres::Error> {
     let rows = client
         .query(
             &format!("SELECT {COLUMNS} FROM users ORDER BY username"),
@@ -130,7 +125,7 @@ pub struct Credentials {
     pub totp_last_step: Option<i64>,
 }
 
-pub async fn credentials<C: GenericClient>(
+pub async fn credentials<C: Sql>(
     client: &C,
     username: &str,
 ) -> Result<Option<Credentials>, tokio_postgres::Error> {
@@ -155,7 +150,7 @@ pub async fn credentials<C: GenericClient>(
     }))
 }
 
-pub async fn credentials_by_id<C: GenericClient>(
+pub async fn credentials_by_id<C: Sql>(
     client: &C,
     id: i64,
 ) -> Result<Option<Credentials>, tokio_postgres::Error> {
@@ -169,7 +164,7 @@ pub async fn credentials_by_id<C: GenericClient>(
 }
 
 /// Creates a user; `None` when the name is taken.
-pub async fn create<C: GenericClient>(
+pub async fn create<C: Sql>(
     client: &C,
     username: &str,
     display_name: &str,
@@ -189,7 +184,7 @@ pub async fn create<C: GenericClient>(
 }
 
 /// Number of enabled admins other than `except`.
-pub async fn other_active_admins<C: GenericClient>(
+pub async fn other_active_admins<C: Sql>(
     client: &C,
     except: i64,
 ) -> Result<i64, tokio_postgres::Error> {
@@ -203,7 +198,7 @@ pub async fn other_active_admins<C: GenericClient>(
     Ok(rows.len() as i64)
 }
 
-pub async fn update<C: GenericClient>(
+pub async fn update<C: Sql>(
     client: &C,
     id: i64,
     role: Option<Role>,
@@ -225,7 +220,7 @@ pub async fn update<C: GenericClient>(
 
 /// Sets (or, with `None`, clears) a user's e-mail address; the caller
 /// checked it. Returns the user as changed.
-pub async fn set_email<C: GenericClient>(
+pub async fn set_email<C: Sql>(
     client: &C,
     id: i64,
     email: Option<&str>,
@@ -241,7 +236,7 @@ pub async fn set_email<C: GenericClient>(
     Ok(row.as_ref().map(from_row))
 }
 
-pub async fn set_password<C: GenericClient>(
+pub async fn set_password<C: Sql>(
     client: &C,
     id: i64,
     hash: &str,

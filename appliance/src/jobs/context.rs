@@ -45,7 +45,7 @@ impl JobCtx {
     /// Locks the job's row in the caller's transaction, and `Err(Lost)`
     /// unless this attempt still holds it: what the transaction then
     /// commits cannot race a cancel or a takeover.
-    pub async fn hold<C: tokio_postgres::GenericClient>(&self, tx: &C) -> Result<(), JobError> {
+    pub async fn hold<C: crate::db::Sql>(&self, tx: &C) -> Result<(), JobError> {
         let held = tx
             .query_opt(
                 "SELECT 1 FROM jobs WHERE id = $1 AND worker = $2 AND attempts = $3 \

@@ -9,11 +9,11 @@
 //! them. A job that finds its export already ready does nothing (delivery is
 //! at least once).
 
+use crate::db::Sql;
 use ring::digest;
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
-use tokio_postgres::GenericClient;
 
 use std::sync::Arc;
 
@@ -97,16 +97,20 @@ pub async fn kept_by(
     tx: &tokio_postgres::Transaction<'_>,
     user: i64,
 ) -> Result<i64, tokio_postgres::Error> {
-    tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user])
-        .await?;
-    let row = tx
-        .query_one(
-            "SELECT count(*) FROM exports e JOIN jobs j ON j.id = e.job_id \
+    Sql::execute(
+        &tx,
+        "SELECT 1 FROM users WHERE id = $1 FOR UPDATE",
+        &[&user],
+    )
+    .await?;
+    let row = Sql::query_one(
+        &tx,
+        "SELECT count(*) FROM exports e JOIN jobs j ON j.id = e.job_id \
              WHERE e.requested_by = $1 AND e.expires_at > now() \
                AND (e.attempt IS NOT NULL OR j.state IN ('queued', 'running'))",
-            &[&user],
-        )
-        .await?;
+        &[&user],
+    )
+    .await?;
     Ok(row.get(0))
 }
 
@@ -128,24 +132,24 @@ pub async fn create(
     )
     .await?;
     let query = serde_json::to_value(request).unwrap_or_default();
-    let row = tx
-        .query_one(
-            "INSERT INTO exports (job_id, collection, requested_by, query, expires_at) \
+    let row = Sql::query_one(
+        &tx,
+        "INSERT INTO exports (job_id, collection, requested_by, query, expires_at) \
              VALUES ($1, $2, $3, $4, now() + $5::bigint * interval '1 second') RETURNING id",
-            &[
-                &job_id,
-                &collection,
-                &requested_by,
-                &query,
-                &(retention.as_secs() as i64),
-            ],
-        )
-        .await?;
+        &[
+            &job_id,
+            &collection,
+            &requested_by,
+            &query,
+            &(retention.as_secs() as i64),
+        ],
+    )
+    .await?;
     let id: i64 = row.get(0);
     Ok(get(tx, id).await?.expect("the export just created"))
 }
 
-pub async fn get<C: GenericClient>(
+pub async fn get<C: Sql>(
     client: &C,
     id: i64,
 ) -> Result<Option<StoredExport>, tokio_postgres::Error> {
@@ -161,7 +165,7 @@ pub async fn get<C: GenericClient>(
 }
 
 /// Exports newest first: one person's, or everyone's.
-pub async fn list<C: GenericClient>(
+pub async fn list<C: Sql>(
     client: &C,
     requested_by: Option<i64>,
     limit: i64,
@@ -184,19 +188,19 @@ pub async fn delete(
     tx: &tokio_postgres::Transaction<'_>,
     export: &StoredExport,
 ) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
+    Sql::execute(
+        &tx,
         "UPDATE jobs SET state = 'cancelled', finished_at = now(), lease_until = NULL \
          WHERE id = $1 AND state IN ('queued', 'running')",
         &[&export.job_id],
     )
     .await?;
-    tx.execute("DELETE FROM exports WHERE id = $1", &[&export.id])
-        .await?;
+    Sql::execute(&tx, "DELETE FROM exports WHERE id = $1", &[&export.id]).await?;
     Ok(())
 }
 
 /// Deletes exports past their retention (and cancels their jobs).
-pub async fn delete_expired<C: GenericClient>(client: &C) -> Result<u64, tokio_postgres::Error> {
+pub async fn delete_expired<C: Sql>(client: &C) -> Result<u64, tokio_postgres::Error> {
     client
         .execute(
             "WITH gone AS (DELETE FROM exports WHERE expires_at < now() RETURNING job_id) \
@@ -208,7 +212,7 @@ pub async fn delete_expired<C: GenericClient>(client: &C) -> Result<u64, tokio_p
 }
 
 /// The number of chunks of a ready export's file, in order: `seq` 0..n.
-pub async fn chunk_count<C: GenericClient>(
+pub async fn chunk_count<C: Sql>(
     client: &C,
     export: &StoredExport,
 ) -> Result<i64, tokio_postgres::Error> {
@@ -222,7 +226,7 @@ pub async fn chunk_count<C: GenericClient>(
 }
 
 /// One chunk of a ready export's file.
-pub async fn chunk<C: GenericClient>(
+pub async fn chunk<C: Sql>(
     client: &C,
     export: &StoredExport,
     seq: i32,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::GenericClient;
+use crate::db::Sql;
 
 use super::{export, import};
 use crate::queue;
@@ -15,7 +15,7 @@ const KEEP_FINISHED: Duration = Duration::from_secs(30 * 24 * 3600);
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// One round; `last_purge` remembers when the purge last ran.
-pub async fn tidy<C: GenericClient>(client: &C, last_purge: &mut Option<Instant>) {
+pub async fn tidy<C: Sql>(client: &C, last_purge: &mut Option<Instant>) {
     if let Err(e) = export::delete_expired(client).await {
         tracing::warn!(error = %crate::db::describe_pg_error(&e), "cannot delete expired exports");
     }

@@ -13,10 +13,11 @@
 //! refuses (a duplicate in a unique field) is inserted again row by row to
 //! find it.
 
+use crate::db::Sql;
 use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
 use time::OffsetDateTime;
-use tokio_postgres::{GenericClient, Transaction};
+use tokio_postgres::Transaction;
 
 use std::sync::Arc;
 
@@ -109,19 +110,19 @@ pub async fn create(
         Some(request_id),
     )
     .await?;
-    let row = tx
-        .query_one(
-            "INSERT INTO imports (job_id, collection, format, mode, requested_by, bytes, sha256) \
+    let row = Sql::query_one(
+        &tx,
+        "INSERT INTO imports (job_id, collection, format, mode, requested_by, bytes, sha256) \
              VALUES ($1, $2, $3, $4, $5, 0, '') RETURNING id",
-            &[
-                &job_id,
-                &collection,
-                &format.as_str(),
-                &mode.as_str(),
-                &requested_by,
-            ],
-        )
-        .await?;
+        &[
+            &job_id,
+            &collection,
+            &format.as_str(),
+            &mode.as_str(),
+            &requested_by,
+        ],
+    )
+    .await?;
     Ok(row.get(0))
 }
 
@@ -131,7 +132,8 @@ pub async fn add_chunk(
     seq: i32,
     data: &[u8],
 ) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
+    Sql::execute(
+        &tx,
         "INSERT INTO import_chunks (import_id, seq, data) VALUES ($1, $2, $3)",
         &[&import, &seq, &data],
     )
@@ -145,7 +147,8 @@ pub async fn set_file(
     bytes: i64,
     sha256: &str,
 ) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
+    Sql::execute(
+        &tx,
         "UPDATE imports SET bytes = $2, sha256 = $3 WHERE id = $1",
         &[&import, &bytes, &sha256],
     )
@@ -153,7 +156,7 @@ pub async fn set_file(
     .map(|_| ())
 }
 
-pub async fn get<C: GenericClient>(
+pub async fn get<C: Sql>(
     client: &C,
     id: i64,
 ) -> Result<Option<StoredImport>, tokio_postgres::Error> {
@@ -170,7 +173,7 @@ pub async fn get<C: GenericClient>(
 }
 
 /// Imports, newest first: one person's, or everyone's (`None`).
-pub async fn list<C: GenericClient>(
+pub async fn list<C: Sql>(
     client: &C,
     requested_by: Option<i64>,
     before: Option<i64>,
@@ -191,7 +194,7 @@ pub async fn list<C: GenericClient>(
 }
 
 /// The report: every problem kept, in line order.
-pub async fn problems<C: GenericClient>(
+pub async fn problems<C: Sql>(
     client: &C,
     id: i64,
 ) -> Result<Vec<RowProblem>, tokio_postgres::Error> {
@@ -212,7 +215,7 @@ pub async fn problems<C: GenericClient>(
 }
 
 /// Forgets finished imports (and their reports) older than `keep`.
-pub async fn purge<C: GenericClient>(
+pub async fn purge<C: Sql>(
     client: &C,
     keep: std::time::Duration,
 ) -> Result<u64, tokio_postgres::Error> {

@@ -7,9 +7,9 @@
 
 pub mod smtp;
 
+use crate::db::Sql;
 use serde_json::json;
 use time::OffsetDateTime;
-use tokio_postgres::GenericClient;
 
 use crate::queue::{self, Kind};
 
@@ -22,7 +22,7 @@ pub struct Email {
 }
 
 /// Queues a message (in the caller's transaction).
-pub async fn queue<C: GenericClient>(
+pub async fn queue<C: Sql>(
     client: &C,
     to: &str,
     subject: &str,

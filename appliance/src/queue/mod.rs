@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use crate::db::Sql;
 use serde::Serialize;
 use serde_json::Value as Json;
 use time::OffsetDateTime;
-use tokio_postgres::GenericClient;
 
 mod error;
 mod kind;
@@ -104,7 +104,7 @@ pub fn enqueue_span(kind: &str) -> crate::telemetry::Span {
 }
 
 /// Queues a job (in the caller's transaction, with what it belongs to).
-pub async fn enqueue<C: GenericClient>(
+pub async fn enqueue<C: Sql>(
     client: &C,
     kind: Kind,
     payload: &Json,
@@ -112,8 +112,11 @@ pub async fn enqueue<C: GenericClient>(
     request_id: Option<&str>,
 ) -> Result<i64, tokio_postgres::Error> {
     let span = enqueue_span(kind.as_str());
-    let row = client
-        .query_one(
+    let header = span.context().header();
+    // The statement is the enqueue span's child.
+    let row = crate::telemetry::scope(
+        span.context(),
+        client.query_one(
             "INSERT INTO jobs (kind, payload, max_attempts, created_by, request_id, trace_parent) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             &[
@@ -122,15 +125,16 @@ pub async fn enqueue<C: GenericClient>(
                 &kind.max_attempts(),
                 &created_by,
                 &request_id,
-                &span.context().header(),
+                &header,
             ],
-        )
-        .await?;
+        ),
+    )
+    .await?;
     Ok(row.get(0))
 }
 
 /// Takes the oldest due job of a kind this binary runs, if any.
-pub async fn claim<C: GenericClient>(
+pub async fn claim<C: Sql>(
     client: &C,
     worker: &str,
     lease: Duration,
@@ -172,9 +176,7 @@ pub async fn claim<C: GenericClient>(
 
 /// How long until the next queued job of a kind this binary runs is due
 /// (none: `None`; already due: zero).
-pub async fn next_due<C: GenericClient>(
-    client: &C,
-) -> Result<Option<Duration>, tokio_postgres::Error> {
+pub async fn next_due<C: Sql>(client: &C) -> Result<Option<Duration>, tokio_postgres::Error> {
     let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
     let row = client
         .query_one(
@@ -190,7 +192,7 @@ pub async fn next_due<C: GenericClient>(
 
 /// Extends the lease; false when the job is no longer this worker's to run
 /// (cancelled, or taken over after the lease ran out).
-pub async fn renew<C: GenericClient>(
+pub async fn renew<C: Sql>(
     client: &C,
     job: &Claimed,
     worker: &str,
@@ -207,7 +209,7 @@ pub async fn renew<C: GenericClient>(
 }
 
 /// Records progress for the API (rows written, estimate, ...).
-pub async fn progress<C: GenericClient>(
+pub async fn progress<C: Sql>(
     client: &C,
     job: &Claimed,
     worker: &str,
@@ -296,7 +298,7 @@ pub async fn finish(
 /// Jobs whose worker stopped renewing its lease (it died, or lost the
 /// database): queued again at once, or dead when out of attempts. Returns
 /// the ids taken back.
-pub async fn reap<C: GenericClient>(client: &C) -> Result<Vec<i64>, tokio_postgres::Error> {
+pub async fn reap<C: Sql>(client: &C) -> Result<Vec<i64>, tokio_postgres::Error> {
     let rows = client
         .query(
             "WITH expired AS ( \
@@ -324,7 +326,7 @@ pub async fn reap<C: GenericClient>(client: &C) -> Result<Vec<i64>, tokio_postgr
 
 /// Forgets finished jobs after `keep`: succeeded and cancelled ones, and
 /// dead ones nobody retried; never a job an export still points at.
-pub async fn purge_finished<C: GenericClient>(
+pub async fn purge_finished<C: Sql>(
     client: &C,
     keep: Duration,
 ) -> Result<u64, tokio_postgres::Error> {
@@ -355,7 +357,7 @@ pub enum ChangeError {
 
 /// Cancels a queued or running job (a running one stops at its worker's
 /// next heartbeat or check).
-pub async fn cancel<C: GenericClient>(client: &C, id: i64) -> Result<Job, ChangeError> {
+pub async fn cancel<C: Sql>(client: &C, id: i64) -> Result<Job, ChangeError> {
     let row = client
         .query_opt(
             &format!(
@@ -382,7 +384,7 @@ pub async fn cancel<C: GenericClient>(client: &C, id: i64) -> Result<Job, Change
 
 /// Runs a dead or cancelled job again (replay), with its kind's number of
 /// attempts on top of those spent.
-pub async fn retry<C: GenericClient>(client: &C, id: i64) -> Result<Job, ChangeError> {
+pub async fn retry<C: Sql>(client: &C, id: i64) -> Result<Job, ChangeError> {
     let Some(current) = get(client, id).await? else {
         return Err(ChangeError::NotFound(id));
     };
@@ -403,7 +405,7 @@ pub async fn retry<C: GenericClient>(client: &C, id: i64) -> Result<Job, ChangeE
     }
 }
 
-async fn not_changed<C: GenericClient>(client: &C, id: i64, hint: &'static str) -> ChangeError {
+async fn not_changed<C: Sql>(client: &C, id: i64, hint: &'static str) -> ChangeError {
     match client
         .query_opt("SELECT state FROM jobs WHERE id = $1", &[&id])
         .await
@@ -418,10 +420,7 @@ async fn not_changed<C: GenericClient>(client: &C, id: i64, hint: &'static str) 
     }
 }
 
-pub async fn get<C: GenericClient>(
-    client: &C,
-    id: i64,
-) -> Result<Option<Job>, tokio_postgres::Error> {
+pub async fn get<C: Sql>(client: &C, id: i64) -> Result<Option<Job>, tokio_postgres::Error> {
     let row = client
         .query_opt(
             &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"),
@@ -432,7 +431,7 @@ pub async fn get<C: GenericClient>(
 }
 
 /// Jobs, newest first, optionally in one state, before an id (paging).
-pub async fn list<C: GenericClient>(
+pub async fn list<C: Sql>(
     client: &C,
     state: Option<&str>,
     before: Option<i64>,
@@ -451,10 +450,7 @@ pub async fn list<C: GenericClient>(
     Ok(rows.iter().map(job).collect())
 }
 
-pub async fn attempts<C: GenericClient>(
-    client: &C,
-    id: i64,
-) -> Result<Vec<Attempt>, tokio_postgres::Error> {
+pub async fn attempts<C: Sql>(client: &C, id: i64) -> Result<Vec<Attempt>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT attempt, worker, started_at, finished_at, outcome, error FROM job_attempts \
@@ -484,7 +480,7 @@ pub struct Depth {
     pub dead: i64,
 }
 
-pub async fn depth<C: GenericClient>(client: &C) -> Result<Depth, tokio_postgres::Error> {
+pub async fn depth<C: Sql>(client: &C) -> Result<Depth, tokio_postgres::Error> {
     let row = client
         .query_one(
             "SELECT count(*) FILTER (WHERE state = 'queued' AND run_at <= now()), \

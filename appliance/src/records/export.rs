@@ -9,6 +9,8 @@
 //! `-`, `@`, a tab or a carriage return get a leading `'`. A missing value is
 //! an empty field and an empty text is `""`, as in `COPY`.
 
+use crate::db::sql::observed;
+use crate::db::Sql;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::ToSql;
 
@@ -205,20 +207,25 @@ impl Export<'_> {
         rows: &mut u64,
         sink: &mut S,
     ) -> Result<(), S::Error> {
-        tx.batch_execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
-            .await?;
+        Sql::batch_execute(
+            &tx,
+            "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'",
+        )
+        .await?;
         let (sql, values) = self.statement();
         let statement = tx.prepare(&sql).await?;
         let portal = tx.bind(&statement, &params(&values)).await?;
         let neutralise = self.neutralised_columns();
         let mut chunk = Vec::with_capacity(chunk_bytes + chunk_bytes / 8);
         self.header(&mut chunk);
-        let mut batch = tx.query_portal(&portal, BATCH_ROWS).await?;
+        // Each fetch from the portal is a statement of its own (traced,
+        // timed).
+        let mut batch = observed(&sql, tx.query_portal(&portal, BATCH_ROWS)).await?;
         loop {
             let more = batch.len() == BATCH_ROWS as usize;
             let fetch = async {
                 match more {
-                    true => Some(tx.query_portal(&portal, BATCH_ROWS).await),
+                    true => Some(observed(&sql, tx.query_portal(&portal, BATCH_ROWS)).await),
                     false => None,
                 }
             };

@@ -14,12 +14,13 @@ pub mod schema;
 pub mod store;
 pub mod values;
 
+use crate::db::{Cached, Sql};
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 
 pub use values::FieldType;
 
@@ -186,7 +187,7 @@ const FIELD_COLUMNS: &str = "id, name, field_type, required, is_unique, indexed,
      enum_values, default_value, hidden_at";
 
 /// Fields of a collection; hidden ones only when asked.
-pub async fn fields<C: GenericClient>(
+pub async fn fields<C: Sql>(
     client: &C,
     collection_id: i64,
     include_hidden: bool,
@@ -204,7 +205,7 @@ pub async fn fields<C: GenericClient>(
 }
 
 /// A collection by name, with its visible fields.
-pub async fn collection<C: GenericClient>(
+pub async fn collection<C: Sql>(
     client: &C,
     name: &str,
 ) -> Result<Option<Collection>, tokio_postgres::Error> {
@@ -236,7 +237,7 @@ pub async fn collection_prepared(
     name: &str,
 ) -> Result<Option<Collection>, tokio_postgres::Error> {
     let statement = client
-        .prepare_cached(
+        .prepared(
             "SELECT c.id, c.name, c.title, c.created_at, c.updated_at, f.id, f.name, f.field_type, \
                     f.required, f.is_unique, f.indexed, f.sensitive, f.enum_values, f.default_value, \
                     f.hidden_at \
@@ -278,7 +279,7 @@ pub async fn collection_prepared(
     }))
 }
 
-pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<Collection>, tokio_postgres::Error> {
+pub async fn list<C: Sql>(client: &C) -> Result<Vec<Collection>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT id, name, title, created_at, updated_at FROM collections ORDER BY name",

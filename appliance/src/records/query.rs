@@ -5,6 +5,7 @@
 //! whatever is inserted or deleted meanwhile. Text sorts and comparisons
 //! use the "C" collation (byte order), the same as the field indexes.
 
+use crate::db::{Cached, Sql};
 use serde_json::{json, Value as Json};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -402,7 +403,7 @@ pub async fn list(
     if client.statement_cache.size() > STATEMENT_CACHE_LIMIT {
         client.statement_cache.clear();
     }
-    let statement = client.prepare_cached(&sql).await.map_err(timeout_or_db)?;
+    let statement = client.prepared(&sql).await.map_err(timeout_or_db)?;
     let mut rows = client
         .query(&statement, &refs)
         .await
@@ -427,10 +428,7 @@ pub async fn list(
         let mut tail_refs: Vec<&(dyn ToSql + Sync)> =
             filter_values.iter().map(|v| v.as_sql()).collect();
         tail_refs.push(&tail_limit);
-        let tail = client
-            .prepare_cached(&tail_sql)
-            .await
-            .map_err(timeout_or_db)?;
+        let tail = client.prepared(&tail_sql).await.map_err(timeout_or_db)?;
         rows.extend(
             client
                 .query(&tail, &tail_refs)

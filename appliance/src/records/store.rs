@@ -2,11 +2,12 @@
 //! `version`, bumped on each update; a write naming an older version is
 //! refused with the current record.
 
+use crate::db::Sql;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 
 use super::{read_value, select_expr, to_cell, Cell, Collection};
 
@@ -135,7 +136,7 @@ fn duplicate(c: &Collection, e: &tokio_postgres::Error) -> Option<WriteError> {
     Some(WriteError::Duplicate(name))
 }
 
-pub async fn insert<C: GenericClient>(
+pub async fn insert<C: Sql>(
     client: &C,
     c: &Collection,
     data: &Map<String, Json>,
@@ -167,7 +168,7 @@ pub async fn insert<C: GenericClient>(
 /// validated like [`insert`]; a field a record lacks takes its default.
 /// Returns how many were inserted. Keep `rows × fields` well under
 /// PostgreSQL's 65,535 parameters.
-pub async fn insert_many<C: GenericClient>(
+pub async fn insert_many<C: Sql>(
     client: &C,
     c: &Collection,
     rows: &[&Map<String, Json>],
@@ -214,7 +215,7 @@ pub async fn insert_many<C: GenericClient>(
         .map_err(|e| duplicate(c, &e).unwrap_or(WriteError::Db(e)))
 }
 
-pub async fn get<C: GenericClient>(
+pub async fn get<C: Sql>(
     client: &C,
     c: &Collection,
     id: i64,
@@ -227,7 +228,7 @@ pub async fn get<C: GenericClient>(
 
 /// Locks a record for a write and checks the version the client last saw
 /// (`If-Match`); returns the record as it is.
-async fn lock_current<C: GenericClient>(
+async fn lock_current<C: Sql>(
     client: &C,
     c: &Collection,
     id: i64,
@@ -255,7 +256,7 @@ async fn lock_current<C: GenericClient>(
 
 /// Updates the fields sent; `if_match` is the version the client last saw.
 /// Returns the record before and after.
-pub async fn update<C: GenericClient>(
+pub async fn update<C: Sql>(
     client: &C,
     c: &Collection,
     id: i64,
@@ -292,7 +293,7 @@ pub async fn update<C: GenericClient>(
 }
 
 /// Deletes a record; returns it as it was.
-pub async fn delete<C: GenericClient>(
+pub async fn delete<C: Sql>(
     client: &C,
     c: &Collection,
     id: i64,

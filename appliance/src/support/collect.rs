@@ -6,6 +6,7 @@
 //! handed over on standard input. Never record data, audit details, user
 //! e-mail addresses (unless asked) or key files.
 
+use crate::db::Sql;
 use std::fmt::Write as _;
 use std::io::Read;
 use std::time::Duration;
@@ -245,24 +246,24 @@ async fn database_secrets(
     client: &Client,
     scrubber: &mut Scrubber,
 ) -> Result<(), tokio_postgres::Error> {
-    for row in client
-        .query(
-            "SELECT secret FROM webhooks UNION ALL \
+    for row in Sql::query(
+        &client,
+        "SELECT secret FROM webhooks UNION ALL \
              SELECT previous_secret FROM webhooks WHERE previous_secret IS NOT NULL",
-            &[],
-        )
-        .await?
+        &[],
+    )
+    .await?
     {
         scrubber.secret(row.get::<_, &str>(0));
     }
-    for row in client
-        .query(
-            "SELECT totp_secret FROM users WHERE totp_secret IS NOT NULL UNION ALL \
+    for row in Sql::query(
+        &client,
+        "SELECT totp_secret FROM users WHERE totp_secret IS NOT NULL UNION ALL \
              SELECT totp_pending_secret FROM users WHERE totp_pending_secret IS NOT NULL \
              UNION ALL SELECT key FROM server_keys",
-            &[],
-        )
-        .await?
+        &[],
+    )
+    .await?
     {
         scrubber.secret_bytes(row.get::<_, &[u8]>(0));
     }
@@ -272,16 +273,18 @@ async fn database_secrets(
 /// The server's version and the database's files: migrations, jobs,
 /// connections and settings (no data).
 async fn database_files(client: &Client) -> Result<(String, Vec<File>), tokio_postgres::Error> {
-    let version: String = client.query_one("SELECT version()", &[]).await?.get(0);
+    let version: String = Sql::query_one(&client, "SELECT version()", &[])
+        .await?
+        .get(0);
     let mut migrations = "version\tname\tapplied_on\tkind\n".to_string();
-    for row in client
-        .query(
-            "SELECT h.version, h.name, h.applied_on, coalesce(k.kind, '') \
+    for row in Sql::query(
+        &client,
+        "SELECT h.version, h.name, h.applied_on, coalesce(k.kind, '') \
              FROM refinery_schema_history h \
              LEFT JOIN mogothrow77_migration_kinds k USING (version) ORDER BY h.version",
-            &[],
-        )
-        .await?
+        &[],
+    )
+    .await?
     {
         let _ = writeln!(
             migrations,
@@ -293,13 +296,13 @@ async fn database_files(client: &Client) -> Result<(String, Vec<File>), tokio_po
         );
     }
     let mut jobs = "kind\tstate\tcount\toldest_created\tnewest_created\n".to_string();
-    for row in client
-        .query(
-            "SELECT kind, state, count(*), min(created_at)::text, max(created_at)::text \
+    for row in Sql::query(
+        &client,
+        "SELECT kind, state, count(*), min(created_at)::text, max(created_at)::text \
              FROM jobs GROUP BY kind, state ORDER BY kind, state",
-            &[],
-        )
-        .await?
+        &[],
+    )
+    .await?
     {
         let _ = writeln!(
             jobs,
@@ -318,15 +321,15 @@ async fn database_files(client: &Client) -> Result<(String, Vec<File>), tokio_po
         depth.due, depth.oldest_due_secs, depth.running, depth.dead
     );
     let mut connections = "database\trole\tapplication\tstate\tcount\n".to_string();
-    for row in client
-        .query(
-            "SELECT coalesce(datname, ''), coalesce(usename, ''), coalesce(application_name, ''), \
+    for row in Sql::query(
+        &client,
+        "SELECT coalesce(datname, ''), coalesce(usename, ''), coalesce(application_name, ''), \
                     coalesce(state, ''), count(*) \
              FROM pg_stat_activity WHERE backend_type = 'client backend' \
              GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
-            &[],
-        )
-        .await?
+        &[],
+    )
+    .await?
     {
         let _ = writeln!(
             connections,
@@ -339,13 +342,13 @@ async fn database_files(client: &Client) -> Result<(String, Vec<File>), tokio_po
         );
     }
     let mut pg_settings = "name\tsetting\tunit\tsource\n".to_string();
-    for row in client
-        .query(
-            "SELECT name, coalesce(setting, ''), coalesce(unit, ''), source FROM pg_settings \
+    for row in Sql::query(
+        &client,
+        "SELECT name, coalesce(setting, ''), coalesce(unit, ''), source FROM pg_settings \
              WHERE source NOT IN ('default', 'override') ORDER BY name",
-            &[],
-        )
-        .await?
+        &[],
+    )
+    .await?
     {
         let name: String = row.get(0);
         let setting: String = if SECRET_SETTINGS.iter().any(|s| name.contains(s)) {

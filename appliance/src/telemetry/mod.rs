@@ -214,6 +214,17 @@ impl Span {
         }
     }
 
+    /// A span under the current context, only when that context is
+    /// recorded (sampled, export on): for work that is part of a trace but
+    /// must not start one (each SQL statement). `name` is only built then.
+    pub fn within_current(name: impl FnOnce() -> String, kind: Kind) -> Option<Span> {
+        let parent = current()?;
+        if !parent.sampled || tracer().spans.is_none() {
+            return None;
+        }
+        Some(Span::start(name(), kind, Some(parent)))
+    }
+
     /// This span's context: what work done inside it runs under.
     pub fn context(&self) -> TraceContext {
         self.context

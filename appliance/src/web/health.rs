@@ -2,6 +2,7 @@
 //! compatible)
 //! and `/metrics` (for the clients [`super::scrape`] lets in).
 
+use crate::db::{Cached, Sql};
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -54,7 +55,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
             .await
             .map_err(|e| format!("cannot read the schema state: {e}"))?;
         let read_only = client
-            .prepare_cached("SELECT current_setting('transaction_read_only')")
+            .prepared("SELECT current_setting('transaction_read_only')")
             .await;
         let read_only = match read_only {
             Ok(statement) => client.query_one(&statement, &[]).await,

@@ -13,6 +13,7 @@
 pub mod signing;
 pub mod store;
 
+use crate::db::{Cached, Sql};
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
@@ -116,7 +117,7 @@ pub async fn emit(
     // deliveries that point at them: one statement, no round trip per
     // webhook, nothing at all when nobody subscribed.
     let statement = tx
-        .prepare_cached(
+        .prepared(
             "WITH targets AS ( \
                  SELECT id FROM webhooks \
                  WHERE enabled AND $1 = ANY (events) AND (collection IS NULL OR collection = $2)), \

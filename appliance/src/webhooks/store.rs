@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use crate::db::Sql;
 use serde::Serialize;
 use serde_json::Value as Json;
 use time::OffsetDateTime;
-use tokio_postgres::GenericClient;
 
 use super::signing;
 
@@ -67,7 +67,7 @@ pub struct Definition {
 }
 
 /// Creates a webhook; returns it with its secret (shown once).
-pub async fn create<C: GenericClient>(
+pub async fn create<C: Sql>(
     client: &C,
     d: &Definition,
     created_by: i64,
@@ -94,7 +94,7 @@ pub async fn create<C: GenericClient>(
 
 /// Replaces a webhook's definition and whether it is enabled; enabling it
 /// again clears its failure count.
-pub async fn update<C: GenericClient>(
+pub async fn update<C: Sql>(
     client: &C,
     id: i64,
     d: &Definition,
@@ -128,7 +128,7 @@ pub async fn update<C: GenericClient>(
 
 /// A new secret; the previous one keeps signing (second signature) for
 /// `overlap`, so receivers can switch without refusing deliveries.
-pub async fn rotate<C: GenericClient>(
+pub async fn rotate<C: Sql>(
     client: &C,
     id: i64,
     overlap: Duration,
@@ -148,7 +148,7 @@ pub async fn rotate<C: GenericClient>(
     Ok(row.map(|r| (webhook(&r), secret)))
 }
 
-pub async fn delete<C: GenericClient>(client: &C, id: i64) -> Result<bool, tokio_postgres::Error> {
+pub async fn delete<C: Sql>(client: &C, id: i64) -> Result<bool, tokio_postgres::Error> {
     // Deliveries still queued are cancelled with it.
     client
         .execute(
@@ -164,10 +164,7 @@ pub async fn delete<C: GenericClient>(client: &C, id: i64) -> Result<bool, tokio
         == 1)
 }
 
-pub async fn get<C: GenericClient>(
-    client: &C,
-    id: i64,
-) -> Result<Option<Webhook>, tokio_postgres::Error> {
+pub async fn get<C: Sql>(client: &C, id: i64) -> Result<Option<Webhook>, tokio_postgres::Error> {
     let row = client
         .query_opt(
             &format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1"),
@@ -177,7 +174,7 @@ pub async fn get<C: GenericClient>(
     Ok(row.as_ref().map(webhook))
 }
 
-pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<Webhook>, tokio_postgres::Error> {
+pub async fn list<C: Sql>(client: &C) -> Result<Vec<Webhook>, tokio_postgres::Error> {
     let rows = client
         .query(&format!("SELECT {COLUMNS} FROM webhooks ORDER BY id"), &[])
         .await?;
@@ -242,7 +239,7 @@ fn delivery(r: &tokio_postgres::Row) -> Delivery {
 }
 
 /// A webhook's deliveries, newest first, before an id (paging).
-pub async fn deliveries<C: GenericClient>(
+pub async fn deliveries<C: Sql>(
     client: &C,
     webhook_id: i64,
     before: Option<i64>,
@@ -262,7 +259,7 @@ pub async fn deliveries<C: GenericClient>(
     Ok(rows.iter().map(delivery).collect())
 }
 
-pub async fn delivery_of<C: GenericClient>(
+pub async fn delivery_of<C: Sql>(
     client: &C,
     webhook_id: i64,
     id: i64,
@@ -292,7 +289,7 @@ pub struct AttemptLog {
     pub error: Option<String>,
 }
 
-pub async fn attempts<C: GenericClient>(
+pub async fn attempts<C: Sql>(
     client: &C,
     delivery_id: i64,
 ) -> Result<Vec<AttemptLog>, tokio_postgres::Error> {
@@ -319,7 +316,7 @@ pub async fn attempts<C: GenericClient>(
 
 /// Queues the same event to the same webhook again (same event id, new
 /// delivery and job). `None` when there is no such delivery.
-pub async fn redeliver<C: GenericClient>(
+pub async fn redeliver<C: Sql>(
     client: &C,
     webhook_id: i64,
     id: i64,
@@ -367,7 +364,7 @@ pub struct Pending {
     pub delivered: bool,
 }
 
-pub async fn pending<C: GenericClient>(
+pub async fn pending<C: Sql>(
     client: &C,
     job_id: i64,
 ) -> Result<Option<Pending>, tokio_postgres::Error> {
@@ -427,7 +424,7 @@ pub async fn record_attempt(
     disable_after_failures: i32,
     disable_after: Duration,
 ) -> Result<Health, tokio_postgres::Error> {
-    tx.execute(
+    Sql::execute(&tx,
         "WITH d AS ( \
              UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = $2, \
                     last_error = $3, \
@@ -446,26 +443,27 @@ pub async fn record_attempt(
         ],
     )
     .await?;
-    let row = tx
-        .query_one(
-            "UPDATE webhooks SET \
+    let row = Sql::query_one(
+        &tx,
+        "UPDATE webhooks SET \
                  consecutive_failures = CASE WHEN $2 THEN 0 ELSE consecutive_failures + 1 END, \
                  failing_since = CASE WHEN $2 THEN NULL ELSE coalesce(failing_since, now()) END \
              WHERE id = $1 RETURNING consecutive_failures, \
                  enabled AND NOT $2 AND consecutive_failures >= $3 \
                  AND failing_since <= now() - $4::bigint * interval '1 second'",
-            &[
-                &p.webhook_id,
-                &o.delivered,
-                &disable_after_failures,
-                &(disable_after.as_secs() as i64),
-            ],
-        )
-        .await?;
+        &[
+            &p.webhook_id,
+            &o.delivered,
+            &disable_after_failures,
+            &(disable_after.as_secs() as i64),
+        ],
+    )
+    .await?;
     let consecutive_failures: i32 = row.get(0);
     let disable: bool = row.get(1);
     if disable {
-        tx.execute(
+        Sql::execute(
+            &tx,
             "UPDATE webhooks SET enabled = false, updated_at = now(), \
                     disabled_reason = 'disabled automatically: ' || $2 || \
                         ' delivery attempts in a row failed since ' || \
@@ -483,7 +481,7 @@ pub async fn record_attempt(
 
 /// Forgets deliveries (and their attempts) older than `keep`, except
 /// those still pending.
-pub async fn purge_deliveries<C: GenericClient>(
+pub async fn purge_deliveries<C: Sql>(
     client: &C,
     keep: Duration,
 ) -> Result<u64, tokio_postgres::Error> {

@@ -25,6 +25,10 @@
 //! this build) and `MOGOTHROW77_HA_NEXT_BINARY` (N+1, with an expand
 //! migration: scripts/test builds it as the upgrade tests' fixture).
 
+// Tests and benchmarks set up and inspect the database directly, not as the
+// server does: tokio-postgres's own methods are fine here (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 #[allow(dead_code)] // pg_auto_failover: for the failover benchmark
 mod auto_failover;
 #[path = "../it/harness/mod.rs"]

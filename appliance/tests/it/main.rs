@@ -1,6 +1,10 @@
 //! Integration tests: the real binary, real PostgreSQL, real sockets.
 //! One test binary (see docs/ARCHITECTURE.md); add modules, not binaries.
 
+// Tests and benchmarks set up and inspect the database directly, not as the
+// server does: tokio-postgres's own methods are fine here (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 mod harness;
 
 mod api_conventions;

@@ -462,3 +462,85 @@ fn the_rules_are_printed_with_this_appliances_runbook_base() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[tokio::test]
+async fn slow_statements_are_counted_and_logged_by_summary_without_values() {
+    // Every schema change takes longer than a millisecond.
+    let site = crate::harness::api::Site::start_with("slow_statement_ms = 1\n").await;
+    let r = site
+        .admin
+        .post(
+            "/api/v1/collections",
+            serde_json::json!({ "name": "slowpoke", "fields": [{ "name": "title", "type": "text" }] }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    for _ in 0..5 {
+        let r = site
+            .admin
+            .post(
+                "/api/v1/collections/slowpoke/records",
+                serde_json::json!({ "data": { "title": "value-never-logged" } }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let body = client::get(site.addr, "/metrics")
+        .await
+        .expect("metrics")
+        .body;
+    let slow: f64 = ["select", "insert", "update", "delete", "other"]
+        .iter()
+        .map(|op| {
+            metric(
+                &body,
+                &format!("mogothrow77_db_slow_statements_total{{operation=\"{op}\"}}"),
+            )
+            .unwrap_or_else(|| panic!("no series for {op}:\n{body}"))
+        })
+        .sum();
+    assert!(slow >= 1.0, "{body}");
+    let logs = site.app.output();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == "slow statement")
+        .collect();
+    assert!(
+        lines.len() as f64 >= slow,
+        "{slow} counted, logged:\n{logs}"
+    );
+    for line in &lines {
+        let text = line.to_string();
+        assert!(!text.contains("value-never-logged"), "{text}");
+        assert_eq!(line["threshold_ms"], 1, "{text}");
+        assert!(
+            line["duration_ms"].as_u64().is_some_and(|d| d >= 1),
+            "{text}"
+        );
+        // Keyword and table; a collection's table by its kind, not its id.
+        let statement = line["statement"].as_str().unwrap_or_default();
+        assert!(
+            statement
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_uppercase()),
+            "{text}"
+        );
+        assert!(
+            !statement.contains("records.c_") || statement.ends_with("records.c_{id}"),
+            "{text}"
+        );
+    }
+
+    // A threshold of 0 is refused at start, naming the key.
+    let out = AppConfig::external(&shared().dsn(&site.db), "")
+        .env("MOGOTHROW77_DATABASE__SLOW_STATEMENT_MS", "0")
+        .run(&["check"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+    assert!(
+        out.stderr.contains("database.slow_statement_ms"),
+        "{}",
+        out.stderr
+    );
+}

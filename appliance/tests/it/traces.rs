@@ -103,7 +103,8 @@ async fn an_export_is_one_trace_from_the_click_to_the_mail_and_the_webhook() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    for t in ["one", "two"] {
+    // Titles a statement's span must never show.
+    for t in ["title-value-one", "title-value-two"] {
         let r = site
             .admin
             .post(
@@ -241,6 +242,43 @@ async fn an_export_is_one_trace_from_the_click_to_the_mail_and_the_webhook() {
         .filter(|s| s["name"] == "export chunk")
         .collect();
     assert!(!chunks.is_empty() && chunks.iter().all(|c| parent_of(c) == "job export"));
+    // Each SQL statement is a span, named by keyword and table, under the
+    // work that ran it; never with a value.
+    let statements: Vec<&Value> = ours
+        .iter()
+        .filter(|s| s["attributes"]["db.system.name"] == "postgresql")
+        .collect();
+    for s in &statements {
+        assert_eq!(s["kind"], "SPAN_KIND_CLIENT", "{s}");
+        assert_eq!(s["name"], s["attributes"]["db.query.summary"], "{s}");
+        assert!(
+            !s.to_string().contains("title-value") && !s.to_string().contains("eddie"),
+            "a statement's span shows a value: {s}"
+        );
+    }
+    let statement_under = |name: &str, parent: &str| {
+        statements
+            .iter()
+            .any(|s| s["name"] == name && parent_of(s) == parent)
+    };
+    assert!(
+        statement_under("INSERT jobs", "enqueue export"),
+        "the job's INSERT under its enqueue span: {:#?}",
+        statements
+            .iter()
+            .map(|s| (s["name"].clone(), parent_of(s)))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        statement_under("SELECT records.c_{id}", "export chunk")
+            || statement_under("SELECT records.c_{id}", "job export")
+    );
+    assert!(
+        statements
+            .iter()
+            .any(|s| parent_of(s) == "POST /api/v1/collections/{collection}/exports"),
+        "the request's own statements"
+    );
     // What the receiver was sent is the delivery span's own context.
     let delivery_span = one("webhook delivery");
     assert_eq!(

@@ -7,6 +7,7 @@
 //! and the scratch cluster is stopped and removed. The live cluster is
 //! never written to but for the instant's lock.
 
+use crate::db::Sql;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -161,20 +162,19 @@ async fn fix_moment(live: &ManagedPostgres) -> Result<(String, Value), PitrDrill
         .await
         .map_err(PitrError::from)?;
     let tx = locker.transaction().await?;
-    tx.batch_execute("SET LOCAL lock_timeout = '30s'").await?;
-    for row in tx.query("SELECT id FROM collections", &[]).await? {
+    Sql::batch_execute(&tx, "SET LOCAL lock_timeout = '30s'").await?;
+    for row in Sql::query(&tx, "SELECT id FROM collections", &[]).await? {
         // The table name is generated from the id, never from input.
         let table = crate::records::table(row.get(0));
-        tx.batch_execute(&format!("LOCK TABLE {table} IN SHARE MODE"))
-            .await?;
+        Sql::batch_execute(&tx, &format!("LOCK TABLE {table} IN SHARE MODE")).await?;
     }
-    let row = tx
-        .query_one(
-            "SELECT pg_export_snapshot(), \
+    let row = Sql::query_one(
+        &tx,
+        "SELECT pg_export_snapshot(), \
                to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
-            &[],
-        )
-        .await?;
+        &[],
+    )
+    .await?;
     let (snapshot, target): (String, String) = (row.get(0), row.get(1));
     let count_tx = counter
         .build_transaction()
@@ -184,13 +184,12 @@ async fn fix_moment(live: &ManagedPostgres) -> Result<(String, Value), PitrDrill
         .await?;
     // The snapshot id is PostgreSQL's own, not input; SET TRANSACTION
     // SNAPSHOT takes no parameters.
-    count_tx
-        .batch_execute(&format!(
-            "SET TRANSACTION SNAPSHOT '{}'",
-            snapshot.replace('\'', "")
-        ))
-        .await?;
-    tx.query_one("SELECT txid_current()", &[]).await?;
+    Sql::batch_execute(
+        &count_tx,
+        &format!("SET TRANSACTION SNAPSHOT '{}'", snapshot.replace('\'', "")),
+    )
+    .await?;
+    Sql::query_one(&tx, "SELECT txid_current()", &[]).await?;
     tx.commit().await?;
     let counts = crate::backups::record_counts(&count_tx).await?;
     count_tx.commit().await?;

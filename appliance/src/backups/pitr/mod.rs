@@ -9,6 +9,7 @@
 pub mod drill;
 pub mod restore;
 
+use crate::db::Sql;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::PitrPolicy;
@@ -155,8 +156,7 @@ pub async fn wait_archived(
     let client = pg.connect_superuser(DATABASE).await?;
     let deadline = Instant::now() + limit;
     loop {
-        let row = client
-            .query_one(
+        let row = Sql::query_one(&client,
                 "SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, ''),                         coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false)                  FROM pg_stat_archiver",
                 &[],
             )

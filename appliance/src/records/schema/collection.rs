@@ -1,5 +1,6 @@
 //! Creating and dropping a collection: its catalog rows and its table.
 
+use crate::db::Sql;
 use tokio_postgres::Transaction;
 
 use super::indexes::{index_expr, index_name};
@@ -28,13 +29,13 @@ pub async fn create_collection(
         validate(&format!("fields[{i}]"), f, &taken)?;
         taken.push(&f.name);
     }
-    let Some(row) = tx
-        .query_opt(
-            "INSERT INTO collections (name, title) VALUES ($1, $2) \
+    let Some(row) = Sql::query_opt(
+        &tx,
+        "INSERT INTO collections (name, title) VALUES ($1, $2) \
              ON CONFLICT (name) DO NOTHING RETURNING id",
-            &[&name, &title],
-        )
-        .await?
+        &[&name, &title],
+    )
+    .await?
     else {
         return Err(SchemaError::CollectionExists(name.to_string()));
     };
@@ -53,22 +54,24 @@ pub async fn create_collection(
         columns.push(column_definition(tx, &field).await?);
         created.push(field);
     }
-    tx.batch_execute(&format!(
-        "CREATE TABLE {} ({})",
-        table(id),
-        columns.join(", ")
-    ))
+    Sql::batch_execute(
+        &tx,
+        &format!("CREATE TABLE {} ({})", table(id), columns.join(", ")),
+    )
     .await?;
     for field in &created {
         for unique in [true, false] {
             if (unique && field.unique) || (!unique && field.indexed) {
-                tx.batch_execute(&format!(
-                    "CREATE {}INDEX {} ON {} ({})",
-                    if unique { "UNIQUE " } else { "" },
-                    index_name(field.id, unique),
-                    table(id),
-                    index_expr(field, unique)
-                ))
+                Sql::batch_execute(
+                    &tx,
+                    &format!(
+                        "CREATE {}INDEX {} ON {} ({})",
+                        if unique { "UNIQUE " } else { "" },
+                        index_name(field.id, unique),
+                        table(id),
+                        index_expr(field, unique)
+                    ),
+                )
                 .await?;
             }
         }
@@ -78,14 +81,14 @@ pub async fn create_collection(
 
 /// Drops a collection and its records.
 pub async fn drop_collection(tx: &Transaction<'_>, c: &Collection) -> Result<(), SchemaError> {
-    tx.batch_execute(&format!(
-        "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"
-    ))
+    Sql::batch_execute(
+        &tx,
+        &format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"),
+    )
     .await?;
-    tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", c.table()))
+    Sql::batch_execute(&tx, &format!("DROP TABLE IF EXISTS {}", c.table()))
         .await
         .map_err(busy_or)?;
-    tx.execute("DELETE FROM collections WHERE id = $1", &[&c.id])
-        .await?;
+    Sql::execute(&tx, "DELETE FROM collections WHERE id = $1", &[&c.id]).await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Changing a collection's fields: add one, require it, change an enum's
 //! values, hide and purge it, and mark the catalog changed.
 
+use crate::db::Sql;
 use tokio_postgres::Transaction;
 
 use super::{
@@ -25,16 +26,20 @@ pub async fn add_field(
     }
     let taken: Vec<&str> = c.fields.iter().map(|f| f.name.as_str()).collect();
     validate("field", f, &taken)?;
-    tx.batch_execute(&format!(
-        "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"
-    ))
+    Sql::batch_execute(
+        &tx,
+        &format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"),
+    )
     .await?;
     if f.required && f.default.is_none() {
-        let has_records: bool = tx
-            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", c.table()), &[])
-            .await
-            .map_err(busy_or)?
-            .get(0);
+        let has_records: bool = Sql::query_one(
+            &tx,
+            &format!("SELECT EXISTS (SELECT 1 FROM {})", c.table()),
+            &[],
+        )
+        .await
+        .map_err(busy_or)?
+        .get(0);
         if has_records {
             return Err(SchemaError::Conflict {
                 message: "the collection has records, so a new required field needs a default \
@@ -48,10 +53,10 @@ pub async fn add_field(
     touch(tx, c).await?;
     let field = insert_field(tx, c.id, f, position).await?;
     let definition = column_definition(tx, &field).await?;
-    tx.batch_execute(&format!(
-        "ALTER TABLE {} ADD COLUMN {definition}",
-        c.table()
-    ))
+    Sql::batch_execute(
+        &tx,
+        &format!("ALTER TABLE {} ADD COLUMN {definition}", c.table()),
+    )
     .await
     .map_err(busy_or)?;
     Ok(field)
@@ -64,22 +69,23 @@ pub async fn set_required(
     field: &Field,
     required: bool,
 ) -> Result<(), SchemaError> {
-    tx.batch_execute(&format!(
-        "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"
-    ))
+    Sql::batch_execute(
+        &tx,
+        &format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"),
+    )
     .await?;
     if required {
-        let rows = tx
-            .query(
-                &format!(
-                    "SELECT id FROM {} WHERE {} IS NULL ORDER BY id LIMIT 20",
-                    c.table(),
-                    field.column()
-                ),
-                &[],
-            )
-            .await
-            .map_err(busy_or)?;
+        let rows = Sql::query(
+            &tx,
+            &format!(
+                "SELECT id FROM {} WHERE {} IS NULL ORDER BY id LIMIT 20",
+                c.table(),
+                field.column()
+            ),
+            &[],
+        )
+        .await
+        .map_err(busy_or)?;
         if !rows.is_empty() {
             return Err(SchemaError::Conflict {
                 message: format!(
@@ -90,12 +96,15 @@ pub async fn set_required(
             });
         }
     }
-    tx.batch_execute(&format!(
-        "ALTER TABLE {} ALTER COLUMN {} {} NOT NULL",
-        c.table(),
-        field.column(),
-        if required { "SET" } else { "DROP" }
-    ))
+    Sql::batch_execute(
+        &tx,
+        &format!(
+            "ALTER TABLE {} ALTER COLUMN {} {} NOT NULL",
+            c.table(),
+            field.column(),
+            if required { "SET" } else { "DROP" }
+        ),
+    )
     .await
     .map_err(|e| {
         // A record without a value arrived between the check and the change.
@@ -112,7 +121,8 @@ pub async fn set_required(
             busy_or(e)
         }
     })?;
-    tx.execute(
+    Sql::execute(
+        &tx,
         "UPDATE collection_fields SET required = $2 WHERE id = $1",
         &[&field.id, &required],
     )
@@ -138,7 +148,7 @@ pub async fn set_enum_values(
         default: None,
     };
     validate("enum_values", &probe, &[])?;
-    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
+    Sql::batch_execute(&tx, "SET LOCAL statement_timeout = 0").await?;
     if let Some(default) = field.default.as_ref().and_then(|d| d.as_str()) {
         if !values.iter().any(|v| v == default) {
             return Err(invalid(
@@ -147,17 +157,17 @@ pub async fn set_enum_values(
             ));
         }
     }
-    let rows = tx
-        .query(
-            &format!(
-                "SELECT id FROM {} WHERE {} IS NOT NULL AND NOT ({} = ANY($1)) ORDER BY id LIMIT 20",
-                c.table(),
-                field.column(),
-                field.column()
-            ),
-            &[&values],
-        )
-        .await?;
+    let rows = Sql::query(
+        &tx,
+        &format!(
+            "SELECT id FROM {} WHERE {} IS NOT NULL AND NOT ({} = ANY($1)) ORDER BY id LIMIT 20",
+            c.table(),
+            field.column(),
+            field.column()
+        ),
+        &[&values],
+    )
+    .await?;
     if !rows.is_empty() {
         return Err(SchemaError::Conflict {
             message: format!(
@@ -167,7 +177,8 @@ pub async fn set_enum_values(
             record_ids: rows.iter().map(|r| r.get(0)).collect(),
         });
     }
-    tx.execute(
+    Sql::execute(
+        &tx,
         "UPDATE collection_fields SET enum_values = $2 WHERE id = $1",
         &[&field.id, &values],
     )
@@ -184,19 +195,24 @@ pub async fn hide_field(
     field: &Field,
 ) -> Result<(), SchemaError> {
     if field.required {
-        tx.batch_execute(&format!(
-            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"
-        ))
+        Sql::batch_execute(
+            &tx,
+            &format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"),
+        )
         .await?;
-        tx.batch_execute(&format!(
-            "ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL",
-            c.table(),
-            field.column()
-        ))
+        Sql::batch_execute(
+            &tx,
+            &format!(
+                "ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL",
+                c.table(),
+                field.column()
+            ),
+        )
         .await
         .map_err(busy_or)?;
     }
-    tx.execute(
+    Sql::execute(
+        &tx,
         "UPDATE collection_fields SET hidden_at = now(), required = false \
          WHERE id = $1 AND hidden_at IS NULL",
         &[&field.id],
@@ -207,7 +223,8 @@ pub async fn hide_field(
 
 /// Records that the collection's schema changed.
 pub async fn touch(tx: &Transaction<'_>, c: &Collection) -> Result<(), SchemaError> {
-    tx.execute(
+    Sql::execute(
+        &tx,
         "UPDATE collections SET updated_at = now() WHERE id = $1",
         &[&c.id],
     )
@@ -221,18 +238,26 @@ pub async fn purge_field(
     c: &Collection,
     field: &Field,
 ) -> Result<(), SchemaError> {
-    tx.batch_execute(&format!(
-        "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"
-    ))
+    Sql::batch_execute(
+        &tx,
+        &format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"),
+    )
     .await?;
-    tx.batch_execute(&format!(
-        "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
-        c.table(),
-        field.column()
-    ))
+    Sql::batch_execute(
+        &tx,
+        &format!(
+            "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
+            c.table(),
+            field.column()
+        ),
+    )
     .await
     .map_err(busy_or)?;
-    tx.execute("DELETE FROM collection_fields WHERE id = $1", &[&field.id])
-        .await?;
+    Sql::execute(
+        &tx,
+        "DELETE FROM collection_fields WHERE id = $1",
+        &[&field.id],
+    )
+    .await?;
     touch(tx, c).await
 }

@@ -3,6 +3,7 @@
 //! dropped with the field.
 
 use super::{busy_or, SchemaError, LOCK_TIMEOUT};
+use crate::db::Sql;
 use crate::records::{Collection, Field, FieldType};
 
 /// The indexed expression: text in the "C" collation, the order listings
@@ -40,42 +41,44 @@ pub async fn build_index(
     let name = index_name(field.id, unique);
     // Building an index may take long on a big collection: no statement
     // timeout, but a bounded wait for the lock.
-    client
-        .batch_execute(&format!(
-            "SET lock_timeout = '{LOCK_TIMEOUT}'; SET statement_timeout = 0"
-        ))
-        .await?;
-    let built = client
-        .batch_execute(&format!(
+    Sql::batch_execute(
+        &client,
+        &format!("SET lock_timeout = '{LOCK_TIMEOUT}'; SET statement_timeout = 0"),
+    )
+    .await?;
+    let built = Sql::batch_execute(
+        &client,
+        &format!(
             "CREATE {}INDEX CONCURRENTLY IF NOT EXISTS {name} ON {} ({})",
             if unique { "UNIQUE " } else { "" },
             c.table(),
             index_expr(field, unique)
-        ))
-        .await;
-    client
-        .batch_execute("RESET lock_timeout; RESET statement_timeout")
-        .await?;
+        ),
+    )
+    .await;
+    Sql::batch_execute(&client, "RESET lock_timeout; RESET statement_timeout").await?;
     match built {
         Ok(()) => Ok(()),
         Err(e) => {
             // A failed concurrent build leaves an invalid index behind.
-            client
-                .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS records.{name}"))
-                .await?;
+            Sql::batch_execute(
+                &client,
+                &format!("DROP INDEX CONCURRENTLY IF EXISTS records.{name}"),
+            )
+            .await?;
             if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                let rows = client
-                    .query(
-                        &format!(
-                            "SELECT id FROM {t} WHERE {col} IN (SELECT {col} FROM {t} \
+                let rows = Sql::query(
+                    &client,
+                    &format!(
+                        "SELECT id FROM {t} WHERE {col} IN (SELECT {col} FROM {t} \
                              WHERE {col} IS NOT NULL GROUP BY {col} HAVING count(*) > 1) \
                              ORDER BY id LIMIT 20",
-                            t = c.table(),
-                            col = field.column()
-                        ),
-                        &[],
-                    )
-                    .await?;
+                        t = c.table(),
+                        col = field.column()
+                    ),
+                    &[],
+                )
+                .await?;
                 return Err(SchemaError::Conflict {
                     message: format!(
                         "{:?} cannot be unique: some records share a value; change them first",
@@ -95,12 +98,14 @@ pub async fn drop_index(
     field: &Field,
     unique: bool,
 ) -> Result<(), SchemaError> {
-    client
-        .batch_execute(&format!(
+    Sql::batch_execute(
+        &client,
+        &format!(
             "SET statement_timeout = 0; DROP INDEX CONCURRENTLY IF EXISTS records.{}; \
              RESET statement_timeout",
             index_name(field.id, unique)
-        ))
-        .await?;
+        ),
+    )
+    .await?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! Locks are bounded: a change that cannot get its lock within
 //! [`LOCK_TIMEOUT`] fails instead of queueing in front of every reader.
 
+use crate::db::Sql;
 use serde_json::Value as Json;
 use tokio_postgres::Transaction;
 
@@ -195,8 +196,7 @@ async fn default_clause(tx: &Transaction<'_>, field: &Field) -> Result<String, S
         }
         _ => return Ok(String::new()),
     };
-    let literal: String = tx
-        .query_one("SELECT quote_literal($1::text)", &[&text])
+    let literal: String = Sql::query_one(&tx, "SELECT quote_literal($1::text)", &[&text])
         .await?
         .get(0);
     Ok(format!(
@@ -220,24 +220,24 @@ async fn insert_field(
     f: &NewField,
     position: i32,
 ) -> Result<Field, SchemaError> {
-    let row = tx
-        .query_one(
-            "INSERT INTO collection_fields (collection_id, name, field_type, required, is_unique, \
+    let row = Sql::query_one(
+        &tx,
+        "INSERT INTO collection_fields (collection_id, name, field_type, required, is_unique, \
              indexed, sensitive, enum_values, default_value, position) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-            &[
-                &collection_id,
-                &f.name,
-                &super::field_type_name(f.field_type),
-                &f.required,
-                &f.unique,
-                &f.indexed,
-                &f.sensitive,
-                &f.enum_values,
-                &f.default,
-                &position,
-            ],
-        )
-        .await?;
+        &[
+            &collection_id,
+            &f.name,
+            &super::field_type_name(f.field_type),
+            &f.required,
+            &f.unique,
+            &f.indexed,
+            &f.sensitive,
+            &f.enum_values,
+            &f.default,
+            &position,
+        ],
+    )
+    .await?;
     Ok(as_field(row.get(0), f))
 }

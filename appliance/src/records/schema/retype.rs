@@ -1,6 +1,7 @@
 //! Changing a field's type: which conversions are allowed, checking every
 //! stored value converts, and the column's and default's conversion.
 
+use crate::db::Sql;
 use serde_json::Value as Json;
 use tokio_postgres::Transaction;
 
@@ -88,24 +89,27 @@ pub async fn change_type(
         Some(d) => Some(converted_default(d, &changed)?),
         None => None,
     };
-    tx.batch_execute(&format!(
-        "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0; \
+    Sql::batch_execute(
+        &tx,
+        &format!(
+            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0; \
          LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE",
-        c.table()
-    ))
+            c.table()
+        ),
+    )
     .await
     .map_err(busy_or)?;
-    let rows = tx
-        .query(
-            &format!(
-                "SELECT id, {}::text FROM {} WHERE {} IS NOT NULL ORDER BY id",
-                field.column(),
-                c.table(),
-                field.column()
-            ),
-            &[],
-        )
-        .await?;
+    let rows = Sql::query(
+        &tx,
+        &format!(
+            "SELECT id, {}::text FROM {} WHERE {} IS NOT NULL ORDER BY id",
+            field.column(),
+            c.table(),
+            field.column()
+        ),
+        &[],
+    )
+    .await?;
     let offending: Vec<i64> = rows
         .iter()
         .filter(|r| !converts(r.get::<_, &str>(1), to, enum_values))
@@ -123,10 +127,13 @@ pub async fn change_type(
         });
     }
     for unique in [true, false] {
-        tx.batch_execute(&format!(
-            "DROP INDEX IF EXISTS records.{}",
-            index_name(field.id, unique)
-        ))
+        Sql::batch_execute(
+            &tx,
+            &format!(
+                "DROP INDEX IF EXISTS records.{}",
+                index_name(field.id, unique)
+            ),
+        )
         .await?;
     }
     let using = match (field.field_type, to) {
@@ -149,29 +156,36 @@ pub async fn change_type(
         ),
         None => (String::new(), String::new()),
     };
-    tx.batch_execute(&format!(
-        "ALTER TABLE {} {drop_default}ALTER COLUMN {} TYPE {} USING {using}{set_default}",
-        c.table(),
-        field.column(),
-        sql_type(to)
-    ))
+    Sql::batch_execute(
+        &tx,
+        &format!(
+            "ALTER TABLE {} {drop_default}ALTER COLUMN {} TYPE {} USING {using}{set_default}",
+            c.table(),
+            field.column(),
+            sql_type(to)
+        ),
+    )
     .await
     .map_err(busy_or)?;
     let json = to == FieldType::Json;
     for unique in [true, false] {
         let wanted = if unique { field.unique } else { field.indexed };
         if wanted && !json {
-            tx.batch_execute(&format!(
-                "CREATE {}INDEX {} ON {} ({})",
-                if unique { "UNIQUE " } else { "" },
-                index_name(field.id, unique),
-                c.table(),
-                index_expr(&changed, unique)
-            ))
+            Sql::batch_execute(
+                &tx,
+                &format!(
+                    "CREATE {}INDEX {} ON {} ({})",
+                    if unique { "UNIQUE " } else { "" },
+                    index_name(field.id, unique),
+                    c.table(),
+                    index_expr(&changed, unique)
+                ),
+            )
             .await?;
         }
     }
-    tx.execute(
+    Sql::execute(
+        &tx,
         "UPDATE collection_fields SET field_type = $2, enum_values = $3, default_value = $5, \
          is_unique = is_unique AND NOT $4, indexed = indexed AND NOT $4 WHERE id = $1",
         &[
