@@ -7,6 +7,7 @@
 //! when it can run on the schema (exit 1), and otherwise stop with the
 //! runbook section and the backup named (exit 11).
 
+mod layouts;
 mod recovery;
 mod release_files;
 mod rollback;
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::journal::{self, Journal, JournalError, Outcome, Step, StepState, WorkDir};
-use crate::layout::{Layout, Plain};
+use crate::layout::Layout;
 use crate::release::{self, OpenError};
 use crate::settings::{self, Settings};
 use crate::system;
@@ -99,6 +100,13 @@ struct Run<'a> {
     staging: PathBuf,
     /// How releases are installed here (the journal's, when resuming).
     layout: Layout,
+}
+
+impl Run<'_> {
+    /// How releases are installed in this run's layout.
+    fn install(&self) -> &'static dyn layouts::Install {
+        layouts::of(self.layout)
+    }
 }
 
 fn refuse_now(report: &Report, message: &str) -> Exit {
@@ -359,19 +367,7 @@ impl Run<'_> {
         journal.message = None;
         self.save(journal)?;
         remove_staging(&self.work, &self.report);
-        if self.layout == Layout::Plain {
-            // The new release and the previous one (for rollback) stay.
-            match Plain::host().prune(&journal.from) {
-                Ok(removed) if !removed.is_empty() => self.report.line(&format!(
-                    "removed older release directories: {}",
-                    removed.join(", ")
-                )),
-                Ok(_) => {}
-                Err(e) => self
-                    .report
-                    .line(&format!("note     older releases were not removed: {e}")),
-            }
-        }
+        self.install().finished(journal, &self.report);
         self.report.line(&format!(
             "upgraded {} → {}; the service was down {:.1} s; backup: {}",
             journal.from,

@@ -4,10 +4,8 @@
 
 use std::fs;
 
-use super::release_files::{install_release, previous_rpm_binary};
-use super::{Options, Report, READY_LIMIT};
+use super::{layouts, Options, Report, READY_LIMIT};
 use crate::journal::{Journal, Outcome, Step, WorkDir};
-use crate::layout::{Layout, Plain};
 use crate::settings::Settings;
 use crate::system::{self, SchemaFit};
 use crate::Exit;
@@ -46,77 +44,28 @@ pub(super) fn recover(
         let _ = system::stop_service();
     }
     let layout = journal.layout;
-    // An `rpm -U` killed midway leaves both versions in rpm's database,
-    // and which files are on disk is not knowable from here.
-    if layout == Layout::Rpm {
-        if let Some(listed) = system::installed_rpm_version().filter(|v| v.contains(", ")) {
-            let serving = journal.done(Step::Health).then_some(journal.outcome);
-            let exit = needs_admin(
-                journal,
-                "rpm-lists-two-versions",
-                format!("rpm lists mogothrow77 {listed}: an interrupted rpm -U left both"),
-            );
-            if let Some(outcome) = serving {
-                journal.outcome = outcome;
-                let _ = work.save(journal);
-                report.line(&format!("nothing was changed: {} still serves", journal.to));
-            }
-            return exit;
+    let install = layouts::of(layout);
+    // A state only an admin can repair (an `rpm -U` killed midway).
+    if let Some(listed) = install.interrupted() {
+        let serving = journal.done(Step::Health).then_some(journal.outcome);
+        let exit = needs_admin(journal, "rpm-lists-two-versions", listed);
+        if let Some(outcome) = serving {
+            journal.outcome = outcome;
+            let _ = work.save(journal);
+            report.line(&format!("nothing was changed: {} still serves", journal.to));
         }
+        return exit;
     }
     // Which binary is the previous release: the installed one, or the one
     // in the kept package (unpacked to ask it before anything changes), or
     // in its release directory (plain layout).
-    let previous_installed = match layout {
-        Layout::Package => system::installed_package_version()
-            .unwrap_or_default()
-            .starts_with(&format!("{}-", journal.from)),
-        Layout::Rpm => system::installed_rpm_version()
-            .unwrap_or_default()
-            .starts_with(&format!("{}-", journal.from)),
-        Layout::Plain => Plain::host().current().as_deref() == Some(journal.from.as_str()),
-    };
+    let previous_installed = install.is_installed(&journal.from);
     let previous_binary = if previous_installed {
         layout.binary()
-    } else if layout == Layout::Rpm {
-        let binary = previous_rpm_binary(&work.releases(), &journal.from);
-        if !binary.is_file() || journal.previous_package.is_none() {
-            return needs_admin(
-                journal,
-                "the-previous-release-cannot-be-restored",
-                format!("the journal keeps no .rpm of {}", journal.from),
-            );
-        }
-        binary
-    } else if layout == Layout::Plain {
-        let binary = Plain::host()
-            .release_dir(&journal.from)
-            .join("bin/mogothrow77");
-        if !binary.is_file() {
-            return needs_admin(
-                journal,
-                "the-previous-release-cannot-be-restored",
-                format!("{} is gone", binary.display()),
-            );
-        }
-        binary
     } else {
-        let Some(previous) = journal.previous_package.clone() else {
-            return needs_admin(
-                journal,
-                "the-previous-release-cannot-be-restored",
-                format!("the journal keeps no package of {}", journal.from),
-            );
-        };
-        match system::unpack_package(&previous, &work.root.join("staging/previous")) {
+        match install.previous_binary(work, journal) {
             Ok(binary) => binary,
-            Err(e) => {
-                return needs_admin(
-                    journal,
-                    "the-previous-release-cannot-be-restored",
-                    format!("the kept package of {} is unusable: {e}", journal.from),
-                )
-            }
+            Err(e) => return needs_admin(journal, "the-previous-release-cannot-be-restored", e),
         }
     };
     // The previous release must be able to run on the schema as it is now
@@ -186,12 +135,9 @@ pub(super) fn recover(
             backup.display()
         ));
     }
-    // The plain layout's switch is repeated even when `current` points back
-    // already: a rollback killed before it installed the unit left the
-    // newer release's.
-    if !previous_installed || layout == Layout::Plain {
+    if !previous_installed || install.reinstalls_always() {
         let previous = journal.previous_package.clone().unwrap_or_default();
-        if let Err(e) = install_release(layout, &previous, &journal.from, true) {
+        if let Err(e) = install.install(&previous, &journal.from, true) {
             return needs_admin(
                 journal,
                 "the-previous-release-cannot-be-restored",

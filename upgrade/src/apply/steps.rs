@@ -2,14 +2,12 @@
 //! backup (with the previous release's package kept), swap and health.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use compat::Version;
 
-use super::release_files::{install_release, kept_rpm};
 use super::{Failure, Run, StepResult, READY_LIMIT};
 use crate::journal::{self, Journal};
-use crate::layout::{self, Layout, Plain};
 use crate::release;
 use crate::system::{self, SchemaFit};
 use crate::{check, host};
@@ -62,14 +60,10 @@ impl Run<'_> {
 
     pub(super) fn preflight(&self, journal: &Journal) -> StepResult {
         let state = &self.settings.state_dir;
-        let package = match (self.layout, &journal.package) {
-            // Written already (step 1): what it takes on disk.
-            (Layout::Plain, Some(dir)) => system::used_bytes(dir),
-            (_, package) => package
-                .as_ref()
-                .and_then(|p| fs::metadata(p).ok())
-                .map_or(0, |m| m.len()),
-        };
+        let package = journal
+            .package
+            .as_ref()
+            .map_or(0, |kept| self.install().staged_bytes(kept));
         // The backup is at most about the database's size on disk (managed
         // mode), and so is its test restore's copy; the package is unpacked
         // twice (staging and install).
@@ -99,11 +93,11 @@ impl Run<'_> {
                 need_root >> 20
             )));
         }
-        if self.layout == Layout::Rpm {
-            // Checked before the backup is taken: without it there is no
-            // way back.
-            kept_rpm(&self.work.releases(), &journal.from).map_err(Failure::Refuse)?;
-        }
+        // Checked before the backup is taken: without it there is no way
+        // back.
+        self.install()
+            .way_back(&self.work, &journal.from)
+            .map_err(Failure::Refuse)?;
         Ok(format!(
             "{} MiB free for the backup, {} MiB for the release; no other upgrade runs",
             free_state >> 20,
@@ -168,7 +162,10 @@ impl Run<'_> {
         .map_err(fail)?;
         journal.config_backup = Some(config_copy);
 
-        let previous = self.previous_package(journal).map_err(fail)?;
+        let previous = self
+            .install()
+            .keep_previous(&self.work, &journal.from)
+            .map_err(fail)?;
         journal.previous_package = Some(previous.clone());
         Ok(format!(
             "database → {} ({} bytes{}); configuration → {}; previous release kept as {}",
@@ -188,54 +185,15 @@ impl Run<'_> {
         ))
     }
 
-    /// The installed release's package: kept from an earlier upgrade, or
-    /// rebuilt from what dpkg installed. In the plain layout, its release
-    /// directory, which `current` points to.
-    pub(super) fn previous_package(&self, journal: &Journal) -> Result<PathBuf, String> {
-        if self.layout == Layout::Plain {
-            let plain = Plain::host();
-            let current = plain.current().unwrap_or_default();
-            if current != journal.from {
-                return Err(format!(
-                    "{}/current points to {current:?}, but the upgrade began from {}: \
-                     point it back at releases/{} (/usr/share/doc/mogothrow77/upgrade.md.gz, section current-points-to-another-release)",
-                    layout::PLAIN_ROOT,
-                    journal.from,
-                    journal.from
-                ));
-            }
-            return Ok(plain.release_dir(&journal.from));
-        }
-        let releases = self.work.releases();
-        if self.layout == Layout::Rpm {
-            return kept_rpm(&releases, &journal.from);
-        }
-        let prefix = format!("{}_{}-", system::PACKAGE, journal.from);
-        if let Ok(entries) = fs::read_dir(&releases) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().to_string();
-                if name.starts_with(&prefix) && name.ends_with(".deb") {
-                    return Ok(entry.path());
-                }
-            }
-        }
-        let installed = system::installed_package_version().unwrap_or_default();
-        if !installed.starts_with(&format!("{}-", journal.from)) {
-            return Err(format!(
-                "dpkg lists mogothrow77 {installed:?}, but the binary reports {}: \
-                 finish or repair the package first (dpkg --configure -a)",
-                journal.from
-            ));
-        }
-        system::repack_installed(&releases, &self.work.root.join("repack"))
-    }
-
     pub(super) fn swap(&self, journal: &Journal) -> StepResult {
         let package = journal
             .package
             .as_ref()
             .ok_or_else(|| Failure::Fail("the journal names no package".to_string()))?;
-        install_release(self.layout, package, &journal.to, false).map_err(Failure::Fail)?;
+        let install = self.install();
+        install
+            .install(package, &journal.to, false)
+            .map_err(Failure::Fail)?;
         let binary = self.layout.binary();
         let now = host::installed_version(&binary).map_err(Failure::Fail)?;
         if now.map(|v| v.to_string()).as_deref() != Some(journal.to.as_str()) {
@@ -246,10 +204,7 @@ impl Run<'_> {
                 now.map(|v| v.to_string())
             )));
         }
-        Ok(match self.layout {
-            Layout::Package | Layout::Rpm => format!("{} installed", package.display()),
-            Layout::Plain => format!("{}/current → releases/{}", layout::PLAIN_ROOT, journal.to),
-        })
+        Ok(install.installed(package, &journal.to))
     }
 
     pub(super) fn health(&self, journal: &mut Journal) -> StepResult {
