@@ -10,6 +10,7 @@ pub mod import;
 pub mod page;
 pub mod query;
 pub mod reserved;
+pub mod scalar;
 pub mod schema;
 pub mod store;
 pub mod values;
@@ -19,9 +20,9 @@ use serde::Serialize;
 use serde_json::{json, Value as Json};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
+pub use scalar::{Cell, Scalar};
 pub use values::FieldType;
 
 /// Names the record envelope uses; fields cannot take them.
@@ -301,92 +302,34 @@ pub async fn list<C: Sql>(client: &C) -> Result<Vec<Collection>, tokio_postgres:
     Ok(out)
 }
 
-/// A typed value (or NULL) to write to a field's column.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Text(Option<String>),
-    Integer(Option<i64>),
-    /// Canonical decimal text, cast to numeric in SQL.
-    Decimal(Option<String>),
-    Boolean(Option<bool>),
-    Date(Option<Date>),
-    Timestamp(Option<OffsetDateTime>),
-    Json(Option<Json>),
-}
-
-impl Cell {
-    pub fn as_sql(&self) -> &(dyn ToSql + Sync) {
-        match self {
-            Cell::Text(v) | Cell::Decimal(v) => v,
-            Cell::Integer(v) => v,
-            Cell::Boolean(v) => v,
-            Cell::Date(v) => v,
-            Cell::Timestamp(v) => v,
-            Cell::Json(v) => v,
-        }
-    }
-
-    /// The placeholder with the cast its column needs.
-    pub fn placeholder(&self, n: usize) -> String {
-        match self {
-            Cell::Decimal(_) => format!("${n}::text::numeric"),
-            _ => format!("${n}"),
-        }
-    }
-
-    pub fn is_null(&self) -> bool {
-        matches!(
-            self,
-            Cell::Text(None)
-                | Cell::Integer(None)
-                | Cell::Decimal(None)
-                | Cell::Boolean(None)
-                | Cell::Date(None)
-                | Cell::Timestamp(None)
-                | Cell::Json(None)
-        )
-    }
-}
-
-fn null_cell(t: FieldType) -> Cell {
-    match t {
-        FieldType::Text | FieldType::Enum => Cell::Text(None),
-        FieldType::Integer => Cell::Integer(None),
-        FieldType::Decimal => Cell::Decimal(None),
-        FieldType::Boolean => Cell::Boolean(None),
-        FieldType::Date => Cell::Date(None),
-        FieldType::Timestamp => Cell::Timestamp(None),
-        FieldType::Json => Cell::Json(None),
-    }
-}
-
 /// Converts a JSON value for `field` into a cell, or says what is wrong.
 pub fn to_cell(field: &Field, value: &Json) -> Result<Cell, String> {
     if value.is_null() {
         if field.required {
             return Err("is required; send a value".to_string());
         }
-        return Ok(null_cell(field.field_type));
+        return Ok(Cell::null(field.field_type));
     }
     let wrong = |expected: &str| Err(format!("expected {expected}"));
+    let cell = |value: Scalar| Cell::of(field.field_type, value);
     match field.field_type {
         FieldType::Text => match value.as_str() {
             Some(s) if s.chars().count() > MAX_TEXT_CHARS => {
                 Err(format!("at most {MAX_TEXT_CHARS} characters"))
             }
             Some(s) if s.contains('\0') => Err("text cannot contain NUL characters".to_string()),
-            Some(s) => Ok(Cell::Text(Some(s.to_string()))),
+            Some(s) => Ok(cell(Scalar::Text(s.to_string()))),
             None => wrong("a string"),
         },
         FieldType::Enum => match value.as_str() {
             Some(s) if field.enum_values.iter().any(|v| v == s) => {
-                Ok(Cell::Text(Some(s.to_string())))
+                Ok(cell(Scalar::Text(s.to_string())))
             }
             Some(_) => Err(format!("expected one of: {}", field.enum_values.join(", "))),
             None => wrong("a string"),
         },
         FieldType::Integer => match value.as_i64() {
-            Some(n) if value.is_i64() || value.is_u64() => Ok(Cell::Integer(Some(n))),
+            Some(n) if value.is_i64() || value.is_u64() => Ok(cell(Scalar::Integer(n))),
             _ => wrong("an integer between -9223372036854775808 and 9223372036854775807"),
         },
         FieldType::Decimal => {
@@ -395,22 +338,22 @@ pub fn to_cell(field: &Field, value: &Json) -> Result<Cell, String> {
                 Json::Number(n) => values::decimal_from_json_number(n),
                 _ => return wrong("a decimal number (as a JSON number or string, e.g. \"12.50\")"),
             };
-            canonical.map(|d| Cell::Decimal(Some(d))).ok_or_else(|| {
+            canonical.map(|d| cell(Scalar::Decimal(d))).ok_or_else(|| {
                 "expected a decimal number with at most 40 digits before and after the point, \
                      e.g. \"12.50\""
                     .to_string()
             })
         }
         FieldType::Boolean => match value.as_bool() {
-            Some(b) => Ok(Cell::Boolean(Some(b))),
+            Some(b) => Ok(cell(Scalar::Boolean(b))),
             None => wrong("true or false"),
         },
         FieldType::Date => match value.as_str().and_then(values::parse_date) {
-            Some(d) => Ok(Cell::Date(Some(d))),
+            Some(d) => Ok(cell(Scalar::Date(d))),
             None => wrong("a date as YYYY-MM-DD"),
         },
         FieldType::Timestamp => match value.as_str().and_then(values::parse_timestamp) {
-            Some(t) => Ok(Cell::Timestamp(Some(t))),
+            Some(t) => Ok(cell(Scalar::Timestamp(t))),
             None => wrong("an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z"),
         },
         FieldType::Json => {
@@ -420,7 +363,7 @@ pub fn to_cell(field: &Field, value: &Json) -> Result<Cell, String> {
             if value.to_string().len() > MAX_TEXT_CHARS {
                 return Err(format!("at most {MAX_TEXT_CHARS} bytes of JSON"));
             }
-            Ok(Cell::Json(Some(value.clone())))
+            Ok(cell(Scalar::Json(value.clone())))
         }
     }
 }

@@ -2,11 +2,11 @@
 //! literals and operators, and the tree itself; which operators each field
 //! type takes.
 
-use serde_json::Value as Json;
 use time::{Date, OffsetDateTime};
 use tokio_postgres::types::ToSql;
 
 use crate::records::values::FieldType;
+use crate::records::Scalar;
 
 /// A field as the filter sees it.
 #[derive(Debug, Clone)]
@@ -48,40 +48,36 @@ impl Default for Limits {
     }
 }
 
-/// A typed literal bound as a parameter.
+/// A literal bound as a parameter: one value of the field's type, or the
+/// list an `in` condition compares with.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    Text(String),
-    Integer(i64),
-    /// Canonical decimal text, bound as text and cast to numeric in SQL.
-    Decimal(String),
-    Boolean(bool),
-    Date(Date),
-    Timestamp(OffsetDateTime),
-    Json(Json),
-    TextList(Vec<String>),
-    IntegerList(Vec<i64>),
-    DecimalList(Vec<String>),
-    BooleanList(Vec<bool>),
-    DateList(Vec<Date>),
-    TimestampList(Vec<OffsetDateTime>),
+    One(Scalar),
+    List(List),
+}
+
+/// The values of an `in` condition, bound as one array parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum List {
+    Text(Vec<String>),
+    Integer(Vec<i64>),
+    /// Canonical decimal texts, cast to `numeric[]` in SQL.
+    Decimal(Vec<String>),
+    Boolean(Vec<bool>),
+    Date(Vec<Date>),
+    Timestamp(Vec<OffsetDateTime>),
 }
 
 impl Value {
     /// The value to bind for its placeholder.
     pub fn as_sql(&self) -> &(dyn ToSql + Sync) {
         match self {
-            Value::Text(v) | Value::Decimal(v) => v,
-            Value::Integer(v) => v,
-            Value::Boolean(v) => v,
-            Value::Date(v) => v,
-            Value::Timestamp(v) => v,
-            Value::Json(v) => v,
-            Value::TextList(v) | Value::DecimalList(v) => v,
-            Value::IntegerList(v) => v,
-            Value::BooleanList(v) => v,
-            Value::DateList(v) => v,
-            Value::TimestampList(v) => v,
+            Value::One(v) => v.as_sql(),
+            Value::List(List::Text(v) | List::Decimal(v)) => v,
+            Value::List(List::Integer(v)) => v,
+            Value::List(List::Boolean(v)) => v,
+            Value::List(List::Date(v)) => v,
+            Value::List(List::Timestamp(v)) => v,
         }
     }
 }

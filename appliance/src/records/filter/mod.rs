@@ -144,7 +144,7 @@ mod sql;
 #[cfg(test)]
 mod tests;
 
-pub use ast::{FieldRef, Filter, Limits, Op, Value};
+pub use ast::{FieldRef, Filter, Limits, List, Op, Value};
 pub use error::FilterError;
 pub use oracle::matches;
 pub use parse::{parse, parse_value};

@@ -6,11 +6,12 @@ use std::cmp::Ordering;
 use serde_json::{Map, Value as Json};
 use time::{Date, OffsetDateTime};
 
-use super::ast::{allowed_ops, FieldRef, Filter, Op, Value};
+use super::ast::{allowed_ops, FieldRef, Filter, List, Op, Value};
 use super::parse::{checked_literal, find_field};
 use crate::records::values::{
     canonical_decimal, cmp_decimal, decimal_of_number, parse_date, parse_timestamp, FieldType,
 };
+use crate::records::Scalar;
 
 /// Whether a record matches, with the same semantics as [`to_sql`]'s SQL.
 /// `record` maps field names to values as the API returns them; a missing
@@ -41,8 +42,8 @@ pub(super) fn leaf_matches(
     let actual = record.get(name).and_then(|v| record_cell(t, v));
     if op == Op::IsNull {
         return match (allowed_ops(t).contains(&op), value) {
-            (true, None | Some(Value::Boolean(true))) => actual.is_none(),
-            (true, Some(Value::Boolean(false))) => actual.is_some(),
+            (true, None | Some(Value::One(Scalar::Boolean(true)))) => actual.is_none(),
+            (true, Some(Value::One(Scalar::Boolean(false)))) => actual.is_some(),
             _ => false,
         };
     }
@@ -116,19 +117,19 @@ pub(super) fn record_cell(t: FieldType, v: &Json) -> Option<Cell<'_>> {
 /// The cells of a checked literal (several for a list).
 pub(super) fn literal_cells(v: &Value) -> Vec<Cell<'_>> {
     match v {
-        Value::Text(s) => vec![Cell::Text(s)],
-        Value::Integer(n) => vec![Cell::Integer(*n)],
-        Value::Decimal(d) => vec![Cell::Decimal(d.clone())],
-        Value::Boolean(b) => vec![Cell::Boolean(*b)],
-        Value::Date(d) => vec![Cell::Date(*d)],
-        Value::Timestamp(t) => vec![Cell::Timestamp(*t)],
-        Value::Json(j) => vec![Cell::Json(j)],
-        Value::TextList(l) => l.iter().map(|s| Cell::Text(s)).collect(),
-        Value::IntegerList(l) => l.iter().map(|n| Cell::Integer(*n)).collect(),
-        Value::DecimalList(l) => l.iter().map(|d| Cell::Decimal(d.clone())).collect(),
-        Value::BooleanList(l) => l.iter().map(|b| Cell::Boolean(*b)).collect(),
-        Value::DateList(l) => l.iter().map(|d| Cell::Date(*d)).collect(),
-        Value::TimestampList(l) => l.iter().map(|t| Cell::Timestamp(*t)).collect(),
+        Value::One(Scalar::Text(s)) => vec![Cell::Text(s)],
+        Value::One(Scalar::Integer(n)) => vec![Cell::Integer(*n)],
+        Value::One(Scalar::Decimal(d)) => vec![Cell::Decimal(d.clone())],
+        Value::One(Scalar::Boolean(b)) => vec![Cell::Boolean(*b)],
+        Value::One(Scalar::Date(d)) => vec![Cell::Date(*d)],
+        Value::One(Scalar::Timestamp(t)) => vec![Cell::Timestamp(*t)],
+        Value::One(Scalar::Json(j)) => vec![Cell::Json(j)],
+        Value::List(List::Text(l)) => l.iter().map(|s| Cell::Text(s)).collect(),
+        Value::List(List::Integer(l)) => l.iter().map(|n| Cell::Integer(*n)).collect(),
+        Value::List(List::Decimal(l)) => l.iter().map(|d| Cell::Decimal(d.clone())).collect(),
+        Value::List(List::Boolean(l)) => l.iter().map(|b| Cell::Boolean(*b)).collect(),
+        Value::List(List::Date(l)) => l.iter().map(|d| Cell::Date(*d)).collect(),
+        Value::List(List::Timestamp(l)) => l.iter().map(|t| Cell::Timestamp(*t)).collect(),
     }
 }
 

@@ -7,12 +7,13 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value as Json};
 
-use super::ast::{allowed_ops, FieldRef, Filter, Limits, Op, Value, ALL_OPS};
+use super::ast::{allowed_ops, FieldRef, Filter, Limits, List, Op, Value, ALL_OPS};
 use super::error::{child_path, json_kind, listed, op_name, quote, FilterError};
 use crate::records::values::{
     canonical_decimal, decimal_from_json_number, json_has_nul, normalize_timestamp, parse_date,
     parse_timestamp, FieldType, MAX_DECIMAL_DIGITS,
 };
+use crate::records::Scalar;
 
 /// Longest string in a value, in characters.
 pub(super) const MAX_VALUE_CHARS: usize = 1000;
@@ -348,7 +349,7 @@ impl Literal<'_> {
     fn parse(&self, op: Op, value: &Json) -> Result<Value, FilterError> {
         match op {
             Op::IsNull => match value {
-                Json::Bool(b) => Ok(Value::Boolean(*b)),
+                Json::Bool(b) => Ok(Value::One(Scalar::Boolean(*b))),
                 _ => Err(self.mismatch(format!(
                     "true (is null) or false (is not null) for is_null, not {}",
                     json_kind(value)
@@ -385,30 +386,32 @@ impl Literal<'_> {
             .map(|item| self.scalar(item))
             .collect::<Result<Vec<_>, _>>()?;
         let list = match self.field.field_type {
-            FieldType::Text | FieldType::Enum => Value::TextList(collect(values, |v| match v {
-                Value::Text(s) => Some(s),
+            FieldType::Text | FieldType::Enum => {
+                Value::List(List::Text(collect(values, |v| match v {
+                    Value::One(Scalar::Text(s)) => Some(s),
+                    _ => None,
+                })))
+            }
+            FieldType::Integer => Value::List(List::Integer(collect(values, |v| match v {
+                Value::One(Scalar::Integer(n)) => Some(n),
                 _ => None,
-            })),
-            FieldType::Integer => Value::IntegerList(collect(values, |v| match v {
-                Value::Integer(n) => Some(n),
+            }))),
+            FieldType::Decimal => Value::List(List::Decimal(collect(values, |v| match v {
+                Value::One(Scalar::Decimal(d)) => Some(d),
                 _ => None,
-            })),
-            FieldType::Decimal => Value::DecimalList(collect(values, |v| match v {
-                Value::Decimal(d) => Some(d),
+            }))),
+            FieldType::Boolean => Value::List(List::Boolean(collect(values, |v| match v {
+                Value::One(Scalar::Boolean(b)) => Some(b),
                 _ => None,
-            })),
-            FieldType::Boolean => Value::BooleanList(collect(values, |v| match v {
-                Value::Boolean(b) => Some(b),
+            }))),
+            FieldType::Date => Value::List(List::Date(collect(values, |v| match v {
+                Value::One(Scalar::Date(d)) => Some(d),
                 _ => None,
-            })),
-            FieldType::Date => Value::DateList(collect(values, |v| match v {
-                Value::Date(d) => Some(d),
+            }))),
+            FieldType::Timestamp => Value::List(List::Timestamp(collect(values, |v| match v {
+                Value::One(Scalar::Timestamp(t)) => Some(t),
                 _ => None,
-            })),
-            FieldType::Timestamp => Value::TimestampList(collect(values, |v| match v {
-                Value::Timestamp(t) => Some(t),
-                _ => None,
-            })),
+            }))),
             // Not reachable: json has no `in`.
             FieldType::Json => return Err(expected()),
         };
@@ -449,12 +452,12 @@ impl Literal<'_> {
                     "text without NUL (U+0000) characters, which text values cannot hold"
                         .to_string(),
                 )),
-                Some(s) => Ok(Value::Text(s.to_string())),
+                Some(s) => Ok(Value::One(Scalar::Text(s.to_string()))),
                 None => Err(wrong()),
             },
             FieldType::Enum => match string {
                 Some(s) if self.field.enum_values.iter().any(|v| v == s) => {
-                    Ok(Value::Text(s.to_string()))
+                    Ok(Value::One(Scalar::Text(s.to_string())))
                 }
                 Some(s) => {
                     let (allowed, more) = listed(self.field.enum_values.iter());
@@ -469,7 +472,10 @@ impl Literal<'_> {
                 None => Err(wrong()),
             },
             FieldType::Integer => match value {
-                Json::Number(n) if n.is_i64() => n.as_i64().map(Value::Integer).ok_or_else(wrong),
+                Json::Number(n) if n.is_i64() => n
+                    .as_i64()
+                    .map(|v| Value::One(Scalar::Integer(v)))
+                    .ok_or_else(wrong),
                 _ => Err(wrong()),
             },
             FieldType::Decimal => {
@@ -478,21 +484,26 @@ impl Literal<'_> {
                     (None, Json::Number(n)) => decimal_from_json_number(n),
                     _ => None,
                 };
-                canonical.map(Value::Decimal).ok_or_else(wrong)
+                canonical
+                    .map(|v| Value::One(Scalar::Decimal(v)))
+                    .ok_or_else(wrong)
             }
-            FieldType::Boolean => value.as_bool().map(Value::Boolean).ok_or_else(wrong),
+            FieldType::Boolean => value
+                .as_bool()
+                .map(|v| Value::One(Scalar::Boolean(v)))
+                .ok_or_else(wrong),
             FieldType::Date => string
                 .and_then(parse_date)
-                .map(Value::Date)
+                .map(|v| Value::One(Scalar::Date(v)))
                 .ok_or_else(wrong),
             FieldType::Timestamp => string
                 .and_then(parse_timestamp)
-                .map(Value::Timestamp)
+                .map(|v| Value::One(Scalar::Timestamp(v)))
                 .ok_or_else(wrong),
             FieldType::Json => {
                 let mut members = 0;
                 self.check_json(value, 0, &mut members)?;
-                Ok(Value::Json(value.clone()))
+                Ok(Value::One(Scalar::Json(value.clone())))
             }
         }
     }
@@ -573,38 +584,44 @@ pub(super) fn checked_literal(t: FieldType, op: Op, value: &Value) -> Option<Val
     let decimal = |s: &String| canonical_decimal(s, None);
     let v = match (t, op, value) {
         (_, Op::IsNull, _) => return None,
-        (FieldType::Text | FieldType::Enum, Op::In, Value::TextList(l)) => {
+        (FieldType::Text | FieldType::Enum, Op::In, Value::List(List::Text(l))) => {
             if !l.iter().all(|s| text_ok(s)) {
                 return None;
             }
             value.clone()
         }
-        (FieldType::Integer, Op::In, Value::IntegerList(_))
-        | (FieldType::Date, Op::In, Value::DateList(_)) => value.clone(),
-        (FieldType::Decimal, Op::In, Value::DecimalList(l)) => {
-            Value::DecimalList(l.iter().map(decimal).collect::<Option<_>>()?)
+        (FieldType::Integer, Op::In, Value::List(List::Integer(_)))
+        | (FieldType::Date, Op::In, Value::List(List::Date(_))) => value.clone(),
+        (FieldType::Decimal, Op::In, Value::List(List::Decimal(l))) => {
+            Value::List(List::Decimal(l.iter().map(decimal).collect::<Option<_>>()?))
         }
-        (FieldType::Timestamp, Op::In, Value::TimestampList(l)) => Value::TimestampList(
-            l.iter()
-                .map(|t| normalize_timestamp(*t))
-                .collect::<Option<_>>()?,
-        ),
+        (FieldType::Timestamp, Op::In, Value::List(List::Timestamp(l))) => {
+            Value::List(List::Timestamp(
+                l.iter()
+                    .map(|t| normalize_timestamp(*t))
+                    .collect::<Option<_>>()?,
+            ))
+        }
         (_, Op::In, _) => return None,
-        (FieldType::Text, _, Value::Text(s))
-        | (FieldType::Enum, Op::Eq | Op::Ne, Value::Text(s)) => {
+        (FieldType::Text, _, Value::One(Scalar::Text(s)))
+        | (FieldType::Enum, Op::Eq | Op::Ne, Value::One(Scalar::Text(s))) => {
             if !text_ok(s) {
                 return None;
             }
             value.clone()
         }
-        (FieldType::Integer, _, Value::Integer(_))
-        | (FieldType::Boolean, _, Value::Boolean(_))
-        | (FieldType::Date, _, Value::Date(_)) => value.clone(),
-        (FieldType::Decimal, _, Value::Decimal(s)) => Value::Decimal(decimal(s)?),
-        (FieldType::Timestamp, _, Value::Timestamp(t)) => {
-            Value::Timestamp(normalize_timestamp(*t)?)
+        (FieldType::Integer, _, Value::One(Scalar::Integer(_)))
+        | (FieldType::Boolean, _, Value::One(Scalar::Boolean(_)))
+        | (FieldType::Date, _, Value::One(Scalar::Date(_))) => value.clone(),
+        (FieldType::Decimal, _, Value::One(Scalar::Decimal(s))) => {
+            Value::One(Scalar::Decimal(decimal(s)?))
         }
-        (FieldType::Json, _, Value::Json(j)) if !j.is_null() && !json_has_nul(j) => value.clone(),
+        (FieldType::Timestamp, _, Value::One(Scalar::Timestamp(t))) => {
+            Value::One(Scalar::Timestamp(normalize_timestamp(*t)?))
+        }
+        (FieldType::Json, _, Value::One(Scalar::Json(j))) if !j.is_null() && !json_has_nul(j) => {
+            value.clone()
+        }
         _ => return None,
     };
     allowed_ops(t).contains(&op).then_some(v)

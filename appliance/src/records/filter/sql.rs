@@ -3,6 +3,7 @@
 use super::ast::{allowed_ops, FieldRef, Filter, Op, Value};
 use super::parse::{checked_literal, find_field};
 use crate::records::values::FieldType;
+use crate::records::Scalar;
 
 /// Compiles a filter to a self-contained boolean SQL expression that is true
 /// exactly where the filter matches and false *or NULL* elsewhere (see the
@@ -76,8 +77,10 @@ impl Compiler<'_> {
         let col = &field.column;
         if op == Op::IsNull {
             return match (allowed_ops(t).contains(&op), value) {
-                (true, None | Some(Value::Boolean(true))) => format!("({col} IS NULL)"),
-                (true, Some(Value::Boolean(false))) => format!("({col} IS NOT NULL)"),
+                (true, None | Some(Value::One(Scalar::Boolean(true)))) => {
+                    format!("({col} IS NULL)")
+                }
+                (true, Some(Value::One(Scalar::Boolean(false)))) => format!("({col} IS NOT NULL)"),
                 _ => "false".to_string(),
             };
         }

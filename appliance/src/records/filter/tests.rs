@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime, UtcOffset};
 use tokio_postgres::types::ToSql;
 
-use super::ast::{FieldRef, Filter, Limits, Op, Value, ALL_OPS};
+use super::ast::{FieldRef, Filter, Limits, List, Op, Value, ALL_OPS};
 use super::error::{op_name, FilterError};
 use super::oracle::{jsonb_contains, jsonb_eq, matches};
 use super::parse::{parse, parse_value};
@@ -18,6 +18,7 @@ use crate::records::field_type_name;
 use crate::records::values::{
     canonical_decimal, cmp_decimal, decimal_from_json_number, parse_date, FieldType,
 };
+use crate::records::Scalar;
 
 fn field(name: &str, id: u32, field_type: FieldType) -> FieldRef {
     FieldRef {
@@ -89,11 +90,11 @@ fn ts(s: &str) -> OffsetDateTime {
 }
 
 fn text(s: &str) -> Value {
-    Value::Text(s.to_string())
+    Value::One(Scalar::Text(s.to_string()))
 }
 
 fn dec(s: &str) -> Value {
-    Value::Decimal(s.to_string())
+    Value::One(Scalar::Decimal(s.to_string()))
 }
 
 #[test]
@@ -148,7 +149,7 @@ fn text_operators() {
             "in",
             json!(["a", "b"]),
             "(\"f_1\" COLLATE \"C\" = ANY($1::text[]))",
-            Value::TextList(vec!["a".into(), "b".into()]),
+            Value::List(List::Text(vec!["a".into(), "b".into()])),
         ),
         (
             "contains",
@@ -181,7 +182,7 @@ fn text_operators() {
         Filter::Leaf {
             field: "title".into(),
             op: Op::IsNull,
-            value: Some(Value::Boolean(true))
+            value: Some(Value::One(Scalar::Boolean(true)))
         }
     );
 }
@@ -194,49 +195,49 @@ fn typed_operators() {
             "eq",
             json!(-5),
             "(\"f_2\" = $1::int8)",
-            Value::Integer(-5),
+            Value::One(Scalar::Integer(-5)),
         ),
         (
             "count",
             "ne",
             json!(i64::MAX),
             "(\"f_2\" IS DISTINCT FROM $1::int8)",
-            Value::Integer(i64::MAX),
+            Value::One(Scalar::Integer(i64::MAX)),
         ),
         (
             "count",
             "lt",
             json!(i64::MIN),
             "(\"f_2\" < $1::int8)",
-            Value::Integer(i64::MIN),
+            Value::One(Scalar::Integer(i64::MIN)),
         ),
         (
             "count",
             "lte",
             json!(0),
             "(\"f_2\" <= $1::int8)",
-            Value::Integer(0),
+            Value::One(Scalar::Integer(0)),
         ),
         (
             "count",
             "gt",
             json!(1),
             "(\"f_2\" > $1::int8)",
-            Value::Integer(1),
+            Value::One(Scalar::Integer(1)),
         ),
         (
             "count",
             "gte",
             json!(2),
             "(\"f_2\" >= $1::int8)",
-            Value::Integer(2),
+            Value::One(Scalar::Integer(2)),
         ),
         (
             "count",
             "in",
             json!([1, 2, 3]),
             "(\"f_2\" = ANY($1::int8[]))",
-            Value::IntegerList(vec![1, 2, 3]),
+            Value::List(List::Integer(vec![1, 2, 3])),
         ),
         (
             "price",
@@ -271,56 +272,56 @@ fn typed_operators() {
             "in",
             json!(["1.0", 2, "-0"]),
             "(\"f_3\" = ANY($1::text[]::numeric[]))",
-            Value::DecimalList(vec!["1".into(), "2".into(), "0".into()]),
+            Value::List(List::Decimal(vec!["1".into(), "2".into(), "0".into()])),
         ),
         (
             "done",
             "eq",
             json!(true),
             "(\"f_4\" = $1::bool)",
-            Value::Boolean(true),
+            Value::One(Scalar::Boolean(true)),
         ),
         (
             "done",
             "ne",
             json!(false),
             "(\"f_4\" IS DISTINCT FROM $1::bool)",
-            Value::Boolean(false),
+            Value::One(Scalar::Boolean(false)),
         ),
         (
             "due",
             "eq",
             json!("2026-02-28"),
             "(\"f_5\" = $1::date)",
-            Value::Date(date("2026-02-28")),
+            Value::One(Scalar::Date(date("2026-02-28"))),
         ),
         (
             "due",
             "gt",
             json!("0001-01-01"),
             "(\"f_5\" > $1::date)",
-            Value::Date(date("0001-01-01")),
+            Value::One(Scalar::Date(date("0001-01-01"))),
         ),
         (
             "due",
             "in",
             json!(["2024-02-29"]),
             "(\"f_5\" = ANY($1::date[]))",
-            Value::DateList(vec![date("2024-02-29")]),
+            Value::List(List::Date(vec![date("2024-02-29")])),
         ),
         (
             "at",
             "lt",
             json!("2026-01-31T13:00:00+01:00"),
             "(\"f_6\" < $1::timestamptz)",
-            Value::Timestamp(ts("2026-01-31T12:00:00Z")),
+            Value::One(Scalar::Timestamp(ts("2026-01-31T12:00:00Z"))),
         ),
         (
             "at",
             "in",
             json!(["2026-01-31T12:00:00Z"]),
             "(\"f_6\" = ANY($1::timestamptz[]))",
-            Value::TimestampList(vec![ts("2026-01-31T12:00:00Z")]),
+            Value::List(List::Timestamp(vec![ts("2026-01-31T12:00:00Z")])),
         ),
         (
             "status",
@@ -341,28 +342,28 @@ fn typed_operators() {
             "in",
             json!(["open", "it's; done"]),
             "(\"f_7\" COLLATE \"C\" = ANY($1::text[]))",
-            Value::TextList(vec!["open".into(), "it's; done".into()]),
+            Value::List(List::Text(vec!["open".into(), "it's; done".into()])),
         ),
         (
             "meta",
             "eq",
             json!({"a": 1}),
             "(\"f_8\" = $1::jsonb)",
-            Value::Json(json!({"a": 1})),
+            Value::One(Scalar::Json(json!({"a": 1}))),
         ),
         (
             "meta",
             "contains",
             json!({"tags": ["x"]}),
             "(\"f_8\" @> $1::jsonb)",
-            Value::Json(json!({"tags": ["x"]})),
+            Value::One(Scalar::Json(json!({"tags": ["x"]}))),
         ),
         (
             "meta",
             "eq",
             json!(false),
             "(\"f_8\" = $1::jsonb)",
-            Value::Json(json!(false)),
+            Value::One(Scalar::Json(json!(false))),
         ),
     ];
     for (f, op, value, want_sql, want_value) in cases {
@@ -440,8 +441,8 @@ fn nesting_and_parameter_numbers() {
         values,
         vec![
             text("a"),
-            Value::Integer(3),
-            Value::TextList(vec!["open".into()]),
+            Value::One(Scalar::Integer(3)),
+            Value::List(List::Text(vec!["open".into()])),
             dec("1.5")
         ]
     );
@@ -472,7 +473,7 @@ fn leaves_are_plain_predicates_and_only_not_is_two_valued() {
             "((\"f_2\" = $1::int8) AND \
              (NOT coalesce((\"f_1\" COLLATE \"C\" = $2::text), false)))"
                 .to_string(),
-            vec![Value::Integer(7), text("a")]
+            vec![Value::One(Scalar::Integer(7)), text("a")]
         )
     );
     // No leaf is wrapped in coalesce.
@@ -545,7 +546,7 @@ fn hand_built_filters_never_give_empty_or_invalid_sql() {
         Filter::Leaf {
             field: "count".into(),
             op: Op::Contains,
-            value: Some(Value::Integer(1)),
+            value: Some(Value::One(Scalar::Integer(1))),
         },
         Filter::Leaf {
             field: "title".into(),
@@ -570,7 +571,7 @@ fn hand_built_filters_never_give_empty_or_invalid_sql() {
         Filter::Leaf {
             field: "meta".into(),
             op: Op::Eq,
-            value: Some(Value::Json(Json::Null)),
+            value: Some(Value::One(Scalar::Json(Json::Null))),
         },
         Filter::Leaf {
             field: "done".into(),
@@ -581,7 +582,9 @@ fn hand_built_filters_never_give_empty_or_invalid_sql() {
             field: "at".into(),
             op: Op::Eq,
             // Its UTC time is in year 10000: binding it would panic.
-            value: Some(Value::Timestamp(ts("9999-12-31T23:59:59-01:00"))),
+            value: Some(Value::One(Scalar::Timestamp(ts(
+                "9999-12-31T23:59:59-01:00",
+            )))),
         },
     ];
     let rec = record(json!({"title": "a", "count": 1, "price": "100000", "done": null}));
@@ -603,11 +606,15 @@ fn hand_built_filters_never_give_empty_or_invalid_sql() {
     let f3 = Filter::Leaf {
         field: "at".into(),
         op: Op::Gte,
-        value: Some(Value::Timestamp(ts("2026-01-01T01:00:00.123456789+01:00"))),
+        value: Some(Value::One(Scalar::Timestamp(ts(
+            "2026-01-01T01:00:00.123456789+01:00",
+        )))),
     };
     assert_eq!(
         to_sql(&f3, &f, 1).1,
-        vec![Value::Timestamp(ts("2026-01-01T00:00:00.123456Z"))]
+        vec![Value::One(Scalar::Timestamp(ts(
+            "2026-01-01T00:00:00.123456Z"
+        )))]
     );
 }
 
@@ -1033,7 +1040,7 @@ fn injection_attempts_never_reach_sql_text() {
         assert_eq!(s, "(\"f_1\" COLLATE \"C\" = ANY($1::text[]))");
         assert_eq!(
             params,
-            vec![Value::TextList(vec![v.to_string(), v.to_string()])]
+            vec![Value::List(List::Text(vec![v.to_string(), v.to_string()]))]
         );
     }
     // Operators and keys are never echoed into SQL either.
@@ -1259,7 +1266,9 @@ fn timestamps_compare_by_instant() {
         Filter::Leaf {
             field: "at".into(),
             op: Op::Eq,
-            value: Some(Value::Timestamp(ts("2026-01-31T12:00:00.123456Z")))
+            value: Some(Value::One(Scalar::Timestamp(ts(
+                "2026-01-31T12:00:00.123456Z"
+            ))))
         }
     );
     assert!(at(
@@ -1269,7 +1278,7 @@ fn timestamps_compare_by_instant() {
     ));
     // Values are kept in UTC.
     let Filter::Leaf {
-        value: Some(Value::Timestamp(t)),
+        value: Some(Value::One(Scalar::Timestamp(t))),
         ..
     } = parse_ok(&leaf("at", "eq", json!("2026-01-31T13:00:00+01:00")))
     else {
@@ -1469,18 +1478,18 @@ fn values_bind() {
     // Each variant can be handed to tokio-postgres.
     let all = [
         text("a"),
-        Value::Integer(1),
+        Value::One(Scalar::Integer(1)),
         dec("1.5"),
-        Value::Boolean(true),
-        Value::Date(date("2026-01-01")),
-        Value::Timestamp(ts("2026-01-01T00:00:00Z")),
-        Value::Json(json!({"a": 1})),
-        Value::TextList(vec!["a".into()]),
-        Value::IntegerList(vec![1]),
-        Value::DecimalList(vec!["1".into()]),
-        Value::BooleanList(vec![true]),
-        Value::DateList(vec![date("2026-01-01")]),
-        Value::TimestampList(vec![ts("2026-01-01T00:00:00Z")]),
+        Value::One(Scalar::Boolean(true)),
+        Value::One(Scalar::Date(date("2026-01-01"))),
+        Value::One(Scalar::Timestamp(ts("2026-01-01T00:00:00Z"))),
+        Value::One(Scalar::Json(json!({"a": 1}))),
+        Value::List(List::Text(vec!["a".into()])),
+        Value::List(List::Integer(vec![1])),
+        Value::List(List::Decimal(vec!["1".into()])),
+        Value::List(List::Boolean(vec![true])),
+        Value::List(List::Date(vec![date("2026-01-01")])),
+        Value::List(List::Timestamp(vec![ts("2026-01-01T00:00:00Z")])),
     ];
     for v in &all {
         let _: &(dyn ToSql + Sync) = v.as_sql();

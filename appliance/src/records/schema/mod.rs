@@ -10,7 +10,7 @@ use crate::db::Sql;
 use serde_json::Value as Json;
 use tokio_postgres::Transaction;
 
-use super::{sql_type, to_cell, Cell, Field, FieldType, MAX_ENUM_VALUES, RESERVED};
+use super::{sql_type, to_cell, Field, FieldType, Scalar, MAX_ENUM_VALUES, RESERVED};
 
 mod collection;
 mod fields;
@@ -186,15 +186,14 @@ async fn default_clause(tx: &Transaction<'_>, field: &Field) -> Result<String, S
     let Some(default) = &field.default else {
         return Ok(String::new());
     };
-    let text = match to_cell(field, default).map_err(|m| invalid("default", m))? {
-        Cell::Text(Some(s)) | Cell::Decimal(Some(s)) => s,
-        Cell::Integer(Some(n)) => n.to_string(),
-        Cell::Boolean(Some(b)) => b.to_string(),
-        Cell::Json(Some(j)) => j.to_string(),
-        Cell::Date(Some(_)) | Cell::Timestamp(Some(_)) => {
-            default.as_str().unwrap_or("").to_string()
-        }
-        _ => return Ok(String::new()),
+    let cell = to_cell(field, default).map_err(|m| invalid("default", m))?;
+    let text = match cell.value {
+        Some(Scalar::Text(s) | Scalar::Decimal(s)) => s,
+        Some(Scalar::Integer(n)) => n.to_string(),
+        Some(Scalar::Boolean(b)) => b.to_string(),
+        Some(Scalar::Json(j)) => j.to_string(),
+        Some(Scalar::Date(_) | Scalar::Timestamp(_)) => default.as_str().unwrap_or("").to_string(),
+        None => return Ok(String::new()),
     };
     let literal: String = Sql::query_one(&tx, "SELECT quote_literal($1::text)", &[&text])
         .await?
