@@ -3,7 +3,7 @@
 //! `execute`, `batch_execute`) for the pool's connections and transactions
 //! and for plain connections. Each statement
 //!
-//! - is a span (`db.query.summary` such as `SELECT records.users`, never a
+//! - is a span (`db.query.summary` such as `SELECT users`, never a
 //!   value) under the current trace context, when there is one and it is
 //!   recorded; a statement outside any traced work opens no trace;
 //! - is timed: one over `database.slow_statement_ms` is counted in
@@ -12,7 +12,7 @@
 //!   its values).
 //!
 //! The inherent methods of tokio-postgres's clients are disallowed
-//! (`clippy.toml`), so a statement cannot skip this by accident.
+//! (`appliance/clippy.toml`), so a statement cannot skip this by accident.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
