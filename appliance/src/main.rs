@@ -56,6 +56,10 @@ fn main() -> ExitCode {
         _ => logging::Output::Stderr,
     };
     logging::init(&settings.config.log, log_output);
+    // Every command's statements are timed against the configured limit.
+    mogothrow77::db::sql::set_slow_statement_threshold(std::time::Duration::from_millis(
+        settings.config.database.slow_statement_ms,
+    ));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -194,9 +194,6 @@ async fn serve_with_database(
         .map_err(migrate::MigrateError::from)?;
     drop(app);
 
-    crate::db::sql::set_slow_statement_threshold(std::time::Duration::from_millis(
-        config.database.slow_statement_ms,
-    ));
     let pool = connections.pool(config.database.pool_size, config.api.query_timeout_ms)?;
     // Fail fast (exit 4) when the application role cannot connect.
     let probe = pool.get().await.map_err(|e| {

@@ -27,12 +27,11 @@ use crate::telemetry::{Kind, Span};
 /// Statement parameters, as tokio-postgres takes them.
 pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
-/// The default of `database.slow_statement_ms`.
-pub const DEFAULT_SLOW_STATEMENT_MS: u64 = 500;
+/// Until the configuration is read (`main` sets `database.slow_statement_ms`
+/// for every command): its default.
+static SLOW_STATEMENT_MS: AtomicU64 = AtomicU64::new(500);
 
-static SLOW_STATEMENT_MS: AtomicU64 = AtomicU64::new(DEFAULT_SLOW_STATEMENT_MS);
-
-/// Sets the duration over which a statement counts as slow (at start).
+/// Sets the duration over which a statement counts as slow.
 pub fn set_slow_statement_threshold(threshold: Duration) {
     SLOW_STATEMENT_MS.store(threshold.as_millis() as u64, Ordering::Relaxed);
 }
@@ -69,28 +68,25 @@ impl Text for String {
     }
 }
 
-/// A prepared statement and its text.
-pub struct Prepared {
+/// A prepared statement and the text it was prepared from.
+pub struct Prepared<'a> {
     statement: Statement,
-    text: String,
+    text: &'a str,
 }
 
-impl Prepared {
-    pub fn new(statement: Statement, text: impl Into<String>) -> Prepared {
-        Prepared {
-            statement,
-            text: text.into(),
-        }
+impl<'a> Prepared<'a> {
+    pub fn new(statement: Statement, text: &'a str) -> Prepared<'a> {
+        Prepared { statement, text }
     }
 }
 
-impl Text for Prepared {
+impl Text for Prepared<'_> {
     type Statement = Statement;
     fn statement(&self) -> &Statement {
         &self.statement
     }
     fn text(&self) -> &str {
-        &self.text
+        self.text
     }
 }
 
@@ -229,18 +225,21 @@ impl<S: Sql> Sql for &S {
 /// Statements prepared once per pooled connection (deadpool's statement
 /// cache), kept with their text for [`Sql`].
 pub trait Cached {
-    fn prepared(&self, text: &str) -> impl Future<Output = Result<Prepared, Error>> + Send;
+    fn prepared<'a>(
+        &self,
+        text: &'a str,
+    ) -> impl Future<Output = Result<Prepared<'a>, Error>> + Send;
 }
 
 impl Cached for deadpool_postgres::Object {
-    async fn prepared(&self, text: &str) -> Result<Prepared, Error> {
+    async fn prepared<'a>(&self, text: &'a str) -> Result<Prepared<'a>, Error> {
         let statement = deadpool_postgres::ClientWrapper::prepare_cached(self, text).await?;
         Ok(Prepared::new(statement, text))
     }
 }
 
 impl Cached for deadpool_postgres::Transaction<'_> {
-    async fn prepared(&self, text: &str) -> Result<Prepared, Error> {
+    async fn prepared<'a>(&self, text: &'a str) -> Result<Prepared<'a>, Error> {
         let statement = deadpool_postgres::Transaction::prepare_cached(self, text).await?;
         Ok(Prepared::new(statement, text))
     }

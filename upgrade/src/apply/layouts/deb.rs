@@ -28,10 +28,6 @@ impl Install for Deb {
         Ok((kept, binary))
     }
 
-    fn staged_binary(&self, work: &WorkDir, _journal: &Journal) -> PathBuf {
-        staged_root(work).join("usr/bin/mogothrow77")
-    }
-
     /// Kept from an earlier upgrade, or rebuilt from what dpkg installed.
     fn keep_previous(&self, work: &WorkDir, from: &str) -> Result<PathBuf, String> {
         let releases = work.releases();

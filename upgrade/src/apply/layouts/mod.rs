@@ -34,8 +34,11 @@ pub(super) trait Install {
         journal: &Journal,
     ) -> Result<(PathBuf, PathBuf), String>;
 
-    /// The target's server binary once staged.
-    fn staged_binary(&self, work: &WorkDir, journal: &Journal) -> PathBuf;
+    /// The target's server binary once staged: in the package layouts,
+    /// where `stage` unpacked it.
+    fn staged_binary(&self, work: &WorkDir, _journal: &Journal) -> PathBuf {
+        staged_root(work).join("usr/bin/mogothrow77")
+    }
 
     /// What the staged release takes on disk.
     fn staged_bytes(&self, kept: &Path) -> u64 {

@@ -50,10 +50,6 @@ impl Install for Rpm {
         Ok((kept, binary))
     }
 
-    fn staged_binary(&self, work: &WorkDir, _journal: &Journal) -> PathBuf {
-        staged_root(work).join("usr/bin/mogothrow77")
-    }
-
     fn way_back(&self, work: &WorkDir, from: &str) -> Result<(), String> {
         kept_rpm(&work.releases(), from).map(drop)
     }
