@@ -36,6 +36,10 @@ pub async fn run(settings: Settings, command: AdminCommand) -> Exit {
         AdminCommand::Sessions {
             command: SessionsCommand::Revoke { username },
         } => ("admin sessions revoke", Action::RevokeSessions(username)),
+        AdminCommand::RotateKeys {
+            stage,
+            overlap_hours,
+        } => return crate::commands::keys::rotate(&settings, stage, overlap_hours).await,
     };
     let base_url = settings.console_url(settings.listen.port());
     with_app_connection(&settings, Purpose::Migrate, what, async |client| {

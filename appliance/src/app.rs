@@ -51,6 +51,8 @@ pub struct Shared {
     /// Bound for database checks made on behalf of a request.
     pub db_timeout: Duration,
     pub keys: ServerKeys,
+    /// The key-encryption keys that seal secrets written by requests.
+    pub vault: Arc<crate::secrets::Vault>,
     pub auth: AuthSettings,
     /// API tokens and collection catalogs, kept true by notifications.
     pub caches: Arc<Caches>,

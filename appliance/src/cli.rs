@@ -164,6 +164,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The key-encryption key file (secrets.key_file).
+    KeyFile {
+        #[command(subcommand)]
+        command: KeyFileCommand,
+    },
     /// Files for the site's monitoring.
     Monitoring {
         #[command(subcommand)]
@@ -191,6 +196,18 @@ pub enum DemoCommand {
     /// Remove exactly what `demo seed` made (collections demo_*, users
     /// demo.*, their exports); audited.
     Reset,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyFileCommand {
+    /// Make a new key file with one random key (mode 0600, never
+    /// overwritten), for secrets.key_file with an external database: give
+    /// every replica a copy owned by the service user. `-` prints it instead
+    /// (for a secret store). Reads no configuration.
+    New {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,6 +264,22 @@ pub enum AdminCommand {
     Sessions {
         #[command(subcommand)]
         command: SessionsCommand,
+    },
+    /// Rotate the key-encryption key (every sealed secret sealed again under
+    /// a new key, online) and the CSRF and cursor keys (the old ones still
+    /// verify during the overlap; the new ones sign 90 seconds later, once
+    /// every replica has read them). The old key stays in the key file for
+    /// restores of older backups. Audited.
+    RotateKeys {
+        /// Only add a new key to the key file, unused: copy the file to
+        /// every replica that reads its own copy, then run without --stage.
+        #[arg(long)]
+        stage: bool,
+        /// Hours the previous CSRF and cursor keys still verify [default:
+        /// auth.session_absolute_hours, so no session's token breaks].
+        #[arg(long, value_name = "HOURS", conflicts_with = "stage",
+              value_parser = clap::value_parser!(u64).range(1..=720))]
+        overlap_hours: Option<u64>,
     },
 }
 

@@ -31,6 +31,7 @@ pub mod privileges;
 pub mod queue;
 pub mod records;
 pub mod router;
+pub mod secrets;
 pub mod serve;
 pub mod smoke;
 pub mod startup;

@@ -1,7 +1,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mogothrow77::cli::{AuditCommand, BackupCommand, Cli, Command, MonitoringCommand};
+use mogothrow77::cli::{
+    AuditCommand, BackupCommand, Cli, Command, KeyFileCommand, MonitoringCommand,
+};
 use mogothrow77::config::Settings;
 use mogothrow77::exit::Exit;
 use mogothrow77::{commands, logging, serve, support};
@@ -26,6 +28,12 @@ fn main() -> ExitCode {
     };
     if let Command::Version = cli.command {
         return commands::version().into();
+    }
+    if let Command::KeyFile {
+        command: KeyFileCommand::New { path },
+    } = &cli.command
+    {
+        return mogothrow77::commands::keys::new_key_file(path).into();
     }
     // A client of an appliance anywhere: no configuration of this host.
     if let Command::Smoke {
@@ -147,6 +155,8 @@ fn main() -> ExitCode {
             Command::Monitoring {
                 command: MonitoringCommand::Rules { runbook_base },
             } => commands::monitoring_rules(&settings, runbook_base.as_deref()),
+            // Read no configuration: answered above.
+            Command::KeyFile { .. } => Exit::Failure,
         }
     });
     // Do not wait for detached tasks (log forwarders, idle connections).

@@ -129,11 +129,79 @@ async fn serve(settings: Settings, started: Instant) -> Result<Exit, StartError>
         None
     };
 
+    // Before the database: a key file that cannot be read is the host's
+    // configuration (exit 2), whatever the database's state.
+    let vault = Arc::new(crate::secrets::Vault::open(&settings.key_file)?);
+
     systemd::status("opening the database");
     let database = startup::open_database(&settings, startup::Purpose::Serve).await?;
-    let result = serve_with_database(&settings, listener, tls, &database, signals, started).await;
+    let result = serve_with_database(
+        &settings, listener, tls, &database, &vault, signals, started,
+    )
+    .await;
     database.close().await;
     result
+}
+
+/// Checks this host's key file against the database, seals what the
+/// previous release left unsealed, and reads the server keys.
+async fn load_secrets(
+    client: &tokio_postgres::Client,
+    vault: &crate::secrets::Vault,
+) -> Result<ServerKeys, StartError> {
+    use crate::identity::keys::KeysError;
+    use crate::secrets::VaultError;
+    let unreachable = |what: &str, e: &tokio_postgres::Error| {
+        StartError::Db(crate::db::DbError::Unreachable(format!(
+            "{what}: {}",
+            crate::db::describe_pg_error(e)
+        )))
+    };
+    let sealing = vault.adopt(client).await.map_err(|e| match e {
+        VaultError::Db(e) => unreachable("cannot read the sealing key's id", &e),
+        other => StartError::Secrets(other),
+    })?;
+    let pass = vault.reconcile(client).await.map_err(|e| match e {
+        VaultError::Db(e) => unreachable("cannot seal the secrets", &e),
+        other => StartError::Secrets(other),
+    })?;
+    tracing::info!(
+        key_id = %sealing.id,
+        sealed = pass.current + pass.sealed,
+        resealed = pass.sealed,
+        unreadable = pass.unreadable,
+        "secrets sealed with the key-encryption key"
+    );
+    if pass.unreadable > 0 {
+        tracing::warn!(
+            count = pass.unreadable,
+            "sealed secrets that no key of secrets.key_file opens were sealed again from their clear copies"
+        );
+    }
+    ServerKeys::load(client, vault).await.map_err(|e| match e {
+        KeysError::Db(e) | KeysError::Vault(VaultError::Db(e)) => {
+            unreachable("cannot load the server keys", &e)
+        }
+        KeysError::Vault(other) => StartError::Secrets(other),
+        missing @ KeysError::Missing(_) => StartError::Other(missing.to_string()),
+    })
+}
+
+/// Reads the CSRF and cursor keys again every [`REFRESH`](crate::identity::keys::REFRESH),
+/// so a rotation on any host reaches this one before its keys sign.
+async fn refresh_server_keys(keys: ServerKeys, pool: deadpool_postgres::Pool) {
+    let mut tick = tokio::time::interval(crate::identity::keys::REFRESH);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let result = match pool.get().await {
+            Ok(client) => keys.refresh(&client).await.map_err(|e| e.to_string()),
+            Err(e) => Err(crate::db::describe_pool_error(&e)),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot read the server keys again; keeping the ones read before");
+        }
+    }
 }
 
 async fn serve_with_database(
@@ -141,6 +209,7 @@ async fn serve_with_database(
     listener: std::net::TcpListener,
     tls: Option<Arc<tls::CertResolver>>,
     database: &startup::Database,
+    vault: &Arc<crate::secrets::Vault>,
     mut signals: Signals,
     started: Instant,
 ) -> Result<Exit, StartError> {
@@ -202,12 +271,7 @@ async fn serve_with_database(
             crate::db::describe_pool_error(&e)
         )))
     })?;
-    let keys = ServerKeys::load(&probe).await.map_err(|e| {
-        StartError::Db(crate::db::DbError::Unreachable(format!(
-            "cannot load the server keys: {}",
-            crate::db::describe_pg_error(&e)
-        )))
-    })?;
+    let keys = load_secrets(&probe, vault).await?;
     let mut probe = probe;
     match crate::records::reserved::ensure_smoke(&mut probe).await {
         Ok(true) => tracing::info!(
@@ -222,6 +286,7 @@ async fn serve_with_database(
         ),
     }
     drop(probe);
+    tokio::spawn(refresh_server_keys(keys.clone(), pool.clone()));
     let caches = Caches::new();
     let jobs_wake = Arc::new(tokio::sync::Notify::new());
     let delivery = Arc::new(crate::listen::Delivery::default());
@@ -273,6 +338,7 @@ async fn serve_with_database(
         watched_dirs,
         db_timeout: Duration::from_secs(config.database.connect_timeout_secs),
         keys,
+        vault: vault.clone(),
         auth: AuthSettings::from_config(&config.auth),
         caches,
         export_retention: Duration::from_secs(config.jobs.export_retention_hours * 3600),

@@ -37,6 +37,8 @@ pub enum StartError {
     Delivery(#[from] crate::listen::DeliveryError),
     #[error("point-in-time recovery: {0}")]
     Pitr(#[from] crate::db::pgbackrest::PgbackrestError),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::VaultError),
     #[error("{0}")]
     Other(String),
 }
@@ -87,6 +89,8 @@ impl StartError {
             StartError::Migrate(MigrateError::Incompatible(_)) => Exit::SchemaIncompatible,
             StartError::Migrate(_) => Exit::Failure,
             StartError::Delivery(crate::listen::DeliveryError::NotDelivered) => Exit::Config,
+            StartError::Secrets(e) if e.is_configuration() => Exit::Config,
+            StartError::Secrets(_) => Exit::DatabaseUnreachable,
             StartError::Delivery(crate::listen::DeliveryError::Db(_)) => Exit::DatabaseUnreachable,
         }
     }

@@ -10,6 +10,10 @@ pub const SECRETS_DIR: &str = "/etc/mogothrow77/secrets";
 pub const RELEASE_KEY: &str = "/etc/mogothrow77/release-keys/mogothrow77.pub";
 /// `state_dir` when the configuration does not set it.
 pub const STATE_DIR: &str = "/var/lib/mogothrow77";
+/// The key-encryption key file the installer makes (or copies from
+/// `--key-file`) for an external database: in the state directory, so the
+/// service user can rotate it (`secrets.key_file`).
+pub const KEY_FILE: &str = "/var/lib/mogothrow77/secrets.key";
 /// `listen` when the configuration does not set it.
 pub const LISTEN: &str = "0.0.0.0:8443";
 /// The generated self-signed certificate, below `state_dir`.

@@ -96,6 +96,8 @@ connection string; the server runs with auto-migrate off and never needs it.
 {{- $ := .root -}}
 - name: MOGOTHROW77_DATABASE__URL_FILE
   value: /etc/mogothrow77/secrets/database-url/url
+- name: MOGOTHROW77_SECRETS__KEY_FILE
+  value: /etc/mogothrow77/secrets/keys/secrets.key
 {{- if .migrate }}
 - name: MOGOTHROW77_DATABASE__MIGRATION_URL_FILE
   value: /etc/mogothrow77/secrets/database-migration-url/url
@@ -112,6 +114,9 @@ connection string; the server runs with auto-migrate off and never needs it.
   mountPath: /var/lib/mogothrow77
 - name: database-url
   mountPath: /etc/mogothrow77/secrets/database-url
+  readOnly: true
+- name: keys
+  mountPath: /etc/mogothrow77/secrets/keys
   readOnly: true
 {{- if .migrate }}
 - name: database-migration-url
@@ -140,6 +145,13 @@ server refuses secret files that "others" can read, such as the default 0644.
     items:
       - key: {{ $.Values.database.urlSecret.key }}
         path: url
+- name: keys
+  secret:
+    secretName: {{ $.Values.secrets.keySecret.name }}
+    defaultMode: 288 # 0440
+    items:
+      - key: {{ $.Values.secrets.keySecret.key }}
+        path: secrets.key
 {{- if .migrate }}
 - name: database-migration-url
   secret:

@@ -123,6 +123,12 @@ def pod_checks(case, kind, obj, values, configmap):
         if k.endswith("_FILE"):
             check(env[k] in files, f"{where} {k}={env[k]} is mounted from Secret {files.get(env[k])}")
     check("MOGOTHROW77_DATABASE__URL_FILE" in env, f"{where} gets DATABASE__URL_FILE")
+    # With an external database the server refuses to start without it.
+    check(
+        files.get(env.get("MOGOTHROW77_SECRETS__KEY_FILE"))
+        == (values["secrets"]["keySecret"]["name"], values["secrets"]["keySecret"].get("key", "secrets.key")),
+        f"{where} gets SECRETS__KEY_FILE from Secret {values['secrets']['keySecret']['name']}",
+    )
     # Least privilege: only the migration Job gets the schema owner's secret.
     wants_owner = kind == "Job"
     check(

@@ -132,19 +132,31 @@ pub fn name_in_database_table(
     inline_key: &str,
     value: &str,
 ) -> Result<Option<String>, String> {
+    name_in_table(text, "database", key, Some(inline_key), value)
+}
+
+/// As [`name_in_database_table`], for `key` in `[table]`.
+pub fn name_in_table(
+    text: &str,
+    table: &str,
+    key: &str,
+    inline_key: Option<&str>,
+    value: &str,
+) -> Result<Option<String>, String> {
     let wanted = format!("{key} = \"{value}\"");
-    let mut in_database = false;
+    let table_header = format!("[{table}]");
+    let mut in_table = false;
     let mut header: Option<usize> = None;
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         if trimmed.starts_with('[') {
-            in_database = trimmed == "[database]";
-            if in_database {
+            in_table = trimmed == table_header;
+            if in_table {
                 header = Some(i);
             }
             continue;
         }
-        if !in_database || trimmed.starts_with('#') {
+        if !in_table || trimmed.starts_with('#') {
             continue;
         }
         let (name, rest) = trimmed.split_once('=').unwrap_or((trimmed, ""));
@@ -154,13 +166,13 @@ pub fn name_in_database_table(
                 return Ok(None);
             }
             return Err(format!(
-                "the configuration sets database.{key} already ({trimmed}); edit it by hand \
+                "the configuration sets {table}.{key} already ({trimmed}); edit it by hand \
                  or remove it to let the installer set it"
             ));
         }
-        if name == inline_key {
+        if Some(name) == inline_key {
             return Err(format!(
-                "the configuration sets database.{inline_key} already; remove it to let the \
+                "the configuration sets {table}.{name} already; remove it to let the \
                  installer use the file, or install without --database-url-file"
             ));
         }
@@ -170,7 +182,7 @@ pub fn name_in_database_table(
         Some(i) => lines.insert(i + 1, &wanted),
         None => {
             lines.push("");
-            lines.push("[database]");
+            lines.push(&table_header);
             lines.push(&wanted);
         }
     }
@@ -187,6 +199,19 @@ fn string_value(rest: &str) -> Option<&str> {
     let value = &inner[..end];
     // Escapes would need decoding; a path with them is compared as written.
     (!value.contains('\\')).then_some(value)
+}
+
+/// The uid of a user, from `/etc/passwd`.
+pub fn user_id(name: &str) -> Result<u32, String> {
+    let text = fs::read_to_string("/etc/passwd").map_err(|e| format!("/etc/passwd: {e}"))?;
+    text.lines()
+        .find_map(|l| {
+            let mut parts = l.split(':');
+            (parts.next() == Some(name))
+                .then(|| parts.nth(1).and_then(|u| u.parse().ok()))
+                .flatten()
+        })
+        .ok_or_else(|| format!("no user {name} (the package creates it)"))
 }
 
 /// The gid of a group, from `/etc/group`.

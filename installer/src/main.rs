@@ -19,6 +19,7 @@
 mod apt;
 mod database;
 mod hostnames;
+mod key_file;
 mod plain;
 mod preflight;
 mod rpm;
@@ -80,6 +81,12 @@ struct Cli {
     /// (installed as /etc/mogothrow77/secrets/database-migration-url).
     #[arg(long, value_name = "FILE", requires = "database_url_file")]
     migration_url_file: Option<PathBuf>,
+    /// With --database-url-file: the key-encryption key file of the
+    /// installation's first replica (every replica seals and opens secrets
+    /// with the same keys), copied to /var/lib/mogothrow77/secrets.key.
+    /// Without it the first replica's is made there.
+    #[arg(long, value_name = "FILE", requires = "database_url_file")]
+    key_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -245,7 +252,7 @@ fn install(cli: &Cli) -> Exit {
     }
     let mut restart = false;
     if !secrets.is_empty() {
-        match configure_external(&secrets, &binary) {
+        match configure_external(&secrets, cli.key_file.as_deref(), &binary) {
             Ok(changed) => restart = changed && system::service_active(),
             Err(e) => return stopped(&e),
         }
@@ -515,14 +522,20 @@ fn configure_hostname() -> Result<bool, String> {
     Ok(true)
 }
 
-fn configure_external(secrets: &[database::UrlSecret], binary: &Path) -> Result<bool, String> {
+fn configure_external(
+    secrets: &[database::UrlSecret],
+    key_file: Option<&Path>,
+    binary: &Path,
+) -> Result<bool, String> {
     let gid = database::group_id(system::PACKAGE)?;
-    let changed = database::install(
-        secrets,
-        Path::new(database::SECRETS_DIR),
-        Path::new(CONFIG),
-        gid,
-    )?;
+    let keys_changed = key_file::install(key_file, binary, Path::new(CONFIG))?;
+    let changed = keys_changed
+        | database::install(
+            secrets,
+            Path::new(database::SECRETS_DIR),
+            Path::new(CONFIG),
+            gid,
+        )?;
     println!(
         "ok    database: {} (0640 root:{}) named in {CONFIG}{}",
         secrets

@@ -47,6 +47,7 @@ pub const LAYERS: [(&str, &[&str]); 7] = [
             "http",
             "listen",
             "outbound",
+            "secrets",
             "telemetry",
         ],
     ),

@@ -41,10 +41,12 @@ image_id=
 loaded=
 pg_started=
 secret=
+key_secret=
 cleanup() {
   local rc=$?
   podman_ rm -f -t 0 "$name" "$name-migrate" >/dev/null 2>&1 || true
   if [ -n "$secret" ]; then podman secret rm "$secret" >/dev/null 2>&1 || true; fi
+  if [ -n "$key_secret" ]; then podman secret rm "$key_secret" >/dev/null 2>&1 || true; fi
   if [ -n "$loaded" ]; then podman rmi -f "$image_id" >/dev/null 2>&1 || true; fi
   if [ -n "$pg_started" ]; then
     runuser -u nobody -- "$pg_bin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
@@ -127,6 +129,12 @@ db_url=postgresql://postgres@127.0.0.1:$pg_port/postgres
 # secret's mount point).
 secret=db-url-$$
 printf '%s\n' "$db_url" | podman secret create "$secret" - >/dev/null || die "podman secret create failed"
+# The key-encryption key file an external database requires
+# (secrets.key_file), in the format `mogothrow77 key-file new` writes.
+key_secret=secrets-key-$$
+printf '%s %s\n' "$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+  "$(head -c 32 /dev/urandom | basenc --base64url | tr -d '=\n')" |
+  podman secret create "$key_secret" - >/dev/null || die "podman secret create failed"
 # shellcheck disable=SC2054 # the commas are mount options
 run_args=(--network=host --read-only
   # U: owned by the image's user (podman 4.3 rejects tmpfs uid=/gid=).
@@ -135,7 +143,9 @@ run_args=(--network=host --read-only
   --cap-drop=ALL --security-opt no-new-privileges
   --ulimit nofile=20000:20000 --ulimit nproc=4096:4096
   -e MOGOTHROW77_DATABASE__URL_FILE=/run/secrets/db-url
-  --secret "$secret,target=db-url,uid=10001,mode=0400")
+  --secret "$secret,target=db-url,uid=10001,mode=0400"
+  -e MOGOTHROW77_SECRETS__KEY_FILE=/run/secrets/secrets.key
+  --secret "$key_secret,target=secrets.key,uid=10001,mode=0400")
 
 step "mogothrow77 migrate (in the container)"
 podman_ run --rm --name "$name-migrate" "${run_args[@]}" "$image_id" migrate >"$work/migrate.log" 2>&1 ||

@@ -18,6 +18,7 @@ use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission, Principal};
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::identity::{password, sessions, throttle, tokens, totp, users};
+use crate::secrets::columns::USERS;
 
 pub fn routes(api: Api) -> Api {
     api.route(
@@ -174,9 +175,10 @@ async fn change_password(
 
 async fn start_totp(State(state): State<AppState>, ctx: Ctx) -> Result<Response, ErrorBody> {
     let principal = ctx.principal()?;
-    let client = state.pool.get().await?;
+    let mut client = state.pool.get().await?;
     let secret = totp::TotpSecret::generate();
-    let updated = client
+    let tx = client.transaction().await?;
+    let updated = tx
         .execute(
             "UPDATE users SET totp_pending_secret = $2 WHERE id = $1 AND totp_secret IS NULL",
             &[&principal.user_id, &secret.as_bytes()],
@@ -188,6 +190,11 @@ async fn start_totp(State(state): State<AppState>, ctx: Ctx) -> Result<Response,
             "two-factor authentication is already on; turn it off first to enrol a new device",
         ));
     }
+    state
+        .vault
+        .seal_row(&*tx, &USERS, &principal.user_id.to_string())
+        .await?;
+    tx.commit().await?;
     let uri = totp::otpauth_uri(&secret, "Mogothrow77", &principal.username);
     let svg = totp::qr_svg(&uri).map_err(|e| ErrorBody::new(ErrorCode::Internal, e.to_string()))?;
     Ok(one_time(Json(json!({
@@ -235,6 +242,10 @@ async fn confirm_totp(
         &[&principal.user_id, &step],
     )
     .await?;
+    state
+        .vault
+        .seal_row(&*tx, &USERS, &principal.user_id.to_string())
+        .await?;
     tx.execute(
         "DELETE FROM recovery_codes WHERE user_id = $1",
         &[&principal.user_id],
@@ -296,7 +307,8 @@ async fn disable_totp(
     let tx = client.transaction().await?;
     tx.execute(
         "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, totp_last_step = NULL, \
-         updated_at = now() WHERE id = $1",
+         totp_secret_sealed = NULL, totp_pending_secret_sealed = NULL, updated_at = now() \
+         WHERE id = $1",
         &[&principal.user_id],
     )
     .await?;

@@ -20,6 +20,7 @@ use crate::audit::{Event, Outcome};
 use crate::authz::{Access, Permission};
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::outbound::check_url;
+use crate::secrets::columns::WEBHOOKS;
 use crate::webhooks::store::{self, Definition, Webhook};
 use crate::webhooks::EventType;
 
@@ -169,6 +170,10 @@ async fn create(
         ));
     }
     let (webhook, secret) = store::create(&*tx, &d, principal.user_id).await?;
+    state
+        .vault
+        .seal_row(&*tx, &WEBHOOKS, &webhook.id.to_string())
+        .await?;
     ctx.audit_event(
         &tx,
         &Event::new(
@@ -273,6 +278,10 @@ async fn rotate(
     let (webhook, secret) = store::rotate(&*tx, id, ROTATION_OVERLAP)
         .await?
         .ok_or_else(|| no_webhook(id))?;
+    state
+        .vault
+        .seal_row(&*tx, &WEBHOOKS, &id.to_string())
+        .await?;
     ctx.audit_event(
         &tx,
         &Event::new(

@@ -3,6 +3,7 @@
 //! [`archive`].
 
 mod archive;
+pub mod keys;
 mod pitr;
 
 pub use archive::{backup, backup_drill, restore};

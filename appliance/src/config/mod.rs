@@ -23,6 +23,7 @@ mod log;
 mod metrics;
 mod schedule;
 pub mod secret;
+mod secrets;
 mod service;
 mod smtp;
 mod sources;
@@ -52,6 +53,9 @@ pub use log::{LogConfig, LogFormat, LogLevel};
 pub use metrics::{read_metrics_token, MetricsAccess, MetricsConfig};
 pub use schedule::{Schedule, ScheduleError};
 pub use secret::{check_private_file, PrivateFileError, Secret, REDACTED};
+pub use secrets::{
+    Kek, KeyFile, KeyFileError, KeyFileLocation, KeyId, SecretsConfig, DEFAULT_KEY_FILE, KEY_LEN,
+};
 pub use service::ServiceConfig;
 pub use smtp::{check_address, SmtpConfig, SmtpRelay, SmtpSecurity};
 pub use telemetry::{TelemetryConfig, TelemetrySettings};
@@ -87,6 +91,7 @@ pub struct Config {
     pub upgrade: UpgradeConfig,
     pub audit: AuditConfig,
     pub backup: BackupConfig,
+    pub secrets: SecretsConfig,
     pub log: LogConfig,
 }
 
@@ -112,6 +117,8 @@ pub struct Settings {
     pub audit: AuditForwarding,
     /// Scheduled backups (`[backup]`).
     pub backup: BackupPolicy,
+    /// The key-encryption key file (`[secrets]`).
+    pub key_file: KeyFileLocation,
 }
 
 /// One thing wrong with the configuration.
@@ -273,6 +280,13 @@ fn validate(
         );
     }
 
+    let key_file = secrets::check(
+        &config.secrets,
+        &config.state_dir,
+        matches!(database, DatabaseTarget::External { .. }),
+        &mut problem,
+    );
+
     let Some(listen) = listen.filter(|_| problems.is_empty()) else {
         return Err(ConfigError { problems });
     };
@@ -287,6 +301,7 @@ fn validate(
         telemetry,
         audit,
         backup,
+        key_file,
     })
 }
 

@@ -40,6 +40,7 @@ pub async fn checks(settings: &Settings, runbooks: &Runbooks) -> Vec<Check> {
             super::backups::NAME,
             super::backups::DRILL_NAME,
             super::pitr::NAME,
+            super::secrets::NAME,
             "audit chain",
             "audit forwarding",
         ]
@@ -87,6 +88,7 @@ pub async fn checks(settings: &Settings, runbooks: &Runbooks) -> Vec<Check> {
     checks.push(super::backups::check(&client, settings, runbooks).await);
     checks.push(super::backups::drill(&client, runbooks).await);
     checks.push(super::pitr::check(&client, settings, database.pitr.as_ref(), runbooks).await);
+    checks.push(super::secrets::check(&client, settings, runbooks).await);
     checks.push(audit_chain(&client, runbooks).await);
     checks.push(forwarding(&client, settings, runbooks).await);
     drop(client);

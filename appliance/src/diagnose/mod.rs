@@ -8,6 +8,7 @@ mod certificate;
 mod database;
 mod host;
 mod pitr;
+mod secrets;
 
 pub use database::{reach, Reach};
 pub use host::{unit, UNIT};

@@ -74,11 +74,14 @@ pub enum ErrorCode {
     InvalidResetLink,
     /// The request names a host this server does not answer to.
     MisdirectedRequest,
+    /// This replica cannot seal a secret: its key file lacks the key in
+    /// force (a rotation elsewhere) or cannot be read.
+    SecretsUnavailable,
 }
 
 impl ErrorCode {
     /// Every code, for the documentation test.
-    pub const ALL: [ErrorCode; 43] = [
+    pub const ALL: [ErrorCode; 44] = [
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
@@ -122,6 +125,7 @@ impl ErrorCode {
         ErrorCode::ImportsBusy,
         ErrorCode::InvalidResetLink,
         ErrorCode::MisdirectedRequest,
+        ErrorCode::SecretsUnavailable,
     ];
 
     pub fn status(self) -> StatusCode {
@@ -138,7 +142,7 @@ impl ErrorCode {
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             DuplicateValue | SchemaConflict => StatusCode::CONFLICT,
-            CollectionBusy | QueryTimeout | ExportsBusy | ImportsBusy => {
+            CollectionBusy | QueryTimeout | ExportsBusy | ImportsBusy | SecretsUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ValidationFailed | PasswordPolicy | BatchFailed => StatusCode::UNPROCESSABLE_ENTITY,
@@ -251,6 +255,25 @@ const RETRY_DATABASE_SECS: u64 = 2;
 
 /// A database failure inside a request: logged with its detail, answered
 /// without it (the message is for operators, not callers).
+impl From<crate::secrets::VaultError> for ErrorBody {
+    fn from(e: crate::secrets::VaultError) -> ErrorBody {
+        match e {
+            crate::secrets::VaultError::Db(e) => ErrorBody::from(e),
+            other => {
+                tracing::error!(error = %other, "cannot seal a secret");
+                ErrorBody::new(
+                    ErrorCode::SecretsUnavailable,
+                    "this server cannot seal secrets: its key file (secrets.key_file) lacks the \
+                     key in force or cannot be read; nothing was changed. Try again through \
+                     another replica; an administrator copies the key file from the replica \
+                     that rotated the keys",
+                )
+                .retry_after(RETRY_DATABASE_SECS)
+            }
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for ErrorBody {
     fn from(e: tokio_postgres::Error) -> ErrorBody {
         crate::metrics::Metrics::shared().db_error(crate::db::error_kind(&e));

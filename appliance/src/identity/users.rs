@@ -91,6 +91,7 @@ pub async fn reset_mfa<C: Sql>(client: &C, id: i64) -> Result<bool, tokio_postgr
     let changed = client
         .execute(
             "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, \
+             totp_secret_sealed = NULL, totp_pending_secret_sealed = NULL, \
              totp_last_step = NULL, updated_at = now() WHERE id = $1",
             &[&id],
         )

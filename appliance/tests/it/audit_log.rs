@@ -184,7 +184,8 @@ async fn the_application_role_can_only_append_and_verify_names_tampered_entries(
     let (db, owner_dsn, app_dsn) = separate_roles().await;
     let config = AppConfig::new(&format!(
         "[database]\nurl = \"{app_dsn}\"\nmigration_url = \"{owner_dsn}\"\n"
-    ));
+    ))
+    .with_shared_key_file();
     let mut app = config.spawn();
     let addr = app.wait_ready();
     let token = crate::harness::api::setup_token(&mut app);

@@ -432,7 +432,8 @@ async fn external_restore_with_separate_roles_needs_the_owner_to_act_for_the_app
     let (db, owner_dsn, app_dsn) = crate::audit_log::separate_roles().await;
     let config = AppConfig::new(&format!(
         "[database]\nurl = \"{app_dsn}\"\nmigration_url = \"{owner_dsn}\"\n"
-    ));
+    ))
+    .with_shared_key_file();
     assert_eq!(config.run(&["migrate"]).code(), Some(0));
     // A collection's table belongs to the application role.
     as_superuser(

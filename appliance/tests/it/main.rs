@@ -42,6 +42,7 @@ mod rehearse;
 mod scheduled_backups;
 mod schema;
 mod secrets;
+mod secrets_at_rest;
 mod smoke;
 mod support_bundle;
 mod traces;

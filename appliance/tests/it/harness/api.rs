@@ -195,7 +195,8 @@ impl Site {
         Site::set_up(AppConfig::new(extra_toml), String::new()).await
     }
 
-    async fn set_up(config: AppConfig, db: String) -> Site {
+    /// A site with `config` on database `db` (of the shared cluster, or none).
+    pub async fn set_up(config: AppConfig, db: String) -> Site {
         let mut app = config.spawn();
         let addr = app.wait_ready();
         let token = setup_token(&mut app);

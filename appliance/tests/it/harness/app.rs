@@ -15,6 +15,35 @@ use super::open_tempdir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mogothrow77");
 
+/// One key-encryption key file for every external-database test of this
+/// run, made with `mogothrow77 key-file new`, the service user's.
+pub fn shared_key_file() -> PathBuf {
+    static FILE: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = open_tempdir();
+        let path = dir.path().join("secrets.key");
+        new_key_file(&path);
+        (dir, path)
+    })
+    .1
+    .clone()
+}
+
+/// Makes a key file at `path` with the binary, owned by the service user.
+pub fn new_key_file(path: &std::path::Path) {
+    let out = Command::new(BIN)
+        .args(["key-file", "new"])
+        .arg(path)
+        .output()
+        .expect("run mogothrow77 key-file new");
+    assert!(
+        out.status.success(),
+        "key-file new: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    super::give_to_service_user(path);
+}
+
 /// A configuration file plus environment for one run of the binary.
 pub struct AppConfig {
     pub dir: tempfile::TempDir,
@@ -44,9 +73,16 @@ impl AppConfig {
         }
     }
 
-    /// A config for an external database.
+    /// A config for an external database, with the key file every such
+    /// test shares (as replicas of one installation share theirs).
     pub fn external(dsn: &str, extra_toml: &str) -> AppConfig {
-        AppConfig::new(&format!("[database]\nurl = \"{dsn}\"\n{extra_toml}"))
+        AppConfig::new(&format!("[database]\nurl = \"{dsn}\"\n{extra_toml}")).with_shared_key_file()
+    }
+
+    /// Uses the key file every external-database test of this run shares.
+    pub fn with_shared_key_file(self) -> Self {
+        let path = shared_key_file();
+        self.env("MOGOTHROW77_SECRETS__KEY_FILE", &path.display().to_string())
     }
 
     /// Configures a certificate and a private key that does not belong to
