@@ -283,6 +283,33 @@ mod tests {
     }
 
     #[test]
+    fn the_key_file_is_named_in_the_secrets_table() {
+        let added = name_in_table(PACKAGED, "secrets", "key_file", None, "/v/secrets.key")
+            .expect("edit")
+            .expect("changed");
+        assert!(
+            added.ends_with("\n[secrets]\nkey_file = \"/v/secrets.key\"\n"),
+            "{added}"
+        );
+        assert_eq!(
+            name_in_table(&added, "secrets", "key_file", None, "/v/secrets.key").expect("again"),
+            None
+        );
+        let with_table = format!("{PACKAGED}\n[secrets]\n# key_file = \"/x\"\n");
+        let edited = name_in_table(&with_table, "secrets", "key_file", None, "/v/k")
+            .expect("edit")
+            .expect("changed");
+        assert!(
+            edited.contains("[secrets]\nkey_file = \"/v/k\"\n# key_file"),
+            "{edited}"
+        );
+        let other = format!("{PACKAGED}\n[secrets]\nkey_file = \"/etc/k\"\n");
+        let refused =
+            name_in_table(&other, "secrets", "key_file", None, "/v/k").expect_err("refused");
+        assert!(refused.contains("secrets.key_file already"), "{refused}");
+    }
+
+    #[test]
     fn url_files_are_checked() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("url");

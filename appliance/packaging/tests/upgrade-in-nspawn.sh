@@ -372,6 +372,11 @@ check external-install expect 0 "first-admin setup link" installer --database-ur
 check external-ready wait_ready
 check external-secret-private sh -c '[ "$(stat -c %a:%U:%G /etc/mogothrow77/secrets/database-url)" = 640:root:mogothrow77 ]'
 check external-config-names-it grep -q '^url_file = "/etc/mogothrow77/secrets/database-url"' /etc/mogothrow77/config.toml
+# The key-encryption key file an external database requires: made by the
+# installer in the state directory, the service user's, named in the config.
+check external-key-file-private sh -c '[ "$(stat -c %a:%U /var/lib/mogothrow77/secrets.key)" = 600:mogothrow77 ]'
+check external-config-names-key-file grep -q '^key_file = "/var/lib/mogothrow77/secrets.key"' /etc/mogothrow77/config.toml
+check external-secrets-sealed sh -c '[ "$(runuser -u postgres -- psql -p 5433 -d m77 -Atc "SELECT count(*) FROM server_keys WHERE key_sealed IS NOT NULL")" = 2 ]'
 check external-schema-in-external-db sh -c '[ "$(runuser -u postgres -- psql -p 5433 -d m77 -Atc "SELECT count(*) FROM refinery_schema_history")" -gt 0 ]'
 check external-no-managed-cluster sh -c '[ ! -e /var/lib/mogothrow77/postgres/PG_VERSION ]'
 check external-rerun-safe expect 0 "(unchanged)" installer --database-url-file /root/db-url

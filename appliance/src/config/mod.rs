@@ -390,6 +390,10 @@ mod tests {
             PathBuf::from(contracts::locations::STATE_DIR)
         );
         assert_eq!(
+            defaults.state_dir.join(DEFAULT_KEY_FILE),
+            PathBuf::from(contracts::locations::KEY_FILE)
+        );
+        assert_eq!(
             crate::tls::self_signed_paths(&defaults.state_dir).cert,
             defaults
                 .state_dir
