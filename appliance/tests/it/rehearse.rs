@@ -4,11 +4,17 @@
 use crate::harness::app::AppConfig;
 use crate::harness::pg::shared;
 
-/// Makes a fully migrated database look like one six migrations behind:
-/// V14 (the audit chain head's trigger function), V13 (scheduled backups), V12 (audit forwarding cursors), V11 (password reset links), V10 (the
+/// Makes a fully migrated database look like one seven migrations behind:
+/// V15 (sealed secret columns), V14 (the audit chain head's trigger function), V13 (scheduled backups), V12 (audit forwarding cursors), V11 (password reset links), V10 (the
 /// backups table) and V9 (jobs.trace_parent, which locks an existing table)
 /// are undone. When a migration is added, undo it here too.
-const UNDO_NEWEST_MIGRATIONS: &str = "CREATE OR REPLACE FUNCTION audit_chain_head_moves_forward() \
+const UNDO_NEWEST_MIGRATIONS: &str = "DROP TABLE secrets_key; \
+     ALTER TABLE webhooks DROP COLUMN secret_sealed, DROP COLUMN previous_secret_sealed; \
+     ALTER TABLE users DROP COLUMN totp_secret_sealed, DROP COLUMN totp_pending_secret_sealed; \
+     ALTER TABLE server_keys DROP COLUMN key_sealed, DROP COLUMN previous_key, \
+     DROP COLUMN previous_key_sealed, DROP COLUMN previous_until, DROP COLUMN active_from, \
+     DROP COLUMN rotated_at; \
+     CREATE OR REPLACE FUNCTION audit_chain_head_moves_forward() \
      RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
      IF TG_OP = 'UPDATE' AND NEW.id AND NEW.seq = OLD.seq + 1 THEN RETURN NEW; END IF; \
      RAISE EXCEPTION 'the audit chain head only moves forward, one entry per append' \
@@ -80,7 +86,7 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
     let done = config.run(&["migrate", "--rehearse"]);
     assert_eq!(done.code(), Some(0), "{}", done.all());
     assert!(
-        done.stdout.contains("schema level 8 → 14"),
+        done.stdout.contains("schema level 8 → 15"),
         "{}",
         done.stdout
     );
@@ -116,10 +122,10 @@ async fn rehearsal_times_each_migration_reports_its_locks_and_leaves_the_databas
         .find(|v| v.get("migrations").is_some())
         .unwrap_or_else(|| panic!("no report in {}", json.stdout));
     assert_eq!(report["schema_level"], 8);
-    assert_eq!(report["target_level"], 14);
+    assert_eq!(report["target_level"], 15);
     assert!(report["database_bytes"].as_i64().unwrap_or(0) > 0);
     let migrations = report["migrations"].as_array().expect("migrations");
-    assert_eq!(migrations.len(), 6, "{report}");
+    assert_eq!(migrations.len(), 7, "{report}");
     assert_eq!(migrations[1]["version"], 10);
     assert_eq!(
         migrations[1]["locks"],
