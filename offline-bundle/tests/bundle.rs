@@ -584,3 +584,55 @@ fn framing_outside_the_signature_is_refused() {
     let err = expect_refused(&nested, &[keys.public()], &Limits::default());
     assert!(err.to_string().contains("zip archive inside"), "{err}");
 }
+
+/// Generative: a bundle with bytes flipped, dropped, repeated or inserted
+/// anywhere is refused, leaving nothing unpacked — or, when the change is
+/// outside everything signed and framed, unpacks exactly the signed files.
+/// Never a panic (the reader is fed by whoever carries the bundle in).
+#[test]
+fn generative_a_mutated_bundle_is_refused_or_unpacks_exactly_what_was_signed() {
+    let keys = Keys::generate();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = good_bundle(&keys, dir.path());
+    let original = fs::read(&bundle).expect("read");
+    let candidate = dir.path().join("candidate.zip");
+    let public = [keys.public()];
+    let case = std::cell::Cell::new(0u32);
+    generative::run(
+        "bundle",
+        &[&original],
+        &[
+            b"PK\x03\x04",
+            b"PK\x01\x02",
+            b"PK\x05\x06",
+            b"../",
+            b"\0",
+            b"\xff\xff\xff\xff",
+        ],
+        |_, bytes| {
+            case.set(case.get() + 1);
+            fs::write(&candidate, bytes).expect("write");
+            let dest = dir.path().join(format!("out-{}", case.get()));
+            match open(&candidate, &public, Some(&dest), &Limits::default()) {
+                Err(e) => {
+                    assert!(!e.to_string().is_empty());
+                    assert!(
+                        !dest.exists(),
+                        "nothing unpacked from a refused bundle: {e}"
+                    );
+                }
+                Ok(verified) => {
+                    for (name, content) in [
+                        ("packages/app.deb", b"pretend this is a package".repeat(100)),
+                        ("docs/install.md", b"# Install\n".to_vec()),
+                        ("compat.toml", b"[release]\n".to_vec()),
+                    ] {
+                        let path = verified.path(name).expect("listed");
+                        assert_eq!(fs::read(path).expect("unpacked"), content, "{name}");
+                    }
+                    fs::remove_dir_all(&dest).expect("clean");
+                }
+            }
+        },
+    );
+}

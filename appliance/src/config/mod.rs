@@ -378,6 +378,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn generative_any_configuration_file_loads_or_is_refused_naming_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        let example = "listen = \"0.0.0.0:8443\"\nstate_dir = \"/var/lib/m77\"\n\n[tls]\n\
+                       hostnames = [\"records.example.com\"]\n\n[database]\npool_size = 16\n\
+                       slow_statement_ms = 500\n\n[backup]\nschedule = \"daily 02:30\"\nkeep = 7\n\n\
+                       [log]\nlevel = \"info\"\n";
+        generative::run(
+            "configuration file",
+            &[example.as_bytes(), DEFAULTS_TOML.as_bytes()],
+            &[
+                b"[",
+                b"]",
+                b"=",
+                b"\"",
+                b"'",
+                b"\n",
+                b"#",
+                b"-1",
+                b"18446744073709551616",
+                b"1e309",
+                b"true",
+                b"[api]",
+                b"[secrets]\nkey_file = \"rel\"\n",
+                b"url = \"x\"",
+                b"{ a = 1 }",
+                b"\\u0000",
+                b"every 0h",
+                b"daily 25:61",
+            ],
+            |_, input| {
+                std::fs::write(&path, input).expect("write");
+                if let Err(e) = Settings::load(Some(&path)) {
+                    assert!(!e.problems.is_empty());
+                    for p in &e.problems {
+                        assert!(!p.key.is_empty() && !p.message.is_empty(), "{p}");
+                    }
+                }
+            },
+        );
+    }
+
+    #[test]
     fn the_defaults_are_the_ones_the_tools_assume() {
         // The installer and the upgrade tool read a configuration file that
         // may leave these out (contracts::locations).

@@ -256,6 +256,38 @@ mod tests {
     }
 
     #[test]
+    fn generative_any_key_file_parses_or_is_refused_without_its_keys() {
+        let good = KeyFile {
+            keys: vec![key(3), key(4)],
+        }
+        .render();
+        let encoded = [
+            URL_SAFE_NO_PAD.encode([3u8; KEY_LEN]),
+            URL_SAFE_NO_PAD.encode([4u8; KEY_LEN]),
+        ];
+        generative::run(
+            "key file",
+            &[good.as_bytes(), b"abcdef0123456789 AAAA\n"],
+            &[b" ", b"\n", b"#", b"\t", b"0", b"f", b"=", b"\xc3\xa9"],
+            |_, input| {
+                let text = String::from_utf8_lossy(input);
+                match KeyFile::parse(&text, "f") {
+                    Ok(file) => {
+                        assert!(!file.keys.is_empty());
+                        assert_eq!(KeyFile::parse(&file.render(), "f"), Ok(file));
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        for k in &encoded {
+                            assert!(!message.contains(k.as_str()), "{message}");
+                        }
+                    }
+                }
+            },
+        );
+    }
+
+    #[test]
     fn an_external_database_needs_the_file() {
         let mut problems = Vec::new();
         let location = check(

@@ -270,4 +270,31 @@ mod tests {
         assert_eq!(keys.open_cursor("audit:x", &forged), None);
         assert_eq!(keys.open_cursor("audit:x", "garbage"), None);
     }
+
+    #[test]
+    fn generative_cursors_open_only_what_was_sealed_here() {
+        let keys = ServerKeys::ephemeral();
+        let sealed = [
+            keys.seal_cursor("records:7", "42"),
+            keys.seal_cursor("records:7", "{\"after\":[\"x\",1]}"),
+        ];
+        let corpus: Vec<&[u8]> = sealed.iter().map(|c| c.as_bytes()).collect();
+        generative::run(
+            "cursor",
+            &corpus,
+            &[b".", b"=", b"-", b"_", b"+", b"/", b"\xff"],
+            |_, input| {
+                let text = String::from_utf8_lossy(input);
+                // Whatever opens is exactly a cursor sealed here.
+                if let Some(payload) = keys.open_cursor("records:7", &text) {
+                    assert_eq!(keys.seal_cursor("records:7", &payload), text);
+                }
+                assert_eq!(keys.open_cursor("records:8", &text), None);
+                // Any payload comes back from its cursor, for its purpose only.
+                let cursor = keys.seal_cursor("audit", &text);
+                assert_eq!(keys.open_cursor("audit", &cursor).as_deref(), Some(&*text));
+                assert_eq!(keys.open_cursor("audit:", &cursor), None);
+            },
+        );
+    }
 }

@@ -7,6 +7,8 @@
 pub mod export;
 pub mod filter;
 pub mod import;
+#[cfg(test)]
+mod import_generative;
 pub mod page;
 pub mod query;
 pub mod reserved;

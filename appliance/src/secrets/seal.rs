@@ -132,6 +132,24 @@ mod tests {
     }
 
     #[test]
+    fn generative_sealed_values_open_only_unaltered() {
+        let a = kek(5);
+        let sealed = seal(&a, "users.totp_secret:1", b"0123456789abcdefghij");
+        generative::run("sealed value", &[&sealed], &[&[1], &[0]], |_, input| {
+            match open(&a, "users.totp_secret:1", input) {
+                // Only the value as sealed opens (GCM's tag covers every byte).
+                Ok(plain) => {
+                    assert_eq!(plain, b"0123456789abcdefghij");
+                    assert_eq!(input, &sealed[..]);
+                }
+                Err(_) => assert_ne!(input, &sealed[..]),
+            }
+            let again = seal(&a, "p", input);
+            assert_eq!(open(&a, "p", &again).as_deref(), Ok(input));
+        });
+    }
+
+    #[test]
     fn malformed_values_are_refused_without_panicking() {
         let a = kek(1);
         for bad in [&b""[..], &[1], &[2, 0], &[1, 16, b'a'], &[1; 40]] {

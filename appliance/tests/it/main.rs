@@ -24,6 +24,7 @@ mod demo;
 mod diagnose;
 mod encrypted_backups;
 mod exports;
+mod generative_api;
 mod http_surface;
 mod identity;
 mod imports;

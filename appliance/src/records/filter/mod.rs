@@ -138,6 +138,8 @@
 
 mod ast;
 mod error;
+#[cfg(test)]
+mod generative;
 mod oracle;
 mod parse;
 mod sql;
