@@ -94,18 +94,18 @@ async fn read<C: Sql>(client: &C) -> Result<KeySet, KeysError> {
             &[&&NAMES[..]],
         )
         .await?;
-    let mut rings = Vec::new();
-    for name in NAMES {
-        let Some(row) = rows.iter().find(|r| r.get::<_, &str>(0) == name) else {
-            // `load` makes both rows at start.
-            return Err(KeysError::Missing(name));
-        };
+    let ring = |name: &'static str| -> Result<Ring, KeysError> {
+        // `load` makes both rows at start.
+        let row = rows
+            .iter()
+            .find(|r| r.get::<_, &str>(0) == name)
+            .ok_or(KeysError::Missing(name))?;
         let key: Vec<u8> = row.get(1);
         let previous: Option<Vec<u8>> = row.get(2);
         let active: bool = row.get(3);
         let previous_verifies: bool = row.get(4);
         let current = hmac::Key::new(hmac::HMAC_SHA256, &key);
-        let ring = match previous {
+        Ok(match previous {
             Some(p) if !active || previous_verifies => {
                 let previous = hmac::Key::new(hmac::HMAC_SHA256, &p);
                 Ring {
@@ -118,14 +118,12 @@ async fn read<C: Sql>(client: &C) -> Result<KeySet, KeysError> {
                 }
             }
             _ => Ring::single(&key),
-        };
-        rings.push(ring);
-    }
-    let mut rings = rings.into_iter();
-    match (rings.next(), rings.next()) {
-        (Some(csrf), Some(cursor)) => Ok(KeySet { csrf, cursor }),
-        _ => unreachable!("one ring per name"),
-    }
+        })
+    };
+    Ok(KeySet {
+        csrf: ring(NAMES[0])?,
+        cursor: ring(NAMES[1])?,
+    })
 }
 
 /// Rotates the CSRF and cursor keys, in the caller's transaction: the
